@@ -1,0 +1,117 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "twinflow",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "devbroker", targets: ["devbroker"]),
+        .executable(name: "kafka-bench", targets: ["kafka-bench"]),
+        .library(name: "TwinflowKafka", targets: ["TwinflowKafka"]),
+        .library(name: "TwinflowCodec", targets: ["TwinflowCodec"]),
+        .library(name: "TwinflowRuntime", targets: ["TwinflowRuntime"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+    ],
+    targets: [
+        // MARK: Shared modules
+
+        .systemLibrary(
+            name: "CRDKafka",
+            path: "Shared/CRDKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]
+        ),
+        .target(
+            name: "TwinflowKafka",
+            dependencies: [
+                "CRDKafka",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Shared/TwinflowKafka",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TwinflowCodec",
+            dependencies: ["TwinflowKafka"],
+            path: "Shared/TwinflowCodec",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TwinflowRuntime",
+            dependencies: [
+                "TwinflowKafka",
+                "TwinflowCodec",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            path: "Shared/TwinflowRuntime",
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Executables
+
+        .executableTarget(
+            name: "devbroker",
+            dependencies: [
+                "TwinflowKafka",
+                "TwinflowCodec",
+                "TwinflowRuntime",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Services/devbroker",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "kafka-bench",
+            dependencies: [
+                "TwinflowKafka",
+                "TwinflowRuntime",
+            ],
+            path: "Benchmarks/kafka-bench",
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Tests
+
+        .testTarget(
+            name: "TwinflowCodecTests",
+            dependencies: ["TwinflowCodec"],
+            path: "Tests/TwinflowCodecTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TwinflowKafkaTests",
+            dependencies: ["TwinflowKafka"],
+            path: "Tests/TwinflowKafkaTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TwinflowKafkaIntegrationTests",
+            dependencies: ["TwinflowKafka", "TwinflowCodec", "TwinflowRuntime"],
+            path: "Tests/TwinflowKafkaIntegrationTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TwinflowRuntimeTests",
+            dependencies: [
+                "TwinflowRuntime",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            path: "Tests/TwinflowRuntimeTests",
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

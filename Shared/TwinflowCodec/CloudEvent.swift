@@ -1,0 +1,153 @@
+import TwinflowKafka
+
+/// The context attributes of a CloudEvents 1.0 event, with the two extensions Twinflow sets:
+/// `traceparent` (W3C trace context) and `sequence` (per twin, increasing).
+public struct CloudEventAttributes: Sendable, Hashable {
+    public var specVersion: String
+    public var id: String
+    public var type: String
+    public var source: String
+    public var subject: String?
+    public var time: String?
+    public var dataContentType: String?
+    public var dataSchema: String?
+    public var traceparent: String?
+    public var sequence: String?
+
+    public init(
+        id: String,
+        type: String,
+        source: String,
+        subject: String? = nil,
+        time: String? = nil,
+        dataContentType: String? = "application/json",
+        dataSchema: String? = nil,
+        traceparent: String? = nil,
+        sequence: String? = nil,
+        specVersion: String = "1.0"
+    ) {
+        self.specVersion = specVersion
+        self.id = id
+        self.type = type
+        self.source = source
+        self.subject = subject
+        self.time = time
+        self.dataContentType = dataContentType
+        self.dataSchema = dataSchema
+        self.traceparent = traceparent
+        self.sequence = sequence
+    }
+
+    /// Attribute name and value pairs, required first, as CloudEvents names them.
+    var named: [(String, String)] {
+        var pairs: [(String, String)] = [("specversion", specVersion), ("id", id), ("type", type), ("source", source)]
+        if let subject { pairs.append(("subject", subject)) }
+        if let time { pairs.append(("time", time)) }
+        if let dataContentType { pairs.append(("datacontenttype", dataContentType)) }
+        if let dataSchema { pairs.append(("dataschema", dataSchema)) }
+        if let traceparent { pairs.append(("traceparent", traceparent)) }
+        if let sequence { pairs.append(("sequence", sequence)) }
+        return pairs
+    }
+
+    init(named lookup: (String) throws(CodecError) -> String?, field: (String) -> String) throws(CodecError) {
+        func required(_ name: String) throws(CodecError) -> String {
+            guard let value = try lookup(name), !value.isEmpty else { throw .missing(field(name)) }
+            return value
+        }
+        self.specVersion = try required("specversion")
+        guard specVersion == "1.0" else {
+            throw CodecError(field: field("specversion"), reason: "must be 1.0, found \(specVersion)")
+        }
+        self.id = try required("id")
+        self.type = try required("type")
+        self.source = try required("source")
+        self.subject = try lookup("subject")
+        self.time = try lookup("time")
+        self.dataContentType = try lookup("datacontenttype")
+        self.dataSchema = try lookup("dataschema")
+        self.traceparent = try lookup("traceparent")
+        self.sequence = try lookup("sequence")
+    }
+}
+
+/// A CloudEvent in structured JSON mode, the form of ADT's change notifications on Event Grid
+/// (`eventgrid.twin-events`): one JSON object holding the attributes and `data`.
+public struct CloudEvent: Sendable, Hashable {
+    public static let contentType = "application/cloudevents+json"
+
+    public var attributes: CloudEventAttributes
+    public var data: JSONValue?
+
+    public init(attributes: CloudEventAttributes, data: JSONValue?) {
+        self.attributes = attributes
+        self.data = data
+    }
+
+    public var json: JSONValue {
+        var object: [String: JSONValue] = [:]
+        for (name, value) in attributes.named { object[name] = .string(value) }
+        if let data { object["data"] = data }
+        return .object(object)
+    }
+
+    public init(decoding bytes: [UInt8]?) throws(CodecError) {
+        let object = try JSONValue.parseObject(bytes, what: "the CloudEvent")
+        self.attributes = try CloudEventAttributes(
+            named: { (name: String) throws(CodecError) -> String? in try object.optionalString(name, in: "$") },
+            field: { $0 }
+        )
+        self.data = object["data"]
+    }
+
+    public init(decoding message: KafkaConsumerMessage) throws(CodecError) {
+        try self.init(decoding: message.value)
+    }
+
+    /// The Kafka message: the JSON object as value, `content-type: application/cloudevents+json`.
+    public func kafkaMessage(topic: String, key: String) -> KafkaProducerMessage {
+        KafkaProducerMessage(
+            topic: topic,
+            key: key,
+            value: json.serialized(),
+            headers: [KafkaHeader(key: "content-type", string: Self.contentType)]
+        )
+    }
+}
+
+/// A CloudEvent in the Kafka protocol binding's binary mode, the form of telemetry on Event Hubs
+/// (`eventhub.telemetry`): the value is only the data, exactly as sent; each attribute travels in a
+/// `ce_<name>` header and the data's content type in `content-type`.
+public struct BinaryCloudEvent: Sendable, Hashable {
+    public static let headerPrefix = "ce_"
+
+    public var attributes: CloudEventAttributes
+    public var data: [UInt8]
+
+    public init(attributes: CloudEventAttributes, data: [UInt8]) {
+        self.attributes = attributes
+        self.data = data
+    }
+
+    public func kafkaMessage(topic: String, key: String) -> KafkaProducerMessage {
+        var headers: [KafkaHeader] = []
+        for (name, value) in attributes.named where name != "datacontenttype" {
+            headers.append(KafkaHeader(key: Self.headerPrefix + name, string: value))
+        }
+        if let contentType = attributes.dataContentType {
+            headers.append(KafkaHeader(key: "content-type", string: contentType))
+        }
+        return KafkaProducerMessage(topic: topic, key: key, value: data, headers: headers)
+    }
+
+    public init(decoding message: KafkaConsumerMessage) throws(CodecError) {
+        let headers = message.headers
+        self.attributes = try CloudEventAttributes(
+            named: { (name: String) throws(CodecError) -> String? in
+                name == "datacontenttype" ? headers.string(for: "content-type") : headers.string(for: Self.headerPrefix + name)
+            },
+            field: { "header \(Self.headerPrefix)\($0)" }
+        )
+        self.data = message.value ?? []
+    }
+}

@@ -1,0 +1,274 @@
+/// An RFC 6902 JSON Patch: a list of operations applied in order, all or nothing.
+public struct JSONPatch: Sendable, Hashable {
+    public enum Operation: Sendable, Hashable {
+        case add(path: JSONPointer, value: JSONValue)
+        case remove(path: JSONPointer)
+        case replace(path: JSONPointer, value: JSONValue)
+        case move(from: JSONPointer, path: JSONPointer)
+        case copy(from: JSONPointer, path: JSONPointer)
+        case test(path: JSONPointer, value: JSONValue)
+
+        public var name: String {
+            switch self {
+            case .add: "add"
+            case .remove: "remove"
+            case .replace: "replace"
+            case .move: "move"
+            case .copy: "copy"
+            case .test: "test"
+            }
+        }
+
+        /// The location this operation writes or checks.
+        public var path: JSONPointer {
+            switch self {
+            case .add(let path, _), .remove(let path), .replace(let path, _), .move(_, let path), .copy(_, let path),
+                .test(let path, _):
+                path
+            }
+        }
+    }
+
+    public var operations: [Operation]
+
+    public init(_ operations: [Operation]) {
+        self.operations = operations
+    }
+}
+
+// MARK: - Decoding and encoding
+
+extension JSONPatch {
+    /// Reads a patch from its JSON form, an array of operation objects.
+    public init(json: JSONValue, field: String = "patch") throws(CodecError) {
+        guard case .array(let elements) = json else {
+            throw .wrongType(field, expected: "an array of operations", found: json)
+        }
+        var operations: [Operation] = []
+        operations.reserveCapacity(elements.count)
+        for (index, element) in elements.enumerated() {
+            operations.append(try Operation(json: element, field: "\(field)[\(index)]"))
+        }
+        self.operations = operations
+    }
+
+    /// The JSON form, an array of operation objects.
+    public var json: JSONValue { .array(operations.map(\.json)) }
+}
+
+extension JSONPatch.Operation {
+    init(json: JSONValue, field: String) throws(CodecError) {
+        guard case .object(let object) = json else {
+            throw .wrongType(field, expected: "an operation object", found: json)
+        }
+        func pointer(_ member: String) throws(CodecError) -> JSONPointer {
+            guard let value = object[member] else { throw .missing("\(field).\(member)") }
+            guard case .string(let text) = value else { throw .wrongType("\(field).\(member)", expected: "a string", found: value) }
+            do {
+                return try JSONPointer(text)
+            } catch {
+                throw CodecError(field: "\(field).\(member)", reason: error.reason)
+            }
+        }
+        func value() throws(CodecError) -> JSONValue {
+            guard let value = object["value"] else { throw .missing("\(field).value") }
+            return value
+        }
+        guard let opValue = object["op"] else { throw .missing("\(field).op") }
+        guard case .string(let op) = opValue else { throw .wrongType("\(field).op", expected: "a string", found: opValue) }
+        switch op {
+        case "add": self = .add(path: try pointer("path"), value: try value())
+        case "remove": self = .remove(path: try pointer("path"))
+        case "replace": self = .replace(path: try pointer("path"), value: try value())
+        case "move": self = .move(from: try pointer("from"), path: try pointer("path"))
+        case "copy": self = .copy(from: try pointer("from"), path: try pointer("path"))
+        case "test": self = .test(path: try pointer("path"), value: try value())
+        default:
+            throw CodecError(field: "\(field).op", reason: "unknown operation '\(op)'")
+        }
+    }
+
+    public var json: JSONValue {
+        switch self {
+        case .add(let path, let value): ["op": "add", "path": .string(path.description), "value": value]
+        case .remove(let path): ["op": "remove", "path": .string(path.description)]
+        case .replace(let path, let value): ["op": "replace", "path": .string(path.description), "value": value]
+        case .move(let from, let path): ["op": "move", "from": .string(from.description), "path": .string(path.description)]
+        case .copy(let from, let path): ["op": "copy", "from": .string(from.description), "path": .string(path.description)]
+        case .test(let path, let value): ["op": "test", "path": .string(path.description), "value": value]
+        }
+    }
+}
+
+// MARK: - Applying
+
+extension JSONPatch {
+    /// Applies every operation in order and returns the result; on any failure the document is
+    /// left as it was and the error names the operation (`patch[2]`) and why.
+    public func apply(to document: JSONValue) throws(CodecError) -> JSONValue {
+        var result = document
+        for (index, operation) in operations.enumerated() {
+            do {
+                try operation.apply(to: &result)
+            } catch {
+                throw CodecError(field: "patch[\(index)]", reason: error.reason)
+            }
+        }
+        return result
+    }
+}
+
+extension JSONPatch.Operation {
+    func apply(to document: inout JSONValue) throws(CodecError) {
+        switch self {
+        case .add(let path, let value):
+            try document.insert(value, at: path)
+        case .remove(let path):
+            _ = try document.remove(at: path)
+        case .replace(let path, let value):
+            guard document.value(at: path) != nil else {
+                throw CodecError(field: "path", reason: "'\(path)' does not exist")
+            }
+            if path.isRoot {
+                document = value
+            } else {
+                _ = try document.remove(at: path)
+                try document.insert(value, at: path)
+            }
+        case .move(let from, let path):
+            guard from != path else {
+                guard document.value(at: from) != nil else { throw CodecError(field: "from", reason: "'\(from)' does not exist") }
+                return
+            }
+            guard !path.isDescendant(of: from) else {
+                throw CodecError(field: "path", reason: "cannot move '\(from)' into its own child '\(path)'")
+            }
+            let value = try document.remove(at: from, field: "from")
+            try document.insert(value, at: path)
+        case .copy(let from, let path):
+            guard let value = document.value(at: from) else {
+                throw CodecError(field: "from", reason: "'\(from)' does not exist")
+            }
+            try document.insert(value, at: path)
+        case .test(let path, let value):
+            guard let actual = document.value(at: path) else {
+                throw CodecError(field: "path", reason: "'\(path)' does not exist")
+            }
+            guard actual == value else {
+                throw CodecError(field: "value", reason: "test failed: '\(path)' is \(actual.jsonString()), not \(value.jsonString())")
+            }
+        }
+    }
+}
+
+extension JSONValue {
+    /// RFC 6902 `add`: sets an object member, or inserts into an array (`-` appends).
+    mutating func insert(_ value: JSONValue, at pointer: JSONPointer) throws(CodecError) {
+        guard let last = pointer.tokens.last else {
+            self = value
+            return
+        }
+        try modify(at: pointer.parent, field: "path") { (parent: inout JSONValue) throws(CodecError) in
+            switch parent {
+            case .object(var object):
+                parent = .null
+                object[last] = value
+                parent = .object(object)
+            case .array(var array):
+                let index: Int
+                if last == "-" {
+                    index = array.count
+                } else {
+                    guard let parsed = JSONValue.arrayIndex(last, count: array.count) else {
+                        throw CodecError(field: "path", reason: "'\(last)' is not an array index in '\(pointer)'")
+                    }
+                    guard parsed <= array.count else {
+                        throw CodecError(field: "path", reason: "index \(parsed) is out of bounds in '\(pointer)'")
+                    }
+                    index = parsed
+                }
+                parent = .null
+                array.insert(value, at: index)
+                parent = .array(array)
+            default:
+                throw CodecError(field: "path", reason: "'\(pointer.parent)' is a \(parent.typeName), not an object or array")
+            }
+        }
+    }
+
+    /// RFC 6902 `remove`: removes and returns the value at `pointer`.
+    mutating func remove(at pointer: JSONPointer, field: String = "path") throws(CodecError) -> JSONValue {
+        guard let last = pointer.tokens.last else {
+            throw CodecError(field: field, reason: "cannot remove the whole document")
+        }
+        var removed: JSONValue = .null
+        try modify(at: pointer.parent, field: field) { (parent: inout JSONValue) throws(CodecError) in
+            switch parent {
+            case .object(var object):
+                guard let value = object.removeValue(forKey: last) else {
+                    throw CodecError(field: field, reason: "'\(pointer)' does not exist")
+                }
+                removed = value
+                parent = .object(object)
+            case .array(var array):
+                guard let index = JSONValue.arrayIndex(last, count: array.count), index < array.count else {
+                    throw CodecError(field: field, reason: "'\(pointer)' does not exist")
+                }
+                parent = .null
+                removed = array.remove(at: index)
+                parent = .array(array)
+            default:
+                throw CodecError(field: field, reason: "'\(pointer)' does not exist")
+            }
+        }
+        return removed
+    }
+
+    /// Calls `body` with the value at `pointer`, in place.
+    private mutating func modify(
+        at pointer: JSONPointer,
+        field: String,
+        _ body: (inout JSONValue) throws(CodecError) -> Void
+    ) throws(CodecError) {
+        try modify(tokens: pointer.tokens[...], pointer: pointer, field: field, body)
+    }
+
+    private mutating func modify(
+        tokens: ArraySlice<String>,
+        pointer: JSONPointer,
+        field: String,
+        _ body: (inout JSONValue) throws(CodecError) -> Void
+    ) throws(CodecError) {
+        guard let token = tokens.first else {
+            try body(&self)
+            return
+        }
+        switch self {
+        case .object(var object):
+            guard var child = object[token] else {
+                throw CodecError(field: field, reason: "'\(pointer)' does not exist")
+            }
+            self = .null
+            object[token] = nil
+            defer {
+                object[token] = child
+                self = .object(object)
+            }
+            try child.modify(tokens: tokens.dropFirst(), pointer: pointer, field: field, body)
+        case .array(var array):
+            guard let index = JSONValue.arrayIndex(token, count: array.count), index < array.count else {
+                throw CodecError(field: field, reason: "'\(pointer)' does not exist")
+            }
+            self = .null
+            var child = array[index]
+            array[index] = .null
+            defer {
+                array[index] = child
+                self = .array(array)
+            }
+            try child.modify(tokens: tokens.dropFirst(), pointer: pointer, field: field, body)
+        default:
+            throw CodecError(field: field, reason: "'\(pointer)' does not exist")
+        }
+    }
+}

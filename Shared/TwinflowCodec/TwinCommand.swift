@@ -1,0 +1,97 @@
+import TwinflowKafka
+
+/// A call to the twin service over Kafka (topic `twins.commands`, key = twin ID): update a twin with a
+/// JSON Patch (ADT's UpdateDigitalTwin), publish telemetry for it (PublishTelemetry), or both.
+///
+/// JSON form:
+/// `{"id":"…","twinId":"thermo_0001","patch":[…],"telemetry":{…},"component":"…","sourceTime":"…",`
+/// `"causationId":"…","hop":0,"traceparent":"00-…"}`; `patch` or `telemetry` (or both) must be present.
+public struct TwinCommand: Sendable, Hashable {
+    /// The idempotency id: a command whose id was seen before changes nothing.
+    public var id: String
+    public var twinID: String
+    public var patch: JSONPatch?
+    /// The telemetry payload, published as sent.
+    public var telemetry: JSONValue?
+    /// The component the telemetry belongs to, if not the twin itself.
+    public var component: String?
+    /// When the data was observed at its source (ADT's `sourceTime`).
+    public var sourceTime: String?
+    /// The id of the event that caused this command (for propagated updates).
+    public var causationID: String?
+    /// How many propagation steps led here: 0 for a command from a device.
+    public var hop: Int
+    /// W3C trace context of whatever caused the command.
+    public var traceparent: String?
+
+    public init(
+        id: String,
+        twinID: String,
+        patch: JSONPatch? = nil,
+        telemetry: JSONValue? = nil,
+        component: String? = nil,
+        sourceTime: String? = nil,
+        causationID: String? = nil,
+        hop: Int = 0,
+        traceparent: String? = nil
+    ) {
+        self.id = id
+        self.twinID = twinID
+        self.patch = patch
+        self.telemetry = telemetry
+        self.component = component
+        self.sourceTime = sourceTime
+        self.causationID = causationID
+        self.hop = hop
+        self.traceparent = traceparent
+    }
+
+    public init(decoding bytes: [UInt8]?) throws(CodecError) {
+        let object = try JSONValue.parseObject(bytes, what: "the twin command")
+        self.id = try object.requiredString("id", in: "$")
+        self.twinID = try object.requiredString("twinId", in: "$")
+        switch object["patch"] {
+        case nil, .null?: self.patch = nil
+        case let json?: self.patch = try JSONPatch(json: json, field: "patch")
+        }
+        switch object["telemetry"] {
+        case nil, .null?: self.telemetry = nil
+        case let json?: self.telemetry = json
+        }
+        guard patch != nil || telemetry != nil else {
+            throw CodecError(field: "patch", reason: "a command needs a patch, telemetry or both")
+        }
+        self.component = try object.optionalString("component", in: "$")
+        self.sourceTime = try object.optionalString("sourceTime", in: "$")
+        self.causationID = try object.optionalString("causationId", in: "$")
+        self.traceparent = try object.optionalString("traceparent", in: "$")
+        switch object["hop"] {
+        case nil, .null?: self.hop = 0
+        case let value?:
+            guard let hop = value.integerValue, hop >= 0 else {
+                throw .wrongType("hop", expected: "a non-negative integer", found: value)
+            }
+            self.hop = Int(hop)
+        }
+    }
+
+    public init(decoding message: KafkaConsumerMessage) throws(CodecError) {
+        try self.init(decoding: message.value)
+    }
+
+    public var json: JSONValue {
+        var object: [String: JSONValue] = ["id": .string(id), "twinId": .string(twinID), "hop": .integer(Int64(hop))]
+        if let patch { object["patch"] = patch.json }
+        if let telemetry { object["telemetry"] = telemetry }
+        if let component { object["component"] = .string(component) }
+        if let sourceTime { object["sourceTime"] = .string(sourceTime) }
+        if let causationID { object["causationId"] = .string(causationID) }
+        if let traceparent { object["traceparent"] = .string(traceparent) }
+        return .object(object)
+    }
+
+    /// The Kafka message for `topic`, keyed by twin ID so a twin's commands stay in order.
+    public func kafkaMessage(topic: String) -> KafkaProducerMessage {
+        KafkaProducerMessage(topic: topic, key: twinID, value: json.serialized())
+    }
+}

@@ -1,0 +1,117 @@
+import Synchronization
+
+/// Matches delivery reports to the sends waiting for them.
+///
+/// Every send (one message or a batch) gets an id; each of its messages carries that id as its
+/// librdkafka opaque. The poll thread completes messages as their reports arrive; the send resumes
+/// when the last one of its messages is reported.
+final class DeliveryTracker: Sendable {
+    typealias Outcome = Result<KafkaDeliveryReport?, KafkaError>
+
+    private struct Pending {
+        var remaining: Int
+        var firstError: KafkaError?
+        var lastReport: KafkaDeliveryReport?
+        var continuation: CheckedContinuation<Outcome, Never>?
+
+        var result: Outcome {
+            if let firstError { return .failure(firstError) }
+            return .success(lastReport)
+        }
+    }
+
+    private struct State {
+        var nextID: UInt64 = 1
+        var pending: [UInt64: Pending] = [:]
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+
+    /// Starts tracking `count` messages; returns the id their opaque must carry.
+    func begin(count: Int) throws(KafkaError) -> UInt64 {
+        let id: UInt64? = state.withLock { state in
+            guard !state.closed else { return nil }
+            let id = state.nextID
+            state.nextID += 1
+            state.pending[id] = Pending(remaining: count)
+            return id
+        }
+        guard let id else { throw KafkaError(code: .clientClosed, message: "the producer is shut down") }
+        return id
+    }
+
+    /// Records the outcome of one message of send `id`.
+    func complete(_ id: UInt64, _ outcome: Outcome) {
+        complete([(id, outcome)])
+    }
+
+    /// Records the outcomes of many messages under one lock, as one delivery-report event brings them.
+    func complete(_ outcomes: some Sequence<(UInt64, Outcome)>) {
+        var toResume: [(CheckedContinuation<Outcome, Never>, Outcome)] = []
+        state.withLock { state in
+            for (id, outcome) in outcomes {
+                guard var pending = state.pending[id] else { continue }
+                pending.remaining -= 1
+                switch outcome {
+                case .success(let report): pending.lastReport = report
+                case .failure(let error): pending.firstError = pending.firstError ?? error
+                }
+                if pending.remaining == 0, let continuation = pending.continuation {
+                    state.pending[id] = nil
+                    toResume.append((continuation, pending.result))
+                } else {
+                    state.pending[id] = pending
+                }
+            }
+        }
+        for (continuation, outcome) in toResume {
+            continuation.resume(returning: outcome)
+        }
+    }
+
+    /// Waits until every message of send `id` has been reported.
+    func wait(_ id: UInt64) async -> Outcome {
+        await withCheckedContinuation { continuation in
+            let ready: Outcome? = state.withLock { state in
+                guard var pending = state.pending[id] else {
+                    return .failure(KafkaError(code: .clientClosed, message: "the producer is shut down"))
+                }
+                if pending.remaining == 0 {
+                    state.pending[id] = nil
+                    return pending.result
+                }
+                pending.continuation = continuation
+                state.pending[id] = pending
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+
+    /// Fails every send still waiting and refuses new ones.
+    func close(with error: KafkaError) {
+        let waiting: [CheckedContinuation<Outcome, Never>] = state.withLock { state in
+            state.closed = true
+            var waiting: [CheckedContinuation<Outcome, Never>] = []
+            var unwaited: [UInt64: Pending] = [:]
+            for (id, var pending) in state.pending {
+                if let continuation = pending.continuation {
+                    waiting.append(continuation)
+                } else {
+                    // A send still enqueueing finds its result here when it starts waiting.
+                    pending.remaining = 0
+                    pending.firstError = pending.firstError ?? error
+                    unwaited[id] = pending
+                }
+            }
+            state.pending = unwaited
+            return waiting
+        }
+        for continuation in waiting {
+            continuation.resume(returning: .failure(error))
+        }
+    }
+
+    var inFlight: Int { state.withLock { $0.pending.count } }
+}

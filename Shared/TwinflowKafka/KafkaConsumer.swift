@@ -1,0 +1,189 @@
+import CRDKafka
+import Foundation
+import Logging
+import Synchronization
+
+/// A member of a consumer group that hands out batches of messages.
+///
+/// At-least-once by construction: a batch's offsets are stored only when the caller passes it to
+/// ``store(_:)``, after its outputs were delivered; stored offsets are committed in the background,
+/// before partitions are revoked in a rebalance, and on ``close()``. Each ``nextBatch()`` polls
+/// librdkafka on the consumer's own thread, never on the cooperative pool; rebalances are served
+/// there, between batches, so a revoke commits everything the caller finished.
+public final class KafkaConsumer: Sendable {
+    let client: RDKafkaClient
+    private let loop: ConsumerLoop
+    private let membership: GroupMembership
+    private let logger: Logger
+
+    /// Creates the consumer, subscribes to the configured topics and starts its thread.
+    /// It joins the group with the first ``nextBatch()``.
+    public init(configuration: KafkaConsumerConfiguration, logger: Logger) throws(KafkaError) {
+        let membership = GroupMembership(logger: logger)
+        self.client = try RDKafkaClient(
+            kind: .consumer,
+            properties: configuration.clientProperties,
+            logger: logger,
+            rebalance: { handle, err, partitions in membership.rebalance(handle, err, partitions) }
+        )
+        self.membership = membership
+        self.logger = logger
+        rd_kafka_poll_set_consumer(client.handle)
+
+        let list = rd_kafka_topic_partition_list_new(Int32(configuration.topics.count))
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for topic in configuration.topics {
+            rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA)
+        }
+        let err = rd_kafka_subscribe(client.handle, list)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw .rdkafka(.consume, err, message: "subscribe to \(configuration.topics): \(String(cString: rd_kafka_err2str(err)))")
+        }
+        self.loop = ConsumerLoop(client: client, maxBatchSize: max(1, configuration.maxBatchSize))
+        loop.start()
+    }
+
+    /// Waits for the next batch: at least one message, at most the configured batch size.
+    ///
+    /// Returns `nil` once the consumer is closing, or when the waiting task is cancelled before any
+    /// message arrived (messages already polled are always returned, never dropped). Throws
+    /// ``KafkaError/Code/maxPollIntervalExceeded`` when the caller took longer than
+    /// `max.poll.interval.ms` between two calls: the consumer left the group, and the next call
+    /// rejoins it; messages not stored will be delivered again.
+    public func nextBatch() async throws(KafkaError) -> KafkaConsumerBatch? {
+        let id = loop.makeRequestID()
+        let outcome = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                loop.submit(.batch(id: id, continuation))
+            }
+        } onCancel: {
+            loop.cancelBatch(id: id)
+        }
+        return try outcome.get()
+    }
+
+    /// Marks a batch done: stores offset + 1 of its last message per partition, to be committed.
+    /// Partitions this member no longer owns are passed over: their new owner consumes them again.
+    public func store(_ batch: KafkaConsumerBatch) throws(KafkaError) {
+        guard !batch.nextOffsets.isEmpty else { return }
+        let list = rd_kafka_topic_partition_list_new(Int32(batch.nextOffsets.count))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for (topicPartition, offset) in batch.nextOffsets {
+            rd_kafka_topic_partition_list_add(list, topicPartition.topic, topicPartition.partition).pointee.offset = offset
+        }
+        let err = rd_kafka_offsets_store(client.handle, list)
+        var revoked: [String] = []
+        for index in 0..<Int(list.pointee.cnt) {
+            let element = list.pointee.elems[index]
+            switch element.err {
+            case RD_KAFKA_RESP_ERR_NO_ERROR:
+                continue
+            case RD_KAFKA_RESP_ERR__STATE, RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+                revoked.append("\(String(cString: element.topic))[\(element.partition)]")
+            default:
+                throw .rdkafka(.commit, element.err)
+            }
+        }
+        if !revoked.isEmpty {
+            logger.info("offsets not stored for partitions no longer assigned", metadata: ["partitions": "\(revoked)"])
+        } else if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw .rdkafka(.commit, err)
+        }
+    }
+
+    /// Commits the stored offsets now and waits for the broker's answer.
+    public func commit() async throws(KafkaError) {
+        let outcome = await withCheckedContinuation { continuation in
+            loop.submit(.commit(continuation))
+        }
+        try outcome.get()
+    }
+
+    /// Stops consuming, commits the stored offsets and leaves the group. Call it after the last
+    /// batch was stored; a ``nextBatch()`` still waiting returns `nil`.
+    public func close() async {
+        await withCheckedContinuation { continuation in
+            loop.submit(.close(continuation))
+        }
+    }
+
+    /// The partitions this member owns now.
+    public var assignment: Set<KafkaTopicPartition> { membership.assignment }
+
+    /// Whether this member has joined its group (received an assignment, possibly empty).
+    public var hasJoinedGroup: Bool { membership.hasJoined }
+}
+
+/// The consumer's view of its group: its assignment, kept current by the rebalance callback.
+final class GroupMembership: Sendable {
+    private let state = Mutex<(assignment: Set<KafkaTopicPartition>, joined: Bool)>(([], false))
+    private let logger: Logger
+
+    init(logger: Logger) {
+        self.logger = logger
+    }
+
+    var assignment: Set<KafkaTopicPartition> { state.withLock { $0.assignment } }
+    var hasJoined: Bool { state.withLock { $0.joined } }
+
+    /// Runs on the consumer thread, inside `rd_kafka_consumer_poll` or `rd_kafka_consumer_close`.
+    func rebalance(_ handle: OpaquePointer, _ err: rd_kafka_resp_err_t, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
+        let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
+        let changed = Self.topicPartitions(partitions)
+        switch err {
+        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            let result: String
+            if cooperative {
+                result = Self.describe(rd_kafka_incremental_assign(handle, partitions))
+            } else {
+                result = Self.describe(rd_kafka_assign(handle, partitions))
+            }
+            state.withLock { state in
+                state.assignment = cooperative ? state.assignment.union(changed) : changed
+                state.joined = true
+            }
+            logger.info("partitions assigned", metadata: ["partitions": "\(changed.sorted { "\($0)" < "\($1)" })", "result": "\(result)"])
+        case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+            if rd_kafka_assignment_lost(handle) == 0 {
+                let commitErr = rd_kafka_commit(handle, nil, 0)
+                if commitErr != RD_KAFKA_RESP_ERR_NO_ERROR && commitErr != RD_KAFKA_RESP_ERR__NO_OFFSET {
+                    logger.warning("commit before revoke failed", metadata: ["error": "\(KafkaError.rdkafka(.commit, commitErr))"])
+                }
+            } else {
+                logger.warning("partitions lost; offsets not committed, their messages will be delivered again")
+            }
+            if cooperative {
+                _ = Self.describe(rd_kafka_incremental_unassign(handle, partitions))
+            } else {
+                _ = Self.describe(rd_kafka_assign(handle, nil))
+            }
+            state.withLock { state in
+                state.assignment = cooperative ? state.assignment.subtracting(changed) : []
+            }
+            logger.info("partitions revoked", metadata: ["partitions": "\(changed.count)"])
+        default:
+            logger.error("rebalance failed", metadata: ["error": "\(KafkaError.rdkafka(.rebalance, err))"])
+            rd_kafka_assign(handle, nil)
+            state.withLock { $0.assignment = [] }
+        }
+    }
+
+    private static func describe(_ error: OpaquePointer?) -> String {
+        guard let error else { return "ok" }
+        return "\(KafkaError.consuming(.rebalance, error))"
+    }
+
+    private static func describe(_ err: rd_kafka_resp_err_t) -> String {
+        err == RD_KAFKA_RESP_ERR_NO_ERROR ? "ok" : "\(KafkaError.rdkafka(.rebalance, err))"
+    }
+
+    static func topicPartitions(_ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) -> Set<KafkaTopicPartition> {
+        guard let list else { return [] }
+        var result: Set<KafkaTopicPartition> = []
+        for index in 0..<Int(list.pointee.cnt) {
+            let element = list.pointee.elems[index]
+            result.insert(KafkaTopicPartition(topic: String(cString: element.topic), partition: element.partition))
+        }
+        return result
+    }
+}

@@ -1,0 +1,22 @@
+/// Messages handed out together by ``KafkaConsumer/nextBatch()``.
+///
+/// When every message of the batch has been acted on (outputs delivered or committed), pass it to
+/// ``KafkaConsumer/store(_:)``: only then do its offsets count as consumed.
+public struct KafkaConsumerBatch: Sendable {
+    public var messages: [KafkaConsumerMessage]
+    /// For each partition in the batch, the offset to resume from: its last message's offset + 1.
+    public var nextOffsets: [KafkaTopicPartition: Int64]
+
+    public init(messages: [KafkaConsumerMessage]) {
+        self.messages = messages
+        var next: [KafkaTopicPartition: Int64] = [:]
+        for message in messages {
+            let key = message.topicPartition
+            next[key] = max(next[key] ?? 0, message.offset + 1)
+        }
+        self.nextOffsets = next
+    }
+
+    public var count: Int { messages.count }
+    public var isEmpty: Bool { messages.isEmpty }
+}

@@ -1,0 +1,58 @@
+/// How a ``KafkaConsumer`` is set up.
+public struct KafkaConsumerConfiguration: Sendable {
+    /// Brokers and pass-through properties; user properties win over ``defaultProperties``.
+    public var kafka: KafkaConfiguration
+    /// The consumer group: members of one group share the topics' partitions.
+    public var groupID: String
+    /// The topics to subscribe to.
+    public var topics: [String]
+    /// `client.id`, shown in broker logs.
+    public var clientID: String
+    /// The most messages one batch holds.
+    public var maxBatchSize: Int
+    /// How often stored offsets are committed in the background.
+    public var commitInterval: Duration
+
+    public init(
+        kafka: KafkaConfiguration,
+        groupID: String,
+        topics: [String],
+        clientID: String = "twinflow",
+        maxBatchSize: Int = 1000,
+        commitInterval: Duration = .seconds(1)
+    ) {
+        self.kafka = kafka
+        self.groupID = groupID
+        self.topics = topics
+        self.clientID = clientID
+        self.maxBatchSize = maxBatchSize
+        self.commitInterval = commitInterval
+    }
+
+    /// Twinflow's consumer defaults: offsets are stored only when a batch is marked done
+    /// (`enable.auto.offset.store=false`) and committed in the background from what was stored;
+    /// the eager `range,roundrobin` assignors; a new group starts from the earliest offset.
+    public static let defaultProperties: [String: String] = [
+        "enable.auto.commit": "true",
+        "enable.auto.offset.store": "false",
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "range,roundrobin",
+        "enable.partition.eof": "false",
+        "session.timeout.ms": "10000",
+        "max.poll.interval.ms": "300000",
+    ]
+
+    var clientProperties: [String: String] {
+        var defaults = Self.defaultProperties
+        defaults["group.id"] = groupID
+        defaults["client.id"] = clientID
+        defaults["auto.commit.interval.ms"] = String(commitInterval.milliseconds)
+        return kafka.clientProperties(defaults: defaults)
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
+}
