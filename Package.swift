@@ -94,13 +94,18 @@ let package = Package(
         ),
         .testTarget(
             name: "TwinflowKafkaTests",
-            dependencies: ["TwinflowKafka"],
+            dependencies: ["TwinflowKafka", "CRDKafka"],
             path: "Tests/TwinflowKafkaTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "TwinflowKafkaIntegrationTests",
-            dependencies: ["TwinflowKafka", "TwinflowCodec", "TwinflowRuntime"],
+            dependencies: [
+                "TwinflowKafka",
+                "TwinflowCodec",
+                "TwinflowRuntime",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/TwinflowKafkaIntegrationTests",
             swiftSettings: swiftSettings
         ),

@@ -1,0 +1,240 @@
+import Foundation
+import Testing
+import TwinflowCodec
+import TwinflowKafka
+
+@Suite struct DeviceMessageTests {
+    @Test func decodesJSONBody() throws {
+        let text = #"{"systemProperties":{"iothub-connection-device-id":"thermo_0001","iothub-enqueuedtime":"2026-11-26T17:00:00Z"},"properties":{"unit":"C"},"body":{"Temperature":21.5}}"#
+        let message = try DeviceMessage(decoding: Array(text.utf8))
+        #expect(message.deviceID == "thermo_0001")
+        #expect(message.enqueuedTime == "2026-11-26T17:00:00Z")
+        #expect(message.properties["unit"] == "C")
+        #expect(message.body == ["Temperature": 21.5])
+    }
+
+    @Test func decodesBase64Body() throws {
+        let body = Data(#"{"Temperature":19}"#.utf8).base64EncodedString()
+        let text = #"{"systemProperties":{"iothub-connection-device-id":"d1"},"body":"\#(body)"}"#
+        let message = try DeviceMessage(decoding: Array(text.utf8))
+        #expect(message.body == ["Temperature": 19])
+        #expect(message.properties.isEmpty)
+    }
+
+    @Test func roundTrips() throws {
+        let message = DeviceMessage(deviceID: "d2", enqueuedTime: "2026-01-01T00:00:00Z", properties: ["a": 1], body: ["Temperature": 20])
+        let kafka = message.kafkaMessage(topic: Topics.defaults.deviceMessages)
+        #expect(kafka.key == Array("d2".utf8))
+        #expect(try DeviceMessage(decoding: kafka.value) == message)
+    }
+
+    @Test(arguments: [
+        ("not json", "$"),
+        (#"[1,2]"#, "$"),
+        (#"{"body":{}}"#, "systemProperties"),
+        (#"{"systemProperties":{},"body":{}}"#, "systemProperties.iothub-connection-device-id"),
+        (#"{"systemProperties":{"iothub-connection-device-id":7},"body":{}}"#, "systemProperties.iothub-connection-device-id"),
+        (#"{"systemProperties":{"iothub-connection-device-id":"d"}}"#, "body"),
+        (#"{"systemProperties":{"iothub-connection-device-id":"d"},"body":"%%%"}"#, "body"),
+        (#"{"systemProperties":{"iothub-connection-device-id":"d"},"body":"bm90IGpzb24="}"#, "body"),
+        (#"{"systemProperties":{"iothub-connection-device-id":"d"},"properties":[],"body":{}}"#, "properties"),
+    ])
+    func namesTheBadField(text: String, field: String) {
+        #expect(throws: CodecError.self) { try DeviceMessage(decoding: Array(text.utf8)) }
+        do {
+            _ = try DeviceMessage(decoding: Array(text.utf8))
+        } catch {
+            #expect(error.field == field, "\(error)")
+            #expect(!error.reason.isEmpty)
+        }
+    }
+
+    @Test func emptyValueIsAnError() {
+        #expect(throws: CodecError.self) { try DeviceMessage(decoding: nil) }
+    }
+}
+
+@Suite struct TwinCommandTests {
+    @Test func roundTrips() throws {
+        let command = TwinCommand(
+            id: "cmd-1",
+            twinID: "thermo_0001",
+            patch: JSONPatch([.replace(path: try JSONPointer("/Temperature"), value: 21.5)]),
+            telemetry: ["Temperature": 21.5],
+            component: "sensor",
+            sourceTime: "2026-11-26T17:00:00.000Z",
+            causationID: "evt-9",
+            hop: 2,
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        )
+        let kafka = command.kafkaMessage(topic: Topics.defaults.twinCommands)
+        #expect(kafka.key == Array("thermo_0001".utf8))
+        #expect(try TwinCommand(decoding: kafka.value) == command)
+    }
+
+    @Test(arguments: [
+        (#"{"twinId":"t","patch":[]}"#, "id"),
+        (#"{"id":"c","patch":[]}"#, "twinId"),
+        (#"{"id":"c","twinId":"t"}"#, "patch"),
+        (#"{"id":"c","twinId":"t","patch":{}}"#, "patch"),
+        (#"{"id":"c","twinId":"t","patch":[{"op":"add","value":1}]}"#, "patch[0].path"),
+        (#"{"id":"c","twinId":"t","patch":[{"op":"jump","path":"/a"}]}"#, "patch[0].op"),
+        (#"{"id":"c","twinId":"t","patch":[{"op":"add","path":"a","value":1}]}"#, "patch[0].path"),
+        (#"{"id":"c","twinId":"t","telemetry":{},"hop":-1}"#, "hop"),
+        (#"{"id":"c","twinId":"t","telemetry":{},"sourceTime":5}"#, "sourceTime"),
+    ])
+    func namesTheBadField(text: String, field: String) {
+        do {
+            _ = try TwinCommand(decoding: Array(text.utf8))
+            Issue.record("decoded \(text)")
+        } catch {
+            #expect(error.field == field, "\(error)")
+        }
+    }
+}
+
+@Suite struct CloudEventTests {
+    static let adtUpdateExample = #"""
+        {
+          "specversion": "1.0",
+          "id": "9b1c6c1e-0f3a-4c52-9a7e-5f8d2b9e1a10",
+          "type": "Microsoft.DigitalTwins.Twin.Update",
+          "source": "twinflow.local",
+          "subject": "thermo_0001",
+          "time": "2026-11-26T17:00:00.123Z",
+          "datacontenttype": "application/json",
+          "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+          "sequence": "42",
+          "data": {
+            "modelId": "dtmi:contosocom:DigitalTwins:Thermostat;1",
+            "patch": [ { "op": "replace", "path": "/Temperature", "value": 21.5 } ]
+          }
+        }
+        """#
+
+    @Test func structuredModeMatchesADTExample() throws {
+        let event = try CloudEvent(decoding: Array(Self.adtUpdateExample.utf8))
+        #expect(event.attributes.type == "Microsoft.DigitalTwins.Twin.Update")
+        #expect(event.attributes.sequence == "42")
+        #expect(event.data?["patch"]?.arrayValue?.count == 1)
+        let kafka = event.kafkaMessage(topic: Topics.defaults.twinEvents, key: "thermo_0001")
+        #expect(kafka.headers == [KafkaHeader(key: "content-type", string: "application/cloudevents+json")])
+        #expect(try JSONValue.parse(kafka.value!) == JSONValue.parse(Self.adtUpdateExample))
+    }
+
+    @Test func structuredModeRequiresAttributes() {
+        for (text, field) in [
+            (#"{"id":"1","type":"t","source":"s"}"#, "specversion"),
+            (#"{"specversion":"0.3","id":"1","type":"t","source":"s"}"#, "specversion"),
+            (#"{"specversion":"1.0","type":"t","source":"s"}"#, "id"),
+            (#"{"specversion":"1.0","id":"1","type":"t","source":5}"#, "source"),
+        ] {
+            do {
+                _ = try CloudEvent(decoding: Array(text.utf8))
+                Issue.record("decoded \(text)")
+            } catch {
+                #expect(error.field == field, "\(error)")
+            }
+        }
+    }
+
+    @Test func binaryModeCarriesAttributesInHeaders() throws {
+        let payload = Array(#"{"Temperature": 21.5 }"#.utf8)
+        let event = BinaryCloudEvent(
+            attributes: CloudEventAttributes(
+                id: "msg-1",
+                type: "microsoft.iot.telemetry",
+                source: "twinflow.local/digitaltwins/thermo_0001",
+                subject: "thermo_0001",
+                time: "2026-11-26T17:00:00.123Z",
+                dataSchema: "dtmi:contosocom:DigitalTwins:Thermostat;1",
+                traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                sequence: "7"
+            ),
+            data: payload
+        )
+        let kafka = event.kafkaMessage(topic: Topics.defaults.telemetry, key: "thermo_0001")
+        #expect(kafka.value == payload, "the payload travels exactly as sent")
+        #expect(kafka.headers.string(for: "ce_type") == "microsoft.iot.telemetry")
+        #expect(kafka.headers.string(for: "ce_subject") == "thermo_0001")
+        #expect(kafka.headers.string(for: "ce_dataschema") == "dtmi:contosocom:DigitalTwins:Thermostat;1")
+        #expect(kafka.headers.string(for: "ce_specversion") == "1.0")
+        #expect(kafka.headers.string(for: "content-type") == "application/json")
+        let received = KafkaConsumerMessage(topic: kafka.topic, partition: 0, offset: 0, key: kafka.key, value: kafka.value, headers: kafka.headers)
+        #expect(try BinaryCloudEvent(decoding: received) == event)
+    }
+
+    @Test func binaryModeNamesMissingHeader() {
+        let message = KafkaConsumerMessage(topic: "t", partition: 0, offset: 0, key: nil, value: [], headers: [KafkaHeader(key: "ce_specversion", string: "1.0")])
+        do {
+            _ = try BinaryCloudEvent(decoding: message)
+            Issue.record("decoded")
+        } catch {
+            #expect(error.field == "header ce_id")
+        }
+    }
+}
+
+@Suite struct TimeSeriesEventTests {
+    @Test func flattensValues() throws {
+        let event = TimeSeriesEvent(twinID: "thermo_0001", timestamp: "2026-11-26T17:00:00.123Z", values: ["Temperature": 21.5])
+        let kafka = event.kafkaMessage(topic: Topics.defaults.timeSeries)
+        #expect(kafka.key == Array("thermo_0001".utf8))
+        #expect(try JSONValue.parse(kafka.value!) == ["$dtId": "thermo_0001", "timestamp": "2026-11-26T17:00:00.123Z", "Temperature": 21.5])
+        #expect(try TimeSeriesEvent(decoding: kafka.value) == event)
+    }
+
+    @Test func rejectsBadTimestamp() {
+        do {
+            _ = try TimeSeriesEvent(decoding: Array(#"{"$dtId":"a","timestamp":"yesterday"}"#.utf8))
+            Issue.record("decoded")
+        } catch {
+            #expect(error.field == "timestamp")
+        }
+    }
+}
+
+@Suite struct DeadLetterTests {
+    @Test func keepsOriginalAndAddsReason() throws {
+        let original = KafkaConsumerMessage(
+            topic: "twins.commands", partition: 3, offset: 42, key: Array("t1".utf8), value: Array("garbage".utf8),
+            headers: [KafkaHeader(key: "traceparent", string: "00-x")]
+        )
+        let letter = DeadLetter(service: "twin-service", reason: "$: not valid JSON", original: original)
+        let kafka = letter.kafkaMessage(for: original, topic: Topics.defaults.deadLetter)
+        #expect(kafka.topic == "deadletter")
+        #expect(kafka.key == original.key)
+        #expect(kafka.value == original.value)
+        #expect(kafka.headers.first == original.headers.first)
+        let received = KafkaConsumerMessage(topic: "deadletter", partition: 0, offset: 0, key: kafka.key, value: kafka.value, headers: kafka.headers)
+        #expect(try DeadLetter(decoding: received) == letter)
+    }
+}
+
+@Suite struct TopicsTests {
+    @Test func overridesFromEnvironment() {
+        let topics = Topics.fromEnvironment(["TWINFLOW_TOPIC_EVENTGRID_TWIN_EVENTS": "custom.events"])
+        #expect(topics.twinEvents == "custom.events")
+        #expect(topics.twinCommands == "twins.commands")
+        #expect(Topics.variable(for: "iothub.d2c") == "TWINFLOW_TOPIC_IOTHUB_D2C")
+        #expect(Topics.defaults.all.count == 6)
+    }
+}
+
+@Suite struct JSONPatchTests {
+    @Test func errorNamesOperation() throws {
+        let patch = try JSONPatch(json: JSONValue.parse(#"[{"op":"add","path":"/a","value":1},{"op":"remove","path":"/missing"}]"#))
+        do {
+            _ = try patch.apply(to: [:])
+            Issue.record("applied")
+        } catch {
+            #expect(error.field == "patch[1]")
+        }
+    }
+
+    @Test func serializesBack() throws {
+        let text = #"[{"op":"move","from":"/a~1b","path":"/c~0d"}]"#
+        let patch = try JSONPatch(json: JSONValue.parse(text))
+        #expect(patch.json == (try JSONValue.parse(text)))
+    }
+}
