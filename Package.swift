@@ -54,6 +54,7 @@ let package = Package(
                 "TwinflowCodec",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             path: "Shared/TwinflowRuntime",
@@ -105,6 +106,7 @@ let package = Package(
                 "TwinflowCodec",
                 "TwinflowRuntime",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Tests/TwinflowKafkaIntegrationTests",
             swiftSettings: swiftSettings
@@ -113,6 +115,10 @@ let package = Package(
             name: "TwinflowRuntimeTests",
             dependencies: [
                 "TwinflowRuntime",
+                "TwinflowCodec",
+                "TwinflowKafka",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             path: "Tests/TwinflowRuntimeTests",

@@ -18,6 +18,7 @@ final class ConsumerLoop: Sendable {
         var nextRequestID: UInt64 = 1
         var cancelledBatches: Set<UInt64> = []
         var closeRequested = false
+        var stopRequested = false
         var closed = false
     }
 
@@ -56,6 +57,11 @@ final class ConsumerLoop: Sendable {
         } else {
             Self.answerClosed(request)
         }
+    }
+
+    /// From now on a waiting or new batch request returns `nil` as soon as no message is in hand.
+    func stopConsuming() {
+        state.withLock { $0.stopRequested = true }
     }
 
     func cancelBatch(id: UInt64) {
@@ -104,11 +110,12 @@ final class ConsumerLoop: Sendable {
     }
 
     private func shouldStopWaiting(batch id: UInt64) -> Bool {
-        state.withLock { $0.closeRequested || $0.cancelledBatches.contains(id) }
+        state.withLock { $0.closeRequested || $0.stopRequested || $0.cancelledBatches.contains(id) }
     }
 
     /// Polls until at least one message arrived, then takes what is ready up to the batch size.
     private func pollBatch(id: UInt64) -> (Result<KafkaConsumerBatch?, KafkaError>, KafkaError?) {
+        if shouldStopWaiting(batch: id) { return (.success(nil), nil) }
         var messages: [KafkaConsumerMessage] = []
         var topicNames: [OpaquePointer: String] = [:]
         while messages.count < maxBatchSize {

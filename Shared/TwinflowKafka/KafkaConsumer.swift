@@ -62,6 +62,13 @@ public final class KafkaConsumer: Sendable {
         return try outcome.get()
     }
 
+    /// Stops handing out batches: a ``nextBatch()`` waiting now, and every later one, returns `nil`
+    /// (messages already polled are still returned). The first step of a graceful shutdown; the
+    /// caller then finishes its batch, stores it, and calls ``close()``.
+    public func stopConsuming() {
+        loop.stopConsuming()
+    }
+
     /// Marks a batch done: stores offset + 1 of its last message per partition, to be committed.
     /// Partitions this member no longer owns are passed over: their new owner consumes them again.
     public func store(_ batch: KafkaConsumerBatch) throws(KafkaError) {
