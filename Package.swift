@@ -69,8 +69,11 @@ let package = Package(
                 "TwinflowKafka",
                 "TwinflowCodec",
                 "TwinflowRuntime",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             path: "Services/devbroker",
             swiftSettings: swiftSettings
