@@ -82,7 +82,7 @@ let package = Package(
             name: "kafka-bench",
             dependencies: [
                 "TwinflowKafka",
-                "TwinflowRuntime",
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/kafka-bench",
             swiftSettings: swiftSettings

@@ -1,0 +1,22 @@
+/// `--messages N`, `--size BYTES`, `--partitions N`.
+struct BenchmarkArguments {
+    var messages = 1_000_000
+    var size = 200
+    /// The mock keeps at most about 5 MiB or 100,000 messages a partition, so a million messages
+    /// need enough partitions to all stay readable.
+    var partitions = 64
+
+    init(_ arguments: some Sequence<String>) {
+        var iterator = arguments.makeIterator()
+        while let flag = iterator.next() {
+            let value = iterator.next().flatMap(Int.init)
+            switch (flag, value) {
+            case ("--messages", let value?) where value > 0: messages = value
+            case ("--size", let value?) where value > 0: size = value
+            case ("--partitions", let value?) where value > 0: partitions = value
+            default:
+                fatalError("usage: kafka-bench [--messages N] [--size BYTES] [--partitions N]; '\(flag)' is not understood")
+            }
+        }
+    }
+}

@@ -1,0 +1,34 @@
+import Foundation
+
+/// The devbroker built beside this executable, run as a child process for the benchmark.
+final class DevBrokerChild {
+    private let process = Process()
+    let bootstrap: String
+
+    init(partitions: Int, topics: [String]) throws {
+        let directory = URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let file = FileManager.default.temporaryDirectory.appending(path: "kafka-bench-\(UUID()).bootstrap")
+        process.executableURL = directory.appending(path: "devbroker")
+        process.arguments = ["--port", "0", "--bootstrap-file", file.path] + topics.flatMap { ["--topic", "\($0):\(partitions)"] }
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        while !FileManager.default.fileExists(atPath: file.path) {
+            guard process.isRunning, Date() < deadline else { throw BenchmarkError("devbroker did not start") }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        Thread.sleep(forTimeInterval: 0.05)
+        bootstrap = try String(contentsOf: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+}
+
+struct BenchmarkError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

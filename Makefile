@@ -1,0 +1,29 @@
+# Twinflow: the two commands are `make run` and `make test`.
+.PHONY: deps build test run bench clean
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	swift build
+
+## The whole test suite: unit tests, the JSON Patch conformance files, and integration tests
+## against librdkafka's mock cluster over TCP.
+test: deps
+	swift build --build-tests
+	swift test --skip-build
+
+## For now: devbroker with the contract's topics on localhost:9092 (Ctrl-C stops it).
+run: build
+	@echo "devbroker: Kafka on localhost:9092 with the contract's topics (in memory)."
+	@echo "The services (twin-service, ingress, propagator, tsi-forwarder, tsi-store) join here as they land."
+	.build/debug/devbroker
+
+## Kafka layer throughput against kcat, in release mode.
+bench: deps
+	swift build -c release --product devbroker
+	swift build -c release --product kafka-bench
+	.build/release/kafka-bench
+
+clean:
+	rm -rf .build .twinflow

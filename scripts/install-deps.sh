@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what Twinflow needs beyond Swift, from Debian's packages, when it is missing:
+# librdkafka (headers and library) and kcat (used by tests and benchmarks).
+set -euo pipefail
+
+missing=()
+[ -f /usr/include/librdkafka/rdkafka_mock.h ] || missing+=(librdkafka-dev)
+command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+echo "installing: ${missing[*]}"
+$sudo apt-get update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
