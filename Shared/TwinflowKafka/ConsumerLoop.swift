@@ -4,18 +4,21 @@ import Foundation
 import Logging
 import Synchronization
 
-/// The consumer's thread: it alone calls librdkafka's blocking consumer functions
-/// (`rd_kafka_consumer_poll`, a synchronous commit, `rd_kafka_consumer_close`), one request at a time.
+/// The consumer's thread: it alone calls librdkafka's blocking consumer functions (subscribe,
+/// `rd_kafka_consumer_poll`, a synchronous commit, `rd_kafka_consumer_close`), one request at a time.
+/// A commit asked for while a batch request waits for messages is served between polls.
 final class ConsumerLoop: Sendable {
     enum Request: Sendable {
         case batch(id: UInt64, CheckedContinuation<Result<KafkaConsumerBatch?, KafkaError>, Never>)
         case commit(CheckedContinuation<Result<Void, KafkaError>, Never>)
-        case close(CheckedContinuation<Void, Never>)
+        /// Without a continuation when the consumer was released without being closed.
+        case close(CheckedContinuation<Void, Never>?)
     }
 
     private struct State {
         var requests: [Request] = []
         var nextRequestID: UInt64 = 1
+        var lastAnsweredBatch: UInt64 = 0
         var cancelledBatches: Set<UInt64> = []
         var closeRequested = false
         var stopRequested = false
@@ -23,15 +26,25 @@ final class ConsumerLoop: Sendable {
     }
 
     private let client: RDKafkaClient
+    private let topics: [String]
     private let maxBatchSize: Int
     private let state = Mutex(State())
     private let wakeup = DispatchSemaphore(value: 0)
+    // The consumer queue (`rd_kafka_queue_get_consumer`); polled only on this loop's thread.
+    nonisolated(unsafe) private let consumerQueue: OpaquePointer
 
-    init(client: RDKafkaClient, maxBatchSize: Int) {
+    init(client: RDKafkaClient, topics: [String], maxBatchSize: Int) {
         self.client = client
+        self.topics = topics
         self.maxBatchSize = maxBatchSize
+        self.consumerQueue = rd_kafka_queue_get_consumer(client.handle)
     }
 
+    deinit {
+        rd_kafka_queue_destroy(consumerQueue)
+    }
+
+    /// Starts the thread; it subscribes first, and a refused subscription is the first request's answer.
     func start() {
         let thread = Thread { [self] in run() }
         thread.name = "twinflow-consumer"
@@ -65,12 +78,15 @@ final class ConsumerLoop: Sendable {
     }
 
     func cancelBatch(id: UInt64) {
-        _ = state.withLock { $0.cancelledBatches.insert(id) }
+        state.withLock { state in
+            if id > state.lastAnsweredBatch { state.cancelledBatches.insert(id) }
+        }
     }
 
     private func run() {
-        // Errors that arrived while a batch already held messages; reported by the next request.
-        var deferredError: KafkaError?
+        // Errors that arrived while a batch already held messages (or a refused subscription);
+        // reported by the next batch request.
+        var deferredError: KafkaError? = subscribe()
         while true {
             wakeup.wait()
             guard let request = state.withLock({ $0.requests.isEmpty ? nil : $0.requests.removeFirst() }) else { continue }
@@ -84,57 +100,120 @@ final class ConsumerLoop: Sendable {
                     deferredError = laterError
                     continuation.resume(returning: result)
                 }
-                _ = state.withLock { $0.cancelledBatches.remove(id) }
+                state.withLock { state in
+                    state.lastAnsweredBatch = id
+                    state.cancelledBatches.remove(id)
+                }
             case .commit(let continuation):
-                let err = rd_kafka_commit(client.handle, nil, 0)
-                if err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET {
-                    continuation.resume(returning: .success(()))
-                } else {
-                    continuation.resume(returning: .failure(.rdkafka(.commit, err)))
-                }
+                continuation.resume(returning: commitStored())
             case .close(let continuation):
-                let err = rd_kafka_consumer_close(client.handle)
-                if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                    client.logger.error("consumer close failed", metadata: ["error": "\(KafkaError.rdkafka(.commit, err))"])
-                }
-                let remaining = state.withLock { state in
-                    state.closed = true
-                    defer { state.requests = [] }
-                    return state.requests
-                }
-                remaining.forEach(Self.answerClosed)
-                continuation.resume()
+                close()
+                continuation?.resume()
                 return
             }
         }
+    }
+
+    private func subscribe() -> KafkaError? {
+        let list = rd_kafka_topic_partition_list_new(Int32(topics.count))
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for topic in topics {
+            rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA)
+        }
+        let err = rd_kafka_subscribe(client.handle, list)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            return .rdkafka(.consume, err, message: "subscribe to \(topics): \(String(cString: rd_kafka_err2str(err)))")
+        }
+        return nil
+    }
+
+    private func commitStored() -> Result<Void, KafkaError> {
+        let err = rd_kafka_commit(client.handle, nil, 0)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET else {
+            return .failure(.rdkafka(.commit, err))
+        }
+        return .success(())
+    }
+
+    /// Commits what was stored, leaves the group, and answers every request still queued.
+    private func close() {
+        if case .failure(let error) = commitStored() {
+            client.logger.error("final commit failed", metadata: ["error": "\(error)"])
+        }
+        let err = rd_kafka_consumer_close(client.handle)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            client.logger.error("consumer close failed", metadata: ["error": "\(KafkaError.rdkafka(.commit, err))"])
+        }
+        let remaining = state.withLock { state in
+            state.closed = true
+            defer { state.requests = [] }
+            return state.requests
+        }
+        remaining.forEach(Self.answerClosed)
     }
 
     private func shouldStopWaiting(batch id: UInt64) -> Bool {
         state.withLock { $0.closeRequested || $0.stopRequested || $0.cancelledBatches.contains(id) }
     }
 
-    /// Polls until at least one message arrived, then takes what is ready up to the batch size.
-    private func pollBatch(id: UInt64) -> (Result<KafkaConsumerBatch?, KafkaError>, KafkaError?) {
-        if shouldStopWaiting(batch: id) { return (.success(nil), nil) }
-        var messages: [KafkaConsumerMessage] = []
-        var topicNames: [OpaquePointer: String] = [:]
-        while messages.count < maxBatchSize {
-            let timeout: Int32 = messages.isEmpty ? 100 : 0
-            guard let pointer = rd_kafka_consumer_poll(client.handle, timeout) else {
-                if !messages.isEmpty { break }
-                if shouldStopWaiting(batch: id) { return (.success(nil), nil) }
-                continue
+    /// Serves commit requests queued behind the batch request that is waiting for messages.
+    private func serveQueuedCommits() {
+        let commits: [CheckedContinuation<Result<Void, KafkaError>, Never>] = state.withLock { state in
+            var commits: [CheckedContinuation<Result<Void, KafkaError>, Never>] = []
+            state.requests.removeAll { request in
+                guard case .commit(let continuation) = request else { return false }
+                commits.append(continuation)
+                return true
             }
-            defer { rd_kafka_message_destroy(pointer) }
-            let message = pointer.pointee
-            if message.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                guard let error = consumeError(pointer) else { continue }
-                if messages.isEmpty { return (.failure(error), nil) }
-                return (.success(KafkaConsumerBatch(messages: messages)), error)
-            }
-            messages.append(Self.convert(pointer, topicNames: &topicNames))
+            return commits
         }
-        return (.success(KafkaConsumerBatch(messages: messages)), nil)
+        for continuation in commits {
+            continuation.resume(returning: commitStored())
+        }
+    }
+
+    /// Polls until at least one message arrived, then takes what is ready, up to the batch size,
+    /// in one call.
+    private func pollBatch(id: UInt64) -> (Result<KafkaConsumerBatch?, KafkaError>, KafkaError?) {
+        while true {
+            var first: UnsafeMutablePointer<rd_kafka_message_t>?
+            while first == nil {
+                if shouldStopWaiting(batch: id) { return (.success(nil), nil) }
+                serveQueuedCommits()
+                first = rd_kafka_consumer_poll(client.handle, 100)
+            }
+            var builder = BatchBuilder(capacity: maxBatchSize)
+            var laterError: KafkaError?
+            if let error = take(first!, into: &builder) {
+                return (.failure(error), nil)
+            }
+            if maxBatchSize > 1 {
+                let rest = withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<rd_kafka_message_t>?.self, capacity: maxBatchSize - 1) { buffer in
+                    let count = rd_kafka_consume_batch_queue(consumerQueue, 0, buffer.baseAddress, buffer.count)
+                    return (0..<max(0, count)).map { buffer[$0]! }
+                }
+                for pointer in rest {
+                    if let error = take(pointer, into: &builder), laterError == nil {
+                        laterError = error
+                    }
+                }
+            }
+            if !builder.messages.isEmpty {
+                return (.success(builder.build()), laterError)
+            }
+            if let laterError { return (.failure(laterError), nil) }
+            // Only errors that were logged and passed over: keep waiting.
+        }
+    }
+
+    /// Adds a polled message to the batch, or returns the error it carries; destroys it either way.
+    private func take(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>, into builder: inout BatchBuilder) -> KafkaError? {
+        defer { rd_kafka_message_destroy(pointer) }
+        if pointer.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            return consumeError(pointer)
+        }
+        builder.append(pointer)
+        return nil
     }
 
     /// The error a poll returned in place of a message: fatal errors and eviction for exceeding
@@ -155,21 +234,48 @@ final class ConsumerLoop: Sendable {
         }
     }
 
-    private static func convert(
-        _ pointer: UnsafeMutablePointer<rd_kafka_message_t>,
-        topicNames: inout [OpaquePointer: String]
-    ) -> KafkaConsumerMessage {
+    private static func answerClosed(_ request: Request) {
+        switch request {
+        case .batch(_, let continuation): continuation.resume(returning: .success(nil))
+        case .commit(let continuation):
+            continuation.resume(returning: .failure(KafkaError(code: .clientClosed, message: "the consumer is closed")))
+        case .close(let continuation): continuation?.resume()
+        }
+    }
+}
+
+/// Turns librdkafka messages into a ``KafkaConsumerBatch``, noting each partition's next offset as
+/// it goes and looking each topic's name up once.
+struct BatchBuilder {
+    private(set) var messages: [KafkaConsumerMessage] = []
+    private var nextOffsets: [KafkaTopicPartition: Int64] = [:]
+    private var topicNames: [OpaquePointer: String] = [:]
+    private var run: (topic: OpaquePointer, partition: Int32, name: String, next: Int64)?
+
+    init(capacity: Int) {
+        messages.reserveCapacity(capacity)
+    }
+
+    mutating func append(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>) {
         let message = pointer.pointee
         let topic: String
-        if let cached = topicNames[message.rkt] {
+        if let run, run.topic == message.rkt {
+            topic = run.name
+        } else if let cached = topicNames[message.rkt] {
             topic = cached
         } else {
             topic = String(cString: rd_kafka_topic_name(message.rkt))
             topicNames[message.rkt] = topic
         }
+        if let current = run, current.topic == message.rkt, current.partition == message.partition {
+            run!.next = max(current.next, message.offset + 1)
+        } else {
+            if let finished = run { endRun(finished) }
+            run = (message.rkt, message.partition, topic, message.offset + 1)
+        }
+
         let key = message.key.map { [UInt8](UnsafeRawBufferPointer(start: $0, count: message.key_len)) }
         let value = message.payload.map { [UInt8](UnsafeRawBufferPointer(start: $0, count: message.len)) }
-
         var headers: [KafkaHeader] = []
         var list: OpaquePointer? = nil
         if rd_kafka_message_headers(pointer, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list {
@@ -185,23 +291,27 @@ final class ConsumerLoop: Sendable {
         }
         var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
         let timestamp = rd_kafka_message_timestamp(pointer, &timestampType)
-        return KafkaConsumerMessage(
-            topic: topic,
-            partition: message.partition,
-            offset: message.offset,
-            key: key,
-            value: value,
-            headers: headers,
-            timestamp: timestampType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp
+        messages.append(
+            KafkaConsumerMessage(
+                topic: topic,
+                partition: message.partition,
+                offset: message.offset,
+                key: key,
+                value: value,
+                headers: headers,
+                timestamp: timestampType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp
+            )
         )
     }
 
-    private static func answerClosed(_ request: Request) {
-        switch request {
-        case .batch(_, let continuation): continuation.resume(returning: .success(nil))
-        case .commit(let continuation):
-            continuation.resume(returning: .failure(KafkaError(code: .clientClosed, message: "the consumer is closed")))
-        case .close(let continuation): continuation.resume()
-        }
+    private mutating func endRun(_ run: (topic: OpaquePointer, partition: Int32, name: String, next: Int64)) {
+        let key = KafkaTopicPartition(topic: run.name, partition: run.partition)
+        nextOffsets[key] = max(nextOffsets[key] ?? 0, run.next)
+    }
+
+    mutating func build() -> KafkaConsumerBatch {
+        if let run { endRun(run) }
+        run = nil
+        return KafkaConsumerBatch(messages: messages, nextOffsets: nextOffsets)
     }
 }

@@ -41,23 +41,38 @@ final class DeliveryTracker: Sendable {
         return id
     }
 
-    /// Records the outcome of one message of send `id`.
-    func complete(_ id: UInt64, _ outcome: Outcome) {
-        complete([(id, outcome)])
+    /// Reports for some messages of one send, as the poll thread tallies them from one event.
+    struct Tally {
+        var delivered = 0
+        var failed = 0
+        var firstError: KafkaError?
+        var lastReport: KafkaDeliveryReport?
     }
 
-    /// Records the outcomes of many messages under one lock, as one delivery-report event brings them.
-    func complete(_ outcomes: some Sequence<(UInt64, Outcome)>) {
+    /// Records the outcome of one message of send `id`.
+    func complete(_ id: UInt64, _ outcome: Outcome) {
+        var tally = Tally()
+        switch outcome {
+        case .success(let report):
+            tally.delivered = 1
+            tally.lastReport = report
+        case .failure(let error):
+            tally.failed = 1
+            tally.firstError = error
+        }
+        complete([id: tally])
+    }
+
+    /// Records tallied reports of many sends under one lock.
+    func complete(_ tallies: [UInt64: Tally]) {
         var toResume: [(CheckedContinuation<Outcome, Never>, Outcome)] = []
         state.withLock { state in
-            for (id, outcome) in outcomes {
+            for (id, tally) in tallies {
                 guard var pending = state.pending[id] else { continue }
-                pending.remaining -= 1
-                switch outcome {
-                case .success(let report): pending.lastReport = report
-                case .failure(let error): pending.firstError = pending.firstError ?? error
-                }
-                if pending.remaining == 0, let continuation = pending.continuation {
+                pending.remaining -= tally.delivered + tally.failed
+                if let report = tally.lastReport { pending.lastReport = report }
+                if pending.firstError == nil { pending.firstError = tally.firstError }
+                if pending.remaining <= 0, let continuation = pending.continuation {
                     state.pending[id] = nil
                     toResume.append((continuation, pending.result))
                 } else {
@@ -70,6 +85,12 @@ final class DeliveryTracker: Sendable {
         }
     }
 
+    /// Forgets send `id` when it stopped before enqueueing all its messages; reports still to come
+    /// for the messages it did enqueue are ignored.
+    func abandon(_ id: UInt64) {
+        _ = state.withLock { $0.pending.removeValue(forKey: id) }
+    }
+
     /// Waits until every message of send `id` has been reported.
     func wait(_ id: UInt64) async -> Outcome {
         await withCheckedContinuation { continuation in
@@ -77,7 +98,7 @@ final class DeliveryTracker: Sendable {
                 guard var pending = state.pending[id] else {
                     return .failure(KafkaError(code: .clientClosed, message: "the producer is shut down"))
                 }
-                if pending.remaining == 0 {
+                if pending.remaining <= 0 {
                     state.pending[id] = nil
                     return pending.result
                 }
@@ -100,8 +121,10 @@ final class DeliveryTracker: Sendable {
                     waiting.append(continuation)
                 } else {
                     // A send still enqueueing finds its result here when it starts waiting.
+                    if pending.remaining > 0 {
+                        pending.firstError = pending.firstError ?? error
+                    }
                     pending.remaining = 0
-                    pending.firstError = pending.firstError ?? error
                     unwaited[id] = pending
                 }
             }
@@ -114,4 +137,13 @@ final class DeliveryTracker: Sendable {
     }
 
     var inFlight: Int { state.withLock { $0.pending.count } }
+}
+
+extension DeliveryTracker.Tally {
+    mutating func merge(_ other: DeliveryTracker.Tally) {
+        delivered += other.delivered
+        failed += other.failed
+        if firstError == nil { firstError = other.firstError }
+        if let report = other.lastReport { lastReport = report }
+    }
 }

@@ -16,8 +16,8 @@ public final class KafkaConsumer: Sendable {
     private let membership: GroupMembership
     private let logger: Logger
 
-    /// Creates the consumer, subscribes to the configured topics and starts its thread.
-    /// It joins the group with the first ``nextBatch()``.
+    /// Creates the consumer and starts its thread, which subscribes to the configured topics; the
+    /// consumer joins the group with the first ``nextBatch()``, which also reports a refused subscription.
     public init(configuration: KafkaConsumerConfiguration, logger: Logger) throws(KafkaError) {
         let membership = GroupMembership(logger: logger)
         self.client = try RDKafkaClient(
@@ -29,18 +29,13 @@ public final class KafkaConsumer: Sendable {
         self.membership = membership
         self.logger = logger
         rd_kafka_poll_set_consumer(client.handle)
-
-        let list = rd_kafka_topic_partition_list_new(Int32(configuration.topics.count))
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        for topic in configuration.topics {
-            rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA)
-        }
-        let err = rd_kafka_subscribe(client.handle, list)
-        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            throw .rdkafka(.consume, err, message: "subscribe to \(configuration.topics): \(String(cString: rd_kafka_err2str(err)))")
-        }
-        self.loop = ConsumerLoop(client: client, maxBatchSize: max(1, configuration.maxBatchSize))
+        self.loop = ConsumerLoop(client: client, topics: configuration.topics, maxBatchSize: max(1, configuration.maxBatchSize))
         loop.start()
+    }
+
+    /// A consumer released without ``close()`` still commits what was stored and leaves its group.
+    deinit {
+        loop.submit(.close(nil))
     }
 
     /// Waits for the next batch: at least one message, at most the configured batch size.

@@ -17,6 +17,11 @@ public struct KafkaConsumerBatch: Sendable {
         self.nextOffsets = next
     }
 
+    init(messages: [KafkaConsumerMessage], nextOffsets: [KafkaTopicPartition: Int64]) {
+        self.messages = messages
+        self.nextOffsets = nextOffsets
+    }
+
     public var count: Int { messages.count }
     public var isEmpty: Bool { messages.isEmpty }
 }

@@ -32,6 +32,11 @@ public struct KafkaConsumerConfiguration: Sendable {
     /// Twinflow's consumer defaults: offsets are stored only when a batch is marked done
     /// (`enable.auto.offset.store=false`) and committed in the background from what was stored;
     /// the eager `range,roundrobin` assignors; a new group starts from the earliest offset.
+    ///
+    /// librdkafka 2.0 measures `queued.min.messages` on the consumer's shared queue, not per
+    /// partition, and backs every partition off for `fetch.error.backoff.ms` once it is reached; with
+    /// its defaults (100,000 and 500 ms) a consumer of many partitions stalls for half a second after
+    /// every 100,000 messages. The prefetch stays bounded by `queued.max.messages.kbytes` (64 MiB).
     public static let defaultProperties: [String: String] = [
         "enable.auto.commit": "true",
         "enable.auto.offset.store": "false",
@@ -40,6 +45,8 @@ public struct KafkaConsumerConfiguration: Sendable {
         "enable.partition.eof": "false",
         "session.timeout.ms": "10000",
         "max.poll.interval.ms": "300000",
+        "queued.min.messages": "1000000",
+        "fetch.error.backoff.ms": "100",
     ]
 
     var clientProperties: [String: String] {
@@ -47,7 +54,10 @@ public struct KafkaConsumerConfiguration: Sendable {
         defaults["group.id"] = groupID
         defaults["client.id"] = clientID
         defaults["auto.commit.interval.ms"] = String(commitInterval.milliseconds)
-        return kafka.clientProperties(defaults: defaults)
+        var properties = kafka.clientProperties(defaults: defaults)
+        // Not overridable: storing offsets at poll time would count messages consumed before they were handled.
+        properties["enable.auto.offset.store"] = "false"
+        return properties
     }
 }
 

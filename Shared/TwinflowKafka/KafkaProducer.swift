@@ -37,9 +37,7 @@ public final class KafkaProducer: Service, Sendable {
     /// Sends one message and returns where it was stored.
     @discardableResult
     public func send(_ message: KafkaProducerMessage) async throws(KafkaError) -> KafkaDeliveryReport {
-        let id = try deliveries.begin(count: 1)
-        try await enqueue(message, id: id)
-        let outcome = await deliveries.wait(id)
+        let outcome = try await deliver(CollectionOfOne(message))
         switch outcome {
         case .success(let report?): return report
         case .success(nil): throw KafkaError(code: .delivery, message: "no delivery report")
@@ -51,13 +49,46 @@ public final class KafkaProducer: Service, Sendable {
     /// error otherwise (the other messages may have been delivered: send again, duplicates are harmless).
     public func send(_ messages: some Collection<KafkaProducerMessage>) async throws(KafkaError) {
         guard !messages.isEmpty else { return }
-        let id = try deliveries.begin(count: messages.count)
-        for message in messages {
-            try await enqueue(message, id: id)
-        }
-        if case .failure(let error) = await deliveries.wait(id) {
+        if case .failure(let error) = try await deliver(messages) {
             throw error
         }
+    }
+
+    /// Enqueues every message under one send id, waiting while librdkafka's queue is full, then
+    /// waits for all their delivery reports. A refusal other than a full queue counts as that
+    /// message's failed delivery, so the send learns of it.
+    private func deliver(_ messages: some Collection<KafkaProducerMessage>) async throws(KafkaError) -> DeliveryTracker.Outcome {
+        let id = try deliveries.begin(count: messages.count)
+        var topics = TopicHandles(client: client)
+        defer { topics.release() }
+        var index = messages.startIndex
+        while index != messages.endIndex {
+            let message = messages[index]
+            let err: rd_kafka_resp_err_t
+            if let topic = topics.handle(for: message.topic) {
+                err = produce(message, topic: topic, opaque: id)
+            } else {
+                err = rd_kafka_last_error()
+            }
+            switch err {
+            case RD_KAFKA_RESP_ERR_NO_ERROR:
+                index = messages.index(after: index)
+            case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+                if pollLoop.isStopped {
+                    deliveries.abandon(id)
+                    throw KafkaError(code: .clientClosed, message: "the producer is shut down")
+                }
+                if Task.isCancelled {
+                    deliveries.abandon(id)
+                    throw KafkaError(code: .produce, message: "cancelled while librdkafka's queue was full", rdkafkaCode: err.rawValue, isRetriable: true)
+                }
+                try? await Task.sleep(for: .milliseconds(1))
+            default:
+                deliveries.complete(id, .failure(.rdkafka(.produce, err)))
+                index = messages.index(after: index)
+            }
+        }
+        return await deliveries.wait(id)
     }
 
     /// Messages enqueued and not yet reported, as librdkafka counts them.
@@ -74,27 +105,7 @@ public final class KafkaProducer: Service, Sendable {
         await pollLoop.stop()
     }
 
-    /// Enqueues one message, waiting while librdkafka's queue is full. A refusal other than a full
-    /// queue completes the message with that error, so the send awaiting it learns of it.
-    private func enqueue(_ message: KafkaProducerMessage, id: UInt64) async throws(KafkaError) {
-        while true {
-            let err = produce(message, opaque: id)
-            switch err {
-            case RD_KAFKA_RESP_ERR_NO_ERROR:
-                return
-            case RD_KAFKA_RESP_ERR__QUEUE_FULL:
-                if pollLoop.isStopped {
-                    throw KafkaError(code: .clientClosed, message: "the producer is shut down")
-                }
-                try? await Task.sleep(for: .milliseconds(1))
-            default:
-                deliveries.complete(id, .failure(.rdkafka(.produce, err)))
-                return
-            }
-        }
-    }
-
-    private func produce(_ message: KafkaProducerMessage, opaque: UInt64) -> rd_kafka_resp_err_t {
+    private func produce(_ message: KafkaProducerMessage, topic: OpaquePointer, opaque: UInt64) -> rd_kafka_resp_err_t {
         var headers: OpaquePointer? = nil
         if !message.headers.isEmpty {
             headers = rd_kafka_headers_new(message.headers.count)
@@ -106,8 +117,7 @@ public final class KafkaProducer: Service, Sendable {
                 }
             }
         }
-        let err = message.topic.withCString { topic in
-            withOptionalBytes(message.key) { key in
+        let err = withOptionalBytes(message.key) { key in
                 withOptionalBytes(message.value) { value in
                     withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 7) { vus in
                         var count = 0
@@ -118,7 +128,7 @@ public final class KafkaProducer: Service, Sendable {
                             vus[count] = vu
                             count += 1
                         }
-                        append(RD_KAFKA_VTYPE_TOPIC) { $0.u.cstr = topic }
+                        append(RD_KAFKA_VTYPE_RKT) { $0.u.rkt = topic }
                         append(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = RD_KAFKA_MSG_F_COPY }
                         append(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = UnsafeMutableRawPointer(bitPattern: UInt(opaque)) }
                         if let partition = message.partition {
@@ -147,13 +157,44 @@ public final class KafkaProducer: Service, Sendable {
                         return code
                     }
                 }
-            }
         }
         // librdkafka owns the headers only once the message was accepted.
         if err != RD_KAFKA_RESP_ERR_NO_ERROR, let headers {
             rd_kafka_headers_destroy(headers)
         }
         return err
+    }
+}
+
+/// librdkafka topic handles for one send, so that a batch looks each topic up once.
+private struct TopicHandles {
+    let client: RDKafkaClient
+    private var lastName: String?
+    private var lastHandle: OpaquePointer?
+    private var handles: [String: OpaquePointer] = [:]
+
+    init(client: RDKafkaClient) {
+        self.client = client
+    }
+
+    /// The handle, or `nil` when librdkafka refuses the name (see `rd_kafka_last_error`).
+    mutating func handle(for topic: String) -> OpaquePointer? {
+        if topic == lastName, let lastHandle { return lastHandle }
+        let handle: OpaquePointer
+        if let cached = handles[topic] {
+            handle = cached
+        } else {
+            guard let created = rd_kafka_topic_new(client.handle, topic, nil) else { return nil }
+            handle = created
+            handles[topic] = handle
+        }
+        lastName = topic
+        lastHandle = handle
+        return handle
+    }
+
+    func release() {
+        for handle in handles.values { rd_kafka_topic_destroy(handle) }
     }
 }
 
@@ -247,36 +288,55 @@ extension KafkaProducer {
             }
         }
 
+        /// Tallies the event's reports per send, then completes them under one lock. Only the last
+        /// report of each send becomes a ``KafkaDeliveryReport``: a single send needs it, a batch does not.
         private func handleDeliveryReports(_ event: OpaquePointer) {
-            let capacity = 1024
+            let capacity = 4096
+            var tallies: [UInt64: DeliveryTracker.Tally] = [:]
+            var last: [UInt64: UnsafePointer<rd_kafka_message_t>] = [:]
             withUnsafeTemporaryAllocation(of: UnsafePointer<rd_kafka_message_t>?.self, capacity: capacity) { messages in
                 while true {
                     let count = rd_kafka_event_message_array(event, messages.baseAddress, capacity)
-                    if count == 0 { break }
-                    var outcomes: [(UInt64, DeliveryTracker.Outcome)] = []
-                    outcomes.reserveCapacity(count)
-                    var topicNames: [OpaquePointer: String] = [:]
+                    var currentID = UInt64.max
+                    var current = DeliveryTracker.Tally()
+                    var currentLast: UnsafePointer<rd_kafka_message_t>? = nil
                     for index in 0..<count {
-                        let message = messages[index]!.pointee
-                        let id = UInt64(UInt(bitPattern: message._private))
-                        if message.err == RD_KAFKA_RESP_ERR_NO_ERROR {
-                            let topic: String
-                            if let cached = topicNames[message.rkt] {
-                                topic = cached
-                            } else {
-                                topic = String(cString: rd_kafka_topic_name(message.rkt))
-                                topicNames[message.rkt] = topic
+                        let message = messages[index]!
+                        let id = UInt64(UInt(bitPattern: message.pointee._private))
+                        if id != currentID {
+                            if currentID != .max {
+                                tallies[currentID, default: .init()].merge(current)
+                                if let currentLast { last[currentID] = currentLast }
                             }
-                            let report = KafkaDeliveryReport(topic: topic, partition: message.partition, offset: message.offset)
-                            outcomes.append((id, .success(report)))
+                            currentID = id
+                            current = tallies.removeValue(forKey: id) ?? .init()
+                            currentLast = nil
+                        }
+                        if message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                            current.delivered += 1
+                            currentLast = message
                         } else {
-                            outcomes.append((id, .failure(.rdkafka(.delivery, message.err))))
+                            current.failed += 1
+                            if current.firstError == nil { current.firstError = .rdkafka(.delivery, message.pointee.err) }
                         }
                     }
-                    deliveries.complete(outcomes)
+                    if currentID != .max {
+                        tallies[currentID, default: .init()].merge(current)
+                        if let currentLast { last[currentID] = currentLast }
+                    }
                     if count < capacity { break }
                 }
+                // The messages belong to the event, alive until it is destroyed after this returns.
+                for (id, message) in last {
+                    let report = KafkaDeliveryReport(
+                        topic: String(cString: rd_kafka_topic_name(message.pointee.rkt)),
+                        partition: message.pointee.partition,
+                        offset: message.pointee.offset
+                    )
+                    tallies[id, default: .init()].lastReport = report
+                }
             }
+            deliveries.complete(tallies)
         }
     }
 }

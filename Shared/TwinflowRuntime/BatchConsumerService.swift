@@ -49,18 +49,21 @@ public struct BatchConsumerService: Service {
                 continue
             }
             guard let batch else { return }
-            await handleUntilDone(batch)
+            try await handleUntilDone(batch)
             try consumer.store(batch)
         }
     }
 
-    private func handleUntilDone(_ batch: KafkaConsumerBatch) async {
+    /// Retries until the batch is handled; gives up only when the task is cancelled (the batch is
+    /// then not stored, so it is delivered again).
+    private func handleUntilDone(_ batch: KafkaConsumerBatch) async throws {
         var backoff = Duration.milliseconds(100)
         while true {
             do {
                 try await handle(batch)
                 return
             } catch {
+                try Task.checkCancellation()
                 logger.error("batch failed; it will be handled again", metadata: ["error": "\(error)", "messages": "\(batch.count)", "retryIn": "\(backoff)"])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, maximumBackoff)
