@@ -1,10 +1,13 @@
-/// `--messages N`, `--size BYTES`, `--partitions N`.
+/// `--messages N`, `--size BYTES`, `--partitions N`, `--rounds N`.
 struct BenchmarkArguments {
     var messages = 1_000_000
     var size = 200
     /// The mock keeps at most about 5 MiB or 100,000 messages a partition, so a million messages
     /// need enough partitions to all stay readable.
     var partitions = 64
+    /// Each measurement is repeated; the median is reported, since two cores shared by the broker,
+    /// the client and kcat make single runs noisy.
+    var rounds = 3
 
     init(_ arguments: some Sequence<String>) {
         var iterator = arguments.makeIterator()
@@ -14,8 +17,9 @@ struct BenchmarkArguments {
             case ("--messages", let value?) where value > 0: messages = value
             case ("--size", let value?) where value > 0: size = value
             case ("--partitions", let value?) where value > 0: partitions = value
+            case ("--rounds", let value?) where value > 0: rounds = value
             default:
-                fatalError("usage: kafka-bench [--messages N] [--size BYTES] [--partitions N]; '\(flag)' is not understood")
+                fatalError("usage: kafka-bench [--messages N] [--size BYTES] [--partitions N] [--rounds N]; '\(flag)' is not understood")
             }
         }
     }

@@ -7,14 +7,26 @@ struct Workload {
     let count: Int
     let keys: [String]
     let values: [[UInt8]]
+    /// kcat's input: `key<TAB>value` lines.
+    let kcatInput: URL
 
-    init(count: Int, size: Int) {
+    init(count: Int, size: Int) throws {
         self.count = count
         self.keys = (0..<count).map { "twin-\($0 % 10_000)" }
         let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789".utf8)
         var generator = SystemRandomNumberGenerator()
         let distinct = (0..<1024).map { _ in (0..<size).map { _ in alphabet.randomElement(using: &generator)! } }
         self.values = (0..<count).map { distinct[$0 % distinct.count] }
+        self.kcatInput = FileManager.default.temporaryDirectory.appending(path: "kafka-bench-\(UUID()).txt")
+        var text = [UInt8]()
+        text.reserveCapacity(count * (size + 16))
+        for index in 0..<count {
+            text += Array(keys[index].utf8)
+            text.append(UInt8(ascii: "\t"))
+            text += values[index]
+            text.append(UInt8(ascii: "\n"))
+        }
+        try Data(text).write(to: kcatInput)
     }
 
     /// The producer settings both sides use (kcat gets them as `-X`).
@@ -22,19 +34,8 @@ struct Workload {
 
     /// kcat -P from a file of `key<TAB>value` lines; returns the seconds until it exited (all delivered).
     func kcatProduce(bootstrap: String, topic: String) throws -> Double {
-        let file = FileManager.default.temporaryDirectory.appending(path: "kafka-bench-\(UUID()).txt")
-        defer { try? FileManager.default.removeItem(at: file) }
-        var text = [UInt8]()
-        text.reserveCapacity(count * (values[0].count + 16))
-        for index in 0..<count {
-            text += Array(keys[index].utf8)
-            text.append(UInt8(ascii: "\t"))
-            text += values[index]
-            text.append(UInt8(ascii: "\n"))
-        }
-        try Data(text).write(to: file)
         let properties = Self.producerProperties.sorted { $0.key < $1.key }.flatMap { ["-X", "\($0.key)=\($0.value)"] }
-        return try timed("kcat", ["-P", "-b", bootstrap, "-t", topic, "-K", "\t", "-l", file.path] + properties)
+        return try timed("kcat", ["-P", "-b", bootstrap, "-t", topic, "-K", "\t", "-l", kcatInput.path] + properties)
     }
 
     /// kcat -C of every message from the beginning (no group, so no join to wait for).

@@ -10,15 +10,34 @@ let arguments = BenchmarkArguments(CommandLine.arguments.dropFirst())
 var logger = Logger(label: "kafka-bench")
 logger.logLevel = .warning
 
-let devbroker = try DevBrokerChild(partitions: arguments.partitions, topics: ["bench.swift", "bench.kcat"])
+let topics = (1...arguments.rounds).flatMap { ["bench.swift.\($0)", "bench.kcat.\($0)"] }
+let devbroker = try DevBrokerChild(partitions: arguments.partitions, topics: topics)
 defer { devbroker.stop() }
-let workload = Workload(count: arguments.messages, size: arguments.size)
-print("kafka-bench: \(arguments.messages) messages of \(arguments.size) bytes, \(arguments.partitions) partitions, devbroker at \(devbroker.bootstrap)")
+let workload = try Workload(count: arguments.messages, size: arguments.size)
+defer { try? FileManager.default.removeItem(at: workload.kcatInput) }
+print("kafka-bench: \(arguments.messages) messages of \(arguments.size) bytes, \(arguments.partitions) partitions, \(arguments.rounds) rounds (median reported), devbroker at \(devbroker.bootstrap)")
 
-let kcatProduce = try workload.kcatProduce(bootstrap: devbroker.bootstrap, topic: "bench.kcat")
-let swiftProduce = try await workload.swiftProduce(bootstrap: devbroker.bootstrap, topic: "bench.swift", logger: logger)
-let kcatConsume = try workload.kcatConsume(bootstrap: devbroker.bootstrap, topic: "bench.kcat")
-let swiftConsume = try await workload.swiftConsume(bootstrap: devbroker.bootstrap, topic: "bench.swift", logger: logger)
+// Seconds per round for each measurement; the sides take turns going first.
+var kcatProduceRuns: [Double] = [], swiftProduceRuns: [Double] = [], kcatConsumeRuns: [Double] = [], swiftConsumeRuns: [Double] = []
+for round in 1...arguments.rounds {
+    let bootstrap = devbroker.bootstrap
+    if round % 2 == 1 {
+        kcatProduceRuns.append(try workload.kcatProduce(bootstrap: bootstrap, topic: "bench.kcat.\(round)"))
+        swiftProduceRuns.append(try await workload.swiftProduce(bootstrap: bootstrap, topic: "bench.swift.\(round)", logger: logger))
+        kcatConsumeRuns.append(try workload.kcatConsume(bootstrap: bootstrap, topic: "bench.kcat.\(round)"))
+        swiftConsumeRuns.append(try await workload.swiftConsume(bootstrap: bootstrap, topic: "bench.swift.\(round)", logger: logger))
+    } else {
+        swiftProduceRuns.append(try await workload.swiftProduce(bootstrap: bootstrap, topic: "bench.swift.\(round)", logger: logger))
+        kcatProduceRuns.append(try workload.kcatProduce(bootstrap: bootstrap, topic: "bench.kcat.\(round)"))
+        swiftConsumeRuns.append(try await workload.swiftConsume(bootstrap: bootstrap, topic: "bench.swift.\(round)", logger: logger))
+        kcatConsumeRuns.append(try workload.kcatConsume(bootstrap: bootstrap, topic: "bench.kcat.\(round)"))
+    }
+    print("round \(round): produce Twinflow \(Int(Double(arguments.messages) / swiftProduceRuns.last!))/s kcat \(Int(Double(arguments.messages) / kcatProduceRuns.last!))/s; consume Twinflow \(Int(Double(arguments.messages) / swiftConsumeRuns.last!))/s kcat \(Int(Double(arguments.messages) / kcatConsumeRuns.last!))/s")
+}
+
+func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+let kcatProduce = median(kcatProduceRuns), swiftProduce = median(swiftProduceRuns)
+let kcatConsume = median(kcatConsumeRuns), swiftConsume = median(swiftConsumeRuns)
 
 func rate(_ seconds: Double) -> Double { Double(arguments.messages) / seconds }
 let rows: [(String, Double, Double)] = [
@@ -34,6 +53,7 @@ for (work, swift, kcat) in rows {
 }
 let summary: [String: Double] = [
     "messages": Double(arguments.messages),
+    "rounds": Double(arguments.rounds),
     "message_bytes": Double(arguments.size),
     "swift_produce_msgs_per_s": rate(swiftProduce).rounded(),
     "swift_consume_msgs_per_s": rate(swiftConsume).rounded(),
