@@ -61,6 +61,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: twin-service
+
+        .target(
+            name: "TwinGraph",
+            dependencies: ["TwinflowCodec"],
+            path: "Services/twin-service/TwinGraph",
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Executables
 
         .executableTarget(
@@ -112,6 +121,12 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Tests/TwinflowKafkaIntegrationTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TwinGraphTests",
+            dependencies: ["TwinGraph", "TwinflowCodec"],
+            path: "Tests/TwinGraphTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -7,7 +7,7 @@ import Synchronization
 /// Sends messages and reports when the broker has them.
 ///
 /// ``send(_:)-(KafkaProducerMessage)`` returns once the message's delivery report arrived;
-/// ``send(_:)-(Collection)`` enqueues a whole batch and waits for all its reports together.
+/// ``send(_:)-([KafkaProducerMessage])`` enqueues a whole batch and waits for all its reports together.
 /// Delivery reports are read on a thread of the producer's own, never on the cooperative pool.
 ///
 /// As a `Service`, the producer runs until graceful shutdown, then flushes what is in flight.
@@ -37,7 +37,7 @@ public final class KafkaProducer: Service, Sendable {
     /// Sends one message and returns where it was stored.
     @discardableResult
     public func send(_ message: KafkaProducerMessage) async throws(KafkaError) -> KafkaDeliveryReport {
-        let outcome = try await deliver(CollectionOfOne(message))
+        let outcome = try await deliver([message][...])
         switch outcome {
         case .success(let report?): return report
         case .success(nil): throw KafkaError(code: .delivery, message: "no delivery report")
@@ -47,7 +47,12 @@ public final class KafkaProducer: Service, Sendable {
 
     /// Sends a batch and returns when every message of it was delivered; throws the first delivery
     /// error otherwise (the other messages may have been delivered: send again, duplicates are harmless).
-    public func send(_ messages: some Collection<KafkaProducerMessage>) async throws(KafkaError) {
+    public func send(_ messages: [KafkaProducerMessage]) async throws(KafkaError) {
+        try await send(messages[...])
+    }
+
+    /// Sends part of an array as one batch; see ``send(_:)-([KafkaProducerMessage])``.
+    public func send(_ messages: ArraySlice<KafkaProducerMessage>) async throws(KafkaError) {
         guard !messages.isEmpty else { return }
         if case .failure(let error) = try await deliver(messages) {
             throw error
@@ -57,12 +62,12 @@ public final class KafkaProducer: Service, Sendable {
     /// Enqueues every message under one send id, waiting while librdkafka's queue is full, then
     /// waits for all their delivery reports. A refusal other than a full queue counts as that
     /// message's failed delivery, so the send learns of it.
-    private func deliver(_ messages: some Collection<KafkaProducerMessage>) async throws(KafkaError) -> DeliveryTracker.Outcome {
+    private func deliver(_ messages: ArraySlice<KafkaProducerMessage>) async throws(KafkaError) -> DeliveryTracker.Outcome {
         let id = try deliveries.begin(count: messages.count)
         var topics = TopicHandles(client: client)
         defer { topics.release() }
         var index = messages.startIndex
-        while index != messages.endIndex {
+        while index < messages.endIndex {
             let message = messages[index]
             let err: rd_kafka_resp_err_t
             if let topic = topics.handle(for: message.topic) {
@@ -72,7 +77,7 @@ public final class KafkaProducer: Service, Sendable {
             }
             switch err {
             case RD_KAFKA_RESP_ERR_NO_ERROR:
-                index = messages.index(after: index)
+                index += 1
             case RD_KAFKA_RESP_ERR__QUEUE_FULL:
                 if pollLoop.isStopped {
                     deliveries.abandon(id)
@@ -85,7 +90,7 @@ public final class KafkaProducer: Service, Sendable {
                 try? await Task.sleep(for: .milliseconds(1))
             default:
                 deliveries.complete(id, .failure(.rdkafka(.produce, err)))
-                index = messages.index(after: index)
+                index += 1
             }
         }
         return await deliveries.wait(id)
