@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // MARK: Shared modules
@@ -65,7 +66,10 @@ let package = Package(
 
         .target(
             name: "TwinGraph",
-            dependencies: ["TwinflowCodec"],
+            dependencies: [
+                "TwinflowCodec",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             path: "Services/twin-service/TwinGraph",
             swiftSettings: swiftSettings
         ),

@@ -1,0 +1,249 @@
+import Synchronization
+import TwinflowCodec
+
+/// A twin change as it was applied: what the notification of it will carry.
+public struct TwinChange: Sendable, Hashable {
+    public enum Kind: Sendable, Hashable { case create, update, delete }
+    public var kind: Kind
+    public var twin: StoredTwin
+    /// For an update, the operations as applied (a `replace` of an unset property counts as `add`).
+    public var patch: JSONPatch?
+}
+
+extension DigitalTwinGraph {
+    public func twin(_ id: String) async throws -> StoredTwin {
+        guard let twin = try await store.twin(id) else { throw ServiceError.twinNotFound(id) }
+        return twin
+    }
+
+    /// Creates or replaces a twin from ADT's body (`$metadata.$model` and properties). With
+    /// `ifNoneMatch` (`If-None-Match: *`) an existing twin is left alone and the answer is 412.
+    @discardableResult
+    public func putTwin(_ id: String, body: JSONValue, ifNoneMatch: Bool = false) async throws -> TwinChange {
+        guard !id.isEmpty else { throw ServiceError.invalidArgument("The twin id must not be empty.") }
+        guard case .object(var members) = body else { throw ServiceError.invalidArgument("The twin must be a JSON object.") }
+        if let given = members["$dtId"], given != .string(id) {
+            throw ServiceError.invalidArgument("$dtId \(given.jsonString()) does not match the id in the path, \(id).")
+        }
+        guard let modelText = members["$metadata"]?["$model"]?.stringValue else {
+            throw ServiceError.validationFailed("$metadata.$model is required.")
+        }
+        guard let model = DTMI(modelText), let stored = state.withLock({ $0.stored[modelText] }) else {
+            throw ServiceError.modelNotFound(modelText)
+        }
+        guard !stored.decommissioned else {
+            throw ServiceError(code: "ModelDecommissioned", status: 400, "The model \(modelText) is decommissioned: no new twins of it.")
+        }
+        members["$dtId"] = nil
+        members["$etag"] = nil
+        members["$metadata"] = nil
+        let models = self.models
+        let resolved = models.resolvedInterface(model)!
+        // Components left out start empty, rather than being refused as ADT does.
+        for name in resolved.components.keys where members[name] == nil {
+            members[name] = .object(["$metadata": .object([:])])
+        }
+        do {
+            try models.validate(properties: members, of: model)
+        } catch {
+            throw ServiceError(error)
+        }
+
+        return try await retryingConflicts {
+            let existing = try await store.twin(id)
+            if ifNoneMatch, existing != nil {
+                throw ServiceError.preconditionFailed("A twin with the id \(id) exists, and If-None-Match: * was given.")
+            }
+            let version = try await store.lastVersion(ofTwin: id) + 1
+            let now = clock()
+            var document = members
+            for (name, component) in resolved.components {
+                guard case .object(var componentMembers) = document[name.self] else { continue }
+                var metadata: [String: JSONValue] = ["$lastUpdateTime": .string(now)]
+                for key in componentMembers.keys where !key.hasPrefix("$") { metadata[key] = ["lastUpdateTime": .string(now)] }
+                componentMembers["$metadata"] = .object(metadata)
+                document[component.name] = .object(componentMembers)
+            }
+            var metadata: [String: JSONValue] = ["$model": .string(modelText), "$lastUpdateTime": .string(now)]
+            for key in members.keys where !key.hasPrefix("$") && resolved.components[key] == nil {
+                metadata[key] = ["lastUpdateTime": .string(now)]
+            }
+            document["$metadata"] = .object(metadata)
+            document["$dtId"] = .string(id)
+            document["$etag"] = .string(Self.etag(version))
+            let twin = StoredTwin(id: id, model: modelText, version: version, document: .object(document))
+            try Self.checkSize(twin.document)
+            try await store.commit([.putTwin(twin, expecting: existing.map { .version($0.version) } ?? .absent)])
+            return TwinChange(kind: .create, twin: twin, patch: nil)
+        }
+    }
+
+    /// Applies a JSON Patch to a twin (ADT's UpdateDigitalTwin), validated after applying.
+    /// `componentPath` patches inside one component, as `/digitaltwins/{id}/components/{path}` does.
+    @discardableResult
+    public func patchTwin(
+        _ id: String,
+        patch body: JSONValue,
+        ifMatch: String? = nil,
+        componentPath: String? = nil,
+        sourceTime: String? = nil
+    ) async throws -> TwinChange {
+        let requested: JSONPatch
+        do {
+            requested = try JSONPatch(json: body)
+        } catch {
+            throw ServiceError.jsonPatchInvalid(error.description)
+        }
+        let prefix = componentPath.map { [$0] } ?? []
+        for operation in requested.operations {
+            for pointer in [operation.path] + operation.fromPointers where pointer.tokens.contains(where: { $0.hasPrefix("$") }) || pointer.isRoot {
+                throw ServiceError.jsonPatchInvalid("'\(pointer)' is not a property the patch may change.")
+            }
+        }
+        let models = self.models
+        return try await retryingConflicts {
+            guard let existing = try await store.twin(id) else { throw ServiceError.twinNotFound(id) }
+            let etag = existing.document["$etag"]?.stringValue ?? ""
+            try Self.check(ifMatch: ifMatch, etag: etag)
+            guard let model = DTMI(existing.model), let resolved = models.resolvedInterface(model) else {
+                throw ServiceError.modelNotFound(existing.model)
+            }
+            if let componentPath, resolved.components[componentPath] == nil {
+                throw ServiceError.componentNotFound(id, componentPath)
+            }
+            // Paths are relative to the component when patching one.
+            var applied: [JSONPatch.Operation] = []
+            var document = existing.document
+            for operation in requested.operations {
+                var operation = operation.prefixed(by: prefix)
+                if case .replace(let path, let value) = operation, document.value(at: path) == nil, document.value(at: path.parent) != nil {
+                    operation = .add(path: path, value: value)
+                }
+                do throws(CodecError) {
+                    try JSONPatch([operation]).applyInPlace(to: &document)
+                } catch {
+                    throw ServiceError.jsonPatchInvalid(error.reason)
+                }
+                applied.append(operation)
+            }
+            guard case .object(var members) = document else { throw ServiceError.jsonPatchInvalid("the patch replaced the twin") }
+            do throws(ValidationError) {
+                try models.validate(properties: members, of: model)
+            } catch {
+                throw ServiceError(error)
+            }
+            let now = clock()
+            let version = existing.version + 1
+            Self.touchMetadata(&members, for: applied, at: now, sourceTime: sourceTime, components: Set(resolved.components.keys))
+            members["$etag"] = .string(Self.etag(version))
+            let twin = StoredTwin(id: id, model: existing.model, version: version, document: .object(members))
+            try Self.checkSize(twin.document)
+            try await store.commit([.putTwin(twin, expecting: .version(existing.version))])
+            return TwinChange(kind: .update, twin: twin, patch: JSONPatch(applied))
+        }
+    }
+
+    /// Deletes a twin; refused while it has relationships (in or out), unless `cascade` deletes them too.
+    @discardableResult
+    public func deleteTwin(_ id: String, ifMatch: String? = nil, cascade: Bool = false) async throws -> TwinChange {
+        try await retryingConflicts {
+            guard let existing = try await store.twin(id) else { throw ServiceError.twinNotFound(id) }
+            try Self.check(ifMatch: ifMatch, etag: existing.document["$etag"]?.stringValue ?? "")
+            let outgoing = try await store.relationships(sourceID: id, name: nil)
+            let incoming = try await store.incomingRelationships(targetID: id)
+            if !cascade, !outgoing.isEmpty || !incoming.isEmpty {
+                throw ServiceError(
+                    code: "RelationshipsNotDeleted", status: 400,
+                    "The digital twin \(id) has \(outgoing.count) outgoing and \(incoming.count) incoming relationships; delete them first, or use ?cascade=true."
+                )
+            }
+            var changes: [StoreChange] = Set(outgoing + incoming).map {
+                .deleteRelationship(sourceID: $0.sourceID, id: $0.id, expecting: .version($0.version))
+            }
+            changes.append(.deleteTwin(id: id, expecting: .version(existing.version)))
+            try await store.commit(changes)
+            return TwinChange(kind: .delete, twin: existing, patch: nil)
+        }
+    }
+
+    /// A component of a twin, with its `$metadata`.
+    public func component(_ id: String, path: String) async throws -> JSONValue {
+        let twin = try await twin(id)
+        guard let model = DTMI(twin.model), models.resolvedInterface(model)?.components[path] != nil, let value = twin.document[path] else {
+            throw ServiceError.componentNotFound(id, path)
+        }
+        return value
+    }
+
+    static func checkSize(_ document: JSONValue) throws(ServiceError) {
+        let size = document.serialized().count
+        guard size <= maximumTwinBytes else {
+            throw ServiceError.payloadTooLarge("The twin would be \(size) bytes; at most \(maximumTwinBytes) are allowed.")
+        }
+    }
+
+    /// Sets `lastUpdateTime` (and `sourceTime`) of each property the operations touched, in the twin's
+    /// or its component's `$metadata`; drops the entry of a removed property.
+    static func touchMetadata(
+        _ members: inout [String: JSONValue], for operations: [JSONPatch.Operation], at now: String, sourceTime: String?, components: Set<String>
+    ) {
+        func touch(_ metadata: inout [String: JSONValue], _ name: String, removed: Bool) {
+            metadata["$lastUpdateTime"] = .string(now)
+            if removed {
+                metadata[name] = nil
+            } else {
+                var entry: [String: JSONValue] = ["lastUpdateTime": .string(now)]
+                if let sourceTime { entry["sourceTime"] = .string(sourceTime) }
+                metadata[name] = .object(entry)
+            }
+        }
+        var twinMetadata = members["$metadata"]?.objectValue ?? [:]
+        for operation in operations {
+            var touched: [JSONPointer] = [operation.path]
+            if case .move(let from, _) = operation { touched.append(from) }
+            for pointer in touched {
+                guard let first = pointer.tokens.first else { continue }
+                let removed = pointer.tokens.count == 1 && members[first] == nil
+                if components.contains(first), pointer.tokens.count >= 2, case .object(var component)? = members[first] {
+                    var metadata = component["$metadata"]?.objectValue ?? [:]
+                    touch(&metadata, pointer.tokens[1], removed: pointer.tokens.count == 2 && component[pointer.tokens[1]] == nil)
+                    component["$metadata"] = .object(metadata)
+                    members[first] = .object(component)
+                } else {
+                    touch(&twinMetadata, first, removed: removed)
+                }
+            }
+        }
+        twinMetadata["$lastUpdateTime"] = .string(now)
+        members["$metadata"] = .object(twinMetadata)
+    }
+}
+
+extension JSONPatch.Operation {
+    var fromPointers: [JSONPointer] {
+        switch self {
+        case .move(let from, _), .copy(let from, _): [from]
+        default: []
+        }
+    }
+
+    /// The same operation with every pointer placed under `prefix`.
+    func prefixed(by prefix: [String]) -> JSONPatch.Operation {
+        guard !prefix.isEmpty else { return self }
+        func under(_ pointer: JSONPointer) -> JSONPointer { JSONPointer(tokens: prefix + pointer.tokens) }
+        switch self {
+        case .add(let path, let value): return .add(path: under(path), value: value)
+        case .remove(let path): return .remove(path: under(path))
+        case .replace(let path, let value): return .replace(path: under(path), value: value)
+        case .move(let from, let path): return .move(from: under(from), path: under(path))
+        case .copy(let from, let path): return .copy(from: under(from), path: under(path))
+        case .test(let path, let value): return .test(path: under(path), value: value)
+        }
+    }
+}
+
+extension JSONPatch {
+    func applyInPlace(to document: inout JSONValue) throws(CodecError) {
+        document = try apply(to: document)
+    }
+}

@@ -1,0 +1,231 @@
+import Foundation
+import Testing
+import TwinGraph
+import TwinflowCodec
+
+/// The graph over the real SQLite store, in a temporary folder.
+struct GraphFixture {
+    let graph: DigitalTwinGraph
+    let directory: URL
+
+    static func make(_ sets: String...) async throws -> GraphFixture {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "twingraph-\(UUID())")
+        let store = try SQLiteTwinStore(path: directory.appending(path: "twins.sqlite").path)
+        let graph = try await DigitalTwinGraph(store: store)
+        for set in sets { _ = try await graph.addModels(Fixtures.upload(set)) }
+        return GraphFixture(graph: graph, directory: directory)
+    }
+
+    /// The seed scenario: Room_01 → thermo_0001 by rel_has_thermostat.
+    static func seed() async throws -> GraphFixture {
+        let fixture = try await make("seed")
+        try await fixture.graph.putTwin("thermo_0001", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": 20])
+        try await fixture.graph.putTwin("Room_01", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Room;1"]])
+        try await fixture.graph.putRelationship("Room_01", "r1", body: ["$targetId": "thermo_0001", "$relationshipName": "rel_has_thermostat"])
+        return fixture
+    }
+}
+
+func expectServiceError(_ code: String, status: Int, _ body: () async throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) async {
+    do {
+        try await body()
+        Issue.record("expected \(code)", sourceLocation: sourceLocation)
+    } catch let error as ServiceError {
+        #expect(error.code == code, "\(error)", sourceLocation: sourceLocation)
+        #expect(error.status == status, "\(error)", sourceLocation: sourceLocation)
+    } catch {
+        Issue.record("expected \(code), got \(error)", sourceLocation: sourceLocation)
+    }
+}
+
+@Suite struct TwinTests {
+    @Test func createdTwinHasADTShape() async throws {
+        let fixture = try await GraphFixture.seed()
+        let twin = try await fixture.graph.twin("thermo_0001")
+        let document = twin.document
+        #expect(document["$dtId"] == "thermo_0001")
+        #expect(document["$etag"] == .string("W/\"1\""))
+        #expect(document["Temperature"] == 20)
+        #expect(document["$metadata"]?["$model"] == "dtmi:contosocom:DigitalTwins:Thermostat;1")
+        #expect(document["$metadata"]?["$lastUpdateTime"]?.stringValue != nil)
+        #expect(document["$metadata"]?["Temperature"]?["lastUpdateTime"]?.stringValue != nil)
+    }
+
+    @Test func createErrors() async throws {
+        let fixture = try await GraphFixture.seed()
+        let graph = fixture.graph
+        await expectServiceError("PreconditionFailed", status: 412) {
+            try await graph.putTwin("thermo_0001", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"]], ifNoneMatch: true)
+        }
+        await expectServiceError("ValidationFailed", status: 400) {
+            try await graph.putTwin("t2", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": "warm"])
+        }
+        await expectServiceError("ValidationFailed", status: 400) {
+            try await graph.putTwin("t2", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Humidity": 3])
+        }
+        await expectServiceError("ModelNotFound", status: 404) {
+            try await graph.putTwin("t2", body: ["$metadata": ["$model": "dtmi:x:Nothing;1"]])
+        }
+        await expectServiceError("ValidationFailed", status: 400) { try await graph.putTwin("t2", body: ["Temperature": 1]) }
+        await expectServiceError("InvalidArgument", status: 400) { try await graph.putTwin("t2", body: [1, 2]) }
+        _ = try await graph.addModels(Fixtures.upload("building"))
+        await expectServiceError("PayloadTooLarge", status: 413) {
+            try await graph.putTwin("t2", body: ["$metadata": ["$model": "dtmi:example:building:Space;1"], "name": .string(String(repeating: "x", count: 40_000))])
+        }
+        await expectServiceError("DigitalTwinNotFound", status: 404) { _ = try await graph.twin("nobody") }
+    }
+
+    @Test func patchAppliesValidatesAndChecksETag() async throws {
+        let fixture = try await GraphFixture.seed()
+        let graph = fixture.graph
+        let change = try await graph.patchTwin("Room_01", patch: [["op": "replace", "path": "/currentTemp", "value": 21.5]], ifMatch: "W/\"1\"")
+        #expect(change.patch?.json == [["op": "add", "path": "/currentTemp", "value": 21.5]], "replace of an unset property applies as add")
+        let room = try await graph.twin("Room_01")
+        #expect(room.document["currentTemp"] == 21.5)
+        #expect(room.document["$etag"] == .string("W/\"2\""))
+        #expect(room.document["$metadata"]?["currentTemp"]?["lastUpdateTime"] != nil)
+
+        await expectServiceError("PreconditionFailed", status: 412) {
+            try await graph.patchTwin("Room_01", patch: [["op": "replace", "path": "/currentTemp", "value": 1]], ifMatch: "W/\"1\"")
+        }
+        await expectServiceError("ValidationFailed", status: 400) {
+            try await graph.patchTwin("Room_01", patch: [["op": "replace", "path": "/currentTemp", "value": "hot"]])
+        }
+        await expectServiceError("JsonPatchInvalid", status: 400) {
+            try await graph.patchTwin("Room_01", patch: [["op": "remove", "path": "/nothing"]])
+        }
+        await expectServiceError("JsonPatchInvalid", status: 400) {
+            try await graph.patchTwin("Room_01", patch: [["op": "replace", "path": "/$metadata/$model", "value": "x"]])
+        }
+        await expectServiceError("JsonPatchInvalid", status: 400) { try await graph.patchTwin("Room_01", patch: ["op": "add"]) }
+        #expect(try await graph.twin("Room_01").document["currentTemp"] == 21.5, "failed patches changed nothing")
+
+        let removed = try await graph.patchTwin("Room_01", patch: [["op": "remove", "path": "/currentTemp"]])
+        #expect(removed.twin.document["currentTemp"] == nil)
+        #expect(removed.twin.document["$metadata"]?["currentTemp"] == nil)
+    }
+
+    @Test func concurrentPatchesOfOneTwinAllApply() async throws {
+        let fixture = try await GraphFixture.seed()
+        let graph = fixture.graph
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            for value in 0..<50 {
+                tasks.addTask {
+                    try await graph.patchTwin("thermo_0001", patch: [["op": "replace", "path": "/Temperature", "value": .integer(Int64(value))]])
+                }
+            }
+            try await tasks.waitForAll()
+        }
+        #expect(try await graph.twin("thermo_0001").version == 51)
+    }
+
+    @Test func componentsAreReadAndPatched() async throws {
+        let fixture = try await GraphFixture.make("building")
+        let graph = fixture.graph
+        let created = try await graph.putTwin("thermostat-1", body: ["$metadata": ["$model": "dtmi:example:building:Thermostat;1"], "mode": "heat"])
+        #expect(created.twin.document["settings"]?["$metadata"] != nil, "a component left out starts empty")
+        try await graph.patchTwin("thermostat-1", patch: [["op": "add", "path": "/setpoint", "value": 21]], componentPath: "settings", sourceTime: "2026-11-26T17:00:00Z")
+        let component = try await graph.component("thermostat-1", path: "settings")
+        #expect(component["setpoint"] == 21)
+        #expect(component["$metadata"]?["setpoint"]?["sourceTime"] == "2026-11-26T17:00:00Z")
+        await expectServiceError("ComponentNotFound", status: 404) { _ = try await graph.component("thermostat-1", path: "nothing") }
+        await expectServiceError("ValidationFailed", status: 400) {
+            try await graph.patchTwin("thermostat-1", patch: [["op": "add", "path": "/setpoint", "value": "warm"]], componentPath: "settings")
+        }
+    }
+
+    @Test func deleteIsRefusedWhileRelatedUnlessCascading() async throws {
+        let fixture = try await GraphFixture.seed()
+        let graph = fixture.graph
+        await expectServiceError("RelationshipsNotDeleted", status: 400) { try await graph.deleteTwin("thermo_0001") }
+        await expectServiceError("PreconditionFailed", status: 412) { try await graph.deleteTwin("thermo_0001", ifMatch: "W/\"9\"", cascade: true) }
+        try await graph.deleteTwin("thermo_0001", cascade: true)
+        await expectServiceError("DigitalTwinNotFound", status: 404) { _ = try await graph.twin("thermo_0001") }
+        #expect(try await graph.relationships(of: "Room_01", name: nil).isEmpty)
+        let recreated = try await graph.putTwin("thermo_0001", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"]])
+        #expect(recreated.twin.version == 3, "versions keep counting across a delete")
+    }
+}
+
+@Suite struct RelationshipTests {
+    @Test func createListIncomingAndPatch() async throws {
+        let fixture = try await GraphFixture.seed()
+        let graph = fixture.graph
+        let relationship = try await graph.relationship("Room_01", "r1")
+        #expect(relationship.document["$sourceId"] == "Room_01")
+        #expect(relationship.document["$targetId"] == "thermo_0001")
+        #expect(relationship.document["$relationshipName"] == "rel_has_thermostat")
+        #expect(relationship.document["$etag"] == .string("W/\"1\""))
+        #expect(try await graph.relationships(of: "Room_01", name: "rel_has_thermostat").map(\.id) == ["r1"])
+        #expect(try await graph.relationships(of: "Room_01", name: "other").isEmpty)
+        #expect(
+            try await graph.incomingRelationships(of: "thermo_0001") == [
+                [
+                    "$relationshipId": "r1", "$sourceId": "Room_01", "$relationshipName": "rel_has_thermostat",
+                    "$relationshipLink": "/digitaltwins/Room_01/relationships/r1",
+                ]
+            ]
+        )
+        try await graph.deleteRelationship("Room_01", "r1", ifMatch: "W/\"1\"")
+        await expectServiceError("RelationshipNotFound", status: 404) { _ = try await graph.relationship("Room_01", "r1") }
+    }
+
+    @Test func relationshipPropertiesAreValidated() async throws {
+        let fixture = try await GraphFixture.make("building")
+        let graph = fixture.graph
+        try await graph.putTwin("room-1", body: ["$metadata": ["$model": "dtmi:example:building:Room;1"]])
+        try await graph.putTwin("thermostat-1", body: ["$metadata": ["$model": "dtmi:example:building:Thermostat;1"]])
+        try await graph.putTwin("floor-1", body: ["$metadata": ["$model": "dtmi:example:building:Floor;1"]])
+        try await graph.putRelationship("room-1", "c1", body: ["$targetId": "thermostat-1", "$relationshipName": "contains", "installedOn": "2026-01-15"])
+        let patched = try await graph.patchRelationship("room-1", "c1", patch: [["op": "replace", "path": "/installedOn", "value": "2026-02-01"]])
+        #expect(patched.relationship.document["installedOn"] == "2026-02-01")
+        #expect(patched.sourceModel == "dtmi:example:building:Room;1")
+        await expectServiceError("ValidationFailed", status: 400) {
+            try await graph.patchRelationship("room-1", "c1", patch: [["op": "replace", "path": "/installedOn", "value": 5]])
+        }
+        await expectServiceError("InvalidRelationship", status: 400) {
+            try await graph.putRelationship("floor-1", "c1", body: ["$targetId": "thermostat-1", "$relationshipName": "contains"])
+        }
+        await expectServiceError("InvalidRelationship", status: 400) {
+            try await graph.putRelationship("room-1", "x", body: ["$targetId": "thermostat-1", "$relationshipName": "owns"])
+        }
+        await expectServiceError("InvalidRelationship", status: 400) {
+            try await graph.putRelationship("room-1", "self", body: ["$targetId": "room-1", "$relationshipName": "contains"])
+        }
+        await expectServiceError("TargetTwinNotFound", status: 404) {
+            try await graph.putRelationship("room-1", "x", body: ["$targetId": "ghost", "$relationshipName": "contains"])
+        }
+        await expectServiceError("PreconditionFailed", status: 412) {
+            try await graph.putRelationship("room-1", "c1", body: ["$targetId": "thermostat-1", "$relationshipName": "contains"], ifNoneMatch: true)
+        }
+    }
+}
+
+@Suite struct ModelServiceTests {
+    @Test func modelsListDecommissionAndDelete() async throws {
+        let fixture = try await GraphFixture.make("seed")
+        let graph = fixture.graph
+        let all = try graph.listModels(dependenciesFor: [], includeDefinition: false)
+        #expect(all.count == 2)
+        #expect(all[0]["displayName"] == ["en": "Thermostat"] || all[0]["displayName"] == ["en": "Room"])
+        let roomWithDependencies = try graph.listModels(dependenciesFor: ["dtmi:contosocom:DigitalTwins:Room;1"], includeDefinition: true)
+        #expect(roomWithDependencies.count == 2)
+        #expect(roomWithDependencies.allSatisfy { $0["model"] != nil })
+        try await graph.updateModel("dtmi:contosocom:DigitalTwins:Room;1", patch: [["op": "replace", "path": "/decommissioned", "value": true]])
+        #expect(graph.modelData("dtmi:contosocom:DigitalTwins:Room;1", includeDefinition: false)?["decommissioned"] == true)
+        await expectServiceError("ModelDecommissioned", status: 400) {
+            try await graph.putTwin("r", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Room;1"]])
+        }
+        await expectServiceError("ModelReferencesNotDeleted", status: 409) { try await graph.deleteModel("dtmi:contosocom:DigitalTwins:Thermostat;1") }
+        await expectServiceError("ModelAlreadyExists", status: 409) { _ = try await graph.addModels(Fixtures.upload("seed")) }
+        try await graph.deleteModel("dtmi:contosocom:DigitalTwins:Room;1")
+        await expectServiceError("ModelNotFound", status: 404) { try await graph.deleteModel("dtmi:contosocom:DigitalTwins:Room;1") }
+    }
+
+    @Test func modelsSurviveARestart() async throws {
+        let fixture = try await GraphFixture.seed()
+        let reopened = try await DigitalTwinGraph(store: SQLiteTwinStore(path: fixture.directory.appending(path: "twins.sqlite").path))
+        #expect(try reopened.listModels(dependenciesFor: [], includeDefinition: false).count == 2)
+        #expect(try await reopened.twin("thermo_0001").document["Temperature"] == 20)
+    }
+}
