@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "devbroker", targets: ["devbroker"]),
+        .executable(name: "twin-service", targets: ["twin-service"]),
         .executable(name: "kafka-bench", targets: ["kafka-bench"]),
         .library(name: "TwinflowKafka", targets: ["TwinflowKafka"]),
         .library(name: "TwinflowCodec", targets: ["TwinflowCodec"]),
@@ -22,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // MARK: Shared modules
@@ -74,6 +76,31 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .target(
+            name: "TwinService",
+            dependencies: [
+                "TwinGraph",
+                "TwinflowCodec",
+                "TwinflowRuntime",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Services/twin-service/TwinService",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "twin-service",
+            dependencies: [
+                "TwinGraph",
+                "TwinService",
+                "TwinflowRuntime",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Services/twin-service/Main",
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Executables
 
         .executableTarget(
@@ -81,7 +108,6 @@ let package = Package(
             dependencies: [
                 "TwinflowKafka",
                 "TwinflowCodec",
-                "TwinflowRuntime",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -129,7 +155,13 @@ let package = Package(
         ),
         .testTarget(
             name: "TwinGraphTests",
-            dependencies: ["TwinGraph", "TwinflowCodec"],
+            dependencies: [
+                "TwinGraph",
+                "TwinService",
+                "TwinflowCodec",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             path: "Tests/TwinGraphTests",
             swiftSettings: swiftSettings
         ),

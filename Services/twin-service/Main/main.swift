@@ -1,0 +1,16 @@
+import Foundation
+import Logging
+import TwinGraph
+import TwinService
+import TwinflowRuntime
+
+/// twin-service: the twin graph behind ADT's REST API on HTTP_PORT (8080), stored in
+/// `$TWINFLOW_DATA_DIR/twins.sqlite`.
+try await ServiceRunner.run(name: "twin-service", defaultHTTPPort: 8080) { context in
+    let path = URL(filePath: context.environment.dataDirectory).appending(path: "twins.sqlite").path
+    let graph = try await DigitalTwinGraph(store: SQLiteTwinStore(path: path))
+    TwinServiceRoutes.add(to: context.router, graph: graph)
+    context.readiness.register("store") { true }
+    context.logger.info("twin graph open", metadata: ["store": "\(path)"])
+    return []
+}

@@ -1,0 +1,100 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+import TwinGraph
+import TwinService
+import TwinflowCodec
+
+/// The twin service's REST API through HTTP, with ADT's paths, shapes, headers and errors.
+@Suite struct RESTTests {
+    func withService(_ test: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        let fixture = try await GraphFixture.make()
+        let router = Router()
+        TwinServiceRoutes.add(to: router, graph: fixture.graph)
+        try await Application(router: router).test(.router) { client in try await test(client) }
+    }
+
+    func json(_ response: TestResponse) throws -> JSONValue {
+        try JSONValue.parse(response.body.getBytes(at: response.body.readerIndex, length: response.body.readableBytes) ?? [])
+    }
+
+    func body(_ value: JSONValue) -> ByteBuffer { ByteBuffer(bytes: value.serialized()) }
+
+    @Test func seedScenarioThroughHTTP() async throws {
+        let seed = try Fixtures.upload("seed")
+        try await withService { client in
+            let upload = try await client.execute(uri: "/models?api-version=2023-10-31", method: .post, body: body(seed))
+            #expect(upload.status == .created)
+            #expect(try json(upload).arrayValue?.count == 2)
+            #expect(try json(upload).arrayValue?.first?["decommissioned"] == false)
+
+            let models = try await client.execute(uri: "/models?includeModelDefinition=true", method: .get)
+            #expect(try json(models)["value"]?.arrayValue?.count == 2)
+            let model = try await client.execute(uri: "/models/dtmi:contosocom:DigitalTwins:Room;1", method: .get)
+            #expect(try json(model)["id"] == "dtmi:contosocom:DigitalTwins:Room;1")
+
+            let thermostat: JSONValue = ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": 20]
+            let put = try await client.execute(uri: "/digitaltwins/thermo_0001", method: .put, body: body(thermostat))
+            #expect(put.status == .ok)
+            #expect(put.headers[.eTag] == "W/\"1\"")
+            _ = try await client.execute(uri: "/digitaltwins/Room_01", method: .put, body: body(["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Room;1"]]))
+            let relationship = try await client.execute(
+                uri: "/digitaltwins/Room_01/relationships/r1", method: .put,
+                body: body(["$targetId": "thermo_0001", "$relationshipName": "rel_has_thermostat"])
+            )
+            #expect(relationship.status == .ok)
+
+            var headers = HTTPFields()
+            headers[.ifMatch] = "W/\"1\""
+            let patch = try await client.execute(
+                uri: "/digitaltwins/thermo_0001", method: .patch, headers: headers,
+                body: body([["op": "replace", "path": "/Temperature", "value": 21.5]])
+            )
+            #expect(patch.status == .noContent)
+            #expect(patch.headers[.eTag] == "W/\"2\"")
+            let stale = try await client.execute(
+                uri: "/digitaltwins/thermo_0001", method: .patch, headers: headers,
+                body: body([["op": "replace", "path": "/Temperature", "value": 1]])
+            )
+            #expect(stale.status == .preconditionFailed)
+            #expect(try json(stale)["error"]?["code"] == "PreconditionFailed")
+
+            let get = try await client.execute(uri: "/digitaltwins/thermo_0001", method: .get)
+            #expect(try json(get)["Temperature"] == 21.5)
+            let incoming = try await client.execute(uri: "/digitaltwins/thermo_0001/incomingrelationships", method: .get)
+            #expect(try json(incoming)["value"]?.arrayValue?.first?["$sourceId"] == "Room_01")
+            let outgoing = try await client.execute(uri: "/digitaltwins/Room_01/relationships?relationshipName=rel_has_thermostat", method: .get)
+            #expect(try json(outgoing)["value"]?.arrayValue?.count == 1)
+
+            let refused = try await client.execute(uri: "/digitaltwins/thermo_0001", method: .delete)
+            #expect(refused.status == .badRequest)
+            #expect(try json(refused)["error"]?["code"] == "RelationshipsNotDeleted")
+            let cascade = try await client.execute(uri: "/digitaltwins/thermo_0001?cascade=true", method: .delete)
+            #expect(cascade.status == .noContent)
+            let gone = try await client.execute(uri: "/digitaltwins/thermo_0001", method: .get)
+            #expect(gone.status == .notFound)
+            #expect(try json(gone)["error"]?["code"] == "DigitalTwinNotFound")
+        }
+    }
+
+    @Test func badRequestsGetADTErrors() async throws {
+        try await withService { client in
+            let notJSON = try await client.execute(uri: "/models", method: .post, body: ByteBuffer(string: "{nope"))
+            #expect(notJSON.status == .badRequest)
+            #expect(try json(notJSON)["error"]?["code"] == "InvalidArgument")
+            let badModel = try await client.execute(uri: "/models", method: .post, body: body([["@id": "nope", "@type": "Interface"]]))
+            #expect(badModel.status == .badRequest)
+            #expect(try json(badModel)["error"]?["code"] == "DTDLParserError")
+            let missingModel = try await client.execute(uri: "/models/dtmi:x:Missing;1", method: .get)
+            #expect(missingModel.status == .notFound)
+            #expect(try json(missingModel)["error"]?["code"] == "ModelNotFound")
+            let twin = try await client.execute(uri: "/digitaltwins/t1", method: .put, body: body(["$metadata": ["$model": "dtmi:x:Missing;1"]]))
+            #expect(twin.status == .notFound)
+            #expect(try json(twin)["error"]?["code"] == "ModelNotFound")
+            let missingRelationship = try await client.execute(uri: "/digitaltwins/t1/relationships/r1", method: .get)
+            #expect(missingRelationship.status == .notFound)
+            #expect(try json(missingRelationship)["error"]?["code"] == "DigitalTwinNotFound")
+        }
+    }
+}
