@@ -41,6 +41,16 @@ public final class SQLiteTwinStore: TwinStore {
         }
     }
 
+    public func twins(after id: String?, limit: Int) async throws -> [StoredTwin] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT id, model, version, document FROM twins WHERE id > ? AND document IS NOT NULL ORDER BY id LIMIT ?",
+                arguments: [id ?? "", limit]
+            ).map(Self.twin(from:))
+        }
+    }
+
     public func lastVersion(ofTwin id: String) async throws -> Int64 {
         try await pool.read { db in
             try Int64.fetchOne(db, sql: "SELECT version FROM twins WHERE id = ?", arguments: [id]) ?? 0

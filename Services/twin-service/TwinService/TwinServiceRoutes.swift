@@ -11,6 +11,14 @@ public enum TwinServiceRoutes {
         addModelRoutes(to: api, graph: graph)
         addTwinRoutes(to: api, graph: graph)
         addRelationshipRoutes(to: api, graph: graph)
+        api.post("query") { request, _ in
+            let body = try await request.jsonBody()
+            let page = try await graph.query(body["query"]?.stringValue, continuationToken: body["continuationToken"]?.stringValue)
+            return Response.json(
+                ["value": .array(page.value), "continuationToken": page.continuationToken.map(JSONValue.string) ?? .null],
+                status: .ok
+            )
+        }
     }
 
     static func page(_ values: [JSONValue]) -> Response {

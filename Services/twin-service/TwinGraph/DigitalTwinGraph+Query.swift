@@ -1,0 +1,224 @@
+import Foundation
+import TwinflowCodec
+
+/// One page of query results, as ADT's `POST /query` answers: `{"value": […], "continuationToken": …}`.
+public struct QueryPage: Sendable, Hashable {
+    public var value: [JSONValue]
+    public var continuationToken: String?
+}
+
+extension DigitalTwinGraph {
+    /// Runs a query, or continues one from `continuationToken`. Reads see every write whose call returned.
+    public func query(_ text: String?, continuationToken: String? = nil, pageSize: Int = 100) async throws -> QueryPage {
+        var queryText = text
+        var offset = 0
+        if let continuationToken {
+            guard let data = Data(base64Encoded: continuationToken),
+                let state = try? JSONValue.parse(Array(data)), let saved = state["query"]?.stringValue,
+                let savedOffset = state["offset"]?.integerValue
+            else { throw ServiceError.invalidArgument("The continuation token is not valid.") }
+            queryText = saved
+            offset = Int(savedOffset)
+        }
+        guard let queryText, !queryText.isEmpty else { throw ServiceError.invalidArgument("query is required.") }
+        let query: Query
+        do {
+            query = try Query(parsing: queryText)
+        } catch {
+            throw ServiceError(code: "SqlQueryError", status: 400, error.message)
+        }
+        let limit = query.top.map { min($0, offset + pageSize + 1) } ?? offset + pageSize + 1
+        let rows = try await evaluate(query, limit: query.projections.contains(.count) ? nil : limit)
+        if query.projections.contains(.count) {
+            return QueryPage(value: [["COUNT": .integer(Int64(rows.count))]], continuationToken: nil)
+        }
+        let capped = query.top.map { Array(rows.prefix($0)) } ?? rows
+        let page = Array(capped.dropFirst(offset).prefix(pageSize))
+        var token: String?
+        if capped.count > offset + pageSize {
+            let state: JSONValue = ["query": .string(queryText), "offset": .integer(Int64(offset + pageSize))]
+            token = Data(state.serialized()).base64EncodedString()
+        }
+        return QueryPage(value: page.map { project($0, query) }, continuationToken: token)
+    }
+
+    typealias Binding = [String: JSONValue]
+
+    /// The bindings that pass the filter, at most `limit`.
+    func evaluate(_ query: Query, limit: Int?) async throws -> [Binding] {
+        let models = self.models
+        var results: [Binding] = []
+        func consider(_ source: StoredTwin) async throws -> Bool {
+            var bindings: [Binding] = []
+            if let join = query.join {
+                for relationship in try await store.relationships(sourceID: source.id, name: join.relationship) {
+                    guard let target = try await store.twin(relationship.targetID) else { continue }
+                    var binding: Binding = [query.alias: source.document, join.alias: target.document]
+                    if let relationshipAlias = join.relationshipAlias { binding[relationshipAlias] = relationship.document }
+                    bindings.append(binding)
+                }
+            } else {
+                bindings = [[query.alias: source.document]]
+            }
+            for binding in bindings {
+                if try query.filter.map({ (filter) throws(ServiceError) in try Self.truth(filter, binding, models) }) ?? true {
+                    results.append(binding)
+                    if let limit, results.count >= limit { return false }
+                }
+            }
+            return true
+        }
+        if let ids = query.filter.flatMap({ Self.twinIDs(constrainedBy: $0, alias: query.alias) }) {
+            for id in ids.sorted() {
+                guard let twin = try await store.twin(id) else { continue }
+                if try await !consider(twin) { break }
+            }
+            return results
+        }
+        var after: String?
+        scan: while true {
+            let page = try await store.twins(after: after, limit: 1000)
+            for twin in page {
+                if try await !consider(twin) { break scan }
+            }
+            guard let last = page.last, page.count == 1000 else { break }
+            after = last.id
+        }
+        return results
+    }
+
+    /// The twin ids a filter pins the FROM twin to (`alias.$dtId = '…'` or `IN […]` among its AND terms).
+    static func twinIDs(constrainedBy filter: Query.Expression, alias: String) -> Set<String>? {
+        let idReference = Query.Expression.reference(Query.Reference(alias: alias, path: ["$dtId"]))
+        switch filter {
+        case .compare(let left, .equal, .literal(.string(let id))) where left == idReference: return [id]
+        case .compare(.literal(.string(let id)), .equal, let right) where right == idReference: return [id]
+        case .membership(let value, let items, negated: false) where value == idReference:
+            let ids = items.compactMap { item -> String? in
+                if case .literal(.string(let id)) = item { return id }
+                return nil
+            }
+            return ids.count == items.count ? Set(ids) : nil
+        case .and(let left, let right):
+            return twinIDs(constrainedBy: left, alias: alias) ?? twinIDs(constrainedBy: right, alias: alias)
+        default:
+            return nil
+        }
+    }
+
+    func project(_ binding: Binding, _ query: Query) -> JSONValue {
+        var row: [String: JSONValue] = [:]
+        for projection in query.projections {
+            switch projection {
+            case .all:
+                if query.join == nil { return binding[query.alias] ?? .null }
+                for (alias, document) in binding { row[alias] = document }
+            case .count:
+                break
+            case .reference(let reference, let name):
+                if let value = Self.value(of: reference, in: binding) { row[name] = value }
+            }
+        }
+        return .object(row)
+    }
+
+    static func value(of reference: Query.Reference, in binding: Binding) -> JSONValue? {
+        var current = binding[reference.alias]
+        for member in reference.path { current = current?[member] }
+        return current
+    }
+
+    static func value(_ expression: Query.Expression, _ binding: Binding, _ models: ModelSet) throws(ServiceError) -> JSONValue? {
+        switch expression {
+        case .literal(let value): return value
+        case .reference(let reference): return value(of: reference, in: binding)
+        default: return .bool(try truth(expression, binding, models))
+        }
+    }
+
+    static func truth(_ expression: Query.Expression, _ binding: Binding, _ models: ModelSet) throws(ServiceError) -> Bool {
+        switch expression {
+        case .literal(let value): return value == .bool(true)
+        case .reference(let reference): return value(of: reference, in: binding) == .bool(true)
+        case .and(let left, let right):
+            guard try truth(left, binding, models) else { return false }
+            return try truth(right, binding, models)
+        case .or(let left, let right):
+            if try truth(left, binding, models) { return true }
+            return try truth(right, binding, models)
+        case .not(let inner): return try !truth(inner, binding, models)
+        case .compare(let left, let comparison, let right):
+            guard let lhs = try value(left, binding, models), let rhs = try value(right, binding, models) else { return false }
+            return compare(lhs, comparison, rhs)
+        case .membership(let item, let list, let negated):
+            guard let needle = try value(item, binding, models) else { return false }
+            var found = false
+            for candidate in list where try value(candidate, binding, models) == needle { found = true }
+            return found != negated
+        case .function(let name, let arguments):
+            return try function(name, arguments, binding, models)
+        }
+    }
+
+    static func compare(_ lhs: JSONValue, _ comparison: Query.Comparison, _ rhs: JSONValue) -> Bool {
+        switch comparison {
+        case .equal: return lhs == rhs
+        case .notEqual: return lhs != rhs
+        default: break
+        }
+        let order: ComparisonResult
+        if let a = lhs.doubleValue, let b = rhs.doubleValue {
+            order = a < b ? .orderedAscending : (a > b ? .orderedDescending : .orderedSame)
+        } else if case .string(let a) = lhs, case .string(let b) = rhs {
+            order = a < b ? .orderedAscending : (a > b ? .orderedDescending : .orderedSame)
+        } else {
+            return false
+        }
+        switch comparison {
+        case .less: return order == .orderedAscending
+        case .lessOrEqual: return order != .orderedDescending
+        case .greater: return order == .orderedDescending
+        case .greaterOrEqual: return order != .orderedAscending
+        case .equal, .notEqual: return false
+        }
+    }
+
+    static func function(_ name: String, _ arguments: [Query.Expression], _ binding: Binding, _ models: ModelSet) throws(ServiceError) -> Bool {
+        func argument(_ index: Int) throws(ServiceError) -> JSONValue? {
+            guard index < arguments.count else { throw ServiceError(code: "SqlQueryError", status: 400, "\(name) needs more arguments.") }
+            return try value(arguments[index], binding, models)
+        }
+        switch name {
+        case "IS_OF_MODEL":
+            var rest = arguments[...]
+            var twin = binding.count == 1 ? binding.values.first : nil
+            if case .reference(let reference)? = rest.first, reference.path.isEmpty, let bound = binding[reference.alias] {
+                twin = bound
+                rest = rest.dropFirst()
+            }
+            guard case .literal(.string(let modelText))? = rest.first, let base = DTMI(modelText) else {
+                throw ServiceError(code: "SqlQueryError", status: 400, "IS_OF_MODEL needs a model id.")
+            }
+            var exact = false
+            if case .reference(let flag)? = rest.dropFirst().first, flag.path.isEmpty, flag.alias.lowercased() == "exact" {
+                exact = true
+            }
+            guard let modelID = twin?["$metadata"]?["$model"]?.stringValue, let model = DTMI(modelID) else { return false }
+            return exact ? model == base : models.model(model, isOfModel: base)
+        case "IS_DEFINED": return try argument(0) != nil
+        case "IS_NULL": return try argument(0) == .null
+        case "IS_BOOL": if case .bool? = try argument(0) { return true } else { return false }
+        case "IS_NUMBER": return try argument(0)?.doubleValue != nil
+        case "IS_STRING": return try argument(0)?.stringValue != nil
+        case "IS_OBJECT": return try argument(0)?.objectValue != nil
+        case "IS_PRIMITIVE":
+            guard let value = try argument(0) else { return false }
+            return value.objectValue == nil && value.arrayValue == nil
+        case "STARTS_WITH", "ENDS_WITH", "CONTAINS":
+            guard let text = try argument(0)?.stringValue, let part = try argument(1)?.stringValue else { return false }
+            return name == "STARTS_WITH" ? text.hasPrefix(part) : name == "ENDS_WITH" ? text.hasSuffix(part) : text.contains(part)
+        default:
+            throw ServiceError(code: "SqlQueryError", status: 400, "\(name) is not a function this service knows.")
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import Testing
+import TwinGraph
+import TwinflowCodec
+
+/// ADT's query language, first cut, over the building fixture.
+@Suite struct QueryTests {
+    static func building() async throws -> DigitalTwinGraph {
+        let fixture = try await GraphFixture.make("building")
+        let graph = fixture.graph
+        try await graph.putTwin("floor-1", body: ["$metadata": ["$model": "dtmi:example:building:Floor;1"], "name": "Floor 1", "level": 1, "Temperature": 20])
+        for room in 1...3 {
+            try await graph.putTwin("room-\(room)", body: ["$metadata": ["$model": "dtmi:example:building:Room;1"], "name": .string("Room \(room)"), "Temperature": .integer(Int64(18 + room))])
+            try await graph.putRelationship("floor-1", "f-r\(room)", body: ["$targetId": .string("room-\(room)"), "$relationshipName": "contains"])
+            try await graph.putTwin("thermostat-\(room)", body: ["$metadata": ["$model": "dtmi:example:building:Thermostat;1"], "Temperature": .integer(Int64(18 + room))])
+            try await graph.putRelationship("room-\(room)", "r-t", body: ["$targetId": .string("thermostat-\(room)"), "$relationshipName": "contains", "installedOn": .string("2026-01-0\(room)")])
+        }
+        return graph
+    }
+
+    func ids(_ page: QueryPage) -> [String] { page.value.compactMap { $0["$dtId"]?.stringValue }.sorted() }
+
+    @Test func filtersAndFunctions() async throws {
+        let graph = try await Self.building()
+        #expect(ids(try await graph.query("SELECT * FROM DIGITALTWINS")).count == 7)
+        #expect(ids(try await graph.query("SELECT * FROM DIGITALTWINS T WHERE T.Temperature > 20")) == ["room-3", "thermostat-3"])
+        #expect(ids(try await graph.query("SELECT * FROM DIGITALTWINS WHERE Temperature >= 21 AND IS_OF_MODEL('dtmi:example:building:Room;1')")) == ["room-3"])
+        #expect(ids(try await graph.query("SELECT * FROM DIGITALTWINS T WHERE IS_OF_MODEL(T, 'dtmi:example:building:Space;1')")).count == 4)
+        #expect(ids(try await graph.query("SELECT * FROM DIGITALTWINS T WHERE IS_OF_MODEL(T, 'dtmi:example:building:Space;1', exact)")).isEmpty)
+        #expect(ids(try await graph.query("SELECT * FROM DIGITALTWINS T WHERE STARTS_WITH(T.$dtId, 'thermo') AND NOT (T.Temperature = 19)")) == ["thermostat-2", "thermostat-3"])
+        #expect(ids(try await graph.query("SELECT * FROM DIGITALTWINS T WHERE ENDS_WITH(T.name, '2') OR T.level = 1")) == ["floor-1", "room-2"])
+        #expect(ids(try await graph.query("SELECT * FROM DIGITALTWINS T WHERE IS_DEFINED(T.level)")) == ["floor-1"])
+        #expect(ids(try await graph.query("SELECT * FROM DIGITALTWINS T WHERE T.$dtId IN ['room-1', 'room-9', 'floor-1']")) == ["floor-1", "room-1"])
+        #expect(ids(try await graph.query("SELECT * FROM DIGITALTWINS T WHERE T.$metadata.$model = 'dtmi:example:building:Floor;1'")) == ["floor-1"])
+    }
+
+    @Test func projectionsTopAndCount() async throws {
+        let graph = try await Self.building()
+        let count = try await graph.query("SELECT COUNT() FROM DIGITALTWINS T WHERE IS_OF_MODEL(T, 'dtmi:example:building:Thermostat;1')")
+        #expect(count.value == [["COUNT": 3]])
+        #expect(try await graph.query("SELECT TOP(2) * FROM DIGITALTWINS").value.count == 2)
+        let projected = try await graph.query("SELECT T.name, T.level AS floorLevel FROM DIGITALTWINS T WHERE T.$dtId = 'floor-1'")
+        #expect(projected.value == [["name": "Floor 1", "floorLevel": 1]])
+        let alias = try await graph.query("SELECT T FROM DIGITALTWINS T WHERE T.$dtId = 'room-1'")
+        #expect(alias.value.first?["T"]?["$dtId"] == "room-1")
+    }
+
+    @Test func oneHopJoin() async throws {
+        let graph = try await Self.building()
+        let page = try await graph.query(
+            "SELECT Room, Thermostat FROM DIGITALTWINS Room JOIN Thermostat RELATED Room.contains R WHERE Room.$dtId = 'room-2' AND R.installedOn = '2026-01-02'"
+        )
+        #expect(page.value.count == 1)
+        #expect(page.value.first?["Thermostat"]?["$dtId"] == "thermostat-2")
+        #expect(page.value.first?["Room"]?["$dtId"] == "room-2")
+        let rooms = try await graph.query("SELECT Child FROM DIGITALTWINS Floor JOIN Child RELATED Floor.contains WHERE Floor.$dtId = 'floor-1' AND Child.Temperature < 21")
+        #expect(rooms.value.compactMap { $0["Child"]?["$dtId"]?.stringValue }.sorted() == ["room-1", "room-2"])
+    }
+
+    @Test func seesWritesAtOnceAndPagesWithContinuationTokens() async throws {
+        let graph = try await Self.building()
+        try await graph.patchTwin("room-1", patch: [["op": "replace", "path": "/Temperature", "value": 30]])
+        #expect(ids(try await graph.query("SELECT * FROM DIGITALTWINS T WHERE T.Temperature = 30")) == ["room-1"])
+        var seen: [String] = []
+        var page = try await graph.query("SELECT * FROM DIGITALTWINS", pageSize: 3)
+        seen += ids(page)
+        while let token = page.continuationToken {
+            page = try await graph.query(nil, continuationToken: token, pageSize: 3)
+            seen += ids(page)
+        }
+        #expect(seen.sorted() == ["floor-1", "room-1", "room-2", "room-3", "thermostat-1", "thermostat-2", "thermostat-3"])
+    }
+
+    @Test(arguments: [
+        "SELECT FROM DIGITALTWINS", "SELECT * FROM TWINS", "SELECT * FROM DIGITALTWINS T WHERE", "SELECT * FROM DIGITALTWINS T WHERE X.a = 1",
+        "SELECT * FROM DIGITALTWINS T WHERE T.a = 'open", "SELECT * FROM DIGITALTWINS T WHERE NO_SUCH(T.a)",
+    ])
+    func badQueriesAreSqlQueryErrors(_ text: String) async throws {
+        let graph = try await Self.building()
+        await expectServiceError("SqlQueryError", status: 400) { _ = try await graph.query(text) }
+    }
+}
