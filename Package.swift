@@ -12,7 +12,9 @@ let package = Package(
     products: [
         .executable(name: "devbroker", targets: ["devbroker"]),
         .executable(name: "twin-service", targets: ["twin-service"]),
+        .executable(name: "twinctl", targets: ["twinctl"]),
         .executable(name: "kafka-bench", targets: ["kafka-bench"]),
+        .executable(name: "twin-bench", targets: ["twin-bench"]),
         .library(name: "TwinflowKafka", targets: ["TwinflowKafka"]),
         .library(name: "TwinflowCodec", targets: ["TwinflowCodec"]),
         .library(name: "TwinflowRuntime", targets: ["TwinflowRuntime"]),
@@ -24,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // MARK: Shared modules
@@ -101,6 +104,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .executableTarget(
+            name: "twinctl",
+            dependencies: [
+                "TwinflowCodec",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Services/twinctl",
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Executables
 
         .executableTarget(
@@ -124,6 +137,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/kafka-bench",
+            swiftSettings: swiftSettings
+        ),
+
+        .executableTarget(
+            name: "twin-bench",
+            dependencies: [
+                "TwinflowCodec",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Benchmarks/twin-bench",
             swiftSettings: swiftSettings
         ),
 

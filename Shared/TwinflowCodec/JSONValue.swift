@@ -125,10 +125,16 @@ extension JSONValue: Codable {
 extension JSONValue {
     /// Parses JSON text; a syntax error is a ``CodecError`` naming `field`.
     public static func parse(_ bytes: some Collection<UInt8>, field: String = "$") throws(CodecError) -> JSONValue {
-        do {
-            return try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
-        } catch {
-            throw CodecError(field: field, reason: "not valid JSON (\(Self.describe(error)))")
+        let result: Result<JSONValue, JSONReader.Failure>? = bytes.withContiguousStorageIfAvailable { buffer in
+            Result { () throws(JSONReader.Failure) in try JSONReader.parse(buffer) }
+        }
+        let outcome = result ?? Array(bytes).withUnsafeBufferPointer { buffer in
+            Result { () throws(JSONReader.Failure) in try JSONReader.parse(buffer) }
+        }
+        switch outcome {
+        case .success(let value): return value
+        case .failure(let failure):
+            throw CodecError(field: field, reason: "not valid JSON (\(failure.message) at byte \(failure.offset))")
         }
     }
 
@@ -139,21 +145,15 @@ extension JSONValue {
 
     /// The compact JSON text of this value, object keys sorted so the same value always reads the same.
     public func serialized() -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // Encoding a JSONValue cannot fail: every case maps to a JSON value.
-        return Array((try? encoder.encode(self)) ?? Data("null".utf8))
+        var output: [UInt8] = []
+        output.reserveCapacity(256)
+        JSONWriter.write(self, into: &output)
+        return output
     }
 
     /// ``serialized()`` as a string.
     public func jsonString() -> String { String(decoding: serialized(), as: UTF8.self) }
 
-    private static func describe(_ error: any Error) -> String {
-        if case DecodingError.dataCorrupted(let context) = error {
-            return context.underlyingError.map { "\($0)" } ?? context.debugDescription
-        }
-        return "\(error)"
-    }
 }
 
 extension JSONValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,

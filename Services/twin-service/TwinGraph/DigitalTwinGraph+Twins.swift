@@ -58,7 +58,7 @@ extension DigitalTwinGraph {
             let now = clock()
             var document = members
             for (name, component) in resolved.components {
-                guard case .object(var componentMembers) = document[name.self] else { continue }
+                guard case .object(var componentMembers) = document[name] else { continue }
                 var metadata: [String: JSONValue] = ["$lastUpdateTime": .string(now)]
                 for key in componentMembers.keys where !key.hasPrefix("$") { metadata[key] = ["lastUpdateTime": .string(now)] }
                 componentMembers["$metadata"] = .object(metadata)

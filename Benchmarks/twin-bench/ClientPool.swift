@@ -1,0 +1,137 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import TwinflowCodec
+
+/// HTTP/1.1 keep-alive connections to the service, one per concurrent client.
+struct ClientPool: Sendable {
+    let clients: [TestClient]
+
+    init(port: Int, count: Int) async throws {
+        clients = (0..<count).map { _ in TestClient(host: "127.0.0.1", port: port) }
+        for client in clients { client.connect() }
+    }
+
+    var first: TestClient { clients[0] }
+
+    func shutdown() async throws {
+        for client in clients { try await client.shutdown() }
+    }
+
+    func expect(_ status: HTTPResponse.Status, _ response: TestClient.Response) throws {
+        guard response.status == status else {
+            throw BenchmarkError("expected \(status), got \(response.status): \(response.body.map { String(buffer: $0) } ?? "")")
+        }
+    }
+
+    /// Runs `body` for each index, spread over every client.
+    func forEach(_ indices: Range<Int>, _ body: @escaping @Sendable (TestClient, Int) async throws -> Void) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (slot, client) in clients.enumerated() {
+                group.addTask {
+                    for index in stride(from: indices.lowerBound + slot, to: indices.upperBound, by: clients.count) {
+                        try await body(client, index)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// Runs `count` requests over `concurrency` clients and returns each one's latency.
+    func latencies(count: Int, concurrency: Int, _ body: @escaping @Sendable (TestClient, Int) async throws -> Void) async throws -> Latencies {
+        try await withThrowingTaskGroup(of: [Double].self) { group in
+            for slot in 0..<concurrency {
+                let client = clients[slot]
+                group.addTask {
+                    var samples: [Double] = []
+                    for index in stride(from: slot, to: count, by: concurrency) {
+                        let start = ContinuousClock.now
+                        try await body(client, index)
+                        samples.append((ContinuousClock.now - start).seconds * 1000)
+                    }
+                    return samples
+                }
+            }
+            var all: [Double] = []
+            for try await samples in group { all += samples }
+            return Latencies(milliseconds: all.sorted())
+        }
+    }
+}
+
+struct Latencies {
+    var milliseconds: [Double]
+
+    func percentile(_ percent: Double) -> Double {
+        guard !milliseconds.isEmpty else { return 0 }
+        let index = min(milliseconds.count - 1, Int((Double(milliseconds.count) * percent / 100).rounded(.up)) - 1)
+        return milliseconds[max(0, index)]
+    }
+}
+
+extension TestClient {
+    func put(_ uri: String, body: JSONValue) async throws -> TestClient.Response {
+        try await put(uri, body: ByteBuffer(bytes: body.serialized()))
+    }
+
+    func post(_ uri: String, body: JSONValue) async throws -> TestClient.Response {
+        try await post(uri, body: ByteBuffer(bytes: body.serialized()))
+    }
+
+    func patch(_ uri: String, body: JSONValue) async throws -> TestClient.Response {
+        try await execute(TestClient.Request(uri, method: .patch, headers: [:], body: ByteBuffer(bytes: body.serialized())))
+    }
+}
+
+struct BenchmarkError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+/// The twin-service built beside this executable, on a fresh store and a port of its own.
+final class TwinServiceChild: Sendable {
+    let port: Int
+    private let process: Process
+    private let directory: URL
+
+    init() throws {
+        port = Int.random(in: 30000..<40000)
+        directory = FileManager.default.temporaryDirectory.appending(path: "twin-bench-\(UUID())")
+        process = Process()
+        process.executableURL = URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appending(path: "twin-service")
+        var environment = ProcessInfo.processInfo.environment
+        environment["HTTP_PORT"] = String(port)
+        environment["TWINFLOW_DATA_DIR"] = directory.path
+        environment["LOG_LEVEL"] = "warning"
+        process.environment = environment
+        try process.run()
+    }
+
+    /// Waits until `/healthz` answers.
+    func waitUntilReady() async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            let port = self.port
+            let healthy = try? await TestClient.withClient(host: "127.0.0.1", port: port) { client in
+                try await client.get("/healthz").status == .ok
+            }
+            if healthy == true { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw BenchmarkError("twin-service did not start")
+    }
+
+    func stop() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
