@@ -49,12 +49,14 @@ extension DigitalTwinGraph {
             throw ServiceError(error)
         }
 
-        return try await retryingConflicts {
-            let existing = try await store.twin(id)
+        let validated = members
+        let clock = self.clock
+        return try await store.modifyTwin(id) { existing, lastVersion in
+            let members = validated
             if ifNoneMatch, existing != nil {
                 throw ServiceError.preconditionFailed("A twin with the id \(id) exists, and If-None-Match: * was given.")
             }
-            let version = try await store.lastVersion(ofTwin: id) + 1
+            let version = lastVersion + 1
             let now = clock()
             var document = members
             for (name, component) in resolved.components {
@@ -73,8 +75,7 @@ extension DigitalTwinGraph {
             document["$etag"] = .string(Self.etag(version))
             let twin = StoredTwin(id: id, model: modelText, version: version, document: .object(document))
             try Self.checkSize(twin.document)
-            try await store.commit([.putTwin(twin, expecting: existing.map { .version($0.version) } ?? .absent)])
-            return TwinChange(kind: .create, twin: twin, patch: nil)
+            return (twin, TwinChange(kind: .create, twin: twin, patch: nil))
         }
     }
 
@@ -101,8 +102,9 @@ extension DigitalTwinGraph {
             }
         }
         let models = self.models
-        return try await retryingConflicts {
-            guard let existing = try await store.twin(id) else { throw ServiceError.twinNotFound(id) }
+        let clock = self.clock
+        return try await store.modifyTwin(id) { current, _ in
+            guard let existing = current else { throw ServiceError.twinNotFound(id) }
             let etag = existing.document["$etag"]?.stringValue ?? ""
             try Self.check(ifMatch: ifMatch, etag: etag)
             guard let model = DTMI(existing.model), let resolved = models.resolvedInterface(model) else {
@@ -138,8 +140,7 @@ extension DigitalTwinGraph {
             members["$etag"] = .string(Self.etag(version))
             let twin = StoredTwin(id: id, model: existing.model, version: version, document: .object(members))
             try Self.checkSize(twin.document)
-            try await store.commit([.putTwin(twin, expecting: .version(existing.version))])
-            return TwinChange(kind: .update, twin: twin, patch: JSONPatch(applied))
+            return (twin, TwinChange(kind: .update, twin: twin, patch: JSONPatch(applied)))
         }
     }
 

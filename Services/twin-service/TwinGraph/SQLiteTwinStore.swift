@@ -36,8 +36,9 @@ public final class SQLiteTwinStore: TwinStore {
 
     public func twin(_ id: String) async throws -> StoredTwin? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT id, model, version, document FROM twins WHERE id = ? AND document IS NOT NULL", arguments: [id])
-                .map(Self.twin(from:))
+            try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT id, model, version, document FROM twins WHERE id = ? AND document IS NOT NULL"), arguments: [id]
+            ).map(Self.twin(from:))
         }
     }
 
@@ -93,8 +94,7 @@ public final class SQLiteTwinStore: TwinStore {
     public func incomingRelationships(targetID: String) async throws -> [StoredRelationship] {
         try await pool.read { db in
             try Row.fetchAll(
-                db,
-                sql: "SELECT * FROM relationships WHERE target_id = ? AND document IS NOT NULL ORDER BY source_id, id",
+                db.cachedStatement(sql: "SELECT * FROM relationships WHERE target_id = ? AND document IS NOT NULL ORDER BY source_id, id"),
                 arguments: [targetID]
             ).map(Self.relationship(from:))
         }
@@ -145,6 +145,28 @@ public final class SQLiteTwinStore: TwinStore {
             }
         }
     }
+
+    public func modifyTwin<Result: Sendable>(
+        _ id: String,
+        _ change: @escaping @Sendable (_ current: StoredTwin?, _ lastVersion: Int64) throws -> (StoredTwin?, Result)
+    ) async throws -> Result {
+        try await pool.write { db in
+            let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, model, version, document FROM twins WHERE id = ?"), arguments: [id])
+            let lastVersion: Int64 = row?["version"] ?? 0
+            let current = try row.flatMap { row -> StoredTwin? in row["document"] == nil ? nil : try Self.twin(from: row) }
+            let (updated, result) = try change(current, lastVersion)
+            if let updated {
+                try db.cachedStatement(sql: Self.upsertTwin)
+                    .execute(arguments: [updated.id, updated.model, updated.version, updated.document.jsonString()])
+            }
+            return result
+        }
+    }
+
+    static let upsertTwin = """
+        INSERT INTO twins (id, model, version, document) VALUES (?, ?, ?, ?)
+        ON CONFLICT (id) DO UPDATE SET model = excluded.model, version = excluded.version, document = excluded.document
+        """
 
     public func models() async throws -> [StoredModel] {
         try await pool.read { db in

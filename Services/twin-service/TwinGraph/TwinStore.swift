@@ -87,6 +87,14 @@ public protocol TwinStore: Sendable {
     func incomingRelationships(targetID: String) async throws -> [StoredRelationship]
     func commit(_ changes: [StoreChange]) async throws
 
+    /// Read-modify-write of one twin in one transaction: `change` gets the live twin (if any) and the
+    /// last version the id had (0 if never), and returns the twin to store (or nil to store nothing)
+    /// with a result. Writers of one twin never race, so there is nothing to retry.
+    func modifyTwin<Result: Sendable>(
+        _ id: String,
+        _ change: @escaping @Sendable (_ current: StoredTwin?, _ lastVersion: Int64) throws -> (StoredTwin?, Result)
+    ) async throws -> Result
+
     func models() async throws -> [StoredModel]
     func addModels(_ models: [StoredModel]) async throws
     func setDecommissioned(model id: String, _ decommissioned: Bool) async throws
