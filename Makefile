@@ -1,5 +1,5 @@
 # Twinflow: the two commands are `make run` and `make test`.
-.PHONY: deps build test run bench clean
+.PHONY: deps build test run bench bench-twins clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -24,6 +24,13 @@ bench: deps
 	swift build -c release --product devbroker
 	swift build -c release --product kafka-bench
 	.build/release/kafka-bench
+
+## twin-service REST latency and throughput with 100,000 twins, in release mode (wrk drives the load).
+bench-twins: deps
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y -q wrk
+	swift build -c release --product twin-service
+	swift build -c release --product twin-bench
+	.build/release/twin-bench
 
 clean:
 	rm -rf .build .twinflow

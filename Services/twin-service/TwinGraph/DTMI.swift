@@ -27,6 +27,11 @@ public struct DTMI: Sendable, Hashable, Comparable, CustomStringConvertible {
         !number.isEmpty && number.count <= 9 && number.first != "0" && number.allSatisfy(\.isASCIIDigit)
     }
 
+    /// For ids already checked (stored with a model or twin): skips the syntax check.
+    init(checked rawValue: String) {
+        self.rawValue = rawValue
+    }
+
     public var description: String { rawValue }
 
     public static func < (lhs: DTMI, rhs: DTMI) -> Bool { lhs.rawValue < rhs.rawValue }

@@ -28,8 +28,8 @@ extension DigitalTwinGraph {
 
     /// ADT's incoming relationship shape: `$relationshipId`, `$sourceId`, `$relationshipName`, `$relationshipLink`.
     public func incomingRelationships(of targetID: String) async throws -> [JSONValue] {
-        _ = try await twin(targetID)
-        return try await store.incomingRelationships(targetID: targetID).map { relationship in
+        guard let incoming = try await store.incomingRelationships(targetID: targetID) else { throw ServiceError.twinNotFound(targetID) }
+        return incoming.map { relationship in
             [
                 "$relationshipId": .string(relationship.id),
                 "$sourceId": .string(relationship.sourceID),

@@ -107,7 +107,8 @@ extension DigitalTwinGraph {
             guard let existing = current else { throw ServiceError.twinNotFound(id) }
             let etag = existing.document["$etag"]?.stringValue ?? ""
             try Self.check(ifMatch: ifMatch, etag: etag)
-            guard let model = DTMI(existing.model), let resolved = models.resolvedInterface(model) else {
+            let model = DTMI(checked: existing.model)
+            guard let resolved = models.resolvedInterface(model) else {
                 throw ServiceError.modelNotFound(existing.model)
             }
             if let componentPath, resolved.components[componentPath] == nil {
@@ -151,7 +152,7 @@ extension DigitalTwinGraph {
             guard let existing = try await store.twin(id) else { throw ServiceError.twinNotFound(id) }
             try Self.check(ifMatch: ifMatch, etag: existing.document["$etag"]?.stringValue ?? "")
             let outgoing = try await store.relationships(sourceID: id, name: nil)
-            let incoming = try await store.incomingRelationships(targetID: id)
+            let incoming = try await store.incomingRelationships(targetID: id) ?? []
             if !cascade, !outgoing.isEmpty || !incoming.isEmpty {
                 throw ServiceError(
                     code: "RelationshipsNotDeleted", status: 400,

@@ -91,9 +91,13 @@ public final class SQLiteTwinStore: TwinStore {
         }
     }
 
-    public func incomingRelationships(targetID: String) async throws -> [StoredRelationship] {
+    public func incomingRelationships(targetID: String) async throws -> [StoredRelationship]? {
         try await pool.read { db in
-            try Row.fetchAll(
+            let exists = try Bool.fetchOne(
+                db.cachedStatement(sql: "SELECT 1 FROM twins WHERE id = ? AND document IS NOT NULL"), arguments: [targetID]
+            )
+            guard exists != nil else { return nil }
+            return try Row.fetchAll(
                 db.cachedStatement(sql: "SELECT * FROM relationships WHERE target_id = ? AND document IS NOT NULL ORDER BY source_id, id"),
                 arguments: [targetID]
             ).map(Self.relationship(from:))

@@ -83,8 +83,8 @@ public protocol TwinStore: Sendable {
     func lastVersion(ofRelationship id: String, sourceID: String) async throws -> Int64
     /// Outgoing relationships of a twin, optionally only those of one name.
     func relationships(sourceID: String, name: String?) async throws -> [StoredRelationship]
-    /// Relationships whose target is the twin.
-    func incomingRelationships(targetID: String) async throws -> [StoredRelationship]
+    /// Relationships whose target is the twin, or nil when the twin does not exist; one read.
+    func incomingRelationships(targetID: String) async throws -> [StoredRelationship]?
     func commit(_ changes: [StoreChange]) async throws
 
     /// Read-modify-write of one twin in one transaction: `change` gets the live twin (if any) and the
