@@ -77,8 +77,6 @@ public protocol TwinStore: Sendable {
     func twin(_ id: String) async throws -> StoredTwin?
     /// Live twins in id order, after `id` (from the start when nil), at most `limit`: a scan in pages.
     func twins(after id: String?, limit: Int) async throws -> [StoredTwin]
-    /// The last version a twin had, alive or deleted; 0 if it never existed.
-    func lastVersion(ofTwin id: String) async throws -> Int64
     func relationship(sourceID: String, id: String) async throws -> StoredRelationship?
     func lastVersion(ofRelationship id: String, sourceID: String) async throws -> Int64
     /// Outgoing relationships of a twin, optionally only those of one name.
