@@ -13,11 +13,9 @@ test: deps
 	swift build --build-tests
 	swift test --skip-build
 
-## For now: devbroker with the contract's topics on localhost:9092 (Ctrl-C stops it).
+## devbroker and twin-service with the seed scenario loaded (Ctrl-C stops them).
 run: build
-	@echo "devbroker: Kafka on localhost:9092 with the contract's topics (in memory)."
-	@echo "The services (twin-service, ingress, propagator, tsi-forwarder, tsi-store) join here as they land."
-	.build/debug/devbroker
+	bash scripts/run.sh
 
 ## Kafka layer throughput against kcat, in release mode.
 bench: deps
