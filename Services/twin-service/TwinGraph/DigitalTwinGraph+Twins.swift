@@ -38,7 +38,7 @@ extension DigitalTwinGraph {
         members["$etag"] = nil
         members["$metadata"] = nil
         let models = self.models
-        let resolved = models.resolvedInterface(model)!
+        guard let resolved = models.resolvedInterface(model) else { throw ServiceError.modelNotFound(modelText) }
         // Components left out start empty, rather than being refused as ADT does.
         for name in resolved.components.keys where members[name] == nil {
             members[name] = .object(["$metadata": .object([:])])
@@ -52,13 +52,12 @@ extension DigitalTwinGraph {
         let validated = members
         let clock = self.clock
         return try await store.modifyTwin(id) { existing, lastVersion in
-            let members = validated
             if ifNoneMatch, existing != nil {
                 throw ServiceError.preconditionFailed("A twin with the id \(id) exists, and If-None-Match: * was given.")
             }
             let version = lastVersion + 1
             let now = clock()
-            var document = members
+            var document = validated
             for (name, component) in resolved.components {
                 guard case .object(var componentMembers) = document[name] else { continue }
                 var metadata: [String: JSONValue] = ["$lastUpdateTime": .string(now)]
@@ -67,7 +66,7 @@ extension DigitalTwinGraph {
                 document[component.name] = .object(componentMembers)
             }
             var metadata: [String: JSONValue] = ["$model": .string(modelText), "$lastUpdateTime": .string(now)]
-            for key in members.keys where !key.hasPrefix("$") && resolved.components[key] == nil {
+            for key in validated.keys where !key.hasPrefix("$") && resolved.components[key] == nil {
                 metadata[key] = ["lastUpdateTime": .string(now)]
             }
             document["$metadata"] = .object(metadata)
