@@ -28,7 +28,7 @@ extension DigitalTwinGraph {
 
     /// ADT's incoming relationship shape: `$relationshipId`, `$sourceId`, `$relationshipName`, `$relationshipLink`.
     public func incomingRelationships(of targetID: String) async throws -> [JSONValue] {
-        guard let incoming = try await store.incomingRelationships(targetID: targetID) else { throw ServiceError.twinNotFound(targetID) }
+        guard let incoming = try await store.incomingLinks(targetID: targetID) else { throw ServiceError.twinNotFound(targetID) }
         return incoming.map { relationship in
             [
                 "$relationshipId": .string(relationship.id),

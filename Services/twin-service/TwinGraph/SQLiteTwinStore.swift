@@ -16,6 +16,7 @@ public final class SQLiteTwinStore: TwinStore {
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
             try db.execute(sql: "PRAGMA cache_size = -65536")
             try db.execute(sql: "PRAGMA mmap_size = 268435456")
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 10000")
         }
         pool = try DatabasePool(path: path, configuration: configuration)
         try pool.write { db in
@@ -34,7 +35,8 @@ public final class SQLiteTwinStore: TwinStore {
         CREATE TABLE IF NOT EXISTS relationships (
             source_id TEXT NOT NULL, id TEXT NOT NULL, name TEXT, target_id TEXT,
             version INTEGER NOT NULL, document TEXT, PRIMARY KEY (source_id, id));
-        CREATE INDEX IF NOT EXISTS relationships_by_target ON relationships (target_id);
+        CREATE INDEX IF NOT EXISTS relationships_by_target ON relationships (target_id, source_id, id, name)
+            WHERE document IS NOT NULL;
         """
 
     public func twin(_ id: String) async throws -> StoredTwin? {
@@ -85,6 +87,21 @@ public final class SQLiteTwinStore: TwinStore {
                 sql: "SELECT * FROM relationships WHERE source_id = ? AND document IS NOT NULL ORDER BY id",
                 arguments: [sourceID]
             ).map(Self.relationship(from:))
+        }
+    }
+
+    public func incomingLinks(targetID: String) async throws -> [IncomingLink]? {
+        try await pool.read { db in
+            let exists = try Bool.fetchOne(
+                db.cachedStatement(sql: "SELECT 1 FROM twins WHERE id = ? AND document IS NOT NULL"), arguments: [targetID]
+            )
+            guard exists != nil else { return nil }
+            return try Row.fetchAll(
+                db.cachedStatement(
+                    sql: "SELECT source_id, id, name FROM relationships WHERE target_id = ? AND document IS NOT NULL ORDER BY source_id, id"
+                ),
+                arguments: [targetID]
+            ).map { IncomingLink(sourceID: $0["source_id"], id: $0["id"], name: $0["name"]) }
         }
     }
 

@@ -35,6 +35,19 @@ public struct StoredRelationship: Sendable, Hashable {
     }
 }
 
+/// A relationship seen from its target.
+public struct IncomingLink: Sendable, Hashable {
+    public var sourceID: String
+    public var id: String
+    public var name: String
+
+    public init(sourceID: String, id: String, name: String) {
+        self.sourceID = sourceID
+        self.id = id
+        self.name = name
+    }
+}
+
 /// A model as stored.
 public struct StoredModel: Sendable, Hashable {
     public var id: String
@@ -81,6 +94,9 @@ public protocol TwinStore: Sendable {
     func lastVersion(ofRelationship id: String, sourceID: String) async throws -> Int64
     /// Outgoing relationships of a twin, optionally only those of one name.
     func relationships(sourceID: String, name: String?) async throws -> [StoredRelationship]
+    /// Who points at the twin (source, relationship id and name, from the index alone), or nil when
+    /// the twin does not exist; one read.
+    func incomingLinks(targetID: String) async throws -> [IncomingLink]?
     /// Relationships whose target is the twin, or nil when the twin does not exist; one read.
     func incomingRelationships(targetID: String) async throws -> [StoredRelationship]?
     func commit(_ changes: [StoreChange]) async throws
