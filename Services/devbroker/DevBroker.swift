@@ -50,7 +50,11 @@ final class DevBroker: Service, Sendable {
 
     func run() async throws {
         try? await gracefulShutdown()
-        try? await forwarder?.stop()
+        do {
+            try await forwarder?.stop()
+        } catch {
+            logger.warning("bootstrap relay did not close cleanly", metadata: ["error": "\(error)"])
+        }
         try? FileManager.default.removeItem(atPath: options.bootstrapFile)
         logger.info("devbroker stopped; its messages are gone")
     }

@@ -119,7 +119,8 @@ extension JSONPatch {
 }
 
 extension JSONPatch.Operation {
-    func apply(to document: inout JSONValue) throws(CodecError) {
+    /// Applies this one operation in place; on failure the document may be partly changed.
+    public func apply(to document: inout JSONValue) throws(CodecError) {
         switch self {
         case .add(let path, let value):
             try document.insert(value, at: path)

@@ -122,7 +122,7 @@ extension DigitalTwinGraph {
                     operation = .add(path: path, value: value)
                 }
                 do throws(CodecError) {
-                    try JSONPatch([operation]).applyInPlace(to: &document)
+                    try operation.apply(to: &document)
                 } catch {
                     throw ServiceError.jsonPatchInvalid(error.reason)
                 }
@@ -240,11 +240,5 @@ extension JSONPatch.Operation {
         case .copy(let from, let path): return .copy(from: under(from), path: under(path))
         case .test(let path, let value): return .test(path: under(path), value: value)
         }
-    }
-}
-
-extension JSONPatch {
-    func applyInPlace(to document: inout JSONValue) throws(CodecError) {
-        document = try apply(to: document)
     }
 }

@@ -92,10 +92,7 @@ public final class SQLiteTwinStore: TwinStore {
 
     public func incomingLinks(targetID: String) async throws -> [IncomingLink]? {
         try await pool.read { db in
-            let exists = try Bool.fetchOne(
-                db.cachedStatement(sql: "SELECT 1 FROM twins WHERE id = ? AND document IS NOT NULL"), arguments: [targetID]
-            )
-            guard exists != nil else { return nil }
+            guard try Self.twinExists(db, targetID) else { return nil }
             return try Row.fetchAll(
                 db.cachedStatement(
                     sql: "SELECT source_id, id, name FROM relationships WHERE target_id = ? AND document IS NOT NULL ORDER BY source_id, id"
@@ -107,10 +104,7 @@ public final class SQLiteTwinStore: TwinStore {
 
     public func incomingRelationships(targetID: String) async throws -> [StoredRelationship]? {
         try await pool.read { db in
-            let exists = try Bool.fetchOne(
-                db.cachedStatement(sql: "SELECT 1 FROM twins WHERE id = ? AND document IS NOT NULL"), arguments: [targetID]
-            )
-            guard exists != nil else { return nil }
+            guard try Self.twinExists(db, targetID) else { return nil }
             return try Row.fetchAll(
                 db.cachedStatement(sql: "SELECT * FROM relationships WHERE target_id = ? AND document IS NOT NULL ORDER BY source_id, id"),
                 arguments: [targetID]
@@ -122,15 +116,6 @@ public final class SQLiteTwinStore: TwinStore {
         try await pool.write { db in
             for change in changes {
                 switch change {
-                case .putTwin(let twin, let expecting):
-                    try Self.check(db, table: "twins", key: "id = ?", arguments: [twin.id], expecting, what: "twin \(twin.id)")
-                    try db.execute(
-                        sql: """
-                            INSERT INTO twins (id, model, version, document) VALUES (?, ?, ?, ?)
-                            ON CONFLICT (id) DO UPDATE SET model = excluded.model, version = excluded.version, document = excluded.document
-                            """,
-                        arguments: [twin.id, twin.model, twin.version, twin.document.jsonString()]
-                    )
                 case .deleteTwin(let id, let expecting):
                     try Self.check(db, table: "twins", key: "id = ?", arguments: [id], expecting, what: "twin \(id)")
                     try db.execute(sql: "UPDATE twins SET document = NULL, version = version + 1 WHERE id = ?", arguments: [id])
@@ -222,6 +207,10 @@ public final class SQLiteTwinStore: TwinStore {
         try await pool.write { db in
             try db.execute(sql: "DELETE FROM models WHERE id = ?", arguments: [id])
         }
+    }
+
+    private static func twinExists(_ db: Database, _ id: String) throws -> Bool {
+        try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM twins WHERE id = ? AND document IS NOT NULL"), arguments: [id]) != nil
     }
 
     private static func check(

@@ -73,7 +73,6 @@ public enum StoreExpectation: Sendable, Hashable {
 
 /// One change of a write; a write's changes commit together or not at all.
 public enum StoreChange: Sendable, Hashable {
-    case putTwin(StoredTwin, expecting: StoreExpectation)
     case deleteTwin(id: String, expecting: StoreExpectation)
     case putRelationship(StoredRelationship, expecting: StoreExpectation)
     case deleteRelationship(sourceID: String, id: String, expecting: StoreExpectation)
