@@ -13,6 +13,14 @@ public struct CloudEventAttributes: Sendable, Hashable {
     public var dataSchema: String?
     public var traceparent: String?
     public var sequence: String?
+    /// Further extension attributes by name (lower-case letters and digits, as CloudEvents requires),
+    /// such as `telemetrysourcetime` on telemetry.
+    public var extensions: [String: String]
+
+    /// The attribute names CloudEvents and Twinflow define; anything else is an extension.
+    static let knownNames: Set<String> = [
+        "specversion", "id", "type", "source", "subject", "time", "datacontenttype", "dataschema", "traceparent", "sequence",
+    ]
 
     public init(
         id: String,
@@ -24,6 +32,7 @@ public struct CloudEventAttributes: Sendable, Hashable {
         dataSchema: String? = nil,
         traceparent: String? = nil,
         sequence: String? = nil,
+        extensions: [String: String] = [:],
         specVersion: String = "1.0"
     ) {
         self.specVersion = specVersion
@@ -36,6 +45,7 @@ public struct CloudEventAttributes: Sendable, Hashable {
         self.dataSchema = dataSchema
         self.traceparent = traceparent
         self.sequence = sequence
+        self.extensions = extensions
     }
 
     /// Attribute name and value pairs, required first, as CloudEvents names them.
@@ -47,10 +57,28 @@ public struct CloudEventAttributes: Sendable, Hashable {
         if let dataSchema { pairs.append(("dataschema", dataSchema)) }
         if let traceparent { pairs.append(("traceparent", traceparent)) }
         if let sequence { pairs.append(("sequence", sequence)) }
+        for name in extensions.keys.sorted() { pairs.append((name, extensions[name]!)) }
         return pairs
     }
 
-    init(named lookup: (String) throws(CodecError) -> String?, field: (String) -> String) throws(CodecError) {
+    /// The attributes as one JSON object of strings (a structured event without `data`).
+    public var json: JSONValue {
+        .object(Dictionary(uniqueKeysWithValues: named.map { ($0.0, JSONValue.string($0.1)) }))
+    }
+
+    /// Reads attributes from a JSON object of strings; other members (such as `data`) are ignored,
+    /// string members with names CloudEvents does not define become extensions.
+    public init(json object: [String: JSONValue]) throws(CodecError) {
+        try self.init(
+            named: { (name: String) throws(CodecError) -> String? in try object.optionalString(name, in: "$") },
+            field: { $0 },
+            extensionNames: object.compactMap { name, value in value.stringValue == nil || name == "data" ? nil : name }
+        )
+    }
+
+    init(
+        named lookup: (String) throws(CodecError) -> String?, field: (String) -> String, extensionNames: [String] = []
+    ) throws(CodecError) {
         func required(_ name: String) throws(CodecError) -> String {
             guard let value = try lookup(name), !value.isEmpty else { throw .missing(field(name)) }
             return value
@@ -68,6 +96,11 @@ public struct CloudEventAttributes: Sendable, Hashable {
         self.dataSchema = try lookup("dataschema")
         self.traceparent = try lookup("traceparent")
         self.sequence = try lookup("sequence")
+        var extensions: [String: String] = [:]
+        for name in extensionNames where !Self.knownNames.contains(name) {
+            extensions[name] = try lookup(name)
+        }
+        self.extensions = extensions
     }
 }
 
@@ -93,10 +126,7 @@ public struct CloudEvent: Sendable, Hashable {
 
     public init(decoding bytes: [UInt8]?) throws(CodecError) {
         let object = try JSONValue.parseObject(bytes, what: "the CloudEvent")
-        self.attributes = try CloudEventAttributes(
-            named: { (name: String) throws(CodecError) -> String? in try object.optionalString(name, in: "$") },
-            field: { $0 }
-        )
+        self.attributes = try CloudEventAttributes(json: object)
         self.data = object["data"]
     }
 
@@ -146,7 +176,8 @@ public struct BinaryCloudEvent: Sendable, Hashable {
             named: { (name: String) throws(CodecError) -> String? in
                 name == "datacontenttype" ? headers.string(for: "content-type") : headers.string(for: Self.headerPrefix + name)
             },
-            field: { "header \(Self.headerPrefix)\($0)" }
+            field: { "header \(Self.headerPrefix)\($0)" },
+            extensionNames: headers.compactMap { $0.key.hasPrefix(Self.headerPrefix) ? String($0.key.dropFirst(Self.headerPrefix.count)) : nil }
         )
         self.data = message.value ?? []
     }

@@ -214,6 +214,15 @@ extension DigitalTwinGraph {
         case "IS_PRIMITIVE":
             guard let value = try argument(0) else { return false }
             return value.objectValue == nil && value.arrayValue == nil
+        case "TOUCHES":
+            // Event filters only: whether the event's patch changed the pointer or anything under it.
+            guard let pointer = try argument(0)?.stringValue, let patch = binding["$body"]?["patch"]?.arrayValue else { return false }
+            return patch.contains { operation in
+                [operation["path"]?.stringValue, operation["from"]?.stringValue].contains { path in
+                    guard let path else { return false }
+                    return path == pointer || path.hasPrefix(pointer + "/")
+                }
+            }
         case "STARTS_WITH", "ENDS_WITH", "CONTAINS":
             guard let text = try argument(0)?.stringValue, let part = try argument(1)?.stringValue else { return false }
             return name == "STARTS_WITH" ? text.hasPrefix(part) : name == "ENDS_WITH" ? text.hasSuffix(part) : text.contains(part)

@@ -9,6 +9,8 @@ public struct RelationshipChange: Sendable, Hashable {
     /// The source twin's model, which ADT's Relationship.Update notification names.
     public var sourceModel: String
     public var patch: JSONPatch?
+    /// The `sequence` of the change's notification (numbered with the source twin's events).
+    public var sequence: Int64 = 0
 }
 
 extension DigitalTwinGraph {
@@ -40,8 +42,11 @@ extension DigitalTwinGraph {
     }
 
     /// Creates or replaces a relationship from ADT's body (`$targetId`, `$relationshipName`, properties).
+    /// Replacing one is an update: its notification is `Relationship.Update` with the patch of its properties.
     @discardableResult
-    public func putRelationship(_ sourceID: String, _ id: String, body: JSONValue, ifNoneMatch: Bool = false) async throws -> RelationshipChange {
+    public func putRelationship(
+        _ sourceID: String, _ id: String, body: JSONValue, ifNoneMatch: Bool = false, origin: ChangeOrigin = ChangeOrigin()
+    ) async throws -> RelationshipChange {
         guard !id.isEmpty else { throw ServiceError.invalidArgument("The relationship id must not be empty.") }
         guard case .object(var members) = body else { throw ServiceError.invalidArgument("The relationship must be a JSON object.") }
         guard let targetID = members["$targetId"]?.stringValue, !targetID.isEmpty else {
@@ -57,55 +62,64 @@ extension DigitalTwinGraph {
             throw ServiceError(code: "InvalidRelationship", status: 400, "A twin cannot have a relationship to itself.")
         }
         for key in ["$relationshipId", "$sourceId", "$targetId", "$relationshipName", "$etag"] { members[key] = nil }
-
-        let source = try await twin(sourceID)
-        guard let target = try await store.twin(targetID) else {
-            throw ServiceError(code: "TargetTwinNotFound", status: 404, "The target twin \(targetID) does not exist.")
-        }
+        let properties = members
         let models = self.models
-        guard let sourceModel = DTMI(source.model), let definition = models.resolvedInterface(sourceModel)?.relationships[name] else {
-            throw ServiceError(code: "InvalidRelationship", status: 400, "The model \(source.model) of \(sourceID) has no relationship named \(name).")
-        }
-        if let required = definition.target {
-            guard let targetModel = DTMI(target.model), models.model(targetModel, isOfModel: required) else {
-                throw ServiceError(
-                    code: "InvalidRelationship", status: 400,
-                    "Relationship \(name) must target a twin of \(required); \(targetID) is a \(target.model)."
-                )
+        return try await write { transaction in
+            guard let source = try transaction.twin(sourceID).live else { throw ServiceError.twinNotFound(sourceID) }
+            guard let target = try transaction.twin(targetID).live else {
+                throw ServiceError(code: "TargetTwinNotFound", status: 404, "The target twin \(targetID) does not exist.")
             }
-        }
-        do {
-            try models.validate(relationshipProperties: members, of: definition)
-        } catch {
-            throw ServiceError(error)
-        }
-        return try await retryingConflicts {
-            let existing = try await store.relationship(sourceID: sourceID, id: id)
+            guard let sourceModel = DTMI(source.model), let definition = models.resolvedInterface(sourceModel)?.relationships[name] else {
+                throw ServiceError(code: "InvalidRelationship", status: 400, "The model \(source.model) of \(sourceID) has no relationship named \(name).")
+            }
+            if let required = definition.target {
+                guard let targetModel = DTMI(target.model), models.model(targetModel, isOfModel: required) else {
+                    throw ServiceError(
+                        code: "InvalidRelationship", status: 400,
+                        "Relationship \(name) must target a twin of \(required); \(targetID) is a \(target.model)."
+                    )
+                }
+            }
+            do throws(ValidationError) {
+                try models.validate(relationshipProperties: properties, of: definition)
+            } catch {
+                throw ServiceError(error)
+            }
+            let (existing, lastVersion) = try transaction.relationship(sourceID: sourceID, id: id)
             if ifNoneMatch, existing != nil {
                 throw ServiceError.preconditionFailed("A relationship with the id \(id) exists, and If-None-Match: * was given.")
             }
             if existing == nil, let maximum = definition.maxMultiplicity {
-                let count = try await store.relationships(sourceID: sourceID, name: name).count
+                let count = try transaction.relationships(sourceID: sourceID, name: name).count
                 guard count < maximum else {
                     throw ServiceError(code: "InvalidRelationship", status: 400, "\(sourceID) has \(count) \(name) relationships already; at most \(maximum) are allowed.")
                 }
             }
-            let version = try await store.lastVersion(ofRelationship: id, sourceID: sourceID) + 1
-            var document = members
+            let version = lastVersion + 1
+            var document = properties
             document["$relationshipId"] = .string(id)
             document["$sourceId"] = .string(sourceID)
             document["$targetId"] = .string(targetID)
             document["$relationshipName"] = .string(name)
             document["$etag"] = .string(Self.etag(version))
             let relationship = StoredRelationship(sourceID: sourceID, id: id, name: name, targetID: targetID, version: version, document: .object(document))
-            try await store.commit([.putRelationship(relationship, expecting: existing.map { .version($0.version) } ?? .absent)])
-            return RelationshipChange(kind: .create, relationship: relationship, sourceModel: source.model, patch: nil)
+            try transaction.putRelationship(relationship)
+            var change = RelationshipChange(kind: .create, relationship: relationship, sourceModel: source.model, patch: nil)
+            if let existing, case .object(let old) = existing.document {
+                change = RelationshipChange(
+                    kind: .update, relationship: relationship, sourceModel: source.model, patch: Self.difference(from: old, to: document)
+                )
+            }
+            change.sequence = try transaction.emit(self.event(for: change, origin: origin, time: self.clock()))
+            return change
         }
     }
 
     /// Applies a JSON Patch to a relationship's properties.
     @discardableResult
-    public func patchRelationship(_ sourceID: String, _ id: String, patch body: JSONValue, ifMatch: String? = nil) async throws -> RelationshipChange {
+    public func patchRelationship(
+        _ sourceID: String, _ id: String, patch body: JSONValue, ifMatch: String? = nil, origin: ChangeOrigin = ChangeOrigin()
+    ) async throws -> RelationshipChange {
         let patch: JSONPatch
         do {
             patch = try JSONPatch(json: body)
@@ -115,10 +129,10 @@ extension DigitalTwinGraph {
         for operation in patch.operations where operation.path.tokens.first?.hasPrefix("$") ?? true {
             throw ServiceError.jsonPatchInvalid("'\(operation.path)' is not a property the patch may change.")
         }
-        let source = try await twin(sourceID)
         let models = self.models
-        return try await retryingConflicts {
-            guard let existing = try await store.relationship(sourceID: sourceID, id: id) else {
+        return try await write { transaction in
+            guard let source = try transaction.twin(sourceID).live else { throw ServiceError.twinNotFound(sourceID) }
+            guard let existing = try transaction.relationship(sourceID: sourceID, id: id).live else {
                 throw ServiceError.relationshipNotFound(sourceID, id)
             }
             try Self.check(ifMatch: ifMatch, etag: existing.document["$etag"]?.stringValue ?? "")
@@ -141,21 +155,27 @@ extension DigitalTwinGraph {
             var relationship = existing
             relationship.version = version
             relationship.document = .object(members)
-            try await store.commit([.putRelationship(relationship, expecting: .version(existing.version))])
-            return RelationshipChange(kind: .update, relationship: relationship, sourceModel: source.model, patch: patch)
+            try transaction.putRelationship(relationship)
+            var change = RelationshipChange(kind: .update, relationship: relationship, sourceModel: source.model, patch: patch)
+            change.sequence = try transaction.emit(self.event(for: change, origin: origin, time: self.clock()))
+            return change
         }
     }
 
     @discardableResult
-    public func deleteRelationship(_ sourceID: String, _ id: String, ifMatch: String? = nil) async throws -> RelationshipChange {
-        let source = try await twin(sourceID)
-        return try await retryingConflicts {
-            guard let existing = try await store.relationship(sourceID: sourceID, id: id) else {
+    public func deleteRelationship(
+        _ sourceID: String, _ id: String, ifMatch: String? = nil, origin: ChangeOrigin = ChangeOrigin()
+    ) async throws -> RelationshipChange {
+        try await write { transaction in
+            guard let source = try transaction.twin(sourceID).live else { throw ServiceError.twinNotFound(sourceID) }
+            guard let existing = try transaction.relationship(sourceID: sourceID, id: id).live else {
                 throw ServiceError.relationshipNotFound(sourceID, id)
             }
             try Self.check(ifMatch: ifMatch, etag: existing.document["$etag"]?.stringValue ?? "")
-            try await store.commit([.deleteRelationship(sourceID: sourceID, id: id, expecting: .version(existing.version))])
-            return RelationshipChange(kind: .delete, relationship: existing, sourceModel: source.model, patch: nil)
+            try transaction.deleteRelationship(sourceID: sourceID, id: id)
+            var change = RelationshipChange(kind: .delete, relationship: existing, sourceModel: source.model, patch: nil)
+            change.sequence = try transaction.emit(self.event(for: change, origin: origin, time: self.clock()))
+            return change
         }
     }
 }

@@ -8,6 +8,8 @@ public struct TwinChange: Sendable, Hashable {
     public var twin: StoredTwin
     /// For an update, the operations as applied (a `replace` of an unset property counts as `add`).
     public var patch: JSONPatch?
+    /// The `sequence` of the change's notification.
+    public var sequence: Int64 = 0
 }
 
 extension DigitalTwinGraph {
@@ -18,8 +20,10 @@ extension DigitalTwinGraph {
 
     /// Creates or replaces a twin from ADT's body (`$metadata.$model` and properties). With
     /// `ifNoneMatch` (`If-None-Match: *`) an existing twin is left alone and the answer is 412.
+    /// Replacing a twin is an update: its notification is `Twin.Update` with the patch from the old
+    /// properties to the new.
     @discardableResult
-    public func putTwin(_ id: String, body: JSONValue, ifNoneMatch: Bool = false) async throws -> TwinChange {
+    public func putTwin(_ id: String, body: JSONValue, ifNoneMatch: Bool = false, origin: ChangeOrigin = ChangeOrigin()) async throws -> TwinChange {
         guard !id.isEmpty else { throw ServiceError.invalidArgument("The twin id must not be empty.") }
         guard case .object(var members) = body else { throw ServiceError.invalidArgument("The twin must be a JSON object.") }
         if let given = members["$dtId"], given != .string(id) {
@@ -51,7 +55,8 @@ extension DigitalTwinGraph {
 
         let validated = members
         let clock = self.clock
-        return try await store.modifyTwin(id) { existing, lastVersion in
+        return try await write { transaction in
+            let (existing, lastVersion) = try transaction.twin(id)
             if ifNoneMatch, existing != nil {
                 throw ServiceError.preconditionFailed("A twin with the id \(id) exists, and If-None-Match: * was given.")
             }
@@ -74,7 +79,13 @@ extension DigitalTwinGraph {
             document["$etag"] = .string(Self.etag(version))
             let twin = StoredTwin(id: id, model: modelText, version: version, document: .object(document))
             try Self.checkSize(twin.document)
-            return (twin, TwinChange(kind: .create, twin: twin, patch: nil))
+            try transaction.putTwin(twin)
+            var change = TwinChange(kind: .create, twin: twin, patch: nil)
+            if let existing, case .object(let old) = existing.document {
+                change = TwinChange(kind: .update, twin: twin, patch: Self.difference(from: old, to: document))
+            }
+            change.sequence = try transaction.emit(self.event(for: change, origin: origin, time: now))
+            return change
         }
     }
 
@@ -86,7 +97,8 @@ extension DigitalTwinGraph {
         patch body: JSONValue,
         ifMatch: String? = nil,
         componentPath: String? = nil,
-        sourceTime: String? = nil
+        sourceTime: String? = nil,
+        origin: ChangeOrigin = ChangeOrigin()
     ) async throws -> TwinChange {
         let requested: JSONPatch
         do {
@@ -94,77 +106,124 @@ extension DigitalTwinGraph {
         } catch {
             throw ServiceError.jsonPatchInvalid(error.description)
         }
-        let prefix = componentPath.map { [$0] } ?? []
-        for operation in requested.operations {
+        try Self.checkPaths(of: requested)
+        return try await write { transaction in
+            try self.patchTwin(
+                id, requested, in: transaction, ifMatch: ifMatch, componentPath: componentPath, sourceTime: sourceTime, origin: origin
+            )
+        }
+    }
+
+    /// Refuses patches of `$` members (`$dtId`, `$etag`, `$metadata`) and of the whole twin.
+    static func checkPaths(of patch: JSONPatch) throws(ServiceError) {
+        for operation in patch.operations {
             for pointer in [operation.path] + operation.fromPointers where pointer.tokens.contains(where: { $0.hasPrefix("$") }) || pointer.isRoot {
                 throw ServiceError.jsonPatchInvalid("'\(pointer)' is not a property the patch may change.")
             }
         }
-        let models = self.models
-        let clock = self.clock
-        return try await store.modifyTwin(id) { current, _ in
-            guard let existing = current else { throw ServiceError.twinNotFound(id) }
-            let etag = existing.document["$etag"]?.stringValue ?? ""
-            try Self.check(ifMatch: ifMatch, etag: etag)
-            let model = DTMI(checked: existing.model)
-            guard let resolved = models.resolvedInterface(model) else {
-                throw ServiceError.modelNotFound(existing.model)
-            }
-            if let componentPath, resolved.components[componentPath] == nil {
-                throw ServiceError.componentNotFound(id, componentPath)
-            }
-            // Paths are relative to the component when patching one.
-            var applied: [JSONPatch.Operation] = []
-            var document = existing.document
-            for operation in requested.operations {
-                var operation = operation.prefixed(by: prefix)
-                if case .replace(let path, let value) = operation, document.value(at: path) == nil, document.value(at: path.parent) != nil {
-                    operation = .add(path: path, value: value)
-                }
-                do throws(CodecError) {
-                    try operation.apply(to: &document)
-                } catch {
-                    throw ServiceError.jsonPatchInvalid(error.reason)
-                }
-                applied.append(operation)
-            }
-            guard case .object(var members) = document else { throw ServiceError.jsonPatchInvalid("the patch replaced the twin") }
-            do throws(ValidationError) {
-                try models.validate(properties: members, of: model)
-            } catch {
-                throw ServiceError(error)
-            }
-            let now = clock()
-            let version = existing.version + 1
-            Self.touchMetadata(&members, for: applied, at: now, sourceTime: sourceTime, components: Set(resolved.components.keys))
-            members["$etag"] = .string(Self.etag(version))
-            let twin = StoredTwin(id: id, model: existing.model, version: version, document: .object(members))
-            try Self.checkSize(twin.document)
-            return (twin, TwinChange(kind: .update, twin: twin, patch: JSONPatch(applied)))
-        }
     }
 
-    /// Deletes a twin; refused while it has relationships (in or out), unless `cascade` deletes them too.
+    /// The patch of a twin inside a write: read, apply, validate, store, and emit its notification.
+    func patchTwin(
+        _ id: String, _ requested: JSONPatch, in transaction: any TwinStoreTransaction, ifMatch: String?, componentPath: String?,
+        sourceTime: String?, origin: ChangeOrigin
+    ) throws -> TwinChange {
+        guard let existing = try transaction.twin(id).live else { throw ServiceError.twinNotFound(id) }
+        let etag = existing.document["$etag"]?.stringValue ?? ""
+        try Self.check(ifMatch: ifMatch, etag: etag)
+        let models = self.models
+        let model = DTMI(checked: existing.model)
+        guard let resolved = models.resolvedInterface(model) else {
+            throw ServiceError.modelNotFound(existing.model)
+        }
+        if let componentPath, resolved.components[componentPath] == nil {
+            throw ServiceError.componentNotFound(id, componentPath)
+        }
+        // Paths are relative to the component when patching one.
+        let prefix = componentPath.map { [$0] } ?? []
+        var applied: [JSONPatch.Operation] = []
+        var document = existing.document
+        for operation in requested.operations {
+            var operation = operation.prefixed(by: prefix)
+            if case .replace(let path, let value) = operation, document.value(at: path) == nil, document.value(at: path.parent) != nil {
+                operation = .add(path: path, value: value)
+            }
+            do throws(CodecError) {
+                try operation.apply(to: &document)
+            } catch {
+                throw ServiceError.jsonPatchInvalid(error.reason)
+            }
+            applied.append(operation)
+        }
+        guard case .object(var members) = document else { throw ServiceError.jsonPatchInvalid("the patch replaced the twin") }
+        do throws(ValidationError) {
+            try models.validate(properties: members, of: model)
+        } catch {
+            throw ServiceError(error)
+        }
+        let now = clock()
+        let version = existing.version + 1
+        Self.touchMetadata(&members, for: applied, at: now, sourceTime: sourceTime, components: Set(resolved.components.keys))
+        members["$etag"] = .string(Self.etag(version))
+        let twin = StoredTwin(id: id, model: existing.model, version: version, document: .object(members))
+        try Self.checkSize(twin.document)
+        try transaction.putTwin(twin)
+        var change = TwinChange(kind: .update, twin: twin, patch: JSONPatch(applied))
+        change.sequence = try transaction.emit(event(for: change, origin: origin, time: now))
+        return change
+    }
+
+    /// Deletes a twin; refused while it has relationships (in or out), unless `cascade` deletes them
+    /// too, each with its own notification before the twin's.
     @discardableResult
-    public func deleteTwin(_ id: String, ifMatch: String? = nil, cascade: Bool = false) async throws -> TwinChange {
-        try await retryingConflicts {
-            guard let existing = try await store.twin(id) else { throw ServiceError.twinNotFound(id) }
+    public func deleteTwin(_ id: String, ifMatch: String? = nil, cascade: Bool = false, origin: ChangeOrigin = ChangeOrigin()) async throws -> TwinChange {
+        try await write { transaction in
+            guard let existing = try transaction.twin(id).live else { throw ServiceError.twinNotFound(id) }
             try Self.check(ifMatch: ifMatch, etag: existing.document["$etag"]?.stringValue ?? "")
-            let outgoing = try await store.relationships(sourceID: id, name: nil)
-            let incoming = try await store.incomingRelationships(targetID: id) ?? []
+            let outgoing = try transaction.relationships(sourceID: id, name: nil)
+            let incoming = try transaction.incomingRelationships(targetID: id)
             if !cascade, !outgoing.isEmpty || !incoming.isEmpty {
                 throw ServiceError(
                     code: "RelationshipsNotDeleted", status: 400,
                     "The digital twin \(id) has \(outgoing.count) outgoing and \(incoming.count) incoming relationships; delete them first, or use ?cascade=true."
                 )
             }
-            var changes: [StoreChange] = Set(outgoing + incoming).map {
-                .deleteRelationship(sourceID: $0.sourceID, id: $0.id, expecting: .version($0.version))
+            let now = self.clock()
+            var seen = Set<StoredRelationship>()
+            for relationship in outgoing + incoming where seen.insert(relationship).inserted {
+                let sourceModel = relationship.sourceID == id ? existing.model : try transaction.twin(relationship.sourceID).live?.model ?? ""
+                try transaction.deleteRelationship(sourceID: relationship.sourceID, id: relationship.id)
+                let change = RelationshipChange(kind: .delete, relationship: relationship, sourceModel: sourceModel, patch: nil)
+                try transaction.emit(self.event(for: change, origin: origin, time: now))
             }
-            changes.append(.deleteTwin(id: id, expecting: .version(existing.version)))
-            try await store.commit(changes)
-            return TwinChange(kind: .delete, twin: existing, patch: nil)
+            try transaction.deleteTwin(id)
+            var change = TwinChange(kind: .delete, twin: existing, patch: nil)
+            change.sequence = try transaction.emit(self.event(for: change, origin: origin, time: now))
+            return change
         }
+    }
+
+    /// The patch that turns one twin's properties (or a relationship's) into another's: `add`, `replace`
+    /// or `remove` per top-level property, components compared without their `$metadata`.
+    static func difference(from old: [String: JSONValue], to new: [String: JSONValue]) -> JSONPatch {
+        func comparable(_ value: JSONValue?) -> JSONValue? {
+            guard case .object(var members)? = value else { return value }
+            members["$metadata"] = nil
+            return .object(members)
+        }
+        var operations: [JSONPatch.Operation] = []
+        for name in Set(old.keys).union(new.keys).sorted() where !name.hasPrefix("$") {
+            let before = comparable(old[name])
+            let after = comparable(new[name])
+            let path = JSONPointer(tokens: [name])
+            switch (before, after) {
+            case (nil, let value?): operations.append(.add(path: path, value: value))
+            case (_?, nil): operations.append(.remove(path: path))
+            case (let before?, let value?) where before != value: operations.append(.replace(path: path, value: value))
+            default: break
+            }
+        }
+        return JSONPatch(operations)
     }
 
     /// A component of a twin, with its `$metadata`.

@@ -4,9 +4,9 @@ import TwinflowCodec
 
 /// The twin graph: models, twins and relationships with ADT's semantics, over a ``TwinStore``.
 ///
-/// Every change is validated against the models first and written with an optimistic check of the
-/// version it read; a writer that lost a race reads again and retries, so concurrent patches to
-/// one twin all apply, one after the other.
+/// Every change is a read-modify-write inside one store transaction, validated against the models,
+/// and writes its notification into the store's outbox in the same transaction. Concurrent writes
+/// share transactions (group commit), so concurrent patches to one twin all apply, one after the other.
 public final class DigitalTwinGraph: Sendable {
     /// ADT's limit on a twin's size.
     public static let maximumTwinBytes = 32 * 1024
@@ -14,6 +14,12 @@ public final class DigitalTwinGraph: Sendable {
     let store: any TwinStore
     let state: Mutex<ModelState>
     let clock: @Sendable () -> String
+    let writes: WriteBatcher
+    /// The `source` of every notification (ADT's instance host name).
+    public let instanceName: String
+    /// The configured endpoints by name: where routes can send events.
+    public let endpoints: [String: EventEndpoint]
+    let routes: Mutex<[String: ActiveRoute]>
 
     struct ModelState: Sendable {
         var set = ModelSet()
@@ -22,9 +28,18 @@ public final class DigitalTwinGraph: Sendable {
     }
 
     /// Opens the graph over `store`, loading its models.
-    public init(store: any TwinStore, clock: @escaping @Sendable () -> String = Timestamp.now) async throws {
+    public init(
+        store: any TwinStore,
+        instanceName: String = "twinflow.local",
+        endpoints: [EventEndpoint] = EventEndpoint.defaults(twinEventsTopic: Topics.defaults.twinEvents, telemetryTopic: Topics.defaults.telemetry),
+        clock: @escaping @Sendable () -> String = Timestamp.now
+    ) async throws {
         self.store = store
         self.clock = clock
+        self.instanceName = instanceName
+        self.endpoints = Dictionary(endpoints.map { ($0.name, $0) }, uniquingKeysWith: { $1 })
+        self.routes = Mutex(try await Self.loadRoutes(store))
+        self.writes = WriteBatcher(store: store)
         var state = ModelState()
         let stored = try await store.models()
         if !stored.isEmpty {
@@ -40,15 +55,11 @@ public final class DigitalTwinGraph: Sendable {
 
     var models: ModelSet { state.withLock { $0.set } }
 
-    /// Retries `body` while another writer changed what it read.
-    func retryingConflicts<Result: Sendable>(_ body: () async throws -> Result) async throws -> Result {
-        while true {
-            do {
-                return try await body()
-            } catch is StoreConflict {
-                continue
-            }
-        }
+    /// Runs `body` in a store transaction shared with the writes that arrive meanwhile; returns once committed.
+    func write<Result: Sendable>(_ body: @escaping @Sendable (any TwinStoreTransaction) throws -> Result) async throws -> Result {
+        let result = try await writes.perform { transaction in try body(transaction) }
+        guard let typed = result as? Result else { preconditionFailure("a write returned another type than it promised") }
+        return typed
     }
 
     static func etag(_ version: Int64) -> String { "W/\"\(version)\"" }

@@ -7,8 +7,8 @@ import TwinflowCodec
 public final class SQLiteTwinStore: TwinStore {
     private let pool: DatabasePool
 
-    /// Opens (creating if needed) the store at `path`.
-    public init(path: String) throws {
+    /// Opens (creating if needed) the store at `path`; a new store starts with `initialRoutes`.
+    public init(path: String, initialRoutes: [EventRoute] = EventRoute.defaults) throws {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         var configuration = Configuration()
         configuration.prepareDatabase { db in
@@ -20,23 +20,36 @@ public final class SQLiteTwinStore: TwinStore {
         }
         pool = try DatabasePool(path: path, configuration: configuration)
         try pool.write { db in
+            guard try Int.fetchOne(db, sql: "PRAGMA user_version") == 0 else { return }
             try db.execute(sql: Self.schema)
+            for route in initialRoutes {
+                try db.execute(
+                    sql: "INSERT INTO event_routes (id, endpoint_name, filter) VALUES (?, ?, ?)",
+                    arguments: [route.id, route.endpointName, route.filter]
+                )
+            }
+            try db.execute(sql: "PRAGMA user_version = 1")
         }
     }
 
     /// Portable SQL: the same tables serve PostgreSQL. A deleted twin or relationship keeps its row
-    /// (document NULL) so its version keeps counting.
+    /// (document NULL) so its version and its twin's event sequence keep counting.
     static let schema = """
-        CREATE TABLE IF NOT EXISTS models (
+        CREATE TABLE models (
             id TEXT PRIMARY KEY, definition TEXT NOT NULL, upload_time TEXT NOT NULL,
             decommissioned INTEGER NOT NULL DEFAULT 0, upload_order INTEGER NOT NULL);
-        CREATE TABLE IF NOT EXISTS twins (
-            id TEXT PRIMARY KEY, model TEXT, version INTEGER NOT NULL, document TEXT);
-        CREATE TABLE IF NOT EXISTS relationships (
+        CREATE TABLE twins (
+            id TEXT PRIMARY KEY, model TEXT, version INTEGER NOT NULL, sequence INTEGER NOT NULL DEFAULT 0, document TEXT);
+        CREATE TABLE relationships (
             source_id TEXT NOT NULL, id TEXT NOT NULL, name TEXT, target_id TEXT,
             version INTEGER NOT NULL, document TEXT, PRIMARY KEY (source_id, id));
-        CREATE INDEX IF NOT EXISTS relationships_by_target ON relationships (target_id, source_id, id, name)
+        CREATE INDEX relationships_by_target ON relationships (target_id, source_id, id, name)
             WHERE document IS NOT NULL;
+        CREATE TABLE outbox (
+            position INTEGER PRIMARY KEY AUTOINCREMENT, twin_id TEXT NOT NULL, attributes TEXT NOT NULL, data BLOB NOT NULL);
+        CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, recorded TEXT NOT NULL);
+        CREATE INDEX idempotency_keys_by_time ON idempotency_keys (recorded);
+        CREATE TABLE event_routes (id TEXT PRIMARY KEY, endpoint_name TEXT NOT NULL, filter TEXT NOT NULL);
         """
 
     public func twin(_ id: String) async throws -> StoredTwin? {
@@ -67,27 +80,21 @@ public final class SQLiteTwinStore: TwinStore {
         }
     }
 
-    public func lastVersion(ofRelationship id: String, sourceID: String) async throws -> Int64 {
-        try await pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT version FROM relationships WHERE source_id = ? AND id = ?", arguments: [sourceID, id]) ?? 0
-        }
+    public func relationships(sourceID: String, name: String?) async throws -> [StoredRelationship] {
+        try await pool.read { db in try Self.relationships(db, sourceID: sourceID, name: name) }
     }
 
-    public func relationships(sourceID: String, name: String?) async throws -> [StoredRelationship] {
-        try await pool.read { db in
-            if let name {
-                return try Row.fetchAll(
-                    db,
-                    sql: "SELECT * FROM relationships WHERE source_id = ? AND name = ? AND document IS NOT NULL ORDER BY id",
-                    arguments: [sourceID, name]
-                ).map(Self.relationship(from:))
-            }
+    static func relationships(_ db: Database, sourceID: String, name: String?) throws -> [StoredRelationship] {
+        if let name {
             return try Row.fetchAll(
-                db,
-                sql: "SELECT * FROM relationships WHERE source_id = ? AND document IS NOT NULL ORDER BY id",
-                arguments: [sourceID]
+                db.cachedStatement(sql: "SELECT * FROM relationships WHERE source_id = ? AND name = ? AND document IS NOT NULL ORDER BY id"),
+                arguments: [sourceID, name]
             ).map(Self.relationship(from:))
         }
+        return try Row.fetchAll(
+            db.cachedStatement(sql: "SELECT * FROM relationships WHERE source_id = ? AND document IS NOT NULL ORDER BY id"),
+            arguments: [sourceID]
+        ).map(Self.relationship(from:))
     }
 
     public func incomingLinks(targetID: String) async throws -> [IncomingLink]? {
@@ -102,74 +109,87 @@ public final class SQLiteTwinStore: TwinStore {
         }
     }
 
-    public func incomingRelationships(targetID: String) async throws -> [StoredRelationship]? {
-        try await pool.read { db in
-            guard try Self.twinExists(db, targetID) else { return nil }
-            return try Row.fetchAll(
-                db.cachedStatement(sql: "SELECT * FROM relationships WHERE target_id = ? AND document IS NOT NULL ORDER BY source_id, id"),
-                arguments: [targetID]
-            ).map(Self.relationship(from:))
-        }
-    }
-
-    public func commit(_ changes: [StoreChange]) async throws {
+    public func write(_ writes: [StoreWrite]) async throws -> [Result<any Sendable, any Error>] {
         try await pool.write { db in
-            for change in changes {
-                switch change {
-                case .deleteTwin(let id, let expecting):
-                    try Self.check(db, table: "twins", key: "id = ?", arguments: [id], expecting, what: "twin \(id)")
-                    try db.execute(sql: "UPDATE twins SET document = NULL, version = version + 1 WHERE id = ?", arguments: [id])
-                case .putRelationship(let relationship, let expecting):
-                    try Self.check(
-                        db, table: "relationships", key: "source_id = ? AND id = ?", arguments: [relationship.sourceID, relationship.id],
-                        expecting, what: "relationship \(relationship.sourceID)/\(relationship.id)"
-                    )
-                    try db.execute(
-                        sql: """
-                            INSERT INTO relationships (source_id, id, name, target_id, version, document) VALUES (?, ?, ?, ?, ?, ?)
-                            ON CONFLICT (source_id, id) DO UPDATE SET name = excluded.name, target_id = excluded.target_id,
-                                version = excluded.version, document = excluded.document
-                            """,
-                        arguments: [
-                            relationship.sourceID, relationship.id, relationship.name, relationship.targetID, relationship.version,
-                            relationship.document.jsonString(),
-                        ]
-                    )
-                case .deleteRelationship(let sourceID, let id, let expecting):
-                    try Self.check(
-                        db, table: "relationships", key: "source_id = ? AND id = ?", arguments: [sourceID, id], expecting,
-                        what: "relationship \(sourceID)/\(id)"
-                    )
-                    try db.execute(
-                        sql: "UPDATE relationships SET document = NULL, version = version + 1 WHERE source_id = ? AND id = ?",
-                        arguments: [sourceID, id]
-                    )
+            let transaction = SQLiteTransaction(db: db, now: Timestamp.now())
+            var results: [Result<any Sendable, any Error>] = []
+            results.reserveCapacity(writes.count)
+            for write in writes {
+                var result: Result<any Sendable, any Error>!
+                try db.inSavepoint {
+                    do {
+                        result = .success(try write(transaction))
+                        return .commit
+                    } catch let error as DatabaseError {
+                        throw error
+                    } catch {
+                        result = .failure(error)
+                        return .rollback
+                    }
                 }
+                results.append(result)
+            }
+            return results
+        }
+    }
+
+    public func outbox(after position: Int64, limit: Int) async throws -> [OutboxEntry] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT position, twin_id, attributes, data FROM outbox WHERE position > ? ORDER BY position LIMIT ?"),
+                arguments: [position, limit]
+            ).map { row in
+                let attributes = try JSONValue.parse(row["attributes"] as String)
+                return OutboxEntry(
+                    position: row["position"],
+                    event: PendingEvent(
+                        twinID: row["twin_id"],
+                        attributes: try CloudEventAttributes(json: attributes.objectValue ?? [:]),
+                        data: Array(row["data"] as Data)
+                    )
+                )
             }
         }
     }
 
-    public func modifyTwin<Result: Sendable>(
-        _ id: String,
-        _ change: @escaping @Sendable (_ current: StoredTwin?, _ lastVersion: Int64) throws -> (StoredTwin?, Result)
-    ) async throws -> Result {
+    public func removeFromOutbox(through position: Int64) async throws {
         try await pool.write { db in
-            let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, model, version, document FROM twins WHERE id = ?"), arguments: [id])
-            let lastVersion: Int64 = row?["version"] ?? 0
-            let current = try row.flatMap { row -> StoredTwin? in row["document"] == nil ? nil : try Self.twin(from: row) }
-            let (updated, result) = try change(current, lastVersion)
-            if let updated {
-                try db.cachedStatement(sql: Self.upsertTwin)
-                    .execute(arguments: [updated.id, updated.model, updated.version, updated.document.jsonString()])
-            }
-            return result
+            try db.execute(sql: "DELETE FROM outbox WHERE position <= ?", arguments: [position])
         }
     }
 
-    static let upsertTwin = """
-        INSERT INTO twins (id, model, version, document) VALUES (?, ?, ?, ?)
-        ON CONFLICT (id) DO UPDATE SET model = excluded.model, version = excluded.version, document = excluded.document
-        """
+    public func forgetKeys(recordedBefore time: String) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM idempotency_keys WHERE recorded < ?", arguments: [time])
+        }
+    }
+
+    public func eventRoutes() async throws -> [EventRoute] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, endpoint_name, filter FROM event_routes ORDER BY id").map {
+                EventRoute(id: $0["id"], endpointName: $0["endpoint_name"], filter: $0["filter"])
+            }
+        }
+    }
+
+    public func putEventRoute(_ route: EventRoute) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO event_routes (id, endpoint_name, filter) VALUES (?, ?, ?)
+                    ON CONFLICT (id) DO UPDATE SET endpoint_name = excluded.endpoint_name, filter = excluded.filter
+                    """,
+                arguments: [route.id, route.endpointName, route.filter]
+            )
+        }
+    }
+
+    public func deleteEventRoute(_ id: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM event_routes WHERE id = ?", arguments: [id])
+            return db.changesCount > 0
+        }
+    }
 
     public func models() async throws -> [StoredModel] {
         try await pool.read { db in
@@ -209,30 +229,15 @@ public final class SQLiteTwinStore: TwinStore {
         }
     }
 
-    private static func twinExists(_ db: Database, _ id: String) throws -> Bool {
+    static func twinExists(_ db: Database, _ id: String) throws -> Bool {
         try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM twins WHERE id = ? AND document IS NOT NULL"), arguments: [id]) != nil
     }
 
-    private static func check(
-        _ db: Database, table: String, key: String, arguments: StatementArguments, _ expecting: StoreExpectation, what: String
-    ) throws {
-        let row = try Row.fetchOne(db, sql: "SELECT version, document IS NOT NULL AS live FROM \(table) WHERE \(key)", arguments: arguments)
-        let live = row.map { $0["live"] as Bool } ?? false
-        switch expecting {
-        case .absent where !live:
-            return
-        case .version(let version) where live && row!["version"] as Int64 == version:
-            return
-        default:
-            throw StoreConflict(description: "\(what) changed meanwhile")
-        }
-    }
-
-    private static func twin(from row: Row) throws -> StoredTwin {
+    static func twin(from row: Row) throws -> StoredTwin {
         StoredTwin(id: row["id"], model: row["model"], version: row["version"], document: try JSONValue.parse(row["document"] as String))
     }
 
-    private static func relationship(from row: Row) throws -> StoredRelationship {
+    static func relationship(from row: Row) throws -> StoredRelationship {
         StoredRelationship(
             sourceID: row["source_id"],
             id: row["id"],

@@ -63,50 +63,99 @@ public struct StoredModel: Sendable, Hashable {
     }
 }
 
-/// What a write expects to find: the optimistic check that keeps concurrent writers honest.
-public enum StoreExpectation: Sendable, Hashable {
-    /// No live row (never created, or deleted).
-    case absent
-    /// The live row at exactly this version.
-    case version(Int64)
+/// A notification or telemetry event on its way out: written to the outbox in the transaction of the
+/// change it reports, published by the relay after the commit.
+public struct PendingEvent: Sendable, Hashable {
+    /// The Kafka key: the twin the event is about (the source twin of a relationship).
+    public var twinID: String
+    /// Every attribute but `sequence`, which the store assigns.
+    public var attributes: CloudEventAttributes
+    /// The event's data: JSON for notifications, the payload exactly as sent for telemetry.
+    public var data: [UInt8]
+
+    public init(twinID: String, attributes: CloudEventAttributes, data: [UInt8]) {
+        self.twinID = twinID
+        self.attributes = attributes
+        self.data = data
+    }
 }
 
-/// One change of a write; a write's changes commit together or not at all.
-public enum StoreChange: Sendable, Hashable {
-    case deleteTwin(id: String, expecting: StoreExpectation)
-    case putRelationship(StoredRelationship, expecting: StoreExpectation)
-    case deleteRelationship(sourceID: String, id: String, expecting: StoreExpectation)
+/// An event in the outbox, numbered in commit order, its `sequence` set.
+public struct OutboxEntry: Sendable, Hashable {
+    public var position: Int64
+    public var event: PendingEvent
+
+    public init(position: Int64, event: PendingEvent) {
+        self.position = position
+        self.event = event
+    }
 }
 
-/// A write found a row other than it expected: another writer came first. Read again and retry.
-public struct StoreConflict: Error, Sendable {
-    public var description: String
+/// ADT's event route: events that pass `filter` go to the endpoint named `endpointName`.
+public struct EventRoute: Sendable, Hashable {
+    public var id: String
+    public var endpointName: String
+    public var filter: String
+
+    public init(id: String, endpointName: String, filter: String) {
+        self.id = id
+        self.endpointName = endpointName
+        self.filter = filter
+    }
 }
 
-/// Where the twin graph lives. Reads see every write whose call returned; `commit` is one
-/// transaction. Implementations: SQLite (embedded default); PostgreSQL to follow.
+/// What a write sees and does, inside one transaction. Only valid during the write that handed it out.
+public protocol TwinStoreTransaction {
+    /// The live twin (nil when absent or deleted) and the last version its id had (0 if never).
+    func twin(_ id: String) throws -> (live: StoredTwin?, lastVersion: Int64)
+    func putTwin(_ twin: StoredTwin) throws
+    /// Deletes the twin; its id keeps its version and sequence counting.
+    func deleteTwin(_ id: String) throws
+    /// The live relationship and the last version its id had (0 if never).
+    func relationship(sourceID: String, id: String) throws -> (live: StoredRelationship?, lastVersion: Int64)
+    func relationships(sourceID: String, name: String?) throws -> [StoredRelationship]
+    func incomingRelationships(targetID: String) throws -> [StoredRelationship]
+    func putRelationship(_ relationship: StoredRelationship) throws
+    func deleteRelationship(sourceID: String, id: String) throws
+    /// Adds the event to the outbox with the next `sequence` of its twin, which it returns.
+    @discardableResult
+    func emit(_ event: PendingEvent) throws -> Int64
+    /// Records an idempotency key (a command id, a telemetry Message-Id); false when it was recorded before.
+    func recordOnce(_ key: String) throws -> Bool
+}
+
+/// One write of a batch: runs inside the batch's transaction and returns its result.
+public typealias StoreWrite = @Sendable (any TwinStoreTransaction) throws -> any Sendable
+
+/// Where the twin graph lives. Reads see every write whose call returned. Implementations: SQLite
+/// (embedded default); PostgreSQL to follow.
 public protocol TwinStore: Sendable {
     func twin(_ id: String) async throws -> StoredTwin?
     /// Live twins in id order, after `id` (from the start when nil), at most `limit`: a scan in pages.
     func twins(after id: String?, limit: Int) async throws -> [StoredTwin]
     func relationship(sourceID: String, id: String) async throws -> StoredRelationship?
-    func lastVersion(ofRelationship id: String, sourceID: String) async throws -> Int64
     /// Outgoing relationships of a twin, optionally only those of one name.
     func relationships(sourceID: String, name: String?) async throws -> [StoredRelationship]
     /// Who points at the twin (source, relationship id and name, from the index alone), or nil when
     /// the twin does not exist; one read.
     func incomingLinks(targetID: String) async throws -> [IncomingLink]?
-    /// Relationships whose target is the twin, or nil when the twin does not exist; one read.
-    func incomingRelationships(targetID: String) async throws -> [StoredRelationship]?
-    func commit(_ changes: [StoreChange]) async throws
 
-    /// Read-modify-write of one twin in one transaction: `change` gets the live twin (if any) and the
-    /// last version the id had (0 if never), and returns the twin to store (or nil to store nothing)
-    /// with a result. Writers of one twin never race, so there is nothing to retry.
-    func modifyTwin<Result: Sendable>(
-        _ id: String,
-        _ change: @escaping @Sendable (_ current: StoredTwin?, _ lastVersion: Int64) throws -> (StoredTwin?, Result)
-    ) async throws -> Result
+    /// Runs the writes in one transaction, in order, each in its own savepoint: a write that throws
+    /// leaves nothing behind and its error is its result; the others commit together. Throws only
+    /// when the transaction itself fails, and then nothing of the batch is stored.
+    func write(_ writes: [StoreWrite]) async throws -> [Result<any Sendable, any Error>]
+
+    /// Outbox entries after `position`, in order, at most `limit`.
+    func outbox(after position: Int64, limit: Int) async throws -> [OutboxEntry]
+    /// Removes the entries up to and including `position`: they were delivered.
+    func removeFromOutbox(through position: Int64) async throws
+    /// Forgets idempotency keys recorded before `time` (an RFC 3339 timestamp).
+    func forgetKeys(recordedBefore time: String) async throws
+
+    func eventRoutes() async throws -> [EventRoute]
+    func putEventRoute(_ route: EventRoute) async throws
+    /// False when there was no such route.
+    func deleteEventRoute(_ id: String) async throws -> Bool
 
     func models() async throws -> [StoredModel]
     func addModels(_ models: [StoredModel]) async throws

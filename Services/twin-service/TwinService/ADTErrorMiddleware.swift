@@ -30,15 +30,20 @@ extension Response {
 }
 
 extension Request {
-    /// The body as JSON; a body that is not JSON is ADT's InvalidArgument.
-    func jsonBody(limit: Int = 32 * 1024 * 1024) async throws -> JSONValue {
+    /// The body as sent.
+    func bodyBytes(limit: Int = 32 * 1024 * 1024) async throws -> [UInt8] {
         let buffer: ByteBuffer
         do {
             buffer = try await body.collect(upTo: limit)
         } catch {
             throw ServiceError.payloadTooLarge("The request body is larger than \(limit) bytes.")
         }
-        let bytes = buffer.getBytes(at: buffer.readerIndex, length: buffer.readableBytes) ?? []
+        return buffer.getBytes(at: buffer.readerIndex, length: buffer.readableBytes) ?? []
+    }
+
+    /// The body as JSON; a body that is not JSON is ADT's InvalidArgument.
+    func jsonBody(limit: Int = 32 * 1024 * 1024) async throws -> JSONValue {
+        let bytes = try await bodyBytes(limit: limit)
         do {
             return try JSONValue.parse(bytes)
         } catch {
@@ -51,4 +56,7 @@ extension Request {
     func query(_ name: String) -> String? { uri.queryParameters[name[...]].map { String($0) } }
 
     func flag(_ name: String) -> Bool { query(name)?.lowercased() == "true" }
+
+    /// The W3C trace context the request carries (a new trace when it carries none), for its notifications.
+    var origin: ChangeOrigin { ChangeOrigin(traceparent: headers[HTTPField.Name("traceparent")!]) }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import TwinGraph
 import TwinflowCodec
@@ -11,6 +12,8 @@ public enum TwinServiceRoutes {
         addModelRoutes(to: api, graph: graph)
         addTwinRoutes(to: api, graph: graph)
         addRelationshipRoutes(to: api, graph: graph)
+        addTelemetryRoutes(to: api, graph: graph)
+        addEventRouteRoutes(to: api, graph: graph)
         api.post("query") { request, _ in
             let body = try await request.jsonBody()
             let page = try await graph.query(body["query"]?.stringValue, continuationToken: body["continuationToken"]?.stringValue)
@@ -73,16 +76,21 @@ public enum TwinServiceRoutes {
         }
         router.put("digitaltwins/{id}") { request, context in
             let change = try await graph.putTwin(
-                try parameter(context, "id"), body: try await request.jsonBody(), ifNoneMatch: request.header(.ifNoneMatch) == "*"
+                try parameter(context, "id"), body: try await request.jsonBody(), ifNoneMatch: request.header(.ifNoneMatch) == "*",
+                origin: request.origin
             )
             return withETag(.json(change.twin.document, status: .ok), change.twin.document)
         }
         router.patch("digitaltwins/{id}") { request, context in
-            let change = try await graph.patchTwin(try parameter(context, "id"), patch: try await request.jsonBody(), ifMatch: request.header(.ifMatch))
+            let change = try await graph.patchTwin(
+                try parameter(context, "id"), patch: try await request.jsonBody(), ifMatch: request.header(.ifMatch), origin: request.origin
+            )
             return noContent(etag: change.twin.document["$etag"]?.stringValue)
         }
         router.delete("digitaltwins/{id}") { request, context in
-            try await graph.deleteTwin(try parameter(context, "id"), ifMatch: request.header(.ifMatch), cascade: request.flag("cascade"))
+            try await graph.deleteTwin(
+                try parameter(context, "id"), ifMatch: request.header(.ifMatch), cascade: request.flag("cascade"), origin: request.origin
+            )
             return noContent()
         }
         router.get("digitaltwins/{id}/components/{path}") { _, context in
@@ -91,7 +99,7 @@ public enum TwinServiceRoutes {
         router.patch("digitaltwins/{id}/components/{path}") { request, context in
             let change = try await graph.patchTwin(
                 try parameter(context, "id"), patch: try await request.jsonBody(), ifMatch: request.header(.ifMatch),
-                componentPath: try parameter(context, "path")
+                componentPath: try parameter(context, "path"), origin: request.origin
             )
             return noContent(etag: change.twin.document["$etag"]?.stringValue)
         }
@@ -112,19 +120,54 @@ public enum TwinServiceRoutes {
         router.put("digitaltwins/{id}/relationships/{relationshipId}") { request, context in
             let change = try await graph.putRelationship(
                 try parameter(context, "id"), try parameter(context, "relationshipId"), body: try await request.jsonBody(),
-                ifNoneMatch: request.header(.ifNoneMatch) == "*"
+                ifNoneMatch: request.header(.ifNoneMatch) == "*", origin: request.origin
             )
             return withETag(.json(change.relationship.document, status: .ok), change.relationship.document)
         }
         router.patch("digitaltwins/{id}/relationships/{relationshipId}") { request, context in
             let change = try await graph.patchRelationship(
                 try parameter(context, "id"), try parameter(context, "relationshipId"), patch: try await request.jsonBody(),
-                ifMatch: request.header(.ifMatch)
+                ifMatch: request.header(.ifMatch), origin: request.origin
             )
             return noContent(etag: change.relationship.document["$etag"]?.stringValue)
         }
         router.delete("digitaltwins/{id}/relationships/{relationshipId}") { request, context in
-            try await graph.deleteRelationship(try parameter(context, "id"), try parameter(context, "relationshipId"), ifMatch: request.header(.ifMatch))
+            try await graph.deleteRelationship(
+                try parameter(context, "id"), try parameter(context, "relationshipId"), ifMatch: request.header(.ifMatch), origin: request.origin
+            )
+            return noContent()
+        }
+    }
+
+    static func addTelemetryRoutes(to router: RouterGroup<BasicRequestContext>, graph: DigitalTwinGraph) {
+        @Sendable func publish(_ request: Request, _ context: BasicRequestContext, component: String?) async throws -> Response {
+            try await graph.publishTelemetry(
+                try parameter(context, "id"), messageID: request.header(HTTPField.Name("Message-Id")!), payload: try await request.bodyBytes(),
+                component: component, sourceTime: request.header(HTTPField.Name("Telemetry-Source-Time")!), origin: request.origin
+            )
+            return noContent()
+        }
+        router.post("digitaltwins/{id}/telemetry") { request, context in
+            try await publish(request, context, component: nil)
+        }
+        router.post("digitaltwins/{id}/components/{path}/telemetry") { request, context in
+            try await publish(request, context, component: try parameter(context, "path"))
+        }
+    }
+
+    static func addEventRouteRoutes(to router: RouterGroup<BasicRequestContext>, graph: DigitalTwinGraph) {
+        router.get("eventroutes") { _, _ in
+            page(graph.eventRoutes().map(DigitalTwinGraph.json))
+        }
+        router.get("eventroutes/{id}") { _, context in
+            Response.json(DigitalTwinGraph.json(try graph.eventRoute(try parameter(context, "id"))), status: .ok)
+        }
+        router.put("eventroutes/{id}") { request, context in
+            try await graph.putEventRoute(try parameter(context, "id"), body: try await request.jsonBody())
+            return noContent()
+        }
+        router.delete("eventroutes/{id}") { _, context in
+            try await graph.deleteEventRoute(try parameter(context, "id"))
             return noContent()
         }
     }

@@ -1,0 +1,91 @@
+import Foundation
+import TwinflowCodec
+
+/// ADT's notification types, and its telemetry type.
+public enum EventType {
+    public static let twinCreate = "Microsoft.DigitalTwins.Twin.Create"
+    public static let twinUpdate = "Microsoft.DigitalTwins.Twin.Update"
+    public static let twinDelete = "Microsoft.DigitalTwins.Twin.Delete"
+    public static let relationshipCreate = "Microsoft.DigitalTwins.Relationship.Create"
+    public static let relationshipUpdate = "Microsoft.DigitalTwins.Relationship.Update"
+    public static let relationshipDelete = "Microsoft.DigitalTwins.Relationship.Delete"
+    public static let telemetry = "microsoft.iot.telemetry"
+}
+
+/// What caused a change: the trace its notification continues.
+public struct ChangeOrigin: Sendable, Hashable {
+    public var traceparent: String
+
+    /// `traceparent` when it is valid W3C trace context, otherwise a new trace.
+    public init(traceparent: String? = nil) {
+        self.traceparent = traceparent.flatMap { Traceparent.isValid($0) ? $0 : nil } ?? Traceparent.random()
+    }
+}
+
+extension DigitalTwinGraph {
+    /// The notification of a twin change: Create and Delete carry the twin, Update the patch as applied.
+    func event(for change: TwinChange, origin: ChangeOrigin, time: String) -> PendingEvent {
+        let type: String
+        let data: JSONValue
+        switch change.kind {
+        case .create:
+            type = EventType.twinCreate
+            data = change.twin.document
+        case .update:
+            type = EventType.twinUpdate
+            data = ["modelId": .string(change.twin.model), "patch": change.patch?.json ?? []]
+        case .delete:
+            type = EventType.twinDelete
+            data = change.twin.document
+        }
+        return notification(type: type, twinID: change.twin.id, subject: change.twin.id, data: data, origin: origin, time: time)
+    }
+
+    /// The notification of a relationship change, keyed by its source twin.
+    func event(for change: RelationshipChange, origin: ChangeOrigin, time: String) -> PendingEvent {
+        let relationship = change.relationship
+        let type: String
+        let data: JSONValue
+        switch change.kind {
+        case .create:
+            type = EventType.relationshipCreate
+            data = relationship.document
+        case .update:
+            type = EventType.relationshipUpdate
+            data = ["modelId": .string(change.sourceModel), "patch": change.patch?.json ?? []]
+        case .delete:
+            type = EventType.relationshipDelete
+            data = relationship.document
+        }
+        return notification(
+            type: type, twinID: relationship.sourceID, subject: "\(relationship.sourceID)/relationships/\(relationship.id)", data: data,
+            origin: origin, time: time
+        )
+    }
+
+    private func notification(type: String, twinID: String, subject: String, data: JSONValue, origin: ChangeOrigin, time: String) -> PendingEvent {
+        PendingEvent(
+            twinID: twinID,
+            attributes: CloudEventAttributes(
+                id: UUID().uuidString.lowercased(), type: type, source: instanceName, subject: subject, time: time,
+                dataContentType: "application/json", traceparent: origin.traceparent
+            ),
+            data: data.serialized()
+        )
+    }
+
+    /// Telemetry of a twin (or one of its components), the payload exactly as sent.
+    func telemetryEvent(
+        twin: StoredTwin, messageID: String, payload: [UInt8], component: String?, sourceTime: String?, origin: ChangeOrigin, time: String
+    ) -> PendingEvent {
+        PendingEvent(
+            twinID: twin.id,
+            attributes: CloudEventAttributes(
+                id: messageID, type: EventType.telemetry, source: "\(instanceName)/digitaltwins/\(twin.id)", subject: component, time: time,
+                dataContentType: "application/json", dataSchema: twin.model, traceparent: origin.traceparent,
+                extensions: sourceTime.map { ["telemetrysourcetime": $0] } ?? [:]
+            ),
+            data: payload
+        )
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+import GRDB
+import TwinflowCodec
+
+/// A write transaction of ``SQLiteTwinStore``: valid only inside the `pool.write` that made it.
+struct SQLiteTransaction: TwinStoreTransaction {
+    let db: Database
+    /// When the transaction began: the time idempotency keys are recorded with.
+    let now: String
+
+    func twin(_ id: String) throws -> (live: StoredTwin?, lastVersion: Int64) {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, model, version, document FROM twins WHERE id = ?"), arguments: [id])
+        else { return (nil, 0) }
+        let live = row["document"] == nil ? nil : try SQLiteTwinStore.twin(from: row)
+        return (live, row["version"])
+    }
+
+    func putTwin(_ twin: StoredTwin) throws {
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO twins (id, model, version, document) VALUES (?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET model = excluded.model, version = excluded.version, document = excluded.document
+                """
+        ).execute(arguments: [twin.id, twin.model, twin.version, twin.document.jsonString()])
+    }
+
+    func deleteTwin(_ id: String) throws {
+        try db.cachedStatement(sql: "UPDATE twins SET document = NULL, version = version + 1 WHERE id = ?").execute(arguments: [id])
+    }
+
+    func relationship(sourceID: String, id: String) throws -> (live: StoredRelationship?, lastVersion: Int64) {
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT * FROM relationships WHERE source_id = ? AND id = ?"), arguments: [sourceID, id]
+            )
+        else { return (nil, 0) }
+        let live = row["document"] == nil ? nil : try SQLiteTwinStore.relationship(from: row)
+        return (live, row["version"])
+    }
+
+    func relationships(sourceID: String, name: String?) throws -> [StoredRelationship] {
+        try SQLiteTwinStore.relationships(db, sourceID: sourceID, name: name)
+    }
+
+    func incomingRelationships(targetID: String) throws -> [StoredRelationship] {
+        try Row.fetchAll(
+            db.cachedStatement(sql: "SELECT * FROM relationships WHERE target_id = ? AND document IS NOT NULL ORDER BY source_id, id"),
+            arguments: [targetID]
+        ).map(SQLiteTwinStore.relationship(from:))
+    }
+
+    func putRelationship(_ relationship: StoredRelationship) throws {
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO relationships (source_id, id, name, target_id, version, document) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (source_id, id) DO UPDATE SET name = excluded.name, target_id = excluded.target_id,
+                    version = excluded.version, document = excluded.document
+                """
+        ).execute(arguments: [
+            relationship.sourceID, relationship.id, relationship.name, relationship.targetID, relationship.version,
+            relationship.document.jsonString(),
+        ])
+    }
+
+    func deleteRelationship(sourceID: String, id: String) throws {
+        try db.cachedStatement(sql: "UPDATE relationships SET document = NULL, version = version + 1 WHERE source_id = ? AND id = ?")
+            .execute(arguments: [sourceID, id])
+    }
+
+    func emit(_ event: PendingEvent) throws -> Int64 {
+        guard
+            let sequence = try Int64.fetchOne(
+                db.cachedStatement(sql: "UPDATE twins SET sequence = sequence + 1 WHERE id = ? RETURNING sequence"), arguments: [event.twinID]
+            )
+        else { throw DatabaseError(message: "no twin \(event.twinID) to number an event of") }
+        var attributes = event.attributes
+        attributes.sequence = String(sequence)
+        try db.cachedStatement(sql: "INSERT INTO outbox (twin_id, attributes, data) VALUES (?, ?, ?)")
+            .execute(arguments: [event.twinID, attributes.json.jsonString(), Data(event.data)])
+        return sequence
+    }
+
+    func recordOnce(_ key: String) throws -> Bool {
+        try db.cachedStatement(sql: "INSERT INTO idempotency_keys (key, recorded) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
+            .execute(arguments: [key, now])
+        return db.changesCount > 0
+    }
+}
