@@ -84,10 +84,12 @@ let package = Package(
             dependencies: [
                 "TwinGraph",
                 "TwinflowCodec",
+                "TwinflowKafka",
                 "TwinflowRuntime",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Services/twin-service/TwinService",
             swiftSettings: swiftSettings

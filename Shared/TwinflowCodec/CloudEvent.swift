@@ -134,6 +134,17 @@ public struct CloudEvent: Sendable, Hashable {
         try self.init(decoding: message.value)
     }
 
+    /// The Kafka message of an event whose data is JSON already serialized: `jsonData` goes into the
+    /// value as it is, without being parsed again.
+    public static func kafkaMessage(attributes: CloudEventAttributes, jsonData: [UInt8], topic: String, key: String) -> KafkaProducerMessage {
+        var value = attributes.json.serialized()
+        value.removeLast()  // the closing brace; `data` joins the attributes' object
+        value.append(contentsOf: Array(#","data":"#.utf8))
+        value.append(contentsOf: jsonData)
+        value.append(UInt8(ascii: "}"))
+        return KafkaProducerMessage(topic: topic, key: key, value: value, headers: [KafkaHeader(key: "content-type", string: contentType)])
+    }
+
     /// The Kafka message: the JSON object as value, `content-type: application/cloudevents+json`.
     public func kafkaMessage(topic: String, key: String) -> KafkaProducerMessage {
         KafkaProducerMessage(

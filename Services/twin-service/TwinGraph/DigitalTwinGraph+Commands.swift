@@ -15,7 +15,9 @@ extension DigitalTwinGraph {
     /// not at all, and at most once per command id.
     public func apply(_ commands: [TwinCommand]) async throws -> [CommandOutcome] {
         let writes: [StoreWrite] = commands.map { command in { transaction in try self.apply(command, in: transaction) } }
-        return try await store.write(writes).map { result in
+        let results = try await store.write(writes)
+        outboxBell.ring()
+        return results.map { result in
             switch result {
             case .success(let outcome as CommandOutcome): outcome
             case .success: preconditionFailure("a command write returned something else than its outcome")

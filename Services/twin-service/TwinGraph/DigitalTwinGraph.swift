@@ -20,6 +20,7 @@ public final class DigitalTwinGraph: Sendable {
     /// The configured endpoints by name: where routes can send events.
     public let endpoints: [String: EventEndpoint]
     let routes: Mutex<[String: ActiveRoute]>
+    let outboxBell = Doorbell()
 
     struct ModelState: Sendable {
         var set = ModelSet()
@@ -39,7 +40,8 @@ public final class DigitalTwinGraph: Sendable {
         self.instanceName = instanceName
         self.endpoints = Dictionary(endpoints.map { ($0.name, $0) }, uniquingKeysWith: { $1 })
         self.routes = Mutex(try await Self.loadRoutes(store))
-        self.writes = WriteBatcher(store: store)
+        let outboxBell = outboxBell
+        self.writes = WriteBatcher(store: store, committed: { outboxBell.ring() })
         var state = ModelState()
         let stored = try await store.models()
         if !stored.isEmpty {

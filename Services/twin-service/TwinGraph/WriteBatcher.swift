@@ -14,10 +14,13 @@ final class WriteBatcher: Sendable {
     static let maximumBatch = 512
 
     private let store: any TwinStore
+    private let committed: @Sendable () -> Void
     private let state = Mutex(State())
 
-    init(store: any TwinStore) {
+    /// `committed` runs after each transaction that committed.
+    init(store: any TwinStore, committed: @escaping @Sendable () -> Void) {
         self.store = store
+        self.committed = committed
     }
 
     /// Runs `write` in the next transaction and returns its result once that transaction committed.
@@ -46,6 +49,7 @@ final class WriteBatcher: Sendable {
             guard !batch.isEmpty else { return }
             do {
                 let results = try await store.write(batch.map(\.write))
+                committed()
                 for (entry, result) in zip(batch, results) { entry.waiter.resume(with: result) }
             } catch {
                 for entry in batch { entry.waiter.resume(throwing: error) }

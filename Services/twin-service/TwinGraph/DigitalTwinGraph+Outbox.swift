@@ -1,0 +1,28 @@
+extension DigitalTwinGraph {
+    /// Outbox entries after `position`, in commit order, at most `limit`.
+    public func pendingEvents(after position: Int64, limit: Int) async throws -> [OutboxEntry] {
+        try await store.outbox(after: position, limit: limit)
+    }
+
+    /// Forgets the entries up to and including `position`: every route got them.
+    public func markDelivered(through position: Int64) async throws {
+        try await store.removeFromOutbox(through: position)
+    }
+
+    /// Returns when a write committed since the last call (at once if one did).
+    public func eventsCommitted() async {
+        await outboxBell.wait()
+    }
+
+    /// Ends a pending ``eventsCommitted()`` early, for a relay that is shutting down.
+    public func interruptEventWait() {
+        outboxBell.ring()
+    }
+}
+
+extension DigitalTwinGraph {
+    /// Forgets command ids and telemetry Message-Ids recorded before `time`: a repeat older than that is applied again.
+    public func forgetIdempotencyKeys(recordedBefore time: String) async throws {
+        try await store.forgetKeys(recordedBefore: time)
+    }
+}

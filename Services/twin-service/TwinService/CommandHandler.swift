@@ -1,0 +1,52 @@
+import Logging
+import TwinGraph
+import TwinflowCodec
+import TwinflowKafka
+
+/// Applies a batch from `twins.commands`: decode, apply in one transaction (notifications go to the
+/// outbox with it), dead-letter what cannot be applied. Returns once the transaction committed and
+/// every dead letter was delivered, so the batch's offsets may be stored.
+public struct CommandHandler: Sendable {
+    public static let serviceName = "twin-service"
+
+    private let graph: DigitalTwinGraph
+    private let producer: KafkaProducer
+    private let deadLetterTopic: String
+    private let logger: Logger
+
+    public init(graph: DigitalTwinGraph, producer: KafkaProducer, deadLetterTopic: String, logger: Logger) {
+        self.graph = graph
+        self.producer = producer
+        self.deadLetterTopic = deadLetterTopic
+        self.logger = logger
+    }
+
+    public func handle(_ batch: KafkaConsumerBatch) async throws {
+        var commands: [TwinCommand] = []
+        var sources: [KafkaConsumerMessage] = []
+        var deadLetters: [KafkaProducerMessage] = []
+        commands.reserveCapacity(batch.count)
+        for message in batch.messages {
+            do {
+                commands.append(try TwinCommand(decoding: message))
+                sources.append(message)
+            } catch {
+                deadLetters.append(deadLetter(message, reason: "not a twin command: \(error)"))
+            }
+        }
+        let outcomes = try await graph.apply(commands)
+        for (outcome, message) in zip(outcomes, sources) {
+            if case .rejected(let error) = outcome {
+                deadLetters.append(deadLetter(message, reason: error.description))
+            }
+        }
+        if !deadLetters.isEmpty {
+            logger.warning("commands dead-lettered", metadata: ["count": "\(deadLetters.count)"])
+            try await producer.send(deadLetters)
+        }
+    }
+
+    private func deadLetter(_ message: KafkaConsumerMessage, reason: String) -> KafkaProducerMessage {
+        DeadLetter(service: Self.serviceName, reason: reason, original: message).kafkaMessage(for: message, topic: deadLetterTopic)
+    }
+}
