@@ -156,6 +156,12 @@ let package = Package(
 
         // MARK: Tests
 
+        .target(
+            name: "TwinflowTestSupport",
+            dependencies: ["TwinflowKafka", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/TwinflowTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "TwinflowCodecTests",
             dependencies: ["TwinflowCodec"],
@@ -174,6 +180,7 @@ let package = Package(
                 "TwinflowKafka",
                 "TwinflowCodec",
                 "TwinflowRuntime",
+                "TwinflowTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -186,10 +193,27 @@ let package = Package(
                 "TwinGraph",
                 "TwinService",
                 "TwinflowCodec",
+                "TwinflowKafka",
+                "TwinflowTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             path: "Tests/TwinGraphTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TwinServiceIntegrationTests",
+            dependencies: [
+                "TwinGraph",
+                "TwinService",
+                "TwinflowCodec",
+                "TwinflowKafka",
+                "TwinflowRuntime",
+                "TwinflowTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/TwinServiceIntegrationTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(

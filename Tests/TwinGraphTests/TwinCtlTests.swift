@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Testing
+import TwinflowTestSupport
 import TwinGraph
 import TwinService
 import TwinflowCodec
@@ -32,7 +33,7 @@ import TwinflowCodec
     @discardableResult
     func runTwinCtl(_ arguments: [String]) throws -> String {
         let process = Process()
-        process.executableURL = Self.executable
+        process.executableURL = builtExecutable("twinctl")
         process.arguments = arguments
         let output = Pipe()
         process.standardOutput = output
@@ -42,15 +43,5 @@ import TwinflowCodec
         process.waitUntilExit()
         guard process.terminationStatus == 0 else { throw CodecError(field: "twinctl", reason: "exited with \(process.terminationStatus)") }
         return String(decoding: data, as: UTF8.self)
-    }
-
-    static var executable: URL {
-        var directory = URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<4 {
-            let candidate = directory.appending(path: "twinctl")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-            directory = directory.deletingLastPathComponent()
-        }
-        return Fixtures.root.appending(path: "../../.build/debug/twinctl").standardized
     }
 }

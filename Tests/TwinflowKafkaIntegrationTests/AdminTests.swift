@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Testing
+import TwinflowTestSupport
 import TwinflowKafka
 
 @Suite struct AdminTests {

@@ -3,12 +3,14 @@ import Logging
 import Testing
 import TwinflowCodec
 import TwinflowKafka
+import TwinflowTestSupport
 
 /// devbroker as users run it: a separate process, reached at a fixed localhost port, used with kcat.
 @Suite(.serialized) struct DevBrokerProcessTests {
     @Test func kcatListsProducesAndConsumesThroughDevbroker() async throws {
         let devbroker = try DevBrokerProcess(partitions: 3, extraTopics: ["bench.extra:5"])
         defer { devbroker.terminate() }
+        #expect(devbroker.bootstrap.hasPrefix("localhost:"), "devbroker wrote its address")
 
         let listing = try run("kcat", ["-b", devbroker.bootstrap, "-L", "-m", "10"])
         for topic in Topics.defaults.all {
@@ -30,68 +32,3 @@ import TwinflowKafka
     }
 }
 
-/// A devbroker child process on a port of its own.
-final class DevBrokerProcess {
-    let process = Process()
-    let bootstrap: String
-    private let bootstrapFile: URL
-
-    init(partitions: Int, extraTopics: [String] = []) throws {
-        let port = Int.random(in: 20000..<30000)
-        bootstrapFile = FileManager.default.temporaryDirectory.appending(path: "devbroker-\(UUID()).bootstrap")
-        process.executableURL = Self.executable
-        process.arguments = ["--port", "\(port)", "--partitions", "\(partitions)", "--bootstrap-file", bootstrapFile.path]
-            + extraTopics.flatMap { ["--topic", $0] }
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(20)
-        while !FileManager.default.fileExists(atPath: bootstrapFile.path) && Date() < deadline && process.isRunning {
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        bootstrap = (try String(contentsOf: bootstrapFile, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(bootstrap == "localhost:\(port)")
-    }
-
-    @discardableResult
-    func terminate() -> Int32 {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
-        return process.terminationStatus
-    }
-
-    /// `devbroker`, built beside the test binary.
-    static var executable: URL {
-        let testBinary = URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        var directory = testBinary.deletingLastPathComponent()
-        for _ in 0..<4 {
-            let candidate = directory.appending(path: "devbroker")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-            directory = directory.deletingLastPathComponent()
-        }
-        return URL(filePath: #filePath).deletingLastPathComponent().appending(path: "../../.build/debug/devbroker").standardized
-    }
-}
-
-/// Runs a command to completion and returns its standard output; a non-zero exit is an error.
-@discardableResult
-func run(_ command: String, _ arguments: [String], input: String? = nil) throws -> String {
-    let process = Process()
-    process.executableURL = URL(filePath: "/usr/bin/env")
-    process.arguments = [command] + arguments
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = FileHandle.nullDevice
-    let stdin = Pipe()
-    process.standardInput = stdin
-    try process.run()
-    if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-    try stdin.fileHandleForWriting.close()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw CodecError(field: command, reason: "exited with \(process.terminationStatus)")
-    }
-    return String(decoding: data, as: UTF8.self)
-}

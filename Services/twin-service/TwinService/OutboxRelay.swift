@@ -49,7 +49,7 @@ public struct OutboxRelay: Service {
                 continue
             }
             do {
-                try await producer.send(entries.flatMap(messages(for:)))
+                try await producer.send(entries.flatMap { Self.messages(for: $0, graph: graph) })
             } catch {
                 logger.error("outbox batch not delivered; sending it again", metadata: ["error": "\(error)", "retryIn": "\(backoff)"])
                 try? await Task.sleep(for: backoff)
@@ -63,7 +63,7 @@ public struct OutboxRelay: Service {
     }
 
     /// The event as each endpoint its routes select carries it; keyed by twin ID.
-    func messages(for entry: OutboxEntry) -> [KafkaProducerMessage] {
+    public static func messages(for entry: OutboxEntry, graph: DigitalTwinGraph) -> [KafkaProducerMessage] {
         let event = entry.event
         return graph.destinations(of: event).map { endpoint in
             switch endpoint.format {

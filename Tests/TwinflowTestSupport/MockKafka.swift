@@ -4,31 +4,31 @@ import Synchronization
 import TwinflowKafka
 
 /// A librdkafka mock cluster for one test, reached over TCP like any broker.
-struct MockKafka {
-    let cluster: KafkaMockCluster
-    let logger: Logger
+public struct MockKafka {
+    public let cluster: KafkaMockCluster
+    public let logger: Logger
 
-    init(brokers: Int = 1) throws {
+    public init(brokers: Int = 1) throws {
         var logger = Logger(label: "test")
         logger.logLevel = ProcessInfo.processInfo.environment["TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
         self.logger = logger
         self.cluster = try KafkaMockCluster(brokers: brokers, logger: logger)
     }
 
-    var configuration: KafkaConfiguration { KafkaConfiguration(bootstrapServers: cluster.bootstrapServers) }
+    public var configuration: KafkaConfiguration { KafkaConfiguration(bootstrapServers: cluster.bootstrapServers) }
 
     /// A topic with a name no other test uses.
-    func makeTopic(_ prefix: String = "test", partitions: Int = 8) throws -> String {
+    public func makeTopic(_ prefix: String = "test", partitions: Int = 8) throws -> String {
         let name = "\(prefix)-\(UUID().uuidString.prefix(8))"
         try cluster.createTopic(name, partitions: partitions)
         return name
     }
 
-    func makeProducer() throws -> KafkaProducer {
+    public func makeProducer() throws -> KafkaProducer {
         try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: configuration), logger: logger)
     }
 
-    func makeConsumer(group: String, topics: [String], maxBatchSize: Int = 1000, properties: [String: String] = [:]) throws -> KafkaConsumer {
+    public func makeConsumer(group: String, topics: [String], maxBatchSize: Int = 1000, properties: [String: String] = [:]) throws -> KafkaConsumer {
         var kafka = configuration
         kafka.properties.merge(properties) { _, new in new }
         return try KafkaConsumer(
@@ -39,7 +39,7 @@ struct MockKafka {
 }
 
 /// Polls `condition` until it holds or `timeout` passes.
-func eventually(timeout: Duration = .seconds(30), _ condition: @Sendable () async throws -> Bool) async rethrows -> Bool {
+public func eventually(timeout: Duration = .seconds(30), _ condition: @Sendable () async throws -> Bool) async rethrows -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try await condition() { return true }
@@ -49,7 +49,7 @@ func eventually(timeout: Duration = .seconds(30), _ condition: @Sendable () asyn
 }
 
 /// Java's `Utils.murmur2`, to check that keys land where a Java producer would put them.
-func javaMurmur2Partition(_ key: [UInt8], partitions: Int32) -> Int32 {
+public func javaMurmur2Partition(_ key: [UInt8], partitions: Int32) -> Int32 {
     let seed: UInt32 = 0x9747_b28c
     let m: UInt32 = 0x5bd1_e995
     let r: UInt32 = 24
@@ -86,16 +86,16 @@ func javaMurmur2Partition(_ key: [UInt8], partitions: Int32) -> Int32 {
 }
 
 /// A value tasks of a test share.
-final class Shared<Value: Sendable>: Sendable {
+public final class Shared<Value: Sendable>: Sendable {
     private let state: Mutex<Value>
 
-    init(_ value: Value) {
+    public init(_ value: Value) {
         self.state = Mutex(value)
     }
 
-    func withLock<Result: Sendable>(_ body: (inout Value) -> Result) -> Result {
+    public func withLock<Result: Sendable>(_ body: (inout Value) -> Result) -> Result {
         state.withLock { body(&$0) }
     }
 
-    var value: Value { state.withLock { $0 } }
+    public var value: Value { state.withLock { $0 } }
 }

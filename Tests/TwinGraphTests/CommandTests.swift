@@ -1,0 +1,88 @@
+import Foundation
+import Testing
+import TwinGraph
+import TwinflowCodec
+
+/// Commands from `twins.commands`, applied as the REST API would apply them, once per id.
+@Suite struct CommandTests {
+    static let thermostat = "dtmi:contosocom:DigitalTwins:Thermostat;1"
+
+    func setPatch(_ value: Double) throws -> JSONPatch {
+        try JSONPatch(json: [["op": "replace", "path": "/Temperature", "value": .double(value)]])
+    }
+
+    @Test func appliesOncePerIdInOneBatch() async throws {
+        let fixture = try await GraphFixture.seed()
+        let graph = fixture.graph
+        let before = try await graph.pendingEvents(after: 0, limit: 100).count
+        let outcomes = try await graph.apply([
+            TwinCommand(id: "c1", twinID: "thermo_0001", patch: try setPatch(21), sourceTime: "2026-11-26T16:00:00Z"),
+            TwinCommand(id: "c2", twinID: "thermo_0001", patch: try setPatch(22)),
+            TwinCommand(id: "c1", twinID: "thermo_0001", patch: try setPatch(99)),
+        ])
+        guard case .applied(let first?) = outcomes[0], case .applied(let second?) = outcomes[1] else {
+            Issue.record("both commands apply: \(outcomes)")
+            return
+        }
+        #expect(outcomes[2] == .duplicate)
+        #expect(first.sequence + 1 == second.sequence)
+        let twin = try await graph.twin("thermo_0001")
+        #expect(twin.document["Temperature"] == 22)
+        #expect(twin.version == 3)
+        #expect(twin.document["$metadata"]?["Temperature"]?["sourceTime"] == nil, "c2 carried no source time")
+
+        let again = try await graph.apply([TwinCommand(id: "c2", twinID: "thermo_0001", patch: try setPatch(50))])
+        #expect(again == [.duplicate], "a command seen in an earlier batch is a no-op too")
+        #expect(try await graph.twin("thermo_0001").version == 3)
+        #expect(try await graph.pendingEvents(after: 0, limit: 100).count == before + 2, "duplicates emit nothing")
+    }
+
+    @Test func refusesWhatRESTRefusesAndKeepsNothingOfIt() async throws {
+        let fixture = try await GraphFixture.seed()
+        let graph = fixture.graph
+        let before = try await graph.pendingEvents(after: 0, limit: 100).count
+        let outcomes = try await graph.apply([
+            TwinCommand(id: "bad-twin", twinID: "nope", patch: try setPatch(1)),
+            TwinCommand(id: "bad-value", twinID: "thermo_0001", patch: try JSONPatch(json: [["op": "replace", "path": "/Temperature", "value": "hot"]])),
+            TwinCommand(id: "bad-path", twinID: "thermo_0001", patch: try JSONPatch(json: [["op": "replace", "path": "/$dtId", "value": "x"]])),
+            TwinCommand(id: "bad-component", twinID: "thermo_0001", patch: try setPatch(5), telemetry: ["x": 1], component: "nope"),
+            TwinCommand(id: "good", twinID: "thermo_0001", patch: try setPatch(23)),
+        ])
+        let codes = outcomes.map { outcome -> String in
+            if case .rejected(let error) = outcome { return error.code }
+            return "applied"
+        }
+        #expect(codes == ["DigitalTwinNotFound", "ValidationFailed", "JsonPatchInvalid", "ComponentNotFound", "applied"])
+        let twin = try await graph.twin("thermo_0001")
+        #expect(twin.document["Temperature"] == 23, "the refused command with a valid patch changed nothing")
+        #expect(twin.version == 2)
+        #expect(try await graph.pendingEvents(after: 0, limit: 100).count == before + 1)
+        let retried = try await graph.apply([TwinCommand(id: "bad-twin", twinID: "thermo_0001", patch: try setPatch(24))])
+        guard case .applied? = retried.first else {
+            Issue.record("a refused command's id is not used up: \(retried)")
+            return
+        }
+    }
+
+    @Test func telemetryInACommandFollowsItsPatch() async throws {
+        let fixture = try await GraphFixture.seed()
+        let graph = fixture.graph
+        let before = try await graph.pendingEvents(after: 0, limit: 100).count
+        _ = try await graph.apply([
+            TwinCommand(
+                id: "c1", twinID: "thermo_0001", patch: try setPatch(21.5), telemetry: ["Temperature": 21.5], sourceTime: "2026-11-26T16:00:00Z",
+                traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            )
+        ])
+        let events = Array(try await graph.pendingEvents(after: 0, limit: 100).dropFirst(before))
+        #expect(events.map(\.event.attributes.type) == ["Microsoft.DigitalTwins.Twin.Update", "microsoft.iot.telemetry"])
+        let telemetry = events[1].event
+        #expect(telemetry.attributes.id == "c1", "the command id is the telemetry's Message-Id")
+        #expect(telemetry.attributes.dataSchema == Self.thermostat)
+        #expect(telemetry.attributes.extensions["telemetrysourcetime"] == "2026-11-26T16:00:00Z")
+        #expect(try JSONValue.parse(telemetry.data) == ["Temperature": 21.5])
+        #expect(events.allSatisfy { $0.event.attributes.traceparent == "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" })
+        let twin = try await graph.twin("thermo_0001")
+        #expect(twin.document["$metadata"]?["Temperature"]?["sourceTime"] == "2026-11-26T16:00:00Z")
+    }
+}

@@ -1,0 +1,144 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Testing
+import TwinGraph
+import TwinService
+import TwinflowCodec
+import TwinflowKafka
+import TwinflowRuntime
+import TwinflowTestSupport
+
+/// The models in `deploy/models/<set>`, as one upload.
+func fixtureModels(_ set: String) throws -> JSONValue {
+    let folder = URL(filePath: #filePath).deletingLastPathComponent().appending(path: "../../deploy/models/\(set)").standardized
+    let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".json") }.sorted()
+    return .array(try files.map { try JSONValue.parse(Array(try Data(contentsOf: folder.appending(path: $0)))) })
+}
+
+/// A twin service's environment on the mock cluster, with topics of its own.
+struct TwinServiceSetup {
+    let kafka: MockKafka
+    let topics: Topics
+    let environment: ServiceEnvironment
+    let dataDirectory: URL
+
+    init(extraVariables: [String: String] = [:], partitions: Int = 4) throws {
+        kafka = try MockKafka()
+        var variables = ["KAFKA_BOOTSTRAP_SERVERS": kafka.cluster.bootstrapServers]
+        var names: [String] = []
+        for name in Topics.defaults.all {
+            let topic = try kafka.makeTopic(name, partitions: partitions)
+            variables[Topics.variable(for: name)] = topic
+            names.append(topic)
+        }
+        dataDirectory = FileManager.default.temporaryDirectory.appending(path: "twin-service-\(UUID())")
+        variables["TWINFLOW_DATA_DIR"] = dataDirectory.path
+        variables.merge(extraVariables) { _, new in new }
+        environment = ServiceEnvironment(serviceName: "twin-service", defaultHTTPPort: 0, variables: variables)
+        topics = environment.topics
+    }
+
+    var storePath: String { dataDirectory.appending(path: "twins.sqlite").path }
+
+    func openGraph() async throws -> DigitalTwinGraph {
+        try await DigitalTwinGraph(store: SQLiteTwinStore(path: storePath), endpoints: try TwinServiceKafka.endpoints(environment))
+    }
+
+    func command(_ command: TwinCommand) -> KafkaProducerMessage { command.kafkaMessage(topic: topics.twinCommands) }
+}
+
+/// The twin service's Kafka side against librdkafka's mock cluster: commands in, ADT's events out.
+@Suite(.serialized) struct TwinServiceKafkaTests {
+    @Test func commandsBecomeNotificationsTelemetryAndDeadLetters() async throws {
+        let setup = try TwinServiceSetup(extraVariables: ["TWINFLOW_ENDPOINTS": "alerts=alerts-\(UUID().uuidString.prefix(8))"])
+        let alertsTopic = try #require(try TwinServiceKafka.endpoints(setup.environment).first { $0.name == "alerts" }?.topic)
+        try setup.kafka.cluster.createTopic(alertsTopic, partitions: 1)
+        let graph = try await setup.openGraph()
+        _ = try await graph.addModels(fixtureModels("seed"))
+        try await graph.putEventRoute("temperature-alerts", body: ["endpointName": "alerts", "filter": "TOUCHES('/Temperature') AND $body.patch.0.value > 30"])
+        try await graph.putTwin("thermo_0001", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": 20])
+        try await graph.putTwin("Room_01", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Room;1"]])
+        try await graph.putRelationship("Room_01", "r1", body: ["$targetId": "thermo_0001", "$relationshipName": "rel_has_thermostat"])
+
+        let producer = try setup.kafka.makeProducer()
+        let patch = try JSONPatch(json: [["op": "replace", "path": "/Temperature", "value": 21.5]])
+        let hot = try JSONPatch(json: [["op": "replace", "path": "/Temperature", "value": 35]])
+        let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        try await producer.send([
+            setup.command(TwinCommand(id: "c1", twinID: "thermo_0001", patch: patch, telemetry: ["Temperature": 21.5], traceparent: trace)),
+            setup.command(TwinCommand(id: "c1", twinID: "thermo_0001", patch: patch, telemetry: ["Temperature": 21.5])),
+            KafkaProducerMessage(topic: setup.topics.twinCommands, key: "thermo_0001", value: Array("not json".utf8)),
+            setup.command(TwinCommand(id: "c2", twinID: "ghost", patch: patch)),
+            setup.command(TwinCommand(id: "c3", twinID: "thermo_0001", patch: try JSONPatch(json: [["op": "add", "path": "/Colour", "value": 1]]))),
+            setup.command(TwinCommand(id: "c4", twinID: "thermo_0001", patch: hot)),
+        ])
+
+        let reader = try TopicReader(
+            kafka: setup.kafka.configuration, topics: [setup.topics.twinEvents, setup.topics.telemetry, setup.topics.deadLetter, alertsTopic],
+            logger: setup.kafka.logger
+        )
+        try await withTwinService(setup, graph: graph) {
+            let events = await reader.waitFor(5, on: setup.topics.twinEvents)
+            let deadLetters = await reader.waitFor(3, on: setup.topics.deadLetter)
+            _ = await reader.waitFor(1, on: setup.topics.telemetry)
+            _ = await reader.waitFor(1, on: alertsTopic)
+            try await Task.sleep(for: .seconds(1))
+
+            let decoded = try events.map { try CloudEvent(decoding: $0) }
+            #expect(decoded.map(\.attributes.type) == [
+                "Microsoft.DigitalTwins.Twin.Create", "Microsoft.DigitalTwins.Twin.Create", "Microsoft.DigitalTwins.Relationship.Create",
+                "Microsoft.DigitalTwins.Twin.Update", "Microsoft.DigitalTwins.Twin.Update",
+            ])
+            #expect(reader.messages(on: setup.topics.twinEvents).count == 5, "the repeated command emitted nothing")
+            #expect(events.allSatisfy { $0.headers.string(for: "content-type") == "application/cloudevents+json" })
+            let update = decoded[3]
+            #expect(update.attributes.traceparent == trace, "the command's trace is carried through")
+            #expect(update.data == ["modelId": "dtmi:contosocom:DigitalTwins:Thermostat;1", "patch": [["op": "replace", "path": "/Temperature", "value": 21.5]]])
+            #expect(events[3].keyString == "thermo_0001")
+            let thermostatSequences = zip(events, decoded).filter { $0.0.keyString == "thermo_0001" }.map { $0.1.attributes.sequence }
+            #expect(thermostatSequences == ["1", "2", "3"])
+
+            let telemetry = try BinaryCloudEvent(decoding: try #require(reader.messages(on: setup.topics.telemetry).first))
+            #expect(telemetry.attributes.id == "c1")
+            #expect(telemetry.attributes.type == "microsoft.iot.telemetry")
+            #expect(try JSONValue.parse(telemetry.data) == ["Temperature": 21.5])
+            #expect(reader.messages(on: setup.topics.telemetry).count == 1)
+
+            let alerts = reader.messages(on: alertsTopic)
+            #expect(alerts.count == 1, "only the update to 35 passes the alert route")
+            #expect(try CloudEvent(decoding: alerts[0]).data?["patch"]?.arrayValue?.first?["value"] == 35)
+
+            let letters = try deadLetters.map { try DeadLetter(decoding: $0) }
+            #expect(letters.allSatisfy { $0.service == "twin-service" && $0.sourceTopic == setup.topics.twinCommands })
+            #expect(letters.map(\.reason).contains { $0.contains("not a twin command") })
+            #expect(letters.map(\.reason).contains { $0.contains("DigitalTwinNotFound") })
+            #expect(letters.map(\.reason).contains { $0.contains("ValidationFailed") })
+            #expect(deadLetters.contains { $0.value == Array("not json".utf8) }, "the bad message goes on untouched")
+            #expect(Set(letters.map(\.sourceOffset)).count == 3)
+        }
+        let twin = try await graph.twin("thermo_0001")
+        #expect(twin.document["Temperature"] == 35)
+        #expect(twin.version == 3)
+        #expect(try await graph.pendingEvents(after: 0, limit: 10).isEmpty, "the relay forgot what it delivered")
+        await reader.stop()
+        await producer.shutdown()
+    }
+
+    /// Runs the twin service's Kafka parts until `body` returns, then shuts them down gracefully.
+    func withTwinService(_ setup: TwinServiceSetup, graph: DigitalTwinGraph, _ body: () async throws -> Void) async throws {
+        let services = try TwinServiceKafka.services(graph: graph, environment: setup.environment, logger: setup.kafka.logger)
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [], logger: setup.kafka.logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            do {
+                try await body()
+            } catch {
+                await group.triggerGracefulShutdown()
+                throw error
+            }
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+    }
+}
