@@ -85,7 +85,8 @@ extension DigitalTwinGraph {
                 dataContentType: "application/json", dataSchema: twin.model, traceparent: origin.traceparent,
                 extensions: sourceTime.map { ["telemetrysourcetime": $0] } ?? [:]
             ),
-            data: payload
+            data: payload,
+            sequenced: false
         )
     }
 }

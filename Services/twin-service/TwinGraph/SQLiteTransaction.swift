@@ -68,6 +68,10 @@ struct SQLiteTransaction: TwinStoreTransaction {
     }
 
     func emit(_ event: PendingEvent) throws -> Int64 {
+        guard event.sequenced else {
+            try insert(event.attributes, of: event)
+            return 0
+        }
         guard
             let sequence = try Int64.fetchOne(
                 db.cachedStatement(sql: "UPDATE twins SET sequence = sequence + 1 WHERE id = ? RETURNING sequence"), arguments: [event.twinID]
@@ -75,9 +79,13 @@ struct SQLiteTransaction: TwinStoreTransaction {
         else { throw DatabaseError(message: "no twin \(event.twinID) to number an event of") }
         var attributes = event.attributes
         attributes.sequence = String(sequence)
+        try insert(attributes, of: event)
+        return sequence
+    }
+
+    private func insert(_ attributes: CloudEventAttributes, of event: PendingEvent) throws {
         try db.cachedStatement(sql: "INSERT INTO outbox (twin_id, attributes, data) VALUES (?, ?, ?)")
             .execute(arguments: [event.twinID, attributes.json.jsonString(), Data(event.data)])
-        return sequence
     }
 
     func recordOnce(_ key: String) throws -> Bool {

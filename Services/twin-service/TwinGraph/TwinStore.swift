@@ -72,11 +72,15 @@ public struct PendingEvent: Sendable, Hashable {
     public var attributes: CloudEventAttributes
     /// The event's data: JSON for notifications, the payload exactly as sent for telemetry.
     public var data: [UInt8]
+    /// Whether the event takes the next `sequence` of its twin: notifications do, so a twin's
+    /// notifications are numbered without gaps; telemetry does not.
+    public var sequenced: Bool
 
-    public init(twinID: String, attributes: CloudEventAttributes, data: [UInt8]) {
+    public init(twinID: String, attributes: CloudEventAttributes, data: [UInt8], sequenced: Bool = true) {
         self.twinID = twinID
         self.attributes = attributes
         self.data = data
+        self.sequenced = sequenced
     }
 }
 
@@ -117,7 +121,8 @@ public protocol TwinStoreTransaction {
     func incomingRelationships(targetID: String) throws -> [StoredRelationship]
     func putRelationship(_ relationship: StoredRelationship) throws
     func deleteRelationship(sourceID: String, id: String) throws
-    /// Adds the event to the outbox with the next `sequence` of its twin, which it returns.
+    /// Adds the event to the outbox, a sequenced one with the next `sequence` of its twin, which it
+    /// returns (0 for an event without).
     @discardableResult
     func emit(_ event: PendingEvent) throws -> Int64
     /// Records an idempotency key (a command id, a telemetry Message-Id); false when it was recorded before.
