@@ -1,0 +1,141 @@
+import Foundation
+import Logging
+import Testing
+import TwinGraph
+import TwinflowCodec
+import TwinflowKafka
+import TwinflowTestSupport
+
+/// twin-service killed with SIGKILL, again and again, while commands flow: at the end every command
+/// took effect exactly once and the event topic holds a notification for every change.
+@Suite(.serialized) struct CrashTests {
+    static let twins = 100
+    static let commands = 50_000
+    static let kills = 4
+
+    @Test func sigkillLosesNothingAndAppliesNothingTwice() async throws {
+        let devbroker = try DevBrokerProcess(partitions: 4)
+        defer { devbroker.terminate() }
+        let kafka = KafkaConfiguration(bootstrapServers: devbroker.bootstrap)
+        var logger = Logger(label: "crash-test")
+        logger.logLevel = .warning
+        let dataDirectory = FileManager.default.temporaryDirectory.appending(path: "crash-\(UUID())")
+        let storePath = dataDirectory.appending(path: "twins.sqlite").path
+        try await createThermostats(storePath)
+
+        let reader = try TopicReader(kafka: kafka, topics: [Topics.defaults.twinEvents], logger: logger)
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: kafka), logger: logger)
+        let sending = Task {
+            for start in stride(from: 0, to: Self.commands, by: 500) {
+                let batch = try (start..<min(start + 500, Self.commands)).map { index in
+                    TwinCommand(
+                        id: "cmd-\(index)", twinID: Self.twinID(index % Self.twins),
+                        patch: try JSONPatch(json: [["op": "replace", "path": "/Temperature", "value": .integer(Int64(index))]])
+                    ).kafkaMessage(topic: Topics.defaults.twinCommands)
+                }
+                try await producer.send(batch)
+                try await Task.sleep(for: .milliseconds(40))
+            }
+        }
+
+        for _ in 0..<Self.kills {
+            // Killed in full flow: once it has published a good number of events, at a random moment.
+            let before = reader.messages.count
+            let service = try TwinServiceProcess(bootstrap: devbroker.bootstrap, dataDirectory: dataDirectory)
+            let flowing = await eventually(timeout: .seconds(120)) { reader.messages.count >= before + 2000 }
+            #expect(flowing, "twin-service makes progress after a restart")
+            try await Task.sleep(for: .milliseconds(Int.random(in: 0...400)))
+            service.kill()
+        }
+        try await sending.value
+        let service = try TwinServiceProcess(bootstrap: devbroker.bootstrap, dataDirectory: dataDirectory)
+        let expected = Self.twins + Self.commands
+        let complete = await eventually(timeout: .seconds(600)) {
+            Set(reader.messages.compactMap { try? CloudEvent(decoding: $0).attributes.id }).count >= expected
+        }
+        #expect(complete, "every change's notification arrived")
+        #expect(service.terminate() == 0, "twin-service stops cleanly on SIGTERM")
+        await reader.stop()
+        await producer.shutdown()
+
+        // Every command took effect once: each twin's version counts its creation and its commands.
+        let graph = try await DigitalTwinGraph(store: SQLiteTwinStore(path: storePath))
+        for twin in 0..<Self.twins {
+            #expect(try await graph.twin(Self.twinID(twin)).version == Int64(1 + Self.commands / Self.twins), "\(Self.twinID(twin))")
+        }
+
+        // A notification for every change; repeats keep their event id; sequences have no gaps.
+        let events = try reader.messages.map { try CloudEvent(decoding: $0) }
+        var idsByValue: [Int64: Set<String>] = [:]
+        var sequencesByTwin: [String: Set<Int>] = [:]
+        for event in events {
+            sequencesByTwin[event.attributes.subject ?? "", default: []].insert(Int(event.attributes.sequence ?? "") ?? -1)
+            if event.attributes.type == "Microsoft.DigitalTwins.Twin.Update", let value = event.data?["patch"]?[0]?["value"]?.integerValue {
+                idsByValue[value, default: []].insert(event.attributes.id)
+            }
+        }
+        #expect(idsByValue.count == Self.commands, "an update notification for every command")
+        #expect(idsByValue.values.allSatisfy { $0.count == 1 }, "a notification sent twice keeps its event id")
+        for twin in 0..<Self.twins {
+            #expect(sequencesByTwin[Self.twinID(twin)] == Set(1...(1 + Self.commands / Self.twins)), "\(Self.twinID(twin))")
+        }
+        let repeats = events.count - Set(events.map(\.attributes.id)).count
+        print("crash test: \(events.count) events, \(repeats) sent again after a kill")
+    }
+
+    static func twinID(_ index: Int) -> String { "thermo_\(index)" }
+
+    func createThermostats(_ storePath: String) async throws {
+        let graph = try await DigitalTwinGraph(store: SQLiteTwinStore(path: storePath))
+        _ = try await graph.addModels(fixtureModels("seed"))
+        for twin in 0..<Self.twins {
+            try await graph.putTwin(Self.twinID(twin), body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": -1])
+        }
+    }
+}
+
+extension JSONValue {
+    fileprivate subscript(index: Int) -> JSONValue? {
+        guard let array = arrayValue, array.indices.contains(index) else { return nil }
+        return array[index]
+    }
+}
+
+/// `twin-service` as a child process on the devbroker.
+final class TwinServiceProcess {
+    let process = Process()
+
+    init(bootstrap: String, dataDirectory: URL) throws {
+        process.executableURL = builtExecutable("twin-service")
+        var environment = ProcessInfo.processInfo.environment
+        environment["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+        environment["TWINFLOW_DATA_DIR"] = dataDirectory.path
+        environment["HTTP_PORT"] = "\(Int.random(in: 30000..<40000))"
+        environment["LOG_LEVEL"] = "error"
+        // A killed member's partitions wait for its session to expire before they move on.
+        environment["KAFKA_CONFIG_SESSION_TIMEOUT_MS"] = "6000"
+        environment["KAFKA_CONFIG_HEARTBEAT_INTERVAL_MS"] = "1000"
+        process.environment = environment
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+    }
+
+    func kill() {
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    @discardableResult
+    func terminate() -> Int32 {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        return process.terminationStatus
+    }
+
+    deinit {
+        terminate()
+    }
+}
