@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "twinctl", targets: ["twinctl"]),
         .executable(name: "kafka-bench", targets: ["kafka-bench"]),
         .executable(name: "twin-bench", targets: ["twin-bench"]),
+        .executable(name: "command-bench", targets: ["command-bench"]),
         .library(name: "TwinflowKafka", targets: ["TwinflowKafka"]),
         .library(name: "TwinflowCodec", targets: ["TwinflowCodec"]),
         .library(name: "TwinflowRuntime", targets: ["TwinflowRuntime"]),
@@ -135,6 +136,7 @@ let package = Package(
         .executableTarget(
             name: "kafka-bench",
             dependencies: [
+                "BenchmarkSupport",
                 "TwinflowKafka",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -145,12 +147,30 @@ let package = Package(
         .executableTarget(
             name: "twin-bench",
             dependencies: [
+                "BenchmarkSupport",
                 "TwinflowCodec",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Benchmarks/twin-bench",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BenchmarkSupport",
+            path: "Benchmarks/BenchmarkSupport",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "command-bench",
+            dependencies: [
+                "BenchmarkSupport",
+                "TwinGraph",
+                "TwinflowCodec",
+                "TwinflowKafka",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/command-bench",
             swiftSettings: swiftSettings
         ),
 

@@ -1,3 +1,4 @@
+import BenchmarkSupport
 import Foundation
 import Logging
 import TwinflowKafka
@@ -100,6 +101,3 @@ struct Workload {
     }
 }
 
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}

@@ -1,3 +1,4 @@
+import BenchmarkSupport
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
@@ -85,14 +86,6 @@ extension TestClient {
     }
 }
 
-struct BenchmarkError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
 
 /// The twin-service built beside this executable, on a fresh store and a port of its own.
 final class TwinServiceChild: Sendable {

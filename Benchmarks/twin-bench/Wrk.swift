@@ -1,3 +1,4 @@
+import BenchmarkSupport
 import Foundation
 
 /// wrk, the HTTP load generator, for the measurements that need many requests from clients that

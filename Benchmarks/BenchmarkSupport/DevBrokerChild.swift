@@ -1,15 +1,17 @@
 import Foundation
 
 /// The devbroker built beside this executable, run as a child process for the benchmark.
-final class DevBrokerChild {
+public final class DevBrokerChild {
     private let process = Process()
-    let bootstrap: String
+    public let bootstrap: String
 
-    init(partitions: Int, topics: [String]) throws {
+    /// A devbroker with the contract's topics, and `topics` with `partitions` partitions each.
+    public init(partitions: Int, topics: [String]) throws {
         let directory = URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
         let file = FileManager.default.temporaryDirectory.appending(path: "kafka-bench-\(UUID()).bootstrap")
         process.executableURL = directory.appending(path: "devbroker")
-        process.arguments = ["--port", "0", "--bootstrap-file", file.path] + topics.flatMap { ["--topic", "\($0):\(partitions)"] }
+        process.arguments = ["--port", "0", "--partitions", "\(partitions)", "--bootstrap-file", file.path]
+            + topics.flatMap { ["--topic", "\($0):\(partitions)"] }
         process.standardError = FileHandle.nullDevice
         try process.run()
         let deadline = Date().addingTimeInterval(30)
@@ -21,14 +23,18 @@ final class DevBrokerChild {
         bootstrap = try String(contentsOf: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    func stop() {
+    public func stop() {
         guard process.isRunning else { return }
         process.terminate()
         process.waitUntilExit()
     }
 }
 
-struct BenchmarkError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+public struct BenchmarkError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+extension Duration {
+    public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
