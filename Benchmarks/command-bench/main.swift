@@ -87,7 +87,7 @@ var serviceEnvironment = environment
 serviceEnvironment["KAFKA_BOOTSTRAP_SERVERS"] = devbroker.bootstrap
 serviceEnvironment["TWINFLOW_DATA_DIR"] = directory.path
 serviceEnvironment["HTTP_PORT"] = "\(Int.random(in: 30000..<40000))"
-serviceEnvironment["LOG_LEVEL"] = "warning"
+serviceEnvironment["LOG_LEVEL"] = environment["COMMAND_BENCH_SERVICE_LOG_LEVEL"] ?? "warning"
 service.environment = serviceEnvironment
 let started = ContinuousClock.now
 try service.run()

@@ -49,7 +49,7 @@ public struct CloudEventAttributes: Sendable, Hashable {
     }
 
     /// Attribute name and value pairs, required first, as CloudEvents names them.
-    var named: [(String, String)] {
+    public var named: [(String, String)] {
         var pairs: [(String, String)] = [("specversion", specVersion), ("id", id), ("type", type), ("source", source)]
         if let subject { pairs.append(("subject", subject)) }
         if let time { pairs.append(("time", time)) }
@@ -64,6 +64,20 @@ public struct CloudEventAttributes: Sendable, Hashable {
     /// The attributes as one JSON object of strings (a structured event without `data`).
     public var json: JSONValue {
         .object(Dictionary(uniqueKeysWithValues: named.map { ($0.0, JSONValue.string($0.1)) }))
+    }
+
+    /// ``json`` serialized, written straight from the attributes (CloudEvents' order, not sorted).
+    public func serialized() -> [UInt8] {
+        var output: [UInt8] = [UInt8(ascii: "{")]
+        output.reserveCapacity(256)
+        for (position, (name, value)) in named.enumerated() {
+            if position > 0 { output.append(UInt8(ascii: ",")) }
+            JSONWriter.writeString(name, into: &output)
+            output.append(UInt8(ascii: ":"))
+            JSONWriter.writeString(value, into: &output)
+        }
+        output.append(UInt8(ascii: "}"))
+        return output
     }
 
     /// Reads attributes from a JSON object of strings; other members (such as `data`) are ignored,
@@ -137,7 +151,7 @@ public struct CloudEvent: Sendable, Hashable {
     /// The Kafka message of an event whose data is JSON already serialized: `jsonData` goes into the
     /// value as it is, without being parsed again.
     public static func kafkaMessage(attributes: CloudEventAttributes, jsonData: [UInt8], topic: String, key: String) -> KafkaProducerMessage {
-        var value = attributes.json.serialized()
+        var value = attributes.serialized()
         value.removeLast()  // the closing brace; `data` joins the attributes' object
         value.append(contentsOf: Array(#","data":"#.utf8))
         value.append(contentsOf: jsonData)

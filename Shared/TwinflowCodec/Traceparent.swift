@@ -2,7 +2,14 @@
 public enum Traceparent {
     /// A new sampled trace, for a change whose cause carried none.
     public static func random() -> String {
-        "00-\(hex(UInt64.random(in: 1...UInt64.max)))\(hex(UInt64.random(in: 0...UInt64.max)))-\(hex(UInt64.random(in: 1...UInt64.max)))-01"
+        let (high, low) = RandomID.next128()
+        let (parent, _) = RandomID.next128()
+        var text = Array("00-".utf8)
+        text += RandomID.hexDigits(high | 1) + RandomID.hexDigits(low)
+        text.append(UInt8(ascii: "-"))
+        text += RandomID.hexDigits(parent | 1)
+        text += Array("-01".utf8)
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// True when `value` has the version-00 shape.
@@ -11,10 +18,5 @@ public enum Traceparent {
         guard parts.count == 4, parts[0].count == 2, parts[1].count == 32, parts[2].count == 16, parts[3].count == 2 else { return false }
         return parts.allSatisfy { $0.allSatisfy(\.isHexDigit) } && parts[1] != String(repeating: "0", count: 32)
             && parts[2] != String(repeating: "0", count: 16)
-    }
-
-    private static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
     }
 }

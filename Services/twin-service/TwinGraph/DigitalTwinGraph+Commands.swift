@@ -29,7 +29,6 @@ extension DigitalTwinGraph {
 
     private func apply(_ command: TwinCommand, in transaction: any TwinStoreTransaction) throws -> CommandOutcome {
         guard try transaction.recordOnce("command/\(command.id)") else { return .duplicate }
-        guard var twin = try transaction.twin(command.twinID).live else { throw ServiceError.twinNotFound(command.twinID) }
         let origin = ChangeOrigin(traceparent: command.traceparent)
         var change: TwinChange?
         if let patch = command.patch {
@@ -37,9 +36,9 @@ extension DigitalTwinGraph {
             change = try patchTwin(
                 command.twinID, patch, in: transaction, ifMatch: nil, componentPath: nil, sourceTime: command.sourceTime, origin: origin
             )
-            twin = change?.twin ?? twin
         }
         if let telemetry = command.telemetry {
+            guard let twin = try change?.twin ?? transaction.twin(command.twinID).live else { throw ServiceError.twinNotFound(command.twinID) }
             try Self.checkComponent(command.component, of: twin, models)
             try transaction.emit(
                 telemetryEvent(

@@ -67,7 +67,7 @@ extension DigitalTwinGraph {
         PendingEvent(
             twinID: twinID,
             attributes: CloudEventAttributes(
-                id: UUID().uuidString.lowercased(), type: type, source: instanceName, subject: subject, time: time,
+                id: RandomID.uuid(), type: type, source: instanceName, subject: subject, time: time,
                 dataContentType: "application/json", traceparent: origin.traceparent
             ),
             data: data.serialized()

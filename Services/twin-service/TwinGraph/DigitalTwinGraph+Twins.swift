@@ -78,8 +78,7 @@ extension DigitalTwinGraph {
             document["$dtId"] = .string(id)
             document["$etag"] = .string(Self.etag(version))
             let twin = StoredTwin(id: id, model: modelText, version: version, document: .object(document))
-            try Self.checkSize(twin.document)
-            try transaction.putTwin(twin)
+            try transaction.putTwin(twin, serialized: try Self.serializedWithinLimit(twin.document))
             var change = TwinChange(kind: .create, twin: twin, patch: nil)
             if let existing, case .object(let old) = existing.document {
                 change = TwinChange(kind: .update, twin: twin, patch: Self.difference(from: old, to: document))
@@ -166,8 +165,7 @@ extension DigitalTwinGraph {
         Self.touchMetadata(&members, for: applied, at: now, sourceTime: sourceTime, components: Set(resolved.components.keys))
         members["$etag"] = .string(Self.etag(version))
         let twin = StoredTwin(id: id, model: existing.model, version: version, document: .object(members))
-        try Self.checkSize(twin.document)
-        try transaction.putTwin(twin)
+        try transaction.putTwin(twin, serialized: try Self.serializedWithinLimit(twin.document))
         var change = TwinChange(kind: .update, twin: twin, patch: JSONPatch(applied))
         change.sequence = try transaction.emit(event(for: change, origin: origin, time: now))
         return change
@@ -235,11 +233,13 @@ extension DigitalTwinGraph {
         return value
     }
 
-    static func checkSize(_ document: JSONValue) throws(ServiceError) {
-        let size = document.serialized().count
-        guard size <= maximumTwinBytes else {
-            throw ServiceError.payloadTooLarge("The twin would be \(size) bytes; at most \(maximumTwinBytes) are allowed.")
+    /// The twin's document serialized, refused with 413 over ADT's 32 KB.
+    static func serializedWithinLimit(_ document: JSONValue) throws(ServiceError) -> [UInt8] {
+        let serialized = document.serialized()
+        guard serialized.count <= maximumTwinBytes else {
+            throw ServiceError.payloadTooLarge("The twin would be \(serialized.count) bytes; at most \(maximumTwinBytes) are allowed.")
         }
+        return serialized
     }
 
     /// Sets `lastUpdateTime` (and `sourceTime`) of each property the operations touched, in the twin's

@@ -31,7 +31,7 @@ public struct EventFilter: Sendable, Hashable {
     /// Whether `event` passes.
     public func matches(_ event: PendingEvent) -> Bool {
         var binding: DigitalTwinGraph.Binding = [:]
-        for (name, value) in event.attributes.json.objectValue ?? [:] { binding[name] = value }
+        for (name, value) in event.attributes.named { binding[name] = .string(value) }
         if readsBody { binding["$body"] = try? JSONValue.parse(event.data) }
         return (try? DigitalTwinGraph.truth(expression, binding, ModelSet())) ?? false
     }

@@ -15,13 +15,13 @@ struct SQLiteTransaction: TwinStoreTransaction {
         return (live, row["version"])
     }
 
-    func putTwin(_ twin: StoredTwin) throws {
+    func putTwin(_ twin: StoredTwin, serialized document: [UInt8]) throws {
         try db.cachedStatement(
             sql: """
                 INSERT INTO twins (id, model, version, document) VALUES (?, ?, ?, ?)
                 ON CONFLICT (id) DO UPDATE SET model = excluded.model, version = excluded.version, document = excluded.document
                 """
-        ).execute(arguments: [twin.id, twin.model, twin.version, twin.document.jsonString()])
+        ).execute(arguments: [twin.id, twin.model, twin.version, String(decoding: document, as: UTF8.self)])
     }
 
     func deleteTwin(_ id: String) throws {
@@ -85,7 +85,7 @@ struct SQLiteTransaction: TwinStoreTransaction {
 
     private func insert(_ attributes: CloudEventAttributes, of event: PendingEvent) throws {
         try db.cachedStatement(sql: "INSERT INTO outbox (twin_id, attributes, data) VALUES (?, ?, ?)")
-            .execute(arguments: [event.twinID, attributes.json.jsonString(), Data(event.data)])
+            .execute(arguments: [event.twinID, String(decoding: attributes.serialized(), as: UTF8.self), Data(event.data)])
     }
 
     func recordOnce(_ key: String) throws -> Bool {

@@ -112,7 +112,8 @@ public struct EventRoute: Sendable, Hashable {
 public protocol TwinStoreTransaction {
     /// The live twin (nil when absent or deleted) and the last version its id had (0 if never).
     func twin(_ id: String) throws -> (live: StoredTwin?, lastVersion: Int64)
-    func putTwin(_ twin: StoredTwin) throws
+    /// Stores the twin; `document` is its document serialized (the caller checked its size).
+    func putTwin(_ twin: StoredTwin, serialized document: [UInt8]) throws
     /// Deletes the twin; its id keeps its version and sequence counting.
     func deleteTwin(_ id: String) throws
     /// The live relationship and the last version its id had (0 if never).

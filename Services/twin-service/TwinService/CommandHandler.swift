@@ -34,7 +34,9 @@ public struct CommandHandler: Sendable {
                 deadLetters.append(deadLetter(message, reason: "not a twin command: \(error)"))
             }
         }
+        let started = ContinuousClock.now
         let outcomes = try await graph.apply(commands)
+        logger.debug("commands applied", metadata: ["count": "\(commands.count)", "took": "\(ContinuousClock.now - started)"])
         for (outcome, message) in zip(outcomes, sources) {
             if case .rejected(let error) = outcome {
                 deadLetters.append(deadLetter(message, reason: error.description))

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import TwinGraph
 import TwinflowCodec
 import TwinflowKafka
@@ -37,13 +38,20 @@ public struct OutboxRelay: Service {
         var delivered: Int64 = 0
         var backoff = Duration.milliseconds(100)
         var nextCleanup = ContinuousClock.now
+        // Delivered entries are forgotten in the background, so the relay never waits for the store's
+        // writer; a crash before that sends them again, with their ids.
+        let mark = DeliveredMark()
+        let forgetting = Task { [graph] in try await Self.forget(through: mark, graph: graph) }
+        defer { forgetting.cancel() }
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             if ContinuousClock.now >= nextCleanup {
                 nextCleanup = .now + .seconds(600)
                 let cutoff = Date().addingTimeInterval(-Double(keyRetention.components.seconds))
                 try await graph.forgetIdempotencyKeys(recordedBefore: Timestamp.string(from: cutoff))
             }
+            let started = ContinuousClock.now
             let entries = try await graph.pendingEvents(after: delivered, limit: batchSize)
+            let read = ContinuousClock.now
             guard let last = entries.last else {
                 await graph.eventsCommitted()
                 continue
@@ -57,8 +65,29 @@ public struct OutboxRelay: Service {
                 continue
             }
             backoff = .milliseconds(100)
-            try await graph.markDelivered(through: last.position)
             delivered = last.position
+            logger.debug(
+                "outbox batch delivered", metadata: ["count": "\(entries.count)", "read": "\(read - started)", "sent": "\(ContinuousClock.now - read)"]
+            )
+            mark.position.withLock { $0 = last.position }
+        }
+        forgetting.cancel()
+        try await graph.markDelivered(through: delivered)
+    }
+
+    /// What the relay delivered so far, for the task that forgets it.
+    private final class DeliveredMark: Sendable {
+        let position = Mutex<Int64>(0)
+    }
+
+    private static func forget(through mark: DeliveredMark, graph: DigitalTwinGraph) async throws {
+        var forgotten: Int64 = 0
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(200))
+            let position = mark.position.withLock { $0 }
+            guard position > forgotten else { continue }
+            try await graph.markDelivered(through: position)
+            forgotten = position
         }
     }
 

@@ -12,7 +12,7 @@ public enum TwinServiceKafka {
     public static func services(graph: DigitalTwinGraph, environment: ServiceEnvironment, logger: Logger) throws -> [any Service] {
         let producer = try KafkaProducer(configuration: environment.producerConfiguration, logger: logger)
         let consumer = try KafkaConsumer(
-            configuration: environment.consumerConfiguration(topics: [environment.topics.twinCommands], maxBatchSize: 2000), logger: logger
+            configuration: environment.consumerConfiguration(topics: [environment.topics.twinCommands], maxBatchSize: 10_000), logger: logger
         )
         let handler = CommandHandler(graph: graph, producer: producer, deadLetterTopic: environment.topics.deadLetter, logger: logger)
         return [

@@ -1,0 +1,57 @@
+import Synchronization
+
+/// Random identifiers made fast: a xoshiro256** generator seeded once from the system's generator,
+/// so an event id or a trace id costs no system call. Not for secrets.
+public enum RandomID {
+    private static let generator = Mutex(Xoshiro256StarStar())
+
+    /// 128 random bits.
+    static func next128() -> (UInt64, UInt64) {
+        generator.withLock { ($0.next(), $0.next()) }
+    }
+
+    /// A version-4 UUID in lower case: `9b1c6c1e-0f3a-4c52-9a7e-5f8d2b9e1a10`.
+    public static func uuid() -> String {
+        var (high, low) = next128()
+        high = (high & ~0xF000) | 0x4000
+        low = (low & ~(0xC000 << 48)) | (0x8000 << 48)
+        let hex = hexDigits(high) + hexDigits(low)
+        var text = [UInt8]()
+        text.reserveCapacity(36)
+        for (index, digit) in hex.enumerated() {
+            if index == 8 || index == 12 || index == 16 || index == 20 { text.append(UInt8(ascii: "-")) }
+            text.append(digit)
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// `value` as 16 lower-case hex digits.
+    static func hexDigits(_ value: UInt64) -> [UInt8] {
+        let alphabet = Array("0123456789abcdef".utf8)
+        return (0..<16).reversed().map { alphabet[Int((value >> (UInt64($0) * 4)) & 0xF)] }
+    }
+}
+
+struct Xoshiro256StarStar: RandomNumberGenerator {
+    private var state: (UInt64, UInt64, UInt64, UInt64)
+
+    init() {
+        var system = SystemRandomNumberGenerator()
+        state = (system.next(), system.next(), system.next(), system.next())
+        if state == (0, 0, 0, 0) { state.0 = 1 }
+    }
+
+    mutating func next() -> UInt64 {
+        let result = rotate(state.1 &* 5, 7) &* 9
+        let shifted = state.1 << 17
+        state.2 ^= state.0
+        state.3 ^= state.1
+        state.1 ^= state.2
+        state.0 ^= state.3
+        state.2 ^= shifted
+        state.3 = rotate(state.3, 45)
+        return result
+    }
+
+    private func rotate(_ value: UInt64, _ count: UInt64) -> UInt64 { (value << count) | (value >> (64 - count)) }
+}
