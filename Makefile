@@ -1,5 +1,5 @@
 # Twinflow: the two commands are `make run` and `make test`.
-.PHONY: deps build test run bench bench-twins clean
+.PHONY: deps build test run bench bench-twins bench-commands clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -26,9 +26,17 @@ bench: deps
 ## twin-service REST latency and throughput with 100,000 twins, in release mode (wrk drives the load).
 bench-twins: deps
 	@command -v wrk >/dev/null 2>&1 || apt-get install -y -q wrk
+	swift build -c release --product devbroker
 	swift build -c release --product twin-service
 	swift build -c release --product twin-bench
 	.build/release/twin-bench
+
+## Patch commands from Kafka applied by twin-service with their notifications delivered, in release mode.
+bench-commands: deps
+	swift build -c release --product devbroker
+	swift build -c release --product twin-service
+	swift build -c release --product command-bench
+	.build/release/command-bench
 
 clean:
 	rm -rf .build .twinflow

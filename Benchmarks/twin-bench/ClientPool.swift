@@ -93,7 +93,8 @@ final class TwinServiceChild: Sendable {
     private let process: Process
     private let directory: URL
 
-    init() throws {
+    /// twin-service on `bootstrap`'s Kafka, so its notifications flow while it is measured.
+    init(bootstrap: String) throws {
         port = Int.random(in: 30000..<40000)
         directory = FileManager.default.temporaryDirectory.appending(path: "twin-bench-\(UUID())")
         process = Process()
@@ -102,6 +103,7 @@ final class TwinServiceChild: Sendable {
         environment["HTTP_PORT"] = String(port)
         environment["TWINFLOW_DATA_DIR"] = directory.path
         environment["LOG_LEVEL"] = "warning"
+        environment["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
         process.environment = environment
         try process.run()
     }

@@ -6,12 +6,15 @@ import NIOCore
 import TwinflowCodec
 
 /// twin-bench: loads 100,000 twins and 100,000 relationships into a twin-service (the release
-/// binary beside this one, on a fresh store), then measures its REST API: loading and the JOIN query
-/// through Swift HTTP clients, GET/incoming latency and PATCH throughput through wrk.
+/// binary beside this one, on a fresh store, publishing its notifications to a devbroker), then
+/// measures its REST API: loading and the JOIN query through Swift HTTP clients, GET/incoming
+/// latency and PATCH throughput through wrk.
 ///
-///     swift build -c release --product twin-service --product twin-bench && .build/release/twin-bench
+///     swift build -c release --product devbroker --product twin-service --product twin-bench && .build/release/twin-bench
 let rooms = Int(ProcessInfo.processInfo.environment["TWIN_BENCH_ROOMS"] ?? "") ?? 50_000
-let service = try TwinServiceChild()
+let devbroker = try DevBrokerChild(partitions: 8, topics: [])
+defer { devbroker.stop() }
+let service = try TwinServiceChild(bootstrap: devbroker.bootstrap)
 defer { service.stop() }
 try await service.waitUntilReady()
 print("twin-bench: \(rooms * 2) twins, \(rooms * 2) relationships, twin-service on port \(service.port)")

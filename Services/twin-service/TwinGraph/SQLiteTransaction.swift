@@ -7,15 +7,27 @@ struct SQLiteTransaction: TwinStoreTransaction {
     let db: Database
     /// When the transaction began: the time idempotency keys are recorded with.
     let now: String
+    let parsedTwins: ParsedTwinCache
 
     func twin(_ id: String) throws -> (live: StoredTwin?, lastVersion: Int64) {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, model, version, document FROM twins WHERE id = ?"), arguments: [id])
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT version, document IS NOT NULL AS live FROM twins WHERE id = ?"), arguments: [id]
+            )
         else { return (nil, 0) }
-        let live = row["document"] == nil ? nil : try SQLiteTwinStore.twin(from: row)
-        return (live, row["version"])
+        let version: Int64 = row["version"]
+        guard row["live"] as Bool else { return (nil, version) }
+        if let cached = parsedTwins.twin(id, version: version) { return (cached, version) }
+        guard
+            let full = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, model, version, document FROM twins WHERE id = ?"), arguments: [id])
+        else { return (nil, version) }
+        let twin = try SQLiteTwinStore.twin(from: full)
+        parsedTwins.remember(twin)
+        return (twin, version)
     }
 
     func putTwin(_ twin: StoredTwin, serialized document: [UInt8]) throws {
+        parsedTwins.remember(twin)
         try db.cachedStatement(
             sql: """
                 INSERT INTO twins (id, model, version, document) VALUES (?, ?, ?, ?)

@@ -6,6 +6,8 @@ import TwinflowCodec
 /// writer and run off the cooperative pool; reads run concurrently on its reader pool.
 public final class SQLiteTwinStore: TwinStore {
     private let pool: DatabasePool
+    /// Twins as the writer last parsed or wrote them, so a write need not parse the document again.
+    private let parsedTwins = ParsedTwinCache()
 
     /// Opens (creating if needed) the store at `path`; a new store starts with `initialRoutes`.
     public init(path: String, initialRoutes: [EventRoute] = EventRoute.defaults) throws {
@@ -110,24 +112,24 @@ public final class SQLiteTwinStore: TwinStore {
     }
 
     public func write(_ writes: [StoreWrite]) async throws -> [Result<any Sendable, any Error>] {
-        try await pool.write { db in
-            let transaction = SQLiteTransaction(db: db, now: Timestamp.now())
+        try await pool.write { [parsedTwins] db in
+            let transaction = SQLiteTransaction(db: db, now: Timestamp.now(), parsedTwins: parsedTwins)
             var results: [Result<any Sendable, any Error>] = []
             results.reserveCapacity(writes.count)
+            let savepoint = try db.cachedStatement(sql: "SAVEPOINT store_write")
+            let release = try db.cachedStatement(sql: "RELEASE SAVEPOINT store_write")
+            let rollback = try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT store_write")
             for write in writes {
-                var result: Result<any Sendable, any Error>!
-                try db.inSavepoint {
-                    do {
-                        result = .success(try write(transaction))
-                        return .commit
-                    } catch let error as DatabaseError {
-                        throw error
-                    } catch {
-                        result = .failure(error)
-                        return .rollback
-                    }
+                try savepoint.execute()
+                do {
+                    results.append(.success(try write(transaction)))
+                } catch let error as DatabaseError {
+                    throw error
+                } catch {
+                    try rollback.execute()
+                    results.append(.failure(error))
                 }
-                results.append(result)
+                try release.execute()
             }
             return results
         }

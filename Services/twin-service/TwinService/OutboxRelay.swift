@@ -34,15 +34,31 @@ public struct OutboxRelay: Service {
         logger.info("outbox relay stopped")
     }
 
+    /// Delivered entries are forgotten by a task beside the relay, so the relay never waits for the
+    /// store's writer; a crash before that sends them again, with their ids.
     private func relayUntilStopped() async throws {
+        let mark = DeliveredMark()
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { [graph, logger] in await Self.forget(through: mark, graph: graph, logger: logger) }
+            do {
+                try await relay(marking: mark)
+            } catch {
+                tasks.cancelAll()
+                throw error
+            }
+            tasks.cancelAll()
+        }
+        do {
+            try await graph.markDelivered(through: mark.position.withLock { $0 })
+        } catch {
+            logger.warning("delivered outbox entries not forgotten; they will be sent again", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func relay(marking mark: DeliveredMark) async throws {
         var delivered: Int64 = 0
         var backoff = Duration.milliseconds(100)
         var nextCleanup = ContinuousClock.now
-        // Delivered entries are forgotten in the background, so the relay never waits for the store's
-        // writer; a crash before that sends them again, with their ids.
-        let mark = DeliveredMark()
-        let forgetting = Task { [graph] in try await Self.forget(through: mark, graph: graph) }
-        defer { forgetting.cancel() }
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             if ContinuousClock.now >= nextCleanup {
                 nextCleanup = .now + .seconds(600)
@@ -71,8 +87,6 @@ public struct OutboxRelay: Service {
             )
             mark.position.withLock { $0 = last.position }
         }
-        forgetting.cancel()
-        try await graph.markDelivered(through: delivered)
     }
 
     /// What the relay delivered so far, for the task that forgets it.
@@ -80,14 +94,18 @@ public struct OutboxRelay: Service {
         let position = Mutex<Int64>(0)
     }
 
-    private static func forget(through mark: DeliveredMark, graph: DigitalTwinGraph) async throws {
+    private static func forget(through mark: DeliveredMark, graph: DigitalTwinGraph, logger: Logger) async {
         var forgotten: Int64 = 0
         while !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(200))
             let position = mark.position.withLock { $0 }
             guard position > forgotten else { continue }
-            try await graph.markDelivered(through: position)
-            forgotten = position
+            do {
+                try await graph.markDelivered(through: position)
+                forgotten = position
+            } catch {
+                logger.warning("delivered outbox entries not forgotten yet", metadata: ["error": "\(error)"])
+            }
         }
     }
 
