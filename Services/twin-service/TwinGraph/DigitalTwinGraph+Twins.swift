@@ -56,7 +56,7 @@ extension DigitalTwinGraph {
         let validated = members
         let clock = self.clock
         return try await write { transaction in
-            let (existing, lastVersion) = try transaction.twin(id)
+            let (existing, lastVersion, lastSequence) = try transaction.twin(id)
             if ifNoneMatch, existing != nil {
                 throw ServiceError.preconditionFailed("A twin with the id \(id) exists, and If-None-Match: * was given.")
             }
@@ -78,12 +78,12 @@ extension DigitalTwinGraph {
             document["$dtId"] = .string(id)
             document["$etag"] = .string(Self.etag(version))
             let twin = StoredTwin(id: id, model: modelText, version: version, document: .object(document))
-            try transaction.putTwin(twin, serialized: try Self.serializedWithinLimit(twin.document))
-            var change = TwinChange(kind: .create, twin: twin, patch: nil)
+            let serialized = try Self.serializedWithinLimit(twin.document)
+            var change = TwinChange(kind: .create, twin: twin, patch: nil, sequence: lastSequence + 1)
             if let existing, case .object(let old) = existing.document {
-                change = TwinChange(kind: .update, twin: twin, patch: Self.difference(from: old, to: document))
+                change = TwinChange(kind: .update, twin: twin, patch: Self.difference(from: old, to: document), sequence: lastSequence + 1)
             }
-            change.sequence = try transaction.emit(self.event(for: change, origin: origin, time: now))
+            try transaction.putTwin(twin, serialized: serialized, notification: self.event(for: change, origin: origin, time: now), sequence: change.sequence)
             return change
         }
     }
@@ -127,7 +127,8 @@ extension DigitalTwinGraph {
         _ id: String, _ requested: JSONPatch, in transaction: any TwinStoreTransaction, ifMatch: String?, componentPath: String?,
         sourceTime: String?, origin: ChangeOrigin
     ) throws -> TwinChange {
-        guard let existing = try transaction.twin(id).live else { throw ServiceError.twinNotFound(id) }
+        let (current, _, lastSequence) = try transaction.twin(id)
+        guard let existing = current else { throw ServiceError.twinNotFound(id) }
         let etag = existing.document["$etag"]?.stringValue ?? ""
         try Self.check(ifMatch: ifMatch, etag: etag)
         let models = self.models
@@ -165,9 +166,9 @@ extension DigitalTwinGraph {
         Self.touchMetadata(&members, for: applied, at: now, sourceTime: sourceTime, components: Set(resolved.components.keys))
         members["$etag"] = .string(Self.etag(version))
         let twin = StoredTwin(id: id, model: existing.model, version: version, document: .object(members))
-        try transaction.putTwin(twin, serialized: try Self.serializedWithinLimit(twin.document))
-        var change = TwinChange(kind: .update, twin: twin, patch: JSONPatch(applied))
-        change.sequence = try transaction.emit(event(for: change, origin: origin, time: now))
+        let serialized = try Self.serializedWithinLimit(twin.document)
+        let change = TwinChange(kind: .update, twin: twin, patch: JSONPatch(applied), sequence: lastSequence + 1)
+        try transaction.putTwin(twin, serialized: serialized, notification: event(for: change, origin: origin, time: now), sequence: change.sequence)
         return change
     }
 

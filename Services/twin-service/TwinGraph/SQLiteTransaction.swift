@@ -9,31 +9,36 @@ struct SQLiteTransaction: TwinStoreTransaction {
     let now: String
     let parsedTwins: ParsedTwinCache
 
-    func twin(_ id: String) throws -> (live: StoredTwin?, lastVersion: Int64) {
+    func twin(_ id: String) throws -> (live: StoredTwin?, lastVersion: Int64, lastSequence: Int64) {
         guard
             let row = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT version, document IS NOT NULL AS live FROM twins WHERE id = ?"), arguments: [id]
+                db.cachedStatement(sql: "SELECT version, sequence, document IS NOT NULL FROM twins WHERE id = ?"), arguments: [id]
             )
-        else { return (nil, 0) }
-        let version: Int64 = row["version"]
-        guard row["live"] as Bool else { return (nil, version) }
-        if let cached = parsedTwins.twin(id, version: version) { return (cached, version) }
+        else { return (nil, 0, 0) }
+        let version: Int64 = row[0]
+        let sequence: Int64 = row[1]
+        guard row[2] as Bool else { return (nil, version, sequence) }
+        if let cached = parsedTwins.twin(id, version: version) { return (cached, version, sequence) }
         guard
             let full = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, model, version, document FROM twins WHERE id = ?"), arguments: [id])
-        else { return (nil, version) }
+        else { return (nil, version, sequence) }
         let twin = try SQLiteTwinStore.twin(from: full)
         parsedTwins.remember(twin)
-        return (twin, version)
+        return (twin, version, sequence)
     }
 
-    func putTwin(_ twin: StoredTwin, serialized document: [UInt8]) throws {
+    func putTwin(_ twin: StoredTwin, serialized document: [UInt8], notification: PendingEvent, sequence: Int64) throws {
         parsedTwins.remember(twin)
         try db.cachedStatement(
             sql: """
-                INSERT INTO twins (id, model, version, document) VALUES (?, ?, ?, ?)
-                ON CONFLICT (id) DO UPDATE SET model = excluded.model, version = excluded.version, document = excluded.document
+                INSERT INTO twins (id, model, version, sequence, document) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET model = excluded.model, version = excluded.version, sequence = excluded.sequence,
+                    document = excluded.document
                 """
-        ).execute(arguments: [twin.id, twin.model, twin.version, String(decoding: document, as: UTF8.self)])
+        ).execute(arguments: [twin.id, twin.model, twin.version, sequence, String(decoding: document, as: UTF8.self)])
+        var attributes = notification.attributes
+        attributes.sequence = String(sequence)
+        try insert(attributes, of: notification)
     }
 
     func deleteTwin(_ id: String) throws {

@@ -50,7 +50,6 @@ public final class SQLiteTwinStore: TwinStore {
         CREATE TABLE outbox (
             position INTEGER PRIMARY KEY AUTOINCREMENT, twin_id TEXT NOT NULL, attributes TEXT NOT NULL, data BLOB NOT NULL);
         CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, recorded TEXT NOT NULL);
-        CREATE INDEX idempotency_keys_by_time ON idempotency_keys (recorded);
         CREATE TABLE event_routes (id TEXT PRIMARY KEY, endpoint_name TEXT NOT NULL, filter TEXT NOT NULL);
         """
 
@@ -235,8 +234,9 @@ public final class SQLiteTwinStore: TwinStore {
         try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM twins WHERE id = ? AND document IS NOT NULL"), arguments: [id]) != nil
     }
 
+    /// A twin from the columns `id, model, version, document`, in that order.
     static func twin(from row: Row) throws -> StoredTwin {
-        StoredTwin(id: row["id"], model: row["model"], version: row["version"], document: try JSONValue.parse(row["document"] as String))
+        StoredTwin(id: row[0], model: row[1], version: row[2], document: try JSONValue.parse(row[3] as String))
     }
 
     static func relationship(from row: Row) throws -> StoredRelationship {

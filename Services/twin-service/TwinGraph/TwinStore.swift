@@ -110,10 +110,12 @@ public struct EventRoute: Sendable, Hashable {
 
 /// What a write sees and does, inside one transaction. Only valid during the write that handed it out.
 public protocol TwinStoreTransaction {
-    /// The live twin (nil when absent or deleted) and the last version its id had (0 if never).
-    func twin(_ id: String) throws -> (live: StoredTwin?, lastVersion: Int64)
-    /// Stores the twin; `document` is its document serialized (the caller checked its size).
-    func putTwin(_ twin: StoredTwin, serialized document: [UInt8]) throws
+    /// The live twin (nil when absent or deleted), the last version its id had and the last
+    /// `sequence` its events took (0 if never).
+    func twin(_ id: String) throws -> (live: StoredTwin?, lastVersion: Int64, lastSequence: Int64)
+    /// Stores the twin with its notification, which takes `sequence` (the twin's last plus one):
+    /// one write of the row. `document` is the twin's document serialized (the caller checked its size).
+    func putTwin(_ twin: StoredTwin, serialized document: [UInt8], notification: PendingEvent, sequence: Int64) throws
     /// Deletes the twin; its id keeps its version and sequence counting.
     func deleteTwin(_ id: String) throws
     /// The live relationship and the last version its id had (0 if never).
