@@ -60,7 +60,8 @@ extension DigitalTwinGraph {
     public func destinations(of event: PendingEvent) -> [EventEndpoint] {
         let active = routes.withLock { Array($0.values) }
         var names = Set<String>()
-        for route in active where !names.contains(route.route.endpointName) && route.filter.matches(event) {
+        var facts = EventFacts(event)
+        for route in active where !names.contains(route.route.endpointName) && route.filter.matches(&facts) {
             names.insert(route.route.endpointName)
         }
         return names.sorted().compactMap { endpoints[$0] }

@@ -30,10 +30,15 @@ public struct EventFilter: Sendable, Hashable {
 
     /// Whether `event` passes.
     public func matches(_ event: PendingEvent) -> Bool {
-        var binding: DigitalTwinGraph.Binding = [:]
-        for (name, value) in event.attributes.named { binding[name] = .string(value) }
-        if readsBody { binding["$body"] = try? JSONValue.parse(event.data) }
-        return (try? DigitalTwinGraph.truth(expression, binding, ModelSet())) ?? false
+        var facts = EventFacts(event)
+        return matches(&facts)
+    }
+
+    /// Whether the event passes; `facts` is shared by the routes an event is checked against, so its
+    /// attributes are bound and its data parsed once.
+    func matches(_ facts: inout EventFacts) -> Bool {
+        if readsBody { facts.bindBody() }
+        return (try? DigitalTwinGraph.truth(expression, facts.binding, ModelSet())) ?? false
     }
 
     /// Refuses names and functions a filter cannot use; returns whether it reads `$body`.
@@ -60,6 +65,25 @@ public struct EventFilter: Sendable, Hashable {
             for argument in arguments where try check(argument) { reads = true }
             return reads
         }
+    }
+}
+
+/// An event as filters see it: its attributes by name, and `$body` once a filter asks for it.
+struct EventFacts {
+    private(set) var binding: DigitalTwinGraph.Binding
+    private let data: [UInt8]
+    private var bodyBound = false
+
+    init(_ event: PendingEvent) {
+        binding = Dictionary(minimumCapacity: 12)
+        for (name, value) in event.attributes.named { binding[name] = .string(value) }
+        data = event.data
+    }
+
+    mutating func bindBody() {
+        guard !bodyBound else { return }
+        bodyBound = true
+        binding["$body"] = try? JSONValue.parse(data)
     }
 }
 

@@ -8,6 +8,7 @@ struct SQLiteTransaction: TwinStoreTransaction {
     /// When the transaction began: the time idempotency keys are recorded with.
     let now: String
     let parsedTwins: ParsedTwinCache
+    let collector: OutboxCollector
 
     func twin(_ id: String) throws -> (live: StoredTwin?, lastVersion: Int64, lastSequence: Int64) {
         guard
@@ -103,6 +104,9 @@ struct SQLiteTransaction: TwinStoreTransaction {
     private func insert(_ attributes: CloudEventAttributes, of event: PendingEvent) throws {
         try db.cachedStatement(sql: "INSERT INTO outbox (twin_id, attributes, data) VALUES (?, ?, ?)")
             .execute(arguments: [event.twinID, String(decoding: attributes.serialized(), as: UTF8.self), Data(event.data)])
+        var stored = event
+        stored.attributes = attributes
+        collector.entries.append(OutboxEntry(position: db.lastInsertedRowID, event: stored))
     }
 
     func recordOnce(_ key: String) throws -> Bool {

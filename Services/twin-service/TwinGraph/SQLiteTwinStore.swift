@@ -8,6 +8,7 @@ public final class SQLiteTwinStore: TwinStore {
     private let pool: DatabasePool
     /// Twins as the writer last parsed or wrote them, so a write need not parse the document again.
     private let parsedTwins = ParsedTwinCache()
+    private let recentEvents: OutboxBuffer
 
     /// Opens (creating if needed) the store at `path`; a new store starts with `initialRoutes`.
     public init(path: String, initialRoutes: [EventRoute] = EventRoute.defaults) throws {
@@ -32,6 +33,7 @@ public final class SQLiteTwinStore: TwinStore {
             }
             try db.execute(sql: "PRAGMA user_version = 1")
         }
+        recentEvents = OutboxBuffer(completeAfter: try pool.read { db in try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(position), 0) FROM outbox") ?? 0 })
     }
 
     /// Portable SQL: the same tables serve PostgreSQL. A deleted twin or relationship keeps its row
@@ -111,8 +113,9 @@ public final class SQLiteTwinStore: TwinStore {
     }
 
     public func write(_ writes: [StoreWrite]) async throws -> [Result<any Sendable, any Error>] {
-        try await pool.write { [parsedTwins] db in
-            let transaction = SQLiteTransaction(db: db, now: Timestamp.now(), parsedTwins: parsedTwins)
+        try await pool.write { [parsedTwins, recentEvents] db in
+            let collector = OutboxCollector()
+            let transaction = SQLiteTransaction(db: db, now: Timestamp.now(), parsedTwins: parsedTwins, collector: collector)
             var results: [Result<any Sendable, any Error>] = []
             results.reserveCapacity(writes.count)
             let savepoint = try db.cachedStatement(sql: "SAVEPOINT store_write")
@@ -120,22 +123,29 @@ public final class SQLiteTwinStore: TwinStore {
             let rollback = try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT store_write")
             for write in writes {
                 try savepoint.execute()
+                let collected = collector.entries.count
                 do {
                     results.append(.success(try write(transaction)))
                 } catch let error as DatabaseError {
                     throw error
                 } catch {
                     try rollback.execute()
+                    collector.entries.removeSubrange(collected...)
                     results.append(.failure(error))
                 }
                 try release.execute()
+            }
+            let committed = collector.entries
+            if !committed.isEmpty {
+                db.afterNextTransaction(onCommit: { _ in recentEvents.append(committed) })
             }
             return results
         }
     }
 
     public func outbox(after position: Int64, limit: Int) async throws -> [OutboxEntry] {
-        try await pool.read { db in
+        if let recent = recentEvents.entries(after: position, limit: limit) { return recent }
+        return try await pool.read { db in
             try Row.fetchAll(
                 db.cachedStatement(sql: "SELECT position, twin_id, attributes, data FROM outbox WHERE position > ? ORDER BY position LIMIT ?"),
                 arguments: [position, limit]
@@ -157,6 +167,7 @@ public final class SQLiteTwinStore: TwinStore {
         try await pool.write { db in
             try db.execute(sql: "DELETE FROM outbox WHERE position <= ?", arguments: [position])
         }
+        recentEvents.remove(through: position)
     }
 
     public func forgetKeys(recordedBefore time: String) async throws {
