@@ -5,7 +5,7 @@ import Synchronization
 /// carries is not the stored one, or was overwritten by the write that did commit with that version.
 final class ParsedTwinCache: Sendable {
     /// Bounded so a store of many twins does not keep them all parsed.
-    static let capacity = 50_000
+    static let capacity = 100_000
 
     private let twins = Mutex<[String: StoredTwin]>([:])
 
@@ -18,7 +18,9 @@ final class ParsedTwinCache: Sendable {
 
     func remember(_ twin: StoredTwin) {
         twins.withLock { twins in
-            if twins.count >= Self.capacity, twins[twin.id] == nil { twins.removeAll(keepingCapacity: true) }
+            if twins.count >= Self.capacity, twins[twin.id] == nil, let any = twins.indices.first {
+                twins.remove(at: any)
+            }
             twins[twin.id] = twin
         }
     }
