@@ -41,14 +41,14 @@ import TwinflowTestSupport
         for _ in 0..<Self.kills {
             // Killed in full flow: once it has published a good number of events, at a random moment.
             let before = reader.messages.count
-            let service = try TwinServiceProcess(bootstrap: devbroker.bootstrap, dataDirectory: dataDirectory)
+            let service = try twinServiceProcess(bootstrap: devbroker.bootstrap, dataDirectory: dataDirectory)
             let flowing = await eventually(timeout: .seconds(120)) { reader.messages.count >= before + 2000 }
             #expect(flowing, "twin-service makes progress after a restart")
             try await Task.sleep(for: .milliseconds(Int.random(in: 0...400)))
             service.kill()
         }
         try await sending.value
-        let service = try TwinServiceProcess(bootstrap: devbroker.bootstrap, dataDirectory: dataDirectory)
+        let service = try twinServiceProcess(bootstrap: devbroker.bootstrap, dataDirectory: dataDirectory)
         let expected = Self.twins + Self.commands
         let complete = await eventually(timeout: .seconds(600)) {
             Set(reader.messages.compactMap { try? CloudEvent(decoding: $0).attributes.id }).count >= expected
@@ -102,40 +102,14 @@ extension JSONValue {
 }
 
 /// `twin-service` as a child process on the devbroker.
-final class TwinServiceProcess {
-    let process = Process()
-
-    init(bootstrap: String, dataDirectory: URL) throws {
-        process.executableURL = builtExecutable("twin-service")
-        var environment = ProcessInfo.processInfo.environment
-        environment["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
-        environment["TWINFLOW_DATA_DIR"] = dataDirectory.path
-        environment["HTTP_PORT"] = "\(Int.random(in: 30000..<40000))"
-        environment["LOG_LEVEL"] = "error"
-        // A killed member's partitions wait for its session to expire before they move on.
-        environment["KAFKA_CONFIG_SESSION_TIMEOUT_MS"] = "6000"
-        environment["KAFKA_CONFIG_HEARTBEAT_INTERVAL_MS"] = "1000"
-        process.environment = environment
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-    }
-
-    func kill() {
-        Foundation.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-    }
-
-    @discardableResult
-    func terminate() -> Int32 {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
-        return process.terminationStatus
-    }
-
-    deinit {
-        terminate()
-    }
+func twinServiceProcess(bootstrap: String, dataDirectory: URL) throws -> ChildProcess {
+    var environment = ProcessInfo.processInfo.environment
+    environment["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+    environment["TWINFLOW_DATA_DIR"] = dataDirectory.path
+    environment["HTTP_PORT"] = "\(Int.random(in: 30000..<40000))"
+    environment["LOG_LEVEL"] = "error"
+    // A killed member's partitions wait for its session to expire before they move on.
+    environment["KAFKA_CONFIG_SESSION_TIMEOUT_MS"] = "6000"
+    environment["KAFKA_CONFIG_HEARTBEAT_INTERVAL_MS"] = "1000"
+    return try ChildProcess("twin-service", environment: environment)
 }

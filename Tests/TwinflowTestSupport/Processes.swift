@@ -1,26 +1,26 @@
 import Foundation
 
-/// A devbroker child process on a port of its own.
-public final class DevBrokerProcess {
+/// An executable of this package running as a child process; stopped (SIGTERM) when released.
+public final class ChildProcess {
     public let process = Process()
-    public let bootstrap: String
-    private let bootstrapFile: URL
 
-    public init(partitions: Int, extraTopics: [String] = []) throws {
-        let port = Int.random(in: 20000..<30000)
-        bootstrapFile = FileManager.default.temporaryDirectory.appending(path: "devbroker-\(UUID()).bootstrap")
-        process.executableURL = builtExecutable("devbroker")
-        process.arguments = ["--port", "\(port)", "--partitions", "\(partitions)", "--bootstrap-file", bootstrapFile.path]
-            + extraTopics.flatMap { ["--topic", $0] }
+    /// Starts `name` (see ``builtExecutable(_:)``) with its output discarded.
+    public init(_ name: String, arguments: [String] = [], environment: [String: String]? = nil) throws {
+        process.executableURL = builtExecutable(name)
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        let deadline = Date().addingTimeInterval(20)
-        while !FileManager.default.fileExists(atPath: bootstrapFile.path) && Date() < deadline && process.isRunning {
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        bootstrap = (try String(contentsOf: bootstrapFile, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// SIGKILL: no chance to finish anything.
+    public func kill() {
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM, then waits; the exit status.
     @discardableResult
     public func terminate() -> Int32 {
         if process.isRunning {
@@ -33,6 +33,30 @@ public final class DevBrokerProcess {
     deinit {
         terminate()
     }
+}
+
+/// A devbroker child process on a port of its own.
+public final class DevBrokerProcess {
+    public let bootstrap: String
+    private let child: ChildProcess
+
+    public init(partitions: Int, extraTopics: [String] = []) throws {
+        let port = Int.random(in: 20000..<30000)
+        let bootstrapFile = FileManager.default.temporaryDirectory.appending(path: "devbroker-\(UUID()).bootstrap")
+        child = try ChildProcess(
+            "devbroker",
+            arguments: ["--port", "\(port)", "--partitions", "\(partitions)", "--bootstrap-file", bootstrapFile.path]
+                + extraTopics.flatMap { ["--topic", $0] }
+        )
+        let deadline = Date().addingTimeInterval(20)
+        while !FileManager.default.fileExists(atPath: bootstrapFile.path) && Date() < deadline && child.process.isRunning {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        bootstrap = (try String(contentsOf: bootstrapFile, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @discardableResult
+    public func terminate() -> Int32 { child.terminate() }
 }
 
 /// An executable of this package, built beside the test binary (`devbroker`, `twinctl`, `twin-service`).
