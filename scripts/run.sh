@@ -39,6 +39,8 @@ Twinflow is running (Ctrl-C stops it; logs in .twinflow/):
   Kafka (devbroker)   localhost:9092      kcat -b localhost:9092 -L
   twin-service        $TWINS_URL   curl $TWINS_URL/digitaltwins/Room_01
   the seed scenario   $bin/twinctl query "SELECT Room, T FROM DIGITALTWINS Room JOIN T RELATED Room.rel_has_thermostat"
+  notifications       kcat -b localhost:9092 -C -t eventgrid.twin-events -f '%k %s\n'
+  a command           echo '{"id":"c1","twinId":"thermo_0001","patch":[{"op":"replace","path":"/Temperature","value":22}]}' | kcat -b localhost:9092 -P -t twins.commands -k thermo_0001
 ingress, propagator, tsi-forwarder and tsi-store join as they land.
 TXT
 wait
