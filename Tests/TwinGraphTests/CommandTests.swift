@@ -85,4 +85,28 @@ import TwinflowCodec
         let twin = try await graph.twin("thermo_0001")
         #expect(twin.document["$metadata"]?["Temperature"]?["sourceTime"] == "2026-11-26T16:00:00Z")
     }
+
+    @Test func idempotencyKeysAreForgottenByAge() async throws {
+        let fixture = try await GraphFixture.seed()
+        let graph = fixture.graph
+        _ = try await graph.apply([TwinCommand(id: "old", twinID: "thermo_0001", patch: try setPatch(1))])
+        try await Task.sleep(for: .milliseconds(20))
+        let between = Timestamp.now()
+        try await Task.sleep(for: .milliseconds(20))
+        _ = try await graph.apply([TwinCommand(id: "new", twinID: "thermo_0001", patch: try setPatch(2))])
+
+        try await graph.forgetIdempotencyKeys(recordedBefore: "2000-01-01T00:00:00.000Z")
+        #expect(try await graph.apply([TwinCommand(id: "old", twinID: "thermo_0001", patch: try setPatch(3))]) == [.duplicate])
+
+        try await graph.forgetIdempotencyKeys(recordedBefore: between)
+        let replayed = try await graph.apply([
+            TwinCommand(id: "old", twinID: "thermo_0001", patch: try setPatch(4)),
+            TwinCommand(id: "new", twinID: "thermo_0001", patch: try setPatch(5)),
+        ])
+        guard case .applied? = replayed.first else {
+            Issue.record("a forgotten id applies again: \(replayed)")
+            return
+        }
+        #expect(replayed.last == .duplicate, "a key recorded after the cutoff is kept")
+    }
 }

@@ -170,9 +170,35 @@ public final class SQLiteTwinStore: TwinStore {
         recentEvents.remove(through: position)
     }
 
+    /// Keys are appended in time order, so their rowids grow with `recorded`: a binary search over
+    /// rowids finds the last key to forget, and one range delete forgets it and all before it, with no
+    /// index on `recorded` to keep up on every write.
     public func forgetKeys(recordedBefore time: String) async throws {
         try await pool.write { db in
-            try db.execute(sql: "DELETE FROM idempotency_keys WHERE recorded < ?", arguments: [time])
+            guard let first = try Int64.fetchOne(db, sql: "SELECT MIN(rowid) FROM idempotency_keys"),
+                let last = try Int64.fetchOne(db, sql: "SELECT MAX(rowid) FROM idempotency_keys")
+            else { return }
+            var low = first
+            var high = last
+            var cutoff: Int64?
+            while low <= high {
+                let middle = low + (high - low) / 2
+                guard
+                    let row = try Row.fetchOne(
+                        db, sql: "SELECT rowid, recorded FROM idempotency_keys WHERE rowid >= ? ORDER BY rowid LIMIT 1", arguments: [middle]
+                    )
+                else { break }
+                let rowid: Int64 = row[0]
+                if (row[1] as String) < time {
+                    cutoff = rowid
+                    low = rowid + 1
+                } else {
+                    high = middle - 1
+                }
+            }
+            if let cutoff {
+                try db.execute(sql: "DELETE FROM idempotency_keys WHERE rowid <= ?", arguments: [cutoff])
+            }
         }
     }
 

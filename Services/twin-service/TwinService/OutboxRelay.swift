@@ -17,7 +17,7 @@ public struct OutboxRelay: Service {
     private let keyRetention: Duration
 
     /// `keyRetention`: how long command ids and telemetry Message-Ids are remembered for deduplication.
-    public init(graph: DigitalTwinGraph, producer: KafkaProducer, logger: Logger, batchSize: Int = 5000, keyRetention: Duration = .seconds(7 * 86_400)) {
+    public init(graph: DigitalTwinGraph, producer: KafkaProducer, logger: Logger, batchSize: Int = 5000, keyRetention: Duration = .seconds(86_400)) {
         self.graph = graph
         self.producer = producer
         self.logger = logger
