@@ -45,7 +45,7 @@ public struct CloudEventAttributes: Sendable, Hashable {
         self.dataSchema = dataSchema
         self.traceparent = traceparent
         self.sequence = sequence
-        self.extensions = extensions
+        self.extensions = extensions.filter { !Self.knownNames.contains($0.key) }
     }
 
     /// Attribute name and value pairs, required first, as CloudEvents names them.
@@ -132,8 +132,7 @@ public struct CloudEvent: Sendable, Hashable {
     }
 
     public var json: JSONValue {
-        var object: [String: JSONValue] = [:]
-        for (name, value) in attributes.named { object[name] = .string(value) }
+        var object = attributes.json.objectValue ?? [:]
         if let data { object["data"] = data }
         return .object(object)
     }

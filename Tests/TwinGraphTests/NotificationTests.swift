@@ -196,6 +196,8 @@ import TwinflowKafka
         await expectServiceError("InvalidArgument", status: 400) { try await graph.publishTelemetry("t1", messageID: nil, payload: Array("{}".utf8)) }
         await expectServiceError("InvalidArgument", status: 400) { try await graph.publishTelemetry("t1", messageID: "a", payload: Array("{".utf8)) }
         await expectServiceError("DigitalTwinNotFound", status: 404) { try await graph.publishTelemetry("nope", messageID: "a", payload: Array("{}".utf8)) }
+        let large = Array(#"{"x":""#.utf8) + Array(repeating: UInt8(ascii: "a"), count: DigitalTwinGraph.maximumTelemetryBytes) + Array(#""}"#.utf8)
+        await expectServiceError("PayloadTooLarge", status: 413) { try await graph.publishTelemetry("t1", messageID: "a", payload: large) }
         await expectServiceError("ComponentNotFound", status: 404) {
             try await graph.publishTelemetry("t1", messageID: "a", payload: Array("{}".utf8), component: "nope")
         }

@@ -11,7 +11,7 @@ try await ServiceRunner.run(name: "twin-service", defaultHTTPPort: 8080) { conte
     let environment = context.environment
     let path = URL(filePath: environment.dataDirectory).appending(path: "twins.sqlite").path
     let graph = try await DigitalTwinGraph(
-        store: SQLiteTwinStore(path: path),
+        store: SQLiteTwinStore(path: path, synchronous: environment.variables["TWINFLOW_SQLITE_SYNCHRONOUS"]?.uppercased() ?? "NORMAL"),
         instanceName: environment.variables["TWINFLOW_INSTANCE_NAME"] ?? "twinflow.local",
         endpoints: try TwinServiceKafka.endpoints(environment)
     )

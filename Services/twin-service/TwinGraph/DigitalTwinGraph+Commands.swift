@@ -15,9 +15,7 @@ extension DigitalTwinGraph {
     /// not at all, and at most once per command id.
     public func apply(_ commands: [TwinCommand]) async throws -> [CommandOutcome] {
         let writes: [StoreWrite] = commands.map { command in { transaction in try self.apply(command, in: transaction) } }
-        let results = try await store.write(writes)
-        outboxBell.ring()
-        return results.map { result in
+        return try await self.writes.performAll(writes).map { result in
             switch result {
             case .success(let outcome as CommandOutcome): outcome
             case .success: preconditionFailure("a command write returned something else than its outcome")
@@ -38,11 +36,15 @@ extension DigitalTwinGraph {
             )
         }
         if let telemetry = command.telemetry {
+            let payload = telemetry.serialized()
+            guard payload.count <= Self.maximumTelemetryBytes else {
+                throw ServiceError.payloadTooLarge("The telemetry is \(payload.count) bytes; at most \(Self.maximumTelemetryBytes) are allowed.")
+            }
             guard let twin = try change?.twin ?? transaction.twin(command.twinID).live else { throw ServiceError.twinNotFound(command.twinID) }
             try Self.checkComponent(command.component, of: twin, models)
             try transaction.emit(
                 telemetryEvent(
-                    twin: twin, messageID: command.id, payload: telemetry.serialized(), component: command.component,
+                    twin: twin, messageID: command.id, payload: payload, component: command.component,
                     sourceTime: command.sourceTime, origin: origin, time: clock()
                 )
             )

@@ -26,19 +26,17 @@ extension DigitalTwinGraph {
                 "There is no endpoint named \(endpointName); configured: \(endpoints.keys.sorted().joined(separator: ", "))."
             )
         }
-        let filter: EventFilter
         do {
-            filter = try EventFilter(parsing: filterText)
+            _ = try EventFilter(parsing: filterText)
         } catch {
             throw ServiceError(code: "InvalidArgument", status: 400, "The filter is not valid: \(error.message)")
         }
-        let route = EventRoute(id: id, endpointName: endpointName, filter: filterText)
-        try await store.putEventRoute(route)
-        routes.withLock { $0[id] = ActiveRoute(route: route, filter: filter) }
+        try await store.putEventRoute(EventRoute(id: id, endpointName: endpointName, filter: filterText))
+        try await reloadRoutes()
     }
 
     public func eventRoute(_ id: String) throws(ServiceError) -> EventRoute {
-        guard let route = routes.withLock({ $0[id]?.route }) else {
+        guard let route = routes.withLock({ $0.active[id]?.route }) else {
             throw ServiceError(code: "EventRouteNotFound", status: 404, "There is no event route with the ID \(id).")
         }
         return route
@@ -46,19 +44,19 @@ extension DigitalTwinGraph {
 
     /// Every route, by id.
     public func eventRoutes() -> [EventRoute] {
-        routes.withLock { $0.values.map(\.route) }.sorted { $0.id < $1.id }
+        routes.withLock { $0.active.values.map(\.route) }.sorted { $0.id < $1.id }
     }
 
     public func deleteEventRoute(_ id: String) async throws {
         guard try await store.deleteEventRoute(id) else {
             throw ServiceError(code: "EventRouteNotFound", status: 404, "There is no event route with the ID \(id).")
         }
-        routes.withLock { $0[id] = nil }
+        try await reloadRoutes()
     }
 
     /// The endpoints whose routes let `event` through, each once.
     public func destinations(of event: PendingEvent) -> [EventEndpoint] {
-        let active = routes.withLock { Array($0.values) }
+        let active = routes.withLock { Array($0.active.values) }
         var names = Set<String>()
         var facts = EventFacts(event)
         for route in active where !names.contains(route.route.endpointName) && route.filter.matches(&facts) {
@@ -67,11 +65,35 @@ extension DigitalTwinGraph {
         return names.sorted().compactMap { endpoints[$0] }
     }
 
+    /// The routes the store holds and when they were read, so a read that started later always wins.
+    struct RouteTable: Sendable {
+        var active: [String: ActiveRoute] = [:]
+        var generation = 0
+    }
+
+    /// Takes the store's routes as the ones in force. Concurrent changes each reload after their own
+    /// write; the reload that started last is the one kept, so memory ends as the store is.
+    func reloadRoutes() async throws {
+        let generation = routes.withLock { table in
+            table.generation += 1
+            return table.generation
+        }
+        let active = try await Self.loadRoutes(store)
+        routes.withLock { table in
+            guard generation == table.generation else { return }
+            table.active = active
+        }
+    }
+
+    /// Every stored route; a stored filter always parses, since a route is stored only once its filter did.
     static func loadRoutes(_ store: any TwinStore) async throws -> [String: ActiveRoute] {
         var active: [String: ActiveRoute] = [:]
         for route in try await store.eventRoutes() {
-            guard let filter = try? EventFilter(parsing: route.filter) else { continue }
-            active[route.id] = ActiveRoute(route: route, filter: filter)
+            do {
+                active[route.id] = ActiveRoute(route: route, filter: try EventFilter(parsing: route.filter))
+            } catch {
+                throw ServiceError(code: "InvalidEventRoute", status: 500, "The stored event route \(route.id) has a filter that does not parse: \(error)")
+            }
         }
         return active
     }

@@ -10,6 +10,9 @@ import TwinflowCodec
 public final class DigitalTwinGraph: Sendable {
     /// ADT's limit on a twin's size.
     public static let maximumTwinBytes = 32 * 1024
+    /// The largest telemetry payload: well under Kafka's default `message.max.bytes` (1 MB), so every
+    /// event in the outbox can be delivered.
+    public static let maximumTelemetryBytes = 256 * 1024
 
     let store: any TwinStore
     let state: Mutex<ModelState>
@@ -19,7 +22,7 @@ public final class DigitalTwinGraph: Sendable {
     public let instanceName: String
     /// The configured endpoints by name: where routes can send events.
     public let endpoints: [String: EventEndpoint]
-    let routes: Mutex<[String: ActiveRoute]>
+    let routes: Mutex<RouteTable>
     let outboxBell = Doorbell()
 
     struct ModelState: Sendable {
@@ -39,7 +42,7 @@ public final class DigitalTwinGraph: Sendable {
         self.clock = clock
         self.instanceName = instanceName
         self.endpoints = Dictionary(endpoints.map { ($0.name, $0) }, uniquingKeysWith: { $1 })
-        self.routes = Mutex(try await Self.loadRoutes(store))
+        self.routes = Mutex(RouteTable(active: try await Self.loadRoutes(store)))
         let outboxBell = outboxBell
         self.writes = WriteBatcher(store: store, committed: { outboxBell.ring() })
         var state = ModelState()

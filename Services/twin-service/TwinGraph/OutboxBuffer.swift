@@ -8,10 +8,13 @@ final class OutboxBuffer: Sendable {
     private struct State {
         var completeAfter: Int64
         var entries: [OutboxEntry] = []
+        var bytes = 0
     }
 
-    /// How many entries it holds before it drops the oldest (the database still has them).
-    static let capacity = 200_000
+    /// How many bytes of events it holds before it drops the oldest (the database still has them).
+    static let capacity = 64 << 20
+
+    private static func size(of entry: OutboxEntry) -> Int { entry.event.data.count + 256 }
 
     private let state: Mutex<State>
 
@@ -24,7 +27,12 @@ final class OutboxBuffer: Sendable {
     func append(_ committed: [OutboxEntry]) {
         state.withLock { state in
             state.entries.append(contentsOf: committed)
-            let excess = state.entries.count - Self.capacity
+            state.bytes += committed.reduce(0) { $0 + Self.size(of: $1) }
+            var excess = 0
+            while state.bytes > Self.capacity, excess < state.entries.count {
+                state.bytes -= Self.size(of: state.entries[excess])
+                excess += 1
+            }
             if excess > 0 {
                 state.completeAfter = state.entries[excess - 1].position
                 state.entries.removeFirst(excess)
@@ -36,16 +44,28 @@ final class OutboxBuffer: Sendable {
     func entries(after position: Int64, limit: Int) -> [OutboxEntry]? {
         state.withLock { state in
             guard position >= state.completeAfter else { return nil }
-            guard let start = state.entries.firstIndex(where: { $0.position > position }) else { return [] }
+            let start = Self.firstIndex(after: position, in: state.entries)
             return Array(state.entries[start..<min(start + limit, state.entries.count)])
         }
     }
 
     func remove(through position: Int64) {
         state.withLock { state in
-            let delivered = state.entries.prefix { $0.position <= position }.count
+            let delivered = Self.firstIndex(after: position, in: state.entries)
+            state.bytes -= state.entries[..<delivered].reduce(0) { $0 + Self.size(of: $1) }
             state.entries.removeFirst(delivered)
         }
+    }
+
+    /// The index of the first entry after `position` (binary search; entries are in position order).
+    private static func firstIndex(after position: Int64, in entries: [OutboxEntry]) -> Int {
+        var low = 0
+        var high = entries.count
+        while low < high {
+            let middle = (low + high) / 2
+            if entries[middle].position <= position { low = middle + 1 } else { high = middle }
+        }
+        return low
     }
 }
 

@@ -7,21 +7,34 @@ final class ParsedTwinCache: Sendable {
     /// Bounded so a store of many twins does not keep them all parsed.
     static let capacity = 100_000
 
-    private let twins = Mutex<[String: StoredTwin]>([:])
+    private struct State {
+        var twins: [String: StoredTwin] = [:]
+        /// Ids in the order they were first cached: the oldest is evicted first.
+        var order: [String] = []
+        var oldest = 0
+    }
+
+    private let state = Mutex(State())
 
     func twin(_ id: String, version: Int64) -> StoredTwin? {
-        twins.withLock { twins in
-            guard let twin = twins[id], twin.version == version else { return nil }
+        state.withLock { state in
+            guard let twin = state.twins[id], twin.version == version else { return nil }
             return twin
         }
     }
 
     func remember(_ twin: StoredTwin) {
-        twins.withLock { twins in
-            if twins.count >= Self.capacity, twins[twin.id] == nil, let any = twins.indices.first {
-                twins.remove(at: any)
+        state.withLock { state in
+            if state.twins.updateValue(twin, forKey: twin.id) != nil { return }
+            state.order.append(twin.id)
+            if state.twins.count > Self.capacity {
+                state.twins[state.order[state.oldest]] = nil
+                state.oldest += 1
+                if state.oldest >= Self.capacity {
+                    state.order.removeFirst(state.oldest)
+                    state.oldest = 0
+                }
             }
-            twins[twin.id] = twin
         }
     }
 }

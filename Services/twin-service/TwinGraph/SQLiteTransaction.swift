@@ -94,7 +94,7 @@ struct SQLiteTransaction: TwinStoreTransaction {
             let sequence = try Int64.fetchOne(
                 db.cachedStatement(sql: "UPDATE twins SET sequence = sequence + 1 WHERE id = ? RETURNING sequence"), arguments: [event.twinID]
             )
-        else { throw DatabaseError(message: "no twin \(event.twinID) to number an event of") }
+        else { throw ServiceError.twinNotFound(event.twinID) }
         var attributes = event.attributes
         attributes.sequence = String(sequence)
         try insert(attributes, of: event)

@@ -11,12 +11,16 @@ public final class SQLiteTwinStore: TwinStore {
     private let recentEvents: OutboxBuffer
 
     /// Opens (creating if needed) the store at `path`; a new store starts with `initialRoutes`.
-    public init(path: String, initialRoutes: [EventRoute] = EventRoute.defaults) throws {
+    /// `synchronous`: SQLite's setting. `NORMAL` (the default) keeps every commit through a crash of
+    /// the process; `FULL` also through a crash of the machine (a power loss), at an fsync per commit.
+    public init(path: String, initialRoutes: [EventRoute] = EventRoute.defaults, synchronous: String = "NORMAL") throws {
+        guard ["NORMAL", "FULL", "EXTRA"].contains(synchronous) else {
+            throw DatabaseError(message: "synchronous must be NORMAL, FULL or EXTRA, not \(synchronous)")
+        }
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         var configuration = Configuration()
         configuration.prepareDatabase { db in
-            // WAL with NORMAL sync: a commit survives a process crash without an fsync per write.
-            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
             try db.execute(sql: "PRAGMA cache_size = -65536")
             try db.execute(sql: "PRAGMA mmap_size = 268435456")
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 10000")
@@ -126,7 +130,8 @@ public final class SQLiteTwinStore: TwinStore {
                 let collected = collector.entries.count
                 do {
                     results.append(.success(try write(transaction)))
-                } catch let error as DatabaseError {
+                } catch let error as DatabaseError where !db.isInsideTransaction {
+                    // SQLite rolled the whole transaction back (disk full, I/O error …): nothing of the batch stays.
                     throw error
                 } catch {
                     try rollback.execute()
@@ -267,7 +272,7 @@ public final class SQLiteTwinStore: TwinStore {
         }
     }
 
-    static func twinExists(_ db: Database, _ id: String) throws -> Bool {
+    private static func twinExists(_ db: Database, _ id: String) throws -> Bool {
         try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM twins WHERE id = ? AND document IS NOT NULL"), arguments: [id]) != nil
     }
 

@@ -38,6 +38,14 @@ final class WriteBatcher: Sendable {
         }
     }
 
+    /// Runs `writes` as one transaction of their own (a batch from Kafka), in order.
+    func performAll(_ writes: [StoreWrite]) async throws -> [Result<any Sendable, any Error>] {
+        let results = try await store.write(writes)
+        precondition(results.count == writes.count, "the store answers every write of a batch")
+        committed()
+        return results
+    }
+
     private func writeUntilDrained() async {
         while true {
             let batch = state.withLock { state in
@@ -49,6 +57,7 @@ final class WriteBatcher: Sendable {
             guard !batch.isEmpty else { return }
             do {
                 let results = try await store.write(batch.map(\.write))
+                precondition(results.count == batch.count, "the store answers every write of a batch")
                 committed()
                 for (entry, result) in zip(batch, results) { entry.waiter.resume(with: result) }
             } catch {

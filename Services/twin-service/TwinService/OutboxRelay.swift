@@ -34,12 +34,15 @@ public struct OutboxRelay: Service {
         logger.info("outbox relay stopped")
     }
 
-    /// Delivered entries are forgotten by a task beside the relay, so the relay never waits for the
-    /// store's writer; a crash before that sends them again, with their ids.
+    /// Delivered entries (and idempotency keys past their retention) are forgotten by a task beside the
+    /// relay, so the relay never waits for the store's writer; a crash before that sends them again,
+    /// with their ids.
     private func relayUntilStopped() async throws {
         let mark = DeliveredMark()
         try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { [graph, logger] in await Self.forget(through: mark, graph: graph, logger: logger) }
+            tasks.addTask { [graph, logger, keyRetention] in
+                await Self.forget(through: mark, keyRetention: keyRetention, graph: graph, logger: logger)
+            }
             do {
                 try await relay(marking: mark)
             } catch {
@@ -58,15 +61,17 @@ public struct OutboxRelay: Service {
     private func relay(marking mark: DeliveredMark) async throws {
         var delivered: Int64 = 0
         var backoff = Duration.milliseconds(100)
-        var nextCleanup = ContinuousClock.now
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
-            if ContinuousClock.now >= nextCleanup {
-                nextCleanup = .now + .seconds(600)
-                let cutoff = Date().addingTimeInterval(-Double(keyRetention.components.seconds))
-                try await graph.forgetIdempotencyKeys(recordedBefore: Timestamp.string(from: cutoff))
-            }
             let started = ContinuousClock.now
-            let entries = try await graph.pendingEvents(after: delivered, limit: batchSize)
+            let entries: [OutboxEntry]
+            do {
+                entries = try await graph.pendingEvents(after: delivered, limit: batchSize)
+            } catch {
+                logger.error("outbox not readable; trying again", metadata: ["error": "\(error)", "retryIn": "\(backoff)"])
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(5))
+                continue
+            }
             let read = ContinuousClock.now
             guard let last = entries.last else {
                 await graph.eventsCommitted()
@@ -94,10 +99,20 @@ public struct OutboxRelay: Service {
         let position = Mutex<Int64>(0)
     }
 
-    private static func forget(through mark: DeliveredMark, graph: DigitalTwinGraph, logger: Logger) async {
+    private static func forget(through mark: DeliveredMark, keyRetention: Duration, graph: DigitalTwinGraph, logger: Logger) async {
         var forgotten: Int64 = 0
+        var nextKeyCleanup = ContinuousClock.now
         while !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(200))
+            if ContinuousClock.now >= nextKeyCleanup {
+                nextKeyCleanup = .now + .seconds(600)
+                let cutoff = Date().addingTimeInterval(-Double(keyRetention.components.seconds))
+                do {
+                    try await graph.forgetIdempotencyKeys(recordedBefore: Timestamp.string(from: cutoff))
+                } catch {
+                    logger.warning("idempotency keys not forgotten yet", metadata: ["error": "\(error)"])
+                }
+            }
             let position = mark.position.withLock { $0 }
             guard position > forgotten else { continue }
             do {

@@ -142,7 +142,8 @@ public enum TwinServiceRoutes {
     static func addTelemetryRoutes(to router: RouterGroup<BasicRequestContext>, graph: DigitalTwinGraph) {
         @Sendable func publish(_ request: Request, _ context: BasicRequestContext, component: String?) async throws -> Response {
             try await graph.publishTelemetry(
-                try parameter(context, "id"), messageID: request.header(HTTPField.Name("Message-Id")!), payload: try await request.bodyBytes(),
+                try parameter(context, "id"), messageID: request.header(HTTPField.Name("Message-Id")!),
+                payload: try await request.bodyBytes(limit: DigitalTwinGraph.maximumTelemetryBytes),
                 component: component, sourceTime: request.header(HTTPField.Name("Telemetry-Source-Time")!), origin: request.origin
             )
             return noContent()
