@@ -63,7 +63,7 @@ import TwinflowKafka
         #expect(try !EventFilter(parsing: "TOUCHES('/set')").matches(event))
     }
 
-    @Test(arguments: ["", "type =", "colour = 'red'", "LOWER(type) = 'x'", "type = 'a' extra", "(type = 'a'"])
+    @Test(arguments: ["", "type =", "colour = 'red'", "LOWER(type) = 'x'", "type = 'a' extra", "(type = 'a'", "STARTS_WITH(type)", "TOUCHES()"])
     func refuses(_ filter: String) {
         #expect(throws: QueryError.self) { try EventFilter(parsing: filter) }
     }

@@ -16,7 +16,8 @@ public struct EventFilter: Sendable, Hashable {
     static let attributes: Set<String> = [
         "type", "source", "subject", "id", "time", "dataschema", "datacontenttype", "specversion", "traceparent", "sequence",
     ]
-    static let functions: Set<String> = ["STARTS_WITH", "ENDS_WITH", "CONTAINS", "IS_DEFINED", "TOUCHES"]
+    /// The functions a filter may call, with how many arguments each takes.
+    static let functions: [String: Int] = ["STARTS_WITH": 2, "ENDS_WITH": 2, "CONTAINS": 2, "IS_DEFINED": 1, "TOUCHES": 1]
 
     public init(parsing text: String) throws(QueryError) {
         var parser = QueryParser(tokens: try QueryLexer.tokens(text))
@@ -60,7 +61,8 @@ public struct EventFilter: Sendable, Hashable {
             for element in list where try check(element) { reads = true }
             return reads
         case .function(let name, let arguments):
-            guard functions.contains(name) else { throw QueryError(message: "\(name) is not a filter function.") }
+            guard let arity = functions[name] else { throw QueryError(message: "\(name) is not a filter function.") }
+            guard arguments.count == arity else { throw QueryError(message: "\(name) takes \(arity) argument\(arity == 1 ? "" : "s").") }
             var reads = name == "TOUCHES"
             for argument in arguments where try check(argument) { reads = true }
             return reads
