@@ -94,24 +94,11 @@ import TwinflowKafka
 }
 
 @Suite struct CloudEventTests {
-    static let adtUpdateExample = #"""
-        {
-          "specversion": "1.0",
-          "id": "9b1c6c1e-0f3a-4c52-9a7e-5f8d2b9e1a10",
-          "type": "Microsoft.DigitalTwins.Twin.Update",
-          "source": "twinflow.local",
-          "subject": "thermo_0001",
-          "time": "2026-11-26T17:00:00.123Z",
-          "datacontenttype": "application/json",
-          "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-          "sequence": "42",
-          "data": {
-            "modelId": "dtmi:contosocom:DigitalTwins:Thermostat;1",
-            "patch": [ { "op": "replace", "path": "/Temperature", "value": 21.5 } ]
-          }
-        }
-        """#
-
+    /// ADT's documented Twin.Update example, as `ADT-EVENTS.md` restates it.
+    static let adtUpdateExample = (try? String(
+        contentsOf: URL(filePath: #filePath).deletingLastPathComponent().appending(path: "../Fixtures/adt-events/twin-update.json").standardized,
+        encoding: .utf8
+    )) ?? "the fixture Tests/Fixtures/adt-events/twin-update.json is missing"
     @Test func structuredModeMatchesADTExample() throws {
         let event = try CloudEvent(decoding: Array(Self.adtUpdateExample.utf8))
         #expect(event.attributes.type == "Microsoft.DigitalTwins.Twin.Update")
