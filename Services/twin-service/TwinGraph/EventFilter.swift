@@ -8,7 +8,6 @@ import TwinflowCodec
 /// Beyond ADT: `TOUCHES('/Temperature')` holds for an update whose patch changed that property or
 /// anything under it, so a route can carry only the updates it cares about.
 public struct EventFilter: Sendable, Hashable {
-    public let text: String
     let expression: Query.Expression
     /// Whether evaluating needs the event's data parsed.
     let readsBody: Bool
@@ -24,7 +23,6 @@ public struct EventFilter: Sendable, Hashable {
         guard parser.current != nil else { throw QueryError(message: "The filter is empty; `true` routes every event.") }
         let expression = try parser.parseOr()
         guard parser.current == nil else { throw QueryError(message: "Unexpected text \(parser.whereNow).") }
-        self.text = text
         self.expression = expression
         self.readsBody = try Self.check(expression)
     }
