@@ -10,6 +10,12 @@ public enum RandomID {
         generator.withLock { ($0.next(), $0.next()) }
     }
 
+    /// A random 64-bit number, never 0.
+    public static func int64() -> Int64 {
+        let value = Int64(bitPattern: generator.withLock { $0.next() })
+        return value == 0 ? 1 : value
+    }
+
     /// A version-4 UUID in lower case: `9b1c6c1e-0f3a-4c52-9a7e-5f8d2b9e1a10`.
     public static func uuid() -> String {
         var (high, low) = next128()

@@ -4,23 +4,43 @@ import TwinflowKafka
 
 /// The loop every consuming service runs: take a batch, act on it, store its offsets.
 ///
+/// A batch is handled in two steps: `prepare` (decoding, and work with no effect outside the
+/// process) and `handle`. The next batch is taken and prepared while the one before it is still
+/// being handled, so the two steps overlap; batches are handled, and their offsets stored, strictly
+/// in order.
+///
 /// `handle` must deliver or commit every output of the batch before it returns (dead-lettering what
-/// it cannot use); only then are the batch's offsets stored. When `handle` throws, the same batch is
-/// handed to it again after a back-off, so nothing is skipped. On graceful shutdown it stops taking
-/// batches, finishes the one in hand, stores it, commits and leaves the group.
-public struct BatchConsumerService: Service {
-    public typealias Handler = @Sendable (KafkaConsumerBatch) async throws -> Void
+/// it cannot use); only then are the batch's offsets stored. When a step throws, it is run again on
+/// the same batch after a back-off, so nothing is skipped. On graceful shutdown it stops taking
+/// batches, finishes the ones in hand, stores them, commits and leaves the group.
+public struct BatchConsumerService<Prepared: Sendable>: Service {
+    public typealias Preparer = @Sendable (KafkaConsumerBatch) async throws -> Prepared
+    public typealias Handler = @Sendable (KafkaConsumerBatch, Prepared) async throws -> Void
 
     private let consumer: KafkaConsumer
+    private let prepare: Preparer
     private let handle: Handler
     private let logger: Logger
     private let maximumBackoff: Duration
 
-    public init(consumer: KafkaConsumer, logger: Logger, maximumBackoff: Duration = .seconds(5), handle: @escaping Handler) {
+    /// A service whose batches are prepared (while the batch before is handled), then handled.
+    public init(
+        consumer: KafkaConsumer, logger: Logger, maximumBackoff: Duration = .seconds(5), prepare: @escaping Preparer,
+        handle: @escaping Handler
+    ) {
         self.consumer = consumer
+        self.prepare = prepare
         self.handle = handle
         self.logger = logger
         self.maximumBackoff = maximumBackoff
+    }
+
+    /// A service whose batches need no preparing.
+    public init(
+        consumer: KafkaConsumer, logger: Logger, maximumBackoff: Duration = .seconds(5),
+        handle: @escaping @Sendable (KafkaConsumerBatch) async throws -> Void
+    ) where Prepared == Void {
+        self.init(consumer: consumer, logger: logger, maximumBackoff: maximumBackoff, prepare: { _ in () }, handle: { batch, _ in try await handle(batch) })
     }
 
     public func run() async throws {
@@ -39,32 +59,47 @@ public struct BatchConsumerService: Service {
     }
 
     private func consumeUntilStopped() async throws {
-        while true {
-            let batch: KafkaConsumerBatch?
-            do {
-                batch = try await consumer.nextBatch()
-            } catch {
-                guard error.code == .maxPollIntervalExceeded else { throw error }
-                logger.error("evicted from the group for exceeding max.poll.interval.ms; rejoining", metadata: ["error": "\(error)"])
-                continue
+        try await withThrowingTaskGroup(of: Void.self) { handling in
+            var batchInHand = false
+            while let batch = try await nextBatch() {
+                let prepared = try await untilDone(batch, step: "prepare") { try await prepare(batch) }
+                if batchInHand { try await handling.next() }
+                handling.addTask {
+                    try await untilDone(batch, step: "handle") { try await handle(batch, prepared) }
+                    try consumer.store(batch)
+                }
+                batchInHand = true
             }
-            guard let batch else { return }
-            try await handleUntilDone(batch)
-            try consumer.store(batch)
+            try await handling.waitForAll()
         }
     }
 
-    /// Retries until the batch is handled; gives up only when the task is cancelled (the batch is
-    /// then not stored, so it is delivered again).
-    private func handleUntilDone(_ batch: KafkaConsumerBatch) async throws {
+    private func nextBatch() async throws -> KafkaConsumerBatch? {
+        while true {
+            do {
+                return try await consumer.nextBatch()
+            } catch {
+                guard error.code == .maxPollIntervalExceeded else { throw error }
+                logger.error("evicted from the group for exceeding max.poll.interval.ms; rejoining", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Retries until the step succeeds; gives up only when the task is cancelled (the batch is then
+    /// not stored, so it is delivered again).
+    private func untilDone<Result: Sendable>(
+        _ batch: KafkaConsumerBatch, step: String, _ body: () async throws -> Result
+    ) async throws -> Result {
         var backoff = Duration.milliseconds(100)
         while true {
             do {
-                try await handle(batch)
-                return
+                return try await body()
             } catch {
                 try Task.checkCancellation()
-                logger.error("batch failed; it will be handled again", metadata: ["error": "\(error)", "messages": "\(batch.count)", "retryIn": "\(backoff)"])
+                logger.error(
+                    "batch failed; it will be handled again",
+                    metadata: ["error": "\(error)", "step": "\(step)", "messages": "\(batch.count)", "retryIn": "\(backoff)"]
+                )
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, maximumBackoff)
             }

@@ -12,27 +12,72 @@ public enum CommandOutcome: Sendable, Hashable {
 
 extension DigitalTwinGraph {
     /// Applies a batch of commands in one transaction, in order; each command takes effect whole or
-    /// not at all, and at most once per command id.
+    /// not at all, and at most once per command id. The commands' patches are worked out outside the
+    /// writer while the transaction runs, against the twins as last known; a patch whose twin is not
+    /// known, or changed meanwhile, is worked out again in the transaction.
     public func apply(_ commands: [TwinCommand]) async throws -> [CommandOutcome] {
-        let writes: [StoreWrite] = commands.map { command in { transaction in try self.apply(command, in: transaction) } }
-        return try await self.writes.performAll(writes).map { result in
-            switch result {
-            case .success(let outcome as CommandOutcome): outcome
-            case .success: preconditionFailure("a command write returned something else than its outcome")
-            case .failure(let error as ServiceError): .rejected(error)
-            case .failure(let error): .rejected(ServiceError(code: "InternalError", status: 500, "\(error)"))
+        // One origin per command, so a command's notification and telemetry share a trace however they are made.
+        let origins = commands.map { ChangeOrigin(traceparent: $0.traceparent) }
+        let preparation = PatchPreparation(count: commands.count, lanes: commands.count < 64 ? 1 : 2)
+        let lanes = commands.map { preparation.lane(of: $0.twinID) }
+        let writes: [StoreWrite] = commands.indices.map { index in
+            { [command = commands[index], origin = origins[index], lane = lanes[index]] transaction in
+                let prepared = preparation.patch(at: index, lane: lane)
+                return try self.apply(command, origin: origin, prepared: prepared, in: transaction)
+            }
+        }
+        return try await withThrowingTaskGroup(of: [Result<any Sendable, any Error>]?.self) { group in
+            for lane in 0..<preparation.lanes {
+                group.addTask {
+                    self.prepare(commands, origins: origins, lanes: lanes, lane: lane, into: preparation)
+                    return nil
+                }
+            }
+            group.addTask { try await self.writes.performAll(writes) }
+            var results: [Result<any Sendable, any Error>] = []
+            for try await finished in group {
+                if let finished { results = finished }
+            }
+            return results.map { result in
+                switch result {
+                case .success(let outcome as CommandOutcome): outcome
+                case .success: preconditionFailure("a command write returned something else than its outcome")
+                case .failure(let error as ServiceError): .rejected(error)
+                case .failure(let error): .rejected(ServiceError(code: "InternalError", status: 500, "\(error)"))
+                }
             }
         }
     }
 
-    private func apply(_ command: TwinCommand, in transaction: any TwinStoreTransaction) throws -> CommandOutcome {
+    /// Prepares one lane's patches, handing them over in steps so the writer need not wait for all.
+    private func prepare(_ commands: [TwinCommand], origins: [ChangeOrigin], lanes: [Int], lane: Int, into preparation: PatchPreparation) {
+        var latest: [String: KnownTwin] = [:]
+        var prepared: [(Int, PreparedTwinPatch)] = []
+        for (index, command) in commands.enumerated() {
+            if index % 64 == 0, index > 0 {
+                preparation.publish(prepared, lane: lane, through: index)
+                prepared.removeAll(keepingCapacity: true)
+            }
+            guard lanes[index] == lane, let patch = command.patch, (try? Self.checkPaths(of: patch)) != nil,
+                let base = latest[command.twinID] ?? store.knownTwin(command.twinID)
+            else { continue }
+            let patched = prepare(patch, for: base, ifMatch: nil, componentPath: nil, sourceTime: command.sourceTime, origin: origins[index])
+            latest[command.twinID] = patched.result ?? base
+            prepared.append((index, patched))
+        }
+        preparation.publish(prepared, lane: lane, through: commands.count)
+    }
+
+    private func apply(
+        _ command: TwinCommand, origin: ChangeOrigin, prepared: PreparedTwinPatch?, in transaction: any TwinStoreTransaction
+    ) throws -> CommandOutcome {
         guard try transaction.recordOnce("command/\(command.id)") else { return .duplicate }
-        let origin = ChangeOrigin(traceparent: command.traceparent)
         var change: TwinChange?
         if let patch = command.patch {
             try Self.checkPaths(of: patch)
             change = try patchTwin(
-                command.twinID, patch, in: transaction, ifMatch: nil, componentPath: nil, sourceTime: command.sourceTime, origin: origin
+                command.twinID, patch, in: transaction, ifMatch: nil, componentPath: nil, sourceTime: command.sourceTime, origin: origin,
+                prepared: prepared
             )
         }
         if let telemetry = command.telemetry {

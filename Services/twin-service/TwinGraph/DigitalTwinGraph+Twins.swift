@@ -83,7 +83,10 @@ extension DigitalTwinGraph {
             if let existing, case .object(let old) = existing.document {
                 change = TwinChange(kind: .update, twin: twin, patch: Self.difference(from: old, to: document), sequence: lastSequence + 1)
             }
-            try transaction.putTwin(twin, serialized: serialized, notification: self.event(for: change, origin: origin, time: now), sequence: change.sequence)
+            try transaction.putTwin(
+                twin, revision: RandomID.int64(), serialized: serialized, notification: self.event(for: change, origin: origin, time: now),
+                sequence: change.sequence
+            )
             return change
         }
     }
@@ -106,9 +109,13 @@ extension DigitalTwinGraph {
             throw ServiceError.jsonPatchInvalid(error.description)
         }
         try Self.checkPaths(of: requested)
+        let prepared = store.knownTwin(id).map { known in
+            prepare(requested, for: known, ifMatch: ifMatch, componentPath: componentPath, sourceTime: sourceTime, origin: origin)
+        }
         return try await write { transaction in
             try self.patchTwin(
-                id, requested, in: transaction, ifMatch: ifMatch, componentPath: componentPath, sourceTime: sourceTime, origin: origin
+                id, requested, in: transaction, ifMatch: ifMatch, componentPath: componentPath, sourceTime: sourceTime, origin: origin,
+                prepared: prepared
             )
         }
     }
@@ -123,12 +130,47 @@ extension DigitalTwinGraph {
     }
 
     /// The patch of a twin inside a write: read, apply, validate, store, and emit its notification.
+    /// A patch `prepared` outside the writer is stored as it is when the twin is still the one it
+    /// was prepared against; otherwise the patch is worked out here.
     func patchTwin(
         _ id: String, _ requested: JSONPatch, in transaction: any TwinStoreTransaction, ifMatch: String?, componentPath: String?,
-        sourceTime: String?, origin: ChangeOrigin
+        sourceTime: String?, origin: ChangeOrigin, prepared: PreparedTwinPatch? = nil
     ) throws -> TwinChange {
+        if let prepared, let state = try transaction.twinState(id), prepared.applies(to: state) {
+            return try store(prepared.outcome.get(), after: state.lastSequence, in: transaction)
+        }
         let (current, _, lastSequence) = try transaction.twin(id)
         guard let existing = current else { throw ServiceError.twinNotFound(id) }
+        let patched = try patched(existing, with: requested, ifMatch: ifMatch, componentPath: componentPath, sourceTime: sourceTime, origin: origin)
+        return try store(patched, after: lastSequence, in: transaction)
+    }
+
+    /// Works out a patch outside the writer, against the twin as last known.
+    func prepare(
+        _ requested: JSONPatch, for base: KnownTwin, ifMatch: String?, componentPath: String?, sourceTime: String?, origin: ChangeOrigin
+    ) -> PreparedTwinPatch {
+        PreparedTwinPatch(
+            baseVersion: base.twin.version, baseRevision: base.revision,
+            outcome: Result { () throws(ServiceError) in
+                try patched(base.twin, with: requested, ifMatch: ifMatch, componentPath: componentPath, sourceTime: sourceTime, origin: origin)
+            }
+        )
+    }
+
+    private func store(_ patched: PatchedTwin, after lastSequence: Int64, in transaction: any TwinStoreTransaction) throws -> TwinChange {
+        let change = TwinChange(kind: .update, twin: patched.twin, patch: patched.applied, sequence: lastSequence + 1)
+        try transaction.putTwin(
+            patched.twin, revision: patched.revision, serialized: patched.serialized, notification: patched.notification, sequence: change.sequence
+        )
+        return change
+    }
+
+    /// A patch applied to `existing`: validated, its `$metadata` touched, serialized, its notification
+    /// made (without its `sequence`, which the store assigns). Stores nothing.
+    func patched(
+        _ existing: StoredTwin, with requested: JSONPatch, ifMatch: String?, componentPath: String?, sourceTime: String?, origin: ChangeOrigin
+    ) throws(ServiceError) -> PatchedTwin {
+        let id = existing.id
         let etag = existing.document["$etag"]?.stringValue ?? ""
         try Self.check(ifMatch: ifMatch, etag: etag)
         let models = self.models
@@ -167,9 +209,9 @@ extension DigitalTwinGraph {
         members["$etag"] = .string(Self.etag(version))
         let twin = StoredTwin(id: id, model: existing.model, version: version, document: .object(members))
         let serialized = try Self.serializedWithinLimit(twin.document)
-        let change = TwinChange(kind: .update, twin: twin, patch: JSONPatch(applied), sequence: lastSequence + 1)
-        try transaction.putTwin(twin, serialized: serialized, notification: event(for: change, origin: origin, time: now), sequence: change.sequence)
-        return change
+        let patch = JSONPatch(applied)
+        let notification = event(for: TwinChange(kind: .update, twin: twin, patch: patch), origin: origin, time: now)
+        return PatchedTwin(twin: twin, revision: RandomID.int64(), serialized: serialized, applied: patch, notification: notification)
     }
 
     /// Deletes a twin; refused while it has relationships (in or out), unless `cascade` deletes them

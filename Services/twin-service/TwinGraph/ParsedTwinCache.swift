@@ -1,14 +1,14 @@
 import Synchronization
 
-/// Parsed twins by id and version, for the store's writer. A twin is only ever taken for the version
-/// the database holds, so an entry from a write that was rolled back is never used: the version it
-/// carries is not the stored one, or was overwritten by the write that did commit with that version.
+/// Parsed twins by id, each with the version and revision of the row it was read from or written
+/// as. An entry is only ever used for the row the database holds (same version and revision), so an
+/// entry from a write that was rolled back is never taken for the stored twin.
 final class ParsedTwinCache: Sendable {
     /// Bounded so a store of many twins does not keep them all parsed.
     static let capacity = 100_000
 
     private struct State {
-        var twins: [String: StoredTwin] = [:]
+        var twins: [String: KnownTwin] = [:]
         /// Ids in the order they were first cached: the oldest is evicted first.
         var order: [String] = []
         var oldest = 0
@@ -16,16 +16,22 @@ final class ParsedTwinCache: Sendable {
 
     private let state = Mutex(State())
 
-    func twin(_ id: String, version: Int64) -> StoredTwin? {
+    /// The twin of the row with this version and revision, if cached.
+    func twin(_ id: String, version: Int64, revision: Int64) -> StoredTwin? {
         state.withLock { state in
-            guard let twin = state.twins[id], twin.version == version else { return nil }
-            return twin
+            guard let known = state.twins[id], known.twin.version == version, known.revision == revision else { return nil }
+            return known.twin
         }
     }
 
-    func remember(_ twin: StoredTwin) {
+    /// The twin as last read or written, whether or not that write committed.
+    func latest(_ id: String) -> KnownTwin? {
+        state.withLock { $0.twins[id] }
+    }
+
+    func remember(_ twin: StoredTwin, revision: Int64) {
         state.withLock { state in
-            if state.twins.updateValue(twin, forKey: twin.id) != nil { return }
+            if state.twins.updateValue(KnownTwin(twin: twin, revision: revision), forKey: twin.id) != nil { return }
             state.order.append(twin.id)
             if state.twins.count > Self.capacity {
                 state.twins[state.order[state.oldest]] = nil

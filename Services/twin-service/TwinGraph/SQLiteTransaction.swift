@@ -11,39 +11,45 @@ struct SQLiteTransaction: TwinStoreTransaction {
     let collector: OutboxCollector
 
     func twin(_ id: String) throws -> (live: StoredTwin?, lastVersion: Int64, lastSequence: Int64) {
-        guard
-            let row = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT version, sequence, document IS NOT NULL FROM twins WHERE id = ?"), arguments: [id]
-            )
-        else { return (nil, 0, 0) }
-        let version: Int64 = row[0]
-        let sequence: Int64 = row[1]
-        guard row[2] as Bool else { return (nil, version, sequence) }
-        if let cached = parsedTwins.twin(id, version: version) { return (cached, version, sequence) }
+        guard let state = try twinState(id) else { return (nil, 0, 0) }
+        guard state.live else { return (nil, state.version, state.lastSequence) }
+        if let cached = parsedTwins.twin(id, version: state.version, revision: state.revision) {
+            return (cached, state.version, state.lastSequence)
+        }
         guard
             let full = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, model, version, document FROM twins WHERE id = ?"), arguments: [id])
-        else { return (nil, version, sequence) }
+        else { return (nil, state.version, state.lastSequence) }
         let twin = try SQLiteTwinStore.twin(from: full)
-        parsedTwins.remember(twin)
-        return (twin, version, sequence)
+        parsedTwins.remember(twin, revision: state.revision)
+        return (twin, state.version, state.lastSequence)
     }
 
-    func putTwin(_ twin: StoredTwin, serialized document: [UInt8], notification: PendingEvent, sequence: Int64) throws {
-        parsedTwins.remember(twin)
+    func twinState(_ id: String) throws -> TwinRowState? {
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT version, revision, sequence, document IS NOT NULL FROM twins WHERE id = ?"), arguments: [id]
+            )
+        else { return nil }
+        return TwinRowState(live: row[3], version: row[0], revision: row[1], lastSequence: row[2])
+    }
+
+    func putTwin(_ twin: StoredTwin, revision: Int64, serialized document: [UInt8], notification: PendingEvent, sequence: Int64) throws {
+        parsedTwins.remember(twin, revision: revision)
         try db.cachedStatement(
             sql: """
-                INSERT INTO twins (id, model, version, sequence, document) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (id) DO UPDATE SET model = excluded.model, version = excluded.version, sequence = excluded.sequence,
-                    document = excluded.document
+                INSERT INTO twins (id, model, version, revision, sequence, document) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET model = excluded.model, version = excluded.version, revision = excluded.revision,
+                    sequence = excluded.sequence, document = excluded.document
                 """
-        ).execute(arguments: [twin.id, twin.model, twin.version, sequence, String(decoding: document, as: UTF8.self)])
+        ).execute(arguments: [twin.id, twin.model, twin.version, revision, sequence, String(decoding: document, as: UTF8.self)])
         var attributes = notification.attributes
         attributes.sequence = String(sequence)
         try insert(attributes, of: notification)
     }
 
     func deleteTwin(_ id: String) throws {
-        try db.cachedStatement(sql: "UPDATE twins SET document = NULL, version = version + 1 WHERE id = ?").execute(arguments: [id])
+        try db.cachedStatement(sql: "UPDATE twins SET document = NULL, version = version + 1, revision = ? WHERE id = ?")
+            .execute(arguments: [RandomID.int64(), id])
     }
 
     func relationship(sourceID: String, id: String) throws -> (live: StoredRelationship?, lastVersion: Int64) {

@@ -27,18 +27,26 @@ public final class SQLiteTwinStore: TwinStore {
         }
         pool = try DatabasePool(path: path, configuration: configuration)
         try pool.write { db in
-            guard try Int.fetchOne(db, sql: "PRAGMA user_version") == 0 else { return }
-            try db.execute(sql: Self.schema)
-            for route in initialRoutes {
-                try db.execute(
-                    sql: "INSERT INTO event_routes (id, endpoint_name, filter) VALUES (?, ?, ?)",
-                    arguments: [route.id, route.endpointName, route.filter]
-                )
+            switch try Int.fetchOne(db, sql: "PRAGMA user_version") {
+            case 0:
+                try db.execute(sql: Self.schema)
+                for route in initialRoutes {
+                    try db.execute(
+                        sql: "INSERT INTO event_routes (id, endpoint_name, filter) VALUES (?, ?, ?)",
+                        arguments: [route.id, route.endpointName, route.filter]
+                    )
+                }
+            case 1:
+                try db.execute(sql: "ALTER TABLE twins ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
+            default:
+                break
             }
-            try db.execute(sql: "PRAGMA user_version = 1")
+            try db.execute(sql: "PRAGMA user_version = \(Self.schemaVersion)")
         }
         recentEvents = OutboxBuffer(completeAfter: try pool.read { db in try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(position), 0) FROM outbox") ?? 0 })
     }
+
+    static let schemaVersion = 2
 
     /// Portable SQL: the same tables serve PostgreSQL. A deleted twin or relationship keeps its row
     /// (document NULL) so its version and its twin's event sequence keep counting.
@@ -47,7 +55,8 @@ public final class SQLiteTwinStore: TwinStore {
             id TEXT PRIMARY KEY, definition TEXT NOT NULL, upload_time TEXT NOT NULL,
             decommissioned INTEGER NOT NULL DEFAULT 0, upload_order INTEGER NOT NULL);
         CREATE TABLE twins (
-            id TEXT PRIMARY KEY, model TEXT, version INTEGER NOT NULL, sequence INTEGER NOT NULL DEFAULT 0, document TEXT);
+            id TEXT PRIMARY KEY, model TEXT, version INTEGER NOT NULL, revision INTEGER NOT NULL DEFAULT 0,
+            sequence INTEGER NOT NULL DEFAULT 0, document TEXT);
         CREATE TABLE relationships (
             source_id TEXT NOT NULL, id TEXT NOT NULL, name TEXT, target_id TEXT,
             version INTEGER NOT NULL, document TEXT, PRIMARY KEY (source_id, id));
@@ -75,6 +84,10 @@ public final class SQLiteTwinStore: TwinStore {
                 arguments: [id ?? "", limit]
             ).map(Self.twin(from:))
         }
+    }
+
+    public func knownTwin(_ id: String) -> KnownTwin? {
+        parsedTwins.latest(id)
     }
 
     public func relationship(sourceID: String, id: String) async throws -> StoredRelationship? {

@@ -16,6 +16,35 @@ public struct StoredTwin: Sendable, Hashable {
     }
 }
 
+/// A twin as this process last read or wrote it, with the revision that tells one write of a version
+/// from another (a write may be rolled back and its version written again, differently).
+public struct KnownTwin: Sendable, Hashable {
+    public var twin: StoredTwin
+    /// Random per write of the twin's row.
+    public var revision: Int64
+
+    public init(twin: StoredTwin, revision: Int64) {
+        self.twin = twin
+        self.revision = revision
+    }
+}
+
+/// A twin's row as a transaction sees it, without its document.
+public struct TwinRowState: Sendable, Hashable {
+    public var live: Bool
+    public var version: Int64
+    public var revision: Int64
+    /// The last `sequence` the twin's events took (0 if never).
+    public var lastSequence: Int64
+
+    public init(live: Bool, version: Int64, revision: Int64, lastSequence: Int64) {
+        self.live = live
+        self.version = version
+        self.revision = revision
+        self.lastSequence = lastSequence
+    }
+}
+
 /// A relationship as stored, its document as GET returns it.
 public struct StoredRelationship: Sendable, Hashable {
     public var sourceID: String
@@ -113,9 +142,13 @@ public protocol TwinStoreTransaction {
     /// The live twin (nil when absent or deleted), the last version its id had and the last
     /// `sequence` its events took (0 if never).
     func twin(_ id: String) throws -> (live: StoredTwin?, lastVersion: Int64, lastSequence: Int64)
+    /// The twin's row without its document (nil when the id never had a twin): enough to confirm
+    /// that a write prepared against a ``KnownTwin`` still applies.
+    func twinState(_ id: String) throws -> TwinRowState?
     /// Stores the twin with its notification, which takes `sequence` (the twin's last plus one):
-    /// one write of the row. `document` is the twin's document serialized (the caller checked its size).
-    func putTwin(_ twin: StoredTwin, serialized document: [UInt8], notification: PendingEvent, sequence: Int64) throws
+    /// one write of the row, which takes `revision` (new and random for every write). `document` is
+    /// the twin's document serialized (the caller checked its size).
+    func putTwin(_ twin: StoredTwin, revision: Int64, serialized document: [UInt8], notification: PendingEvent, sequence: Int64) throws
     /// Deletes the twin; its id keeps its version and sequence counting.
     func deleteTwin(_ id: String) throws
     /// The live relationship and the last version its id had (0 if never).
@@ -147,6 +180,9 @@ public protocol TwinStore: Sendable {
     /// Who points at the twin (source, relationship id and name, from the index alone), or nil when
     /// the twin does not exist; one read.
     func incomingLinks(targetID: String) async throws -> [IncomingLink]?
+    /// The twin as this process last read or wrote it, without reading the store, or nil: a guess
+    /// to prepare a write against, outside the writer; the write confirms it with ``TwinStoreTransaction/twinState(_:)``.
+    func knownTwin(_ id: String) -> KnownTwin?
 
     /// Runs the writes in one transaction, in order, each in its own savepoint: a write that throws
     /// leaves nothing behind and its error is its result; the others commit together. Throws only

@@ -3,9 +3,9 @@ import TwinGraph
 import TwinflowCodec
 import TwinflowKafka
 
-/// Applies a batch from `twins.commands`: decode, apply in one transaction (notifications go to the
-/// outbox with it), dead-letter what cannot be applied. Returns once the transaction committed and
-/// every dead letter was delivered, so the batch's offsets may be stored.
+/// Applies a batch from `twins.commands`: decode, apply in one transaction (notifications
+/// go to the outbox with it), dead-letter what cannot be applied. ``handle(_:_:)`` returns once the
+/// transaction committed and every dead letter was delivered, so the batch's offsets may be stored.
 public struct CommandHandler: Sendable {
     public static let serviceName = "twin-service"
 
@@ -21,7 +21,15 @@ public struct CommandHandler: Sendable {
         self.logger = logger
     }
 
-    public func handle(_ batch: KafkaConsumerBatch) async throws {
+    /// The commands of a batch decoded, with the dead letters of those that did not decode.
+    public struct DecodedBatch: Sendable {
+        var commands: [TwinCommand]
+        var sources: [KafkaConsumerMessage]
+        var deadLetters: [KafkaProducerMessage]
+    }
+
+    /// Decodes the batch: runs while the batch before is still applied.
+    public func decode(_ batch: KafkaConsumerBatch) -> DecodedBatch {
         var commands: [TwinCommand] = []
         var sources: [KafkaConsumerMessage] = []
         var deadLetters: [KafkaProducerMessage] = []
@@ -34,10 +42,16 @@ public struct CommandHandler: Sendable {
                 deadLetters.append(deadLetter(message, reason: "not a twin command: \(error)"))
             }
         }
+        return DecodedBatch(commands: commands, sources: sources, deadLetters: deadLetters)
+    }
+
+    /// Applies the batch in one transaction and delivers its dead letters.
+    public func handle(_ batch: KafkaConsumerBatch, _ decoded: DecodedBatch) async throws {
         let started = ContinuousClock.now
-        let outcomes = try await graph.apply(commands)
-        logger.debug("commands applied", metadata: ["count": "\(commands.count)", "took": "\(ContinuousClock.now - started)"])
-        for (outcome, message) in zip(outcomes, sources) {
+        let outcomes = try await graph.apply(decoded.commands)
+        logger.debug("commands applied", metadata: ["count": "\(outcomes.count)", "took": "\(ContinuousClock.now - started)"])
+        var deadLetters = decoded.deadLetters
+        for (outcome, message) in zip(outcomes, decoded.sources) {
             if case .rejected(let error) = outcome {
                 deadLetters.append(deadLetter(message, reason: error.description))
             }

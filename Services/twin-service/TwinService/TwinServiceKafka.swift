@@ -18,7 +18,7 @@ public enum TwinServiceKafka {
         return [
             producer,
             OutboxRelay(graph: graph, producer: producer, logger: logger),
-            BatchConsumerService(consumer: consumer, logger: logger, handle: handler.handle),
+            BatchConsumerService(consumer: consumer, logger: logger, prepare: handler.decode, handle: handler.handle),
         ]
     }
 

@@ -1,0 +1,44 @@
+import Foundation
+
+/// The patches of a batch of commands, worked out while the transaction that stores them runs. The
+/// batch is split in lanes by twin (a twin's commands share a lane, each prepared against the one
+/// before it); each lane is prepared on the cooperative pool, and the writer takes a command's patch
+/// as soon as its lane got that far, waiting on its own thread when it gets ahead.
+final class PatchPreparation: @unchecked Sendable {
+    // `condition` guards `patches` and `reached`.
+    private let condition = NSCondition()
+    private var patches: [PreparedTwinPatch?]
+    /// Per lane: every command before this index has been prepared (or passed over) by that lane.
+    private var reached: [Int]
+    let lanes: Int
+
+    init(count: Int, lanes: Int) {
+        self.patches = Array(repeating: nil, count: count)
+        self.reached = Array(repeating: 0, count: lanes)
+        self.lanes = lanes
+    }
+
+    func lane(of twinID: String) -> Int {
+        guard lanes > 1 else { return 0 }
+        var hash: UInt32 = 2_166_136_261
+        for byte in twinID.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        return Int(hash % UInt32(lanes))
+    }
+
+    /// Hands over the lane's patches for every command before `index`.
+    func publish(_ prepared: [(Int, PreparedTwinPatch)], lane: Int, through index: Int) {
+        condition.lock()
+        for (position, patch) in prepared { patches[position] = patch }
+        reached[lane] = index
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// The patch of the command at `index` (nil when it could not be prepared), once its lane has got there.
+    func patch(at index: Int, lane: Int) -> PreparedTwinPatch? {
+        condition.lock()
+        defer { condition.unlock() }
+        while reached[lane] <= index { condition.wait() }
+        return patches[index]
+    }
+}
