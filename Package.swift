@@ -75,6 +75,7 @@ let package = Package(
             dependencies: [
                 "TwinflowCodec",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
             path: "Services/twin-service/TwinGraph",
             swiftSettings: swiftSettings

@@ -9,6 +9,28 @@ struct SQLiteTransaction: TwinStoreTransaction {
     let now: String
     let parsedTwins: ParsedTwinCache
     let collector: OutboxCollector
+    private let selectTwinState: HotStatement
+    private let upsertTwin: HotStatement
+    private let insertOutbox: HotStatement
+    private let insertKey: HotStatement
+
+    init(db: Database, now: String, parsedTwins: ParsedTwinCache, collector: OutboxCollector) throws {
+        self.db = db
+        self.now = now
+        self.parsedTwins = parsedTwins
+        self.collector = collector
+        selectTwinState = try HotStatement(db, "SELECT version, revision, sequence, document IS NOT NULL FROM twins WHERE id = ?")
+        upsertTwin = try HotStatement(
+            db,
+            """
+            INSERT INTO twins (id, model, version, revision, sequence, document) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (id) DO UPDATE SET model = excluded.model, version = excluded.version, revision = excluded.revision,
+                sequence = excluded.sequence, document = excluded.document
+            """
+        )
+        insertOutbox = try HotStatement(db, "INSERT INTO outbox (twin_id, attributes, data) VALUES (?, ?, ?)")
+        insertKey = try HotStatement(db, "INSERT INTO idempotency_keys (key, recorded) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
+    }
 
     func twin(_ id: String) throws -> (live: StoredTwin?, lastVersion: Int64, lastSequence: Int64) {
         guard let state = try twinState(id) else { return (nil, 0, 0) }
@@ -25,23 +47,17 @@ struct SQLiteTransaction: TwinStoreTransaction {
     }
 
     func twinState(_ id: String) throws -> TwinRowState? {
-        guard
-            let row = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT version, revision, sequence, document IS NOT NULL FROM twins WHERE id = ?"), arguments: [id]
-            )
-        else { return nil }
-        return TwinRowState(live: row[3], version: row[0], revision: row[1], lastSequence: row[2])
+        guard try selectTwinState.step(.text(id)) else { return nil }
+        defer { selectTwinState.reset() }
+        return TwinRowState(
+            live: selectTwinState.integer(3) != 0, version: selectTwinState.integer(0), revision: selectTwinState.integer(1),
+            lastSequence: selectTwinState.integer(2)
+        )
     }
 
     func putTwin(_ twin: StoredTwin, revision: Int64, serialized document: [UInt8], notification: PendingEvent, sequence: Int64) throws {
         parsedTwins.remember(twin, revision: revision)
-        try db.cachedStatement(
-            sql: """
-                INSERT INTO twins (id, model, version, revision, sequence, document) VALUES (?, ?, ?, ?, ?, ?)
-                ON CONFLICT (id) DO UPDATE SET model = excluded.model, version = excluded.version, revision = excluded.revision,
-                    sequence = excluded.sequence, document = excluded.document
-                """
-        ).execute(arguments: [twin.id, twin.model, twin.version, revision, sequence, String(decoding: document, as: UTF8.self)])
+        try upsertTwin.step(.text(twin.id), .text(twin.model), .integer(twin.version), .integer(revision), .integer(sequence), .textBytes(document))
         var attributes = notification.attributes
         attributes.sequence = String(sequence)
         try insert(attributes, of: notification)
@@ -108,16 +124,14 @@ struct SQLiteTransaction: TwinStoreTransaction {
     }
 
     private func insert(_ attributes: CloudEventAttributes, of event: PendingEvent) throws {
-        try db.cachedStatement(sql: "INSERT INTO outbox (twin_id, attributes, data) VALUES (?, ?, ?)")
-            .execute(arguments: [event.twinID, String(decoding: attributes.serialized(), as: UTF8.self), Data(event.data)])
+        try insertOutbox.step(.text(event.twinID), .textBytes(attributes.serialized()), .blob(event.data))
         var stored = event
         stored.attributes = attributes
         collector.entries.append(OutboxEntry(position: db.lastInsertedRowID, event: stored))
     }
 
     func recordOnce(_ key: String) throws -> Bool {
-        try db.cachedStatement(sql: "INSERT INTO idempotency_keys (key, recorded) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
-            .execute(arguments: [key, now])
+        try insertKey.step(.text(key), .text(now))
         return db.changesCount > 0
     }
 }

@@ -132,14 +132,14 @@ public final class SQLiteTwinStore: TwinStore {
     public func write(_ writes: [StoreWrite]) async throws -> [Result<any Sendable, any Error>] {
         try await pool.write { [parsedTwins, recentEvents] db in
             let collector = OutboxCollector()
-            let transaction = SQLiteTransaction(db: db, now: Timestamp.now(), parsedTwins: parsedTwins, collector: collector)
+            let transaction = try SQLiteTransaction(db: db, now: Timestamp.now(), parsedTwins: parsedTwins, collector: collector)
             var results: [Result<any Sendable, any Error>] = []
             results.reserveCapacity(writes.count)
-            let savepoint = try db.cachedStatement(sql: "SAVEPOINT store_write")
-            let release = try db.cachedStatement(sql: "RELEASE SAVEPOINT store_write")
-            let rollback = try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT store_write")
+            let savepoint = try HotStatement(db, "SAVEPOINT store_write")
+            let release = try HotStatement(db, "RELEASE SAVEPOINT store_write")
+            let rollback = try HotStatement(db, "ROLLBACK TO SAVEPOINT store_write")
             for write in writes {
-                try savepoint.execute()
+                try savepoint.step()
                 let collected = collector.entries.count
                 do {
                     results.append(.success(try write(transaction)))
@@ -147,11 +147,11 @@ public final class SQLiteTwinStore: TwinStore {
                     // SQLite rolled the whole transaction back (disk full, I/O error …): nothing of the batch stays.
                     throw error
                 } catch {
-                    try rollback.execute()
+                    try rollback.step()
                     collector.entries.removeSubrange(collected...)
                     results.append(.failure(error))
                 }
-                try release.execute()
+                try release.step()
             }
             let committed = collector.entries
             if !committed.isEmpty {
