@@ -150,7 +150,12 @@ public struct CloudEvent: Sendable, Hashable {
     /// The Kafka message of an event whose data is JSON already serialized: `jsonData` goes into the
     /// value as it is, without being parsed again.
     public static func kafkaMessage(attributes: CloudEventAttributes, jsonData: [UInt8], topic: String, key: String) -> KafkaProducerMessage {
-        var value = attributes.serialized()
+        kafkaMessage(serializedAttributes: attributes.serialized(), jsonData: jsonData, topic: topic, key: key)
+    }
+
+    /// As ``kafkaMessage(attributes:jsonData:topic:key:)``, the attributes serialized already (``CloudEventAttributes/serialized()``).
+    public static func kafkaMessage(serializedAttributes: [UInt8], jsonData: [UInt8], topic: String, key: String) -> KafkaProducerMessage {
+        var value = serializedAttributes
         value.removeLast()  // the closing brace; `data` joins the attributes' object
         value.append(contentsOf: Array(#","data":"#.utf8))
         value.append(contentsOf: jsonData)

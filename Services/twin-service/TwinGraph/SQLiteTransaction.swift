@@ -58,9 +58,7 @@ struct SQLiteTransaction: TwinStoreTransaction {
     func putTwin(_ twin: StoredTwin, revision: Int64, serialized document: [UInt8], notification: PendingEvent, sequence: Int64) throws {
         parsedTwins.remember(twin, revision: revision)
         try upsertTwin.step(.text(twin.id), .text(twin.model), .integer(twin.version), .integer(revision), .integer(sequence), .textBytes(document))
-        var attributes = notification.attributes
-        attributes.sequence = String(sequence)
-        try insert(attributes, of: notification)
+        try insert(notification.numbered(sequence))
     }
 
     func deleteTwin(_ id: String) throws {
@@ -109,7 +107,7 @@ struct SQLiteTransaction: TwinStoreTransaction {
 
     func emit(_ event: PendingEvent) throws -> Int64 {
         guard event.sequenced else {
-            try insert(event.attributes, of: event)
+            try insert(event)
             return 0
         }
         guard
@@ -117,17 +115,13 @@ struct SQLiteTransaction: TwinStoreTransaction {
                 db.cachedStatement(sql: "UPDATE twins SET sequence = sequence + 1 WHERE id = ? RETURNING sequence"), arguments: [event.twinID]
             )
         else { throw ServiceError.twinNotFound(event.twinID) }
-        var attributes = event.attributes
-        attributes.sequence = String(sequence)
-        try insert(attributes, of: event)
+        try insert(event.numbered(sequence))
         return sequence
     }
 
-    private func insert(_ attributes: CloudEventAttributes, of event: PendingEvent) throws {
-        try insertOutbox.step(.text(event.twinID), .textBytes(attributes.serialized()), .blob(event.data))
-        var stored = event
-        stored.attributes = attributes
-        collector.entries.append(OutboxEntry(position: db.lastInsertedRowID, event: stored))
+    private func insert(_ event: PendingEvent) throws {
+        try insertOutbox.step(.text(event.twinID), .textBytes(event.serializedAttributes), .blob(event.data))
+        collector.entries.append(OutboxEntry(position: db.lastInsertedRowID, event: event))
     }
 
     func recordOnce(_ key: String) throws -> Bool {

@@ -97,8 +97,10 @@ public struct StoredModel: Sendable, Hashable {
 public struct PendingEvent: Sendable, Hashable {
     /// The Kafka key: the twin the event is about (the source twin of a relationship).
     public var twinID: String
-    /// Every attribute but `sequence`, which the store assigns.
-    public var attributes: CloudEventAttributes
+    /// Every attribute but `sequence`, which the store assigns (see ``numbered(_:)``).
+    public private(set) var attributes: CloudEventAttributes
+    /// `attributes` serialized, once, when the event is made (for a prepared patch, outside the writer).
+    public private(set) var serializedAttributes: [UInt8]
     /// The event's data: JSON for notifications, the payload exactly as sent for telemetry.
     public var data: [UInt8]
     /// Whether the event takes the next `sequence` of its twin: notifications do, so a twin's
@@ -108,8 +110,25 @@ public struct PendingEvent: Sendable, Hashable {
     public init(twinID: String, attributes: CloudEventAttributes, data: [UInt8], sequenced: Bool = true) {
         self.twinID = twinID
         self.attributes = attributes
+        self.serializedAttributes = attributes.serialized()
         self.data = data
         self.sequenced = sequenced
+    }
+
+    /// The event with its `sequence`. The serialized attributes gain it without being written again
+    /// when `sequence` is their last attribute (no extension attributes follow it).
+    public func numbered(_ sequence: Int64) -> PendingEvent {
+        var numbered = self
+        numbered.attributes.sequence = String(sequence)
+        guard attributes.sequence == nil, attributes.extensions.isEmpty, serializedAttributes.last == UInt8(ascii: "}") else {
+            numbered.serializedAttributes = numbered.attributes.serialized()
+            return numbered
+        }
+        numbered.serializedAttributes.removeLast()
+        numbered.serializedAttributes.append(contentsOf: Array(#","sequence":""#.utf8))
+        numbered.serializedAttributes.append(contentsOf: Array(String(sequence).utf8))
+        numbered.serializedAttributes.append(contentsOf: Array(#""}"#.utf8))
+        return numbered
     }
 }
 

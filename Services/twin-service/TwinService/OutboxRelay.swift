@@ -130,7 +130,7 @@ public struct OutboxRelay: Service {
         return graph.destinations(of: event).map { endpoint in
             switch endpoint.format {
             case .structured:
-                CloudEvent.kafkaMessage(attributes: event.attributes, jsonData: event.data, topic: endpoint.topic, key: event.twinID)
+                CloudEvent.kafkaMessage(serializedAttributes: event.serializedAttributes, jsonData: event.data, topic: endpoint.topic, key: event.twinID)
             case .binary:
                 BinaryCloudEvent(attributes: event.attributes, data: event.data).kafkaMessage(topic: endpoint.topic, key: event.twinID)
             }
