@@ -216,6 +216,7 @@ let package = Package(
                 "TwinflowCodec",
                 "TwinflowKafka",
                 "TwinflowTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

@@ -37,6 +37,56 @@ import TwinflowCodec
         #expect(try await graph.pendingEvents(after: 0, limit: 100).count == before + 2, "duplicates emit nothing")
     }
 
+    @Test func aCommandPreparedAfterADuplicateIsWorkedOutAgain() async throws {
+        let fixture = try await GraphFixture.seed()
+        let graph = fixture.graph
+        _ = try await graph.apply([TwinCommand(id: "c1", twinID: "thermo_0001", patch: try setPatch(21))])
+        // c2 is prepared against the twin as c1 would leave it; c1 turns out a duplicate, so c2
+        // must be applied to the twin as it is.
+        let outcomes = try await graph.apply([
+            TwinCommand(id: "c1", twinID: "thermo_0001", patch: try setPatch(30)),
+            TwinCommand(id: "c2", twinID: "thermo_0001", patch: try JSONPatch(json: [["op": "remove", "path": "/Temperature"]])),
+        ])
+        #expect(outcomes[0] == .duplicate)
+        guard case .applied(let change?) = outcomes[1] else {
+            Issue.record("c2 applies: \(outcomes)")
+            return
+        }
+        #expect(change.twin.version == 3)
+        let twin = try await graph.twin("thermo_0001")
+        #expect(twin.version == 3)
+        #expect(twin.document["Temperature"] == nil)
+        #expect(twin.document["$etag"] == "W/\"3\"")
+        let updates = try await graph.pendingEvents(after: 0, limit: 100).filter {
+            $0.event.twinID == "thermo_0001" && $0.event.attributes.type == "Microsoft.DigitalTwins.Twin.Update"
+        }
+        #expect(updates.compactMap(\.event.attributes.sequence) == ["2", "3"])
+    }
+
+    @Test func commandsAndRESTPatchesOfOneTwinInterleavedAllApplyOnce() async throws {
+        let fixture = try await GraphFixture.seed()
+        let graph = fixture.graph
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask {
+                for batch in 0..<5 {
+                    let commands = try (0..<40).map { index in
+                        TwinCommand(id: "b\(batch)-\(index)", twinID: "thermo_0001", patch: try setPatch(Double(batch * 40 + index)))
+                    }
+                    let outcomes = try await graph.apply(commands)
+                    #expect(outcomes.allSatisfy { if case .applied = $0 { true } else { false } })
+                }
+            }
+            for value in 0..<100 {
+                tasks.addTask { try await graph.patchTwin("thermo_0001", patch: [["op": "replace", "path": "/Temperature", "value": .integer(Int64(value))]]) }
+            }
+            try await tasks.waitForAll()
+        }
+        #expect(try await graph.twin("thermo_0001").version == 301, "every patch applied to the twin as it then was: none lost")
+        let sequences = try await graph.pendingEvents(after: 0, limit: 1000).filter { $0.event.twinID == "thermo_0001" }
+            .compactMap { $0.event.attributes.sequence.flatMap(Int.init) }
+        #expect(sequences == Array(1...301))
+    }
+
     @Test func refusesWhatRESTRefusesAndKeepsNothingOfIt() async throws {
         let fixture = try await GraphFixture.seed()
         let graph = fixture.graph

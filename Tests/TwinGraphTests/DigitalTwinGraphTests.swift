@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 import TwinGraph
 import TwinflowCodec
@@ -220,6 +221,24 @@ func expectServiceError(_ code: String, status: Int, _ body: () async throws -> 
         await expectServiceError("ModelAlreadyExists", status: 409) { _ = try await graph.addModels(Fixtures.upload("seed")) }
         try await graph.deleteModel("dtmi:contosocom:DigitalTwins:Room;1")
         await expectServiceError("ModelNotFound", status: 404) { try await graph.deleteModel("dtmi:contosocom:DigitalTwins:Room;1") }
+    }
+
+    @Test func aStoreOfTheFirstSchemaIsMigrated() async throws {
+        let fixture = try await GraphFixture.seed()
+        let path = fixture.directory.appending(path: "twins.sqlite").path
+        // The first schema had no twin revisions.
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in
+            try db.execute(sql: "ALTER TABLE twins DROP COLUMN revision")
+            try db.execute(sql: "PRAGMA user_version = 1")
+        }
+        try queue.close()
+        let reopened = try await DigitalTwinGraph(store: SQLiteTwinStore(path: path))
+        #expect(try await reopened.twin("thermo_0001").document["Temperature"] == 20)
+        let change = try await reopened.patchTwin("thermo_0001", patch: [["op": "replace", "path": "/Temperature", "value": 22]])
+        #expect(change.twin.version == 2)
+        #expect(try await reopened.twin("thermo_0001").document["Temperature"] == 22)
+        #expect(try await DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") } == 2)
     }
 
     @Test func modelsSurviveARestart() async throws {

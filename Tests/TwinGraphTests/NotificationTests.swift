@@ -127,6 +127,17 @@ import TwinflowKafka
         #expect(try await events(graph).count == 1)
     }
 
+    @Test func aNumberedEventsSerializedAttributesAreItsAttributes() throws {
+        let plain = CloudEventAttributes(id: "e1", type: EventType.twinUpdate, source: "twinflow.local", subject: "t1", traceparent: Traceparent.random())
+        let withExtension = CloudEventAttributes(id: "e2", type: EventType.telemetry, source: "twinflow.local", extensions: ["telemetrysourcetime": "2026-11-26T16:00:00Z"])
+        for attributes in [plain, withExtension] {
+            let numbered = PendingEvent(twinID: "t1", attributes: attributes, data: []).numbered(42)
+            #expect(numbered.attributes.sequence == "42")
+            #expect(numbered.serializedAttributes == numbered.attributes.serialized(), "the attributes in CloudEvents' order, sequence included")
+            #expect(try CloudEventAttributes(json: JSONValue.parse(numbered.serializedAttributes).objectValue ?? [:]) == numbered.attributes)
+        }
+    }
+
     @Test func concurrentPatchesAllApplyWithDistinctSequences() async throws {
         let graph = try await makeGraph("seed")
         try await graph.putTwin("thermo_0001", body: ["$metadata": ["$model": .string(Self.thermostat)], "Temperature": 0])
