@@ -78,6 +78,8 @@ public final class KafkaProducer: Service, Sendable {
             switch err {
             case RD_KAFKA_RESP_ERR_NO_ERROR:
                 index += 1
+                // A long batch lets other tasks have the cooperative pool's few threads now and then.
+                if (index - messages.startIndex) % 1024 == 0 { await Task.yield() }
             case RD_KAFKA_RESP_ERR__QUEUE_FULL:
                 if pollLoop.isStopped {
                     deliveries.abandon(id)

@@ -27,13 +27,14 @@ extension DigitalTwinGraph {
             }
         }
         return try await withThrowingTaskGroup(of: [Result<any Sendable, any Error>]?.self) { group in
+            // The transaction first: it takes each patch as soon as it is ready.
+            group.addTask { try await self.writes.performAll(writes) }
             for lane in 0..<preparation.lanes {
                 group.addTask {
                     self.prepare(commands, origins: origins, lanes: lanes, lane: lane, into: preparation)
                     return nil
                 }
             }
-            group.addTask { try await self.writes.performAll(writes) }
             var results: [Result<any Sendable, any Error>] = []
             for try await finished in group {
                 if let finished { results = finished }

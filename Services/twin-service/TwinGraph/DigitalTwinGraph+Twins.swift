@@ -136,8 +136,18 @@ extension DigitalTwinGraph {
         _ id: String, _ requested: JSONPatch, in transaction: any TwinStoreTransaction, ifMatch: String?, componentPath: String?,
         sourceTime: String?, origin: ChangeOrigin, prepared: PreparedTwinPatch? = nil
     ) throws -> TwinChange {
-        if let prepared, let state = try transaction.twinState(id), prepared.applies(to: state) {
-            return try store(prepared.outcome.get(), after: state.lastSequence, in: transaction)
+        if let prepared {
+            switch prepared.outcome {
+            case .success(let patched):
+                let base = (version: prepared.baseVersion, revision: prepared.baseRevision)
+                if let sequence = try transaction.putTwin(
+                    patched.twin, revision: patched.revision, serialized: patched.serialized, notification: patched.notification, ifStillAt: base
+                ) {
+                    return TwinChange(kind: .update, twin: patched.twin, patch: patched.applied, sequence: sequence)
+                }
+            case .failure(let refusal):
+                if let state = try transaction.twinState(id), prepared.applies(to: state) { throw refusal }
+            }
         }
         let (current, _, lastSequence) = try transaction.twin(id)
         guard let existing = current else { throw ServiceError.twinNotFound(id) }

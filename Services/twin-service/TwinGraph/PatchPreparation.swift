@@ -3,8 +3,12 @@ import Foundation
 /// The patches of a batch of commands, worked out while the transaction that stores them runs. The
 /// batch is split in lanes by twin (a twin's commands share a lane, each prepared against the one
 /// before it); each lane is prepared on the cooperative pool, and the writer takes a command's patch
-/// as soon as its lane got that far, waiting on its own thread when it gets ahead.
+/// as soon as its lane got that far. The writer waits for a lane on its own thread, and never long:
+/// a patch not ready in time it works out itself.
 final class PatchPreparation: @unchecked Sendable {
+    /// How long the writer waits for one patch before working it out itself.
+    static let longestWait: TimeInterval = 0.1
+
     // `condition` guards `patches` and `reached`.
     private let condition = NSCondition()
     private var patches: [PreparedTwinPatch?]
@@ -34,11 +38,15 @@ final class PatchPreparation: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// The patch of the command at `index` (nil when it could not be prepared), once its lane has got there.
+    /// The patch of the command at `index` once its lane has got there; nil when it could not be
+    /// prepared, or its lane is not there within ``longestWait``.
     func patch(at index: Int, lane: Int) -> PreparedTwinPatch? {
         condition.lock()
         defer { condition.unlock() }
-        while reached[lane] <= index { condition.wait() }
+        let deadline = Date(timeIntervalSinceNow: Self.longestWait)
+        while reached[lane] <= index {
+            guard condition.wait(until: deadline) else { return nil }
+        }
         return patches[index]
     }
 }

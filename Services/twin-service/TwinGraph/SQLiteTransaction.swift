@@ -11,6 +11,7 @@ struct SQLiteTransaction: TwinStoreTransaction {
     let collector: OutboxCollector
     private let selectTwinState: HotStatement
     private let upsertTwin: HotStatement
+    private let updatePreparedTwin: HotStatement
     private let insertOutbox: HotStatement
     private let insertKey: HotStatement
 
@@ -26,6 +27,13 @@ struct SQLiteTransaction: TwinStoreTransaction {
             INSERT INTO twins (id, model, version, revision, sequence, document) VALUES (?, ?, ?, ?, ?, ?)
             ON CONFLICT (id) DO UPDATE SET model = excluded.model, version = excluded.version, revision = excluded.revision,
                 sequence = excluded.sequence, document = excluded.document
+            """
+        )
+        updatePreparedTwin = try HotStatement(
+            db,
+            """
+            UPDATE twins SET model = ?, version = ?, revision = ?, sequence = sequence + 1, document = ?
+            WHERE id = ? AND version = ? AND revision = ? AND document IS NOT NULL RETURNING sequence
             """
         )
         insertOutbox = try HotStatement(db, "INSERT INTO outbox (twin_id, attributes, data) VALUES (?, ?, ?)")
@@ -59,6 +67,21 @@ struct SQLiteTransaction: TwinStoreTransaction {
         parsedTwins.remember(twin, revision: revision)
         try upsertTwin.step(.text(twin.id), .text(twin.model), .integer(twin.version), .integer(revision), .integer(sequence), .textBytes(document))
         try insert(notification.numbered(sequence))
+    }
+
+    func putTwin(
+        _ twin: StoredTwin, revision: Int64, serialized document: [UInt8], notification: PendingEvent, ifStillAt base: (version: Int64, revision: Int64)
+    ) throws -> Int64? {
+        let updated = try updatePreparedTwin.step(
+            .text(twin.model), .integer(twin.version), .integer(revision), .textBytes(document), .text(twin.id), .integer(base.version),
+            .integer(base.revision)
+        )
+        guard updated else { return nil }
+        let sequence = updatePreparedTwin.integer(0)
+        try updatePreparedTwin.step(resuming: true)
+        parsedTwins.remember(twin, revision: revision)
+        try insert(notification.numbered(sequence))
+        return sequence
     }
 
     func deleteTwin(_ id: String) throws {

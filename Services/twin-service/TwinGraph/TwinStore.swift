@@ -168,6 +168,12 @@ public protocol TwinStoreTransaction {
     /// one write of the row, which takes `revision` (new and random for every write). `document` is
     /// the twin's document serialized (the caller checked its size).
     func putTwin(_ twin: StoredTwin, revision: Int64, serialized document: [UInt8], notification: PendingEvent, sequence: Int64) throws
+    /// Stores a patch prepared against the twin at `base` (version and revision), only if its row is
+    /// still that one, with its notification: one write of the row. Returns the `sequence` the
+    /// notification took, or nil when the twin changed since (and nothing was written).
+    func putTwin(
+        _ twin: StoredTwin, revision: Int64, serialized document: [UInt8], notification: PendingEvent, ifStillAt base: (version: Int64, revision: Int64)
+    ) throws -> Int64?
     /// Deletes the twin; its id keeps its version and sequence counting.
     func deleteTwin(_ id: String) throws
     /// The live relationship and the last version its id had (0 if never).

@@ -29,12 +29,14 @@ public struct CommandHandler: Sendable {
     }
 
     /// Decodes the batch: runs while the batch before is still applied.
-    public func decode(_ batch: KafkaConsumerBatch) -> DecodedBatch {
+    public func decode(_ batch: KafkaConsumerBatch) async -> DecodedBatch {
         var commands: [TwinCommand] = []
         var sources: [KafkaConsumerMessage] = []
         var deadLetters: [KafkaProducerMessage] = []
         commands.reserveCapacity(batch.count)
-        for message in batch.messages {
+        for (index, message) in batch.messages.enumerated() {
+            // A large batch lets other tasks have the cooperative pool's few threads now and then.
+            if index % 1024 == 1023 { await Task.yield() }
             do {
                 commands.append(try TwinCommand(decoding: message))
                 sources.append(message)

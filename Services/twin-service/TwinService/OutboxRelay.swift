@@ -78,7 +78,7 @@ public struct OutboxRelay: Service {
                 continue
             }
             do {
-                try await producer.send(entries.flatMap { Self.messages(for: $0, graph: graph) })
+                try await producer.send(await Self.messages(for: entries, graph: graph))
             } catch {
                 logger.error("outbox batch not delivered; sending it again", metadata: ["error": "\(error)", "retryIn": "\(backoff)"])
                 try? await Task.sleep(for: backoff)
@@ -122,6 +122,17 @@ public struct OutboxRelay: Service {
                 logger.warning("delivered outbox entries not forgotten yet", metadata: ["error": "\(error)"])
             }
         }
+    }
+
+    /// The messages of many entries, made in steps that let other tasks run between them.
+    static func messages(for entries: [OutboxEntry], graph: DigitalTwinGraph) async -> [KafkaProducerMessage] {
+        var messages: [KafkaProducerMessage] = []
+        messages.reserveCapacity(entries.count)
+        for (index, entry) in entries.enumerated() {
+            if index % 1024 == 1023 { await Task.yield() }
+            messages.append(contentsOf: Self.messages(for: entry, graph: graph))
+        }
+        return messages
     }
 
     /// The event as each endpoint its routes select carries it; keyed by twin ID.
