@@ -26,7 +26,7 @@ extension DigitalTwinGraph {
                 return try self.apply(command, origin: origin, prepared: prepared, in: transaction)
             }
         }
-        return try await withThrowingTaskGroup(of: [Result<any Sendable, any Error>]?.self) { group in
+        let results = try await withThrowingTaskGroup(of: [Result<any Sendable, any Error>]?.self) { group in
             // The transaction first: it takes each patch as soon as it is ready.
             group.addTask { try await self.writes.performAll(writes) }
             for lane in 0..<preparation.lanes {
@@ -39,15 +39,19 @@ extension DigitalTwinGraph {
             for try await finished in group {
                 if let finished { results = finished }
             }
-            return results.map { result in
-                switch result {
-                case .success(let outcome as CommandOutcome): outcome
-                case .success: preconditionFailure("a command write returned something else than its outcome")
-                case .failure(let error as ServiceError): .rejected(error)
-                case .failure(let error): .rejected(ServiceError(code: "InternalError", status: 500, "\(error)"))
-                }
+            return results
+        }
+        let outcomes = results.map { result -> CommandOutcome in
+            switch result {
+            case .success(let outcome as CommandOutcome): outcome
+            case .success: preconditionFailure("a command write returned something else than its outcome")
+            case .failure(let error as ServiceError): .rejected(error)
+            case .failure(let error): .rejected(ServiceError(code: "InternalError", status: 500, "\(error)"))
             }
         }
+        // Freeing a batch's worth of patches and closures is left to a task off the batch's path.
+        Task.detached(priority: .background) { _ = (writes, preparation, results) }
+        return outcomes
     }
 
     /// Prepares one lane's patches, handing them over in steps so the writer need not wait for all.
@@ -63,7 +67,10 @@ extension DigitalTwinGraph {
                 let base = latest[command.twinID] ?? store.knownTwin(command.twinID)
             else { continue }
             let patched = prepare(patch, for: base, ifMatch: nil, componentPath: nil, sourceTime: command.sourceTime, origin: origins[index])
-            latest[command.twinID] = patched.result ?? base
+            if let result = patched.result {
+                latest[command.twinID] = result
+                store.remember(result)
+            }
             prepared.append((index, patched))
         }
         preparation.publish(prepared, lane: lane, through: commands.count)

@@ -29,8 +29,11 @@ final class ParsedTwinCache: Sendable {
         state.withLock { $0.twins[id] }
     }
 
-    func remember(_ twin: StoredTwin, revision: Int64) {
+    /// Caches the twin. `unlessNewer`: not when this version or a later one is cached already (a
+    /// patch prepared outside the writer noted its result before the writer stored it).
+    func remember(_ twin: StoredTwin, revision: Int64, unlessNewer: Bool = false) {
         state.withLock { state in
+            if unlessNewer, let cached = state.twins[twin.id], cached.twin.version >= twin.version { return }
             if state.twins.updateValue(KnownTwin(twin: twin, revision: revision), forKey: twin.id) != nil { return }
             state.order.append(twin.id)
             if state.twins.count > Self.capacity {

@@ -79,7 +79,7 @@ struct SQLiteTransaction: TwinStoreTransaction {
         guard updated else { return nil }
         let sequence = updatePreparedTwin.integer(0)
         try updatePreparedTwin.step(resuming: true)
-        parsedTwins.remember(twin, revision: revision)
+        parsedTwins.remember(twin, revision: revision, unlessNewer: true)
         try insert(notification.numbered(sequence))
         return sequence
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import GRDB
 import TwinflowCodec
 
@@ -9,6 +10,10 @@ public final class SQLiteTwinStore: TwinStore {
     /// Twins as the writer last parsed or wrote them, so a write need not parse the document again.
     private let parsedTwins = ParsedTwinCache()
     private let recentEvents: OutboxBuffer
+    /// A connection beside the writer that moves committed pages from the write-ahead log into the
+    /// database file, so no commit of the writer has to.
+    private let checkpointer: DatabaseQueue
+    private let lastCheckpoint = Mutex(ContinuousClock.now)
 
     /// Opens (creating if needed) the store at `path`; a new store starts with `initialRoutes`.
     /// `synchronous`: SQLite's setting. `NORMAL` (the default) keeps every commit through a crash of
@@ -23,9 +28,13 @@ public final class SQLiteTwinStore: TwinStore {
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
             try db.execute(sql: "PRAGMA cache_size = -65536")
             try db.execute(sql: "PRAGMA mmap_size = 268435456")
-            try db.execute(sql: "PRAGMA wal_autocheckpoint = 10000")
+            // Checkpoints run on a connection of their own (see `checkpointIfDue`); this is a backstop.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 100000")
         }
         pool = try DatabasePool(path: path, configuration: configuration)
+        var checkpointing = Configuration()
+        checkpointing.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = \(synchronous)") }
+        checkpointer = try DatabaseQueue(path: path, configuration: checkpointing)
         try pool.write { db in
             switch try Int.fetchOne(db, sql: "PRAGMA user_version") {
             case 0:
@@ -88,6 +97,10 @@ public final class SQLiteTwinStore: TwinStore {
 
     public func knownTwin(_ id: String) -> KnownTwin? {
         parsedTwins.latest(id)
+    }
+
+    public func remember(_ twin: KnownTwin) {
+        parsedTwins.remember(twin.twin, revision: twin.revision)
     }
 
     public func relationship(sourceID: String, id: String) async throws -> StoredRelationship? {
@@ -186,6 +199,19 @@ public final class SQLiteTwinStore: TwinStore {
             try db.execute(sql: "DELETE FROM outbox WHERE position <= ?", arguments: [position])
         }
         recentEvents.remove(through: position)
+        try await checkpointIfDue()
+    }
+
+    /// A passive checkpoint at most once a second, run as delivered events are forgotten: every
+    /// write leaves events, so checkpoints keep pace with writes.
+    private func checkpointIfDue() async throws {
+        let due = lastCheckpoint.withLock { last in
+            guard ContinuousClock.now - last >= .seconds(1) else { return false }
+            last = .now
+            return true
+        }
+        guard due else { return }
+        _ = try await checkpointer.writeWithoutTransaction { db in try db.checkpoint(.passive) }
     }
 
     /// Keys are appended in time order, so their rowids grow with `recorded`: a binary search over

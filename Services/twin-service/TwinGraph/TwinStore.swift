@@ -208,6 +208,9 @@ public protocol TwinStore: Sendable {
     /// The twin as this process last read or wrote it, without reading the store, or nil: a guess
     /// to prepare a write against, outside the writer; the write confirms it with ``TwinStoreTransaction/twinState(_:)``.
     func knownTwin(_ id: String) -> KnownTwin?
+    /// Notes the twin as a write prepared against a known twin will leave it, before that write is
+    /// stored: a guess like every known twin, for the next write to be prepared against.
+    func remember(_ twin: KnownTwin)
 
     /// Runs the writes in one transaction, in order, each in its own savepoint: a write that throws
     /// leaves nothing behind and its error is its result; the others commit together. Throws only

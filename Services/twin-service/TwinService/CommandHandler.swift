@@ -62,6 +62,8 @@ public struct CommandHandler: Sendable {
             logger.warning("commands dead-lettered", metadata: ["count": "\(deadLetters.count)"])
             try await producer.send(deadLetters)
         }
+        // Freeing a batch's worth of commands and changes is left to a task off the batch's path.
+        Task.detached(priority: .background) { _ = (decoded, outcomes) }
     }
 
     private func deadLetter(_ message: KafkaConsumerMessage, reason: String) -> KafkaProducerMessage {
