@@ -68,13 +68,32 @@ public struct CloudEventAttributes: Sendable, Hashable {
 
     /// ``json`` serialized, written straight from the attributes (CloudEvents' order, not sorted).
     public func serialized() -> [UInt8] {
-        var output: [UInt8] = [UInt8(ascii: "{")]
-        output.reserveCapacity(256)
-        for (position, (name, value)) in named.enumerated() {
-            if position > 0 { output.append(UInt8(ascii: ",")) }
+        var output: [UInt8] = []
+        output.reserveCapacity(384)
+        func member(_ name: StaticString, _ value: String?) {
+            guard let value else { return }
+            output.append(output.isEmpty ? UInt8(ascii: "{") : UInt8(ascii: ","))
+            output.append(UInt8(ascii: "\""))
+            output.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            output.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+            JSONWriter.writeString(value, into: &output)
+        }
+        // The order of `named`, without its array of pairs: this runs for every event.
+        member("specversion", specVersion)
+        member("id", id)
+        member("type", type)
+        member("source", source)
+        member("subject", subject)
+        member("time", time)
+        member("datacontenttype", dataContentType)
+        member("dataschema", dataSchema)
+        member("traceparent", traceparent)
+        member("sequence", sequence)
+        for name in extensions.keys.sorted() {
+            output.append(UInt8(ascii: ","))
             JSONWriter.writeString(name, into: &output)
             output.append(UInt8(ascii: ":"))
-            JSONWriter.writeString(value, into: &output)
+            JSONWriter.writeString(extensions[name]!, into: &output)
         }
         output.append(UInt8(ascii: "}"))
         return output

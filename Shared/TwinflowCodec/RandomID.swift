@@ -21,14 +21,30 @@ public enum RandomID {
         var (high, low) = next128()
         high = (high & ~0xF000) | 0x4000
         low = (low & ~(0xC000 << 48)) | (0x8000 << 48)
-        let hex = hexDigits(high) + hexDigits(low)
-        var text = [UInt8]()
-        text.reserveCapacity(36)
-        for (index, digit) in hex.enumerated() {
-            if index == 8 || index == 12 || index == 16 || index == 20 { text.append(UInt8(ascii: "-")) }
-            text.append(digit)
+        return String(unsafeUninitializedCapacity: 36) { text in
+            var position = 0
+            func write(_ word: UInt64, digits: Int, shift: Int) {
+                for index in 0..<digits {
+                    let nibble = Int((word >> UInt64(shift - 4 * index - 4)) & 0xF)
+                    text[position] = nibble < 10 ? UInt8(ascii: "0") + UInt8(nibble) : UInt8(ascii: "a") + UInt8(nibble - 10)
+                    position += 1
+                }
+            }
+            func dash() {
+                text[position] = UInt8(ascii: "-")
+                position += 1
+            }
+            write(high, digits: 8, shift: 64)
+            dash()
+            write(high, digits: 4, shift: 32)
+            dash()
+            write(high, digits: 4, shift: 16)
+            dash()
+            write(low, digits: 4, shift: 64)
+            dash()
+            write(low, digits: 12, shift: 48)
+            return position
         }
-        return String(decoding: text, as: UTF8.self)
     }
 
     /// `value` as 16 lower-case hex digits.
