@@ -50,7 +50,7 @@ extension DigitalTwinGraph {
             }
         }
         // Freeing a batch's worth of patches and closures is left to a task off the batch's path.
-        Task.detached(priority: .background) { _ = (writes, preparation, results) }
+        Task.detached(priority: .utility) { _ = (writes, preparation, results) }
         return outcomes
     }
 

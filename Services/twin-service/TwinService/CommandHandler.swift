@@ -63,7 +63,7 @@ public struct CommandHandler: Sendable {
             try await producer.send(deadLetters)
         }
         // Freeing a batch's worth of commands and changes is left to a task off the batch's path.
-        Task.detached(priority: .background) { _ = (decoded, outcomes) }
+        Task.detached(priority: .utility) { _ = (decoded, outcomes) }
     }
 
     private func deadLetter(_ message: KafkaConsumerMessage, reason: String) -> KafkaProducerMessage {
