@@ -54,6 +54,23 @@ extension JSONPatch {
 
     /// The JSON form, an array of operation objects.
     public var json: JSONValue { .array(operations.map(\.json)) }
+
+    /// ``json`` serialized (members in key order), written without building it first.
+    public func serialized() -> [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity(64 * operations.count + 2)
+        write(into: &output)
+        return output
+    }
+
+    func write(into output: inout [UInt8]) {
+        output.append(UInt8(ascii: "["))
+        for (position, operation) in operations.enumerated() {
+            if position > 0 { output.append(UInt8(ascii: ",")) }
+            operation.write(into: &output)
+        }
+        output.append(UInt8(ascii: "]"))
+    }
 }
 
 extension JSONPatch.Operation {
@@ -86,6 +103,35 @@ extension JSONPatch.Operation {
         default:
             throw CodecError(field: "\(field).op", reason: "unknown operation '\(op)'")
         }
+    }
+
+    /// ``json`` serialized: `from`, `op`, `path`, `value`, in that (key) order.
+    func write(into output: inout [UInt8]) {
+        func member(_ name: String, _ text: String, first: Bool = false) {
+            if !first { output.append(UInt8(ascii: ",")) }
+            JSONWriter.writeString(name, into: &output)
+            output.append(UInt8(ascii: ":"))
+            JSONWriter.writeString(text, into: &output)
+        }
+        func value(_ value: JSONValue) {
+            output += #","value":"#.utf8
+            JSONWriter.write(value, into: &output)
+        }
+        output.append(UInt8(ascii: "{"))
+        switch self {
+        case .add(let path, let new), .replace(let path, let new), .test(let path, let new):
+            member("op", name, first: true)
+            member("path", path.description)
+            value(new)
+        case .remove(let path):
+            member("op", name, first: true)
+            member("path", path.description)
+        case .move(let from, let path), .copy(let from, let path):
+            member("from", from.description, first: true)
+            member("op", name)
+            member("path", path.description)
+        }
+        output.append(UInt8(ascii: "}"))
     }
 
     public var json: JSONValue {

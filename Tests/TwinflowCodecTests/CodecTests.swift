@@ -224,4 +224,14 @@ import TwinflowKafka
         let patch = try JSONPatch(json: JSONValue.parse(text))
         #expect(patch.json == (try JSONValue.parse(text)))
     }
+
+    @Test func writesTheSameBytesAsItsJSON() throws {
+        let text = #"""
+            [{"op":"add","path":"/a","value":{"b":[1,2.5,"x\"y"]}},{"op":"remove","path":"/c"},{"op":"replace","path":"/d~1e","value":null},
+             {"op":"move","from":"/a","path":"/f"},{"op":"copy","from":"/f","path":"/g"},{"op":"test","path":"/g","value":true}]
+            """#
+        let patch = try JSONPatch(json: JSONValue.parse(text))
+        #expect(patch.serialized() == patch.json.serialized())
+        #expect(JSONPatch([]).serialized() == Array("[]".utf8))
+    }
 }

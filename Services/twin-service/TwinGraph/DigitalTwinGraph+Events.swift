@@ -26,19 +26,31 @@ extension DigitalTwinGraph {
     /// The notification of a twin change: Create and Delete carry the twin, Update the patch as applied.
     func event(for change: TwinChange, origin: ChangeOrigin, time: String) -> PendingEvent {
         let type: String
-        let data: JSONValue
+        let data: [UInt8]
         switch change.kind {
         case .create:
             type = EventType.twinCreate
-            data = change.twin.document
+            data = change.twin.document.serialized()
         case .update:
             type = EventType.twinUpdate
-            data = ["modelId": .string(change.twin.model), "patch": change.patch?.json ?? []]
+            data = Self.updateData(modelID: change.twin.model, patch: change.patch ?? JSONPatch([]))
         case .delete:
             type = EventType.twinDelete
-            data = change.twin.document
+            data = change.twin.document.serialized()
         }
         return notification(type: type, twinID: change.twin.id, subject: change.twin.id, data: data, origin: origin, time: time)
+    }
+
+    /// An update's data, `{"modelId","patch"}`, written straight from the patch: every command makes one.
+    static func updateData(modelID: String, patch: JSONPatch) -> [UInt8] {
+        var data: [UInt8] = []
+        data.reserveCapacity(64 * patch.operations.count + 64)
+        data += #"{"modelId":"#.utf8
+        data += JSONValue.string(modelID).serialized()
+        data += #","patch":"#.utf8
+        data += patch.serialized()
+        data.append(UInt8(ascii: "}"))
+        return data
     }
 
     /// The notification of a relationship change, keyed by its source twin.
@@ -52,25 +64,25 @@ extension DigitalTwinGraph {
             data = relationship.document
         case .update:
             type = EventType.relationshipUpdate
-            data = ["modelId": .string(change.sourceModel), "patch": change.patch?.json ?? []]
+            data = .object(["modelId": .string(change.sourceModel), "patch": change.patch?.json ?? []])
         case .delete:
             type = EventType.relationshipDelete
             data = relationship.document
         }
         return notification(
-            type: type, twinID: relationship.sourceID, subject: "\(relationship.sourceID)/relationships/\(relationship.id)", data: data,
-            origin: origin, time: time
+            type: type, twinID: relationship.sourceID, subject: "\(relationship.sourceID)/relationships/\(relationship.id)",
+            data: data.serialized(), origin: origin, time: time
         )
     }
 
-    private func notification(type: String, twinID: String, subject: String, data: JSONValue, origin: ChangeOrigin, time: String) -> PendingEvent {
+    private func notification(type: String, twinID: String, subject: String, data: [UInt8], origin: ChangeOrigin, time: String) -> PendingEvent {
         PendingEvent(
             twinID: twinID,
             attributes: CloudEventAttributes(
                 id: RandomID.uuid(), type: type, source: instanceName, subject: subject, time: time,
                 dataContentType: "application/json", traceparent: origin.traceparent
             ),
-            data: data.serialized()
+            data: data
         )
     }
 
