@@ -56,21 +56,18 @@ extension DigitalTwinGraph {
 
     /// Prepares one lane's patches, handing them over in steps so the writer need not wait for all.
     private func prepare(_ commands: [TwinCommand], origins: [ChangeOrigin], lanes: [Int], lane: Int, into preparation: PatchPreparation) {
-        var latest: [String: KnownTwin] = [:]
         var prepared: [(Int, PreparedTwinPatch)] = []
         for (index, command) in commands.enumerated() {
             if index % 64 == 0, index > 0 {
                 preparation.publish(prepared, lane: lane, through: index)
                 prepared.removeAll(keepingCapacity: true)
             }
+            // The twin as last known: for a twin's second command in the batch, as the first will leave it.
             guard lanes[index] == lane, let patch = command.patch, (try? Self.checkPaths(of: patch)) != nil,
-                let base = latest[command.twinID] ?? store.knownTwin(command.twinID)
+                let base = store.knownTwin(command.twinID)
             else { continue }
             let patched = prepare(patch, for: base, ifMatch: nil, componentPath: nil, sourceTime: command.sourceTime, origin: origins[index])
-            if let result = patched.result {
-                latest[command.twinID] = result
-                store.remember(result)
-            }
+            if let result = patched.result { store.remember(result) }
             prepared.append((index, patched))
         }
         preparation.publish(prepared, lane: lane, through: commands.count)

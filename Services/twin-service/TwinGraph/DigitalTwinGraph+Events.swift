@@ -41,7 +41,8 @@ extension DigitalTwinGraph {
         return notification(type: type, twinID: change.twin.id, subject: change.twin.id, data: data, origin: origin, time: time)
     }
 
-    /// An update's data, `{"modelId","patch"}`, written straight from the patch: every command makes one.
+    /// An update's data, `{"modelId","patch"}` (of a twin, or of a relationship with its source twin's
+    /// model), written straight from the patch: every patch command makes one.
     static func updateData(modelID: String, patch: JSONPatch) -> [UInt8] {
         var data: [UInt8] = []
         data.reserveCapacity(64 * patch.operations.count + 64)
@@ -57,21 +58,21 @@ extension DigitalTwinGraph {
     func event(for change: RelationshipChange, origin: ChangeOrigin, time: String) -> PendingEvent {
         let relationship = change.relationship
         let type: String
-        let data: JSONValue
+        let data: [UInt8]
         switch change.kind {
         case .create:
             type = EventType.relationshipCreate
-            data = relationship.document
+            data = relationship.document.serialized()
         case .update:
             type = EventType.relationshipUpdate
-            data = .object(["modelId": .string(change.sourceModel), "patch": change.patch?.json ?? []])
+            data = Self.updateData(modelID: change.sourceModel, patch: change.patch ?? JSONPatch([]))
         case .delete:
             type = EventType.relationshipDelete
-            data = relationship.document
+            data = relationship.document.serialized()
         }
         return notification(
-            type: type, twinID: relationship.sourceID, subject: "\(relationship.sourceID)/relationships/\(relationship.id)",
-            data: data.serialized(), origin: origin, time: time
+            type: type, twinID: relationship.sourceID, subject: "\(relationship.sourceID)/relationships/\(relationship.id)", data: data,
+            origin: origin, time: time
         )
     }
 
