@@ -65,8 +65,14 @@ public struct BatchConsumerService<Prepared: Sendable>: Service {
                 let prepared = try await untilDone(batch, step: "prepare") { try await prepare(batch) }
                 if batchInHand { try await handling.next() }
                 handling.addTask {
-                    try await untilDone(batch, step: "handle") { try await handle(batch, prepared) }
-                    try consumer.store(batch)
+                    do {
+                        try await untilDone(batch, step: "handle") { try await handle(batch, prepared) }
+                        try consumer.store(batch)
+                    } catch {
+                        // The loop may be waiting for a batch: stop taking any, so this error ends it now.
+                        consumer.stopConsuming()
+                        throw error
+                    }
                 }
                 batchInHand = true
             }

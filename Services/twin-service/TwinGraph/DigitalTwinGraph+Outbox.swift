@@ -25,4 +25,9 @@ extension DigitalTwinGraph {
     public func forgetIdempotencyKeys(recordedBefore time: String) async throws {
         try await store.forgetKeys(recordedBefore: time)
     }
+
+    /// Lets the store move committed writes out of its write-ahead log, beside its writer.
+    public func checkpointStore() async throws {
+        try await store.checkpoint()
+    }
 }

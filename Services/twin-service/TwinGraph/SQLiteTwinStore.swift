@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import GRDB
 import TwinflowCodec
 
@@ -13,7 +12,6 @@ public final class SQLiteTwinStore: TwinStore {
     /// A connection beside the writer that moves committed pages from the write-ahead log into the
     /// database file, so no commit of the writer has to.
     private let checkpointer: DatabaseQueue
-    private let lastCheckpoint = Mutex(ContinuousClock.now)
 
     /// Opens (creating if needed) the store at `path`; a new store starts with `initialRoutes`.
     /// `synchronous`: SQLite's setting. `NORMAL` (the default) keeps every commit through a crash of
@@ -28,7 +26,7 @@ public final class SQLiteTwinStore: TwinStore {
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
             try db.execute(sql: "PRAGMA cache_size = -65536")
             try db.execute(sql: "PRAGMA mmap_size = 268435456")
-            // Checkpoints run on a connection of their own (see `checkpointIfDue`); this is a backstop.
+            // Checkpoints run on a connection of their own (see `checkpoint()`); this is a backstop.
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 100000")
         }
         pool = try DatabasePool(path: path, configuration: configuration)
@@ -199,18 +197,10 @@ public final class SQLiteTwinStore: TwinStore {
             try db.execute(sql: "DELETE FROM outbox WHERE position <= ?", arguments: [position])
         }
         recentEvents.remove(through: position)
-        try await checkpointIfDue()
     }
 
-    /// A passive checkpoint at most once a second, run as delivered events are forgotten: every
-    /// write leaves events, so checkpoints keep pace with writes.
-    private func checkpointIfDue() async throws {
-        let due = lastCheckpoint.withLock { last in
-            guard ContinuousClock.now - last >= .seconds(1) else { return false }
-            last = .now
-            return true
-        }
-        guard due else { return }
+    /// A passive checkpoint on a connection beside the writer: it never waits for the writer, nor the writer for it.
+    public func checkpoint() async throws {
         _ = try await checkpointer.writeWithoutTransaction { db in try db.checkpoint(.passive) }
     }
 

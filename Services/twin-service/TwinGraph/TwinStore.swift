@@ -221,6 +221,9 @@ public protocol TwinStore: Sendable {
     func outbox(after position: Int64, limit: Int) async throws -> [OutboxEntry]
     /// Removes the entries up to and including `position`: they were delivered.
     func removeFromOutbox(through position: Int64) async throws
+    /// Moves committed writes out of the store's write-ahead log, beside its writer (a no-op for a
+    /// store that does this itself); the relay calls it about once a second.
+    func checkpoint() async throws
     /// Forgets idempotency keys recorded before `time` (an RFC 3339 timestamp).
     func forgetKeys(recordedBefore time: String) async throws
 

@@ -34,9 +34,9 @@ public struct OutboxRelay: Service {
         logger.info("outbox relay stopped")
     }
 
-    /// Delivered entries (and idempotency keys past their retention) are forgotten by a task beside the
-    /// relay, so the relay never waits for the store's writer; a crash before that sends them again,
-    /// with their ids.
+    /// Delivered entries (and idempotency keys past their retention) are forgotten, and the store
+    /// checkpointed, by a task beside the relay, so the relay never waits for the store's writer; a
+    /// crash before entries are forgotten sends them again, with their ids.
     private func relayUntilStopped() async throws {
         let mark = DeliveredMark()
         try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -102,8 +102,17 @@ public struct OutboxRelay: Service {
     private static func forget(through mark: DeliveredMark, keyRetention: Duration, graph: DigitalTwinGraph, logger: Logger) async {
         var forgotten: Int64 = 0
         var nextKeyCleanup = ContinuousClock.now
+        var nextCheckpoint = ContinuousClock.now
         while !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(200))
+            if ContinuousClock.now >= nextCheckpoint {
+                nextCheckpoint = .now + .seconds(1)
+                do {
+                    try await graph.checkpointStore()
+                } catch {
+                    logger.warning("store checkpoint failed; the next one takes over", metadata: ["error": "\(error)"])
+                }
+            }
             if ContinuousClock.now >= nextKeyCleanup {
                 nextKeyCleanup = .now + .seconds(600)
                 let cutoff = Date().addingTimeInterval(-Double(keyRetention.components.seconds))
