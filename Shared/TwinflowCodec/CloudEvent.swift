@@ -166,13 +166,8 @@ public struct CloudEvent: Sendable, Hashable {
         try self.init(decoding: message.value)
     }
 
-    /// The Kafka message of an event whose data is JSON already serialized: `jsonData` goes into the
-    /// value as it is, without being parsed again.
-    public static func kafkaMessage(attributes: CloudEventAttributes, jsonData: [UInt8], topic: String, key: String) -> KafkaProducerMessage {
-        kafkaMessage(serializedAttributes: attributes.serialized(), jsonData: jsonData, topic: topic, key: key)
-    }
-
-    /// As ``kafkaMessage(attributes:jsonData:topic:key:)``, the attributes serialized already (``CloudEventAttributes/serialized()``).
+    /// The Kafka message of an event whose attributes (``CloudEventAttributes/serialized()``) and
+    /// JSON data are serialized already: both go into the value as they are, without being parsed again.
     public static func kafkaMessage(serializedAttributes: [UInt8], jsonData: [UInt8], topic: String, key: String) -> KafkaProducerMessage {
         var value = serializedAttributes
         value.removeLast()  // the closing brace; `data` joins the attributes' object

@@ -46,8 +46,8 @@ struct HotStatement {
         }
     }
 
-    /// Steps on after a row (to the end of an `UPDATE … RETURNING`, say), then resets.
-    func step(resuming: Bool) throws {
+    /// Steps on after a row to the end (of an `UPDATE … RETURNING`, say), then resets.
+    func finish() throws {
         defer { sqlite3_reset(handle) }
         while true {
             switch sqlite3_step(handle) {

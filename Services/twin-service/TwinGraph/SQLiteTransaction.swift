@@ -78,7 +78,7 @@ struct SQLiteTransaction: TwinStoreTransaction {
         )
         guard updated else { return nil }
         let sequence = updatePreparedTwin.integer(0)
-        try updatePreparedTwin.step(resuming: true)
+        try updatePreparedTwin.finish()
         parsedTwins.remember(twin, revision: revision, unlessNewer: true)
         try insert(notification.numbered(sequence))
         return sequence
