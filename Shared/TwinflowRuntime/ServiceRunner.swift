@@ -25,11 +25,7 @@ public enum ServiceRunner {
         setup: (ServiceContext) async throws -> [any Service]
     ) async throws {
         let environment = ServiceEnvironment(serviceName: name, defaultHTTPPort: defaultHTTPPort)
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = environment.logLevel
-            return handler
-        }
+        LoggingSystem.bootstrap { label in ServiceLogHandler(label: label, logLevel: environment.logLevel) }
         let logger = Logger(label: name)
         let readiness = Readiness()
         let serviceRouter = Router()

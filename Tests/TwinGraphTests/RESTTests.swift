@@ -21,6 +21,21 @@ import TwinflowCodec
 
     func body(_ value: JSONValue) -> ByteBuffer { ByteBuffer(bytes: value.serialized()) }
 
+    @Test func percentEncodedIDsAreDecoded() async throws {
+        let seed = try Fixtures.upload("seed")
+        try await withService { client in
+            _ = try await client.execute(uri: "/models", method: .post, body: body(seed))
+            let thermostat: JSONValue = ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": 20]
+            let put = try await client.execute(uri: "/digitaltwins/thermo%20one", method: .put, body: body(thermostat))
+            #expect(put.status == .ok)
+            #expect(try json(put)["$dtId"] == "thermo one")
+            let plain = try await client.execute(uri: "/digitaltwins/thermo_one", method: .get)
+            #expect(plain.status == .notFound)
+            let get = try await client.execute(uri: "/digitaltwins/thermo%20one", method: .get)
+            #expect(try json(get)["$dtId"] == "thermo one")
+        }
+    }
+
     @Test func seedScenarioThroughHTTP() async throws {
         let seed = try Fixtures.upload("seed")
         try await withService { client in

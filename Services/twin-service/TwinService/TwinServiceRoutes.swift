@@ -42,6 +42,8 @@ public enum TwinServiceRoutes {
 
     static func parameter(_ context: BasicRequestContext, _ name: String) throws -> String {
         guard let value = context.parameters.get(name) else { throw ServiceError.invalidArgument("\(name) is required.") }
+        // Foundation's decoding is costly and most IDs have nothing to decode.
+        guard value.utf8.contains(UInt8(ascii: "%")) else { return value }
         return value.removingPercentEncoding ?? value
     }
 
