@@ -52,18 +52,23 @@ let incoming = try Wrk.run(
     request: "return wrk.format(nil, \"/digitaltwins/thermo-\" .. math.random(0, \(rooms - 1)) .. \"/incomingrelationships\")"
 )
 let patchBody = #"[{"op":"replace","path":"/Temperature","value":21.5}]"#
-let patches = try Wrk.run(port: service.port, connections: 8, seconds: 10, method: "PATCH", body: patchBody, request: randomThermostat)
+// Group commit shares a transaction among the patches in flight, so throughput grows with clients.
+let patchClients = [8, 16, 32]
+let patches = try patchClients.map { clients in
+    try Wrk.run(port: service.port, connections: clients, seconds: 10, method: "PATCH", body: patchBody, request: randomThermostat)
+}
 let singleTwin = try Wrk.run(
     port: service.port, connections: 4, seconds: 10, method: "PATCH", body: patchBody,
     request: "return wrk.format(nil, \"/digitaltwins/thermo-0\")"
 )
-let patchesPerSecond = patches.requestsPerSecond
 let singleTwinPerSecond = singleTwin.requestsPerSecond
 
 let results: [(String, Double, String)] = [
     ("GET twin p50", get.p50Milliseconds, "ms"),
     ("GET twin p99", get.p99Milliseconds, "ms (goal < 2)"),
-    ("PATCH, 8 clients", patchesPerSecond, "patches/s (goal ≥ 5,000)"),
+] + zip(patchClients, patches).map { clients, result in
+    ("PATCH, \(clients) clients", result.requestsPerSecond, "patches/s (goal ≥ 5,000), p99 \(result.p99Milliseconds) ms")
+} + [
     ("incoming relationships p99", incoming.p99Milliseconds, "ms (goal < 1)"),
     ("one-hop JOIN query p99", join.percentile(99), "ms"),
     ("PATCH one twin, 4 clients", singleTwinPerSecond, "patches/s (goal ≥ 2,000)"),
@@ -72,12 +77,15 @@ print("")
 for (name, value, unit) in results {
     print("\(name.padding(toLength: 30, withPad: " ", startingAt: 0)) \(String(format: "%10.2f", value)) \(unit)")
 }
-let summary: [String: Double] = [
+var summary: [String: Double] = [
     "twins": Double(rooms * 2), "relationships": Double(rooms * 2),
-    "get_p50_ms": get.p50Milliseconds, "get_p99_ms": get.p99Milliseconds, "patches_per_s": patchesPerSecond.rounded(),
+    "get_p50_ms": get.p50Milliseconds, "get_p99_ms": get.p99Milliseconds,
     "incoming_p99_ms": incoming.p99Milliseconds, "join_query_p99_ms": join.percentile(99),
     "single_twin_patches_per_s": singleTwinPerSecond.rounded(),
 ]
+for (clients, result) in zip(patchClients, patches) {
+    summary["patches_per_s_\(clients)_clients"] = result.requestsPerSecond.rounded()
+}
 print(String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self))
 
 func seedModels() throws -> JSONValue {
