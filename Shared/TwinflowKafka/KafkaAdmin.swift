@@ -52,6 +52,22 @@ public final class KafkaAdmin: Sendable {
         }
     }
 
+    /// The high watermark of each of `topic`'s partitions (the offset its next message will get), in
+    /// partition order: their sum counts every message the topic was ever given, read without reading
+    /// a message.
+    public func highWatermarks(topic: String, partitions: Int, timeout: Duration = .seconds(10)) async throws(KafkaError) -> [Int64] {
+        let client = self.client
+        return try await onDedicatedThread(name: "twinflow-admin") { () throws(KafkaError) in
+            try (0..<partitions).map { partition throws(KafkaError) in
+                var low: Int64 = 0
+                var high: Int64 = 0
+                let err = rd_kafka_query_watermark_offsets(client.handle, topic, Int32(partition), &low, &high, Int32(timeout.milliseconds))
+                guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .rdkafka(.metadata, err, message: "\(topic) [\(partition)]") }
+                return high
+            }
+        }
+    }
+
     /// Creates the topics that do not exist yet; a topic that exists already counts as created,
     /// whatever its partition count, so calling it again changes nothing. Returns the names it created.
     @discardableResult

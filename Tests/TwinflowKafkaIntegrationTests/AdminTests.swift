@@ -14,6 +14,17 @@ import TwinflowKafka
         #expect(metadata.topic(named: topic)?.partitionCount == 6)
     }
 
+    @Test func highWatermarksCountProducedMessages() async throws {
+        let kafka = try MockKafka()
+        let topic = try kafka.makeTopic(partitions: 3)
+        let admin = try KafkaAdmin(configuration: kafka.configuration, logger: kafka.logger)
+        #expect(try await admin.highWatermarks(topic: topic, partitions: 3) == [0, 0, 0])
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: kafka.configuration), logger: kafka.logger)
+        try await producer.send((0..<7).map { KafkaProducerMessage(topic: topic, partition: Int32($0 % 3), key: nil, value: Array("m\($0)".utf8)) })
+        await producer.shutdown()
+        #expect(try await admin.highWatermarks(topic: topic, partitions: 3) == [3, 2, 2])
+    }
+
     @Test func creatingExistingTopicsChangesNothing() async throws {
         let kafka = try MockKafka()
         let topic = try kafka.makeTopic(partitions: 3)
