@@ -63,7 +63,8 @@ extension JSONPatch {
         return output
     }
 
-    func write(into output: inout [UInt8]) {
+    /// Appends ``serialized()``'s bytes to `output`.
+    public func write(into output: inout [UInt8]) {
         output.append(UInt8(ascii: "["))
         for (position, operation) in operations.enumerated() {
             if position > 0 { output.append(UInt8(ascii: ",")) }
@@ -173,15 +174,7 @@ extension JSONPatch.Operation {
         case .remove(let path):
             _ = try document.remove(at: path)
         case .replace(let path, let value):
-            guard document.value(at: path) != nil else {
-                throw CodecError(field: "path", reason: "'\(path)' does not exist")
-            }
-            if path.isRoot {
-                document = value
-            } else {
-                _ = try document.remove(at: path)
-                try document.insert(value, at: path)
-            }
+            try document.modify(at: path, field: "path") { $0 = value }
         case .move(let from, let path):
             guard from != path else {
                 guard document.value(at: from) != nil else { throw CodecError(field: "from", reason: "'\(from)' does not exist") }
@@ -252,7 +245,9 @@ extension JSONValue {
         try modify(at: pointer.parent, field: field) { (parent: inout JSONValue) throws(CodecError) in
             switch parent {
             case .object(var object):
+                parent = .null
                 guard let value = object.removeValue(forKey: last) else {
+                    parent = .object(object)
                     throw CodecError(field: field, reason: "'\(pointer)' does not exist")
                 }
                 removed = value
@@ -272,7 +267,7 @@ extension JSONValue {
     }
 
     /// Calls `body` with the value at `pointer`, in place.
-    private mutating func modify(
+    fileprivate mutating func modify(
         at pointer: JSONPointer,
         field: String,
         _ body: (inout JSONValue) throws(CodecError) -> Void

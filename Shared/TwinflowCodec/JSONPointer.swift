@@ -16,8 +16,14 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible {
         guard text.hasPrefix("/") else {
             throw CodecError(field: "path", reason: "JSON Pointer '\(text)' must start with '/'")
         }
+        // Tokens split at each '/' code point (RFC 6901 works on code points, not on characters).
+        let raws = text.utf8.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map { Substring($0) }
+        guard text.utf8.contains(UInt8(ascii: "~")) else {
+            self.tokens = raws.map(String.init)
+            return
+        }
         var tokens: [String] = []
-        for raw in text.dropFirst().split(separator: "/", omittingEmptySubsequences: false) {
+        for raw in raws {
             var token = ""
             var iterator = raw.makeIterator()
             while let character = iterator.next() {
@@ -37,7 +43,12 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String {
-        tokens.map { "/" + $0.replacingTilde() }.joined()
+        var text = ""
+        for token in tokens {
+            text += "/"
+            text += token.utf8.contains(where: { $0 == UInt8(ascii: "~") || $0 == UInt8(ascii: "/") }) ? token.replacingTilde() : token
+        }
+        return text
     }
 
     public var isRoot: Bool { tokens.isEmpty }

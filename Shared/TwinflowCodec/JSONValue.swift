@@ -151,6 +151,11 @@ extension JSONValue {
         return output
     }
 
+    /// Appends ``serialized()``'s bytes to `output`.
+    public func write(into output: inout [UInt8]) {
+        JSONWriter.write(self, into: &output)
+    }
+
     /// ``serialized()`` as a string.
     public func jsonString() -> String { String(decoding: serialized(), as: UTF8.self) }
 

@@ -99,3 +99,8 @@ public struct KafkaConsumerMessage: Sendable, Hashable {
 
     public var topicPartition: KafkaTopicPartition { KafkaTopicPartition(topic: topic, partition: partition) }
 }
+
+/// A batch enqueued by ``KafkaProducer/enqueue(_:)``, to wait for with ``KafkaProducer/delivered(_:)``.
+public struct KafkaSendTicket: Sendable, Hashable {
+    let id: UInt64
+}

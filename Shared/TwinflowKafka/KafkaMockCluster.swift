@@ -37,6 +37,15 @@ public final class KafkaMockCluster: Sendable {
         }
     }
 
+    /// Makes the cluster answer its next `errorCodes.count` requests of Kafka API `apiKey` (0 is
+    /// Produce) with these Kafka protocol error codes, in order: for tests of how clients recover.
+    public func failNextRequests(apiKey: Int16, errorCodes: [Int32]) {
+        var errors = errorCodes.map { rd_kafka_resp_err_t(rawValue: $0) }
+        errors.withUnsafeMutableBufferPointer { buffer in
+            rd_kafka_mock_push_request_errors_array(cluster, apiKey, buffer.count, buffer.baseAddress)
+        }
+    }
+
     /// The port the first broker listens on.
     public var firstBrokerPort: Int {
         let first = bootstrapServers.split(separator: ",").first ?? ""

@@ -59,10 +59,29 @@ public final class KafkaProducer: Service, Sendable {
         }
     }
 
-    /// Enqueues every message under one send id, waiting while librdkafka's queue is full, then
-    /// waits for all their delivery reports. A refusal other than a full queue counts as that
-    /// message's failed delivery, so the send learns of it.
+    /// Enqueues a batch and returns without waiting for its delivery reports; ``delivered(_:)`` waits
+    /// for them. Batches enqueued one after another keep their order in each partition, so a sender
+    /// can enqueue the next batch while the broker acknowledges the one before. Every ticket must be
+    /// waited for.
+    public func enqueue(_ messages: ArraySlice<KafkaProducerMessage>) async throws(KafkaError) -> KafkaSendTicket {
+        KafkaSendTicket(id: try await enqueueAll(messages))
+    }
+
+    /// Waits until every message enqueued under `ticket` was delivered; throws the first delivery
+    /// error otherwise (see ``send(_:)-([KafkaProducerMessage])``).
+    public func delivered(_ ticket: KafkaSendTicket) async throws(KafkaError) {
+        if case .failure(let error) = await deliveries.wait(ticket.id) {
+            throw error
+        }
+    }
+
     private func deliver(_ messages: ArraySlice<KafkaProducerMessage>) async throws(KafkaError) -> DeliveryTracker.Outcome {
+        await deliveries.wait(try await enqueueAll(messages))
+    }
+
+    /// Enqueues every message under one send id, waiting while librdkafka's queue is full. A refusal
+    /// other than a full queue counts as that message's failed delivery, so the send learns of it.
+    private func enqueueAll(_ messages: ArraySlice<KafkaProducerMessage>) async throws(KafkaError) -> UInt64 {
         let id = try deliveries.begin(count: messages.count)
         var topics = TopicHandles(client: client)
         defer { topics.release() }
@@ -95,7 +114,7 @@ public final class KafkaProducer: Service, Sendable {
                 index += 1
             }
         }
-        return await deliveries.wait(id)
+        return id
     }
 
     /// Messages enqueued and not yet reported, as librdkafka counts them.

@@ -125,6 +125,35 @@ struct TwinServiceSetup {
         await producer.shutdown()
     }
 
+    /// Batches refused by the broker are sent again from the last batch delivered whole: every
+    /// change arrives, repeats keep their event ids, and the batches behind a refused one wait.
+    @Test func refusedOutboxBatchesAreSentAgain() async throws {
+        let setup = try TwinServiceSetup(partitions: 1)
+        let graph = try await setup.openGraph()
+        _ = try await graph.addModels(fixtureModels("seed"))
+        try await graph.putTwin("thermo_0001", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": 20])
+        let reader = try TopicReader(kafka: setup.kafka.configuration, topics: [setup.topics.twinEvents], logger: setup.kafka.logger)
+        try await withTwinService(setup, graph: graph) {
+            #expect(await reader.waitFor(1, on: setup.topics.twinEvents).count == 1)
+            setup.kafka.cluster.failNextRequests(apiKey: 0, errorCodes: [10, 10])  // MESSAGE_TOO_LARGE, twice
+            for value in 1...200 {
+                _ = try await graph.patchTwin("thermo_0001", patch: [["op": "replace", "path": "/Temperature", "value": .integer(Int64(value))]])
+            }
+            let deadline = ContinuousClock.now + .seconds(60)
+            while ContinuousClock.now < deadline,
+                try Set(reader.messages(on: setup.topics.twinEvents).map { try CloudEvent(decoding: $0).attributes.sequence }).count < 201
+            {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        let events = try reader.messages(on: setup.topics.twinEvents).map { try CloudEvent(decoding: $0).attributes }
+        #expect(Set(events.compactMap(\.sequence)) == Set((1...201).map(String.init)), "every change arrived")
+        let idsBySequence = Dictionary(grouping: events, by: { $0.sequence ?? "" }).mapValues { Set($0.map(\.id)) }
+        #expect(idsBySequence.values.allSatisfy { $0.count == 1 }, "a repeat keeps its event id")
+        #expect(try await graph.pendingEvents(after: 0, limit: 10).isEmpty, "the relay forgot what it delivered")
+        await reader.stop()
+    }
+
     /// Runs the twin service's Kafka parts until `body` returns, then shuts them down gracefully.
     func withTwinService(_ setup: TwinServiceSetup, graph: DigitalTwinGraph, _ body: () async throws -> Void) async throws {
         let services = try TwinServiceKafka.services(graph: graph, environment: setup.environment, logger: setup.kafka.logger)

@@ -4,6 +4,20 @@ import TwinflowCodec
 import TwinflowKafka
 
 @Suite struct DeviceMessageTests {
+    @Test func jsonPointersParseAndPrintEscapes() throws {
+        #expect(try JSONPointer("/Temperature").tokens == ["Temperature"])
+        #expect(try JSONPointer("/a//b/").tokens == ["a", "", "b", ""])
+        #expect(try JSONPointer("/a~1b/c~0d/~01").tokens == ["a/b", "c~d", "~1"])
+        #expect(try JSONPointer("/é/😀").tokens == ["é", "😀"])
+        #expect(try JSONPointer("").isRoot)
+        #expect(JSONPointer(tokens: ["a/b", "c~d", "plain"]).description == "/a~1b/c~0d/plain")
+        for text in ["/Temperature", "/a~1b/c~0d/~01", "/x/0/-", "/"] {
+            #expect(try JSONPointer(text).description == text)
+        }
+        #expect(throws: CodecError.self) { try JSONPointer("Temperature") }
+        #expect(throws: CodecError.self) { try JSONPointer("/a~2") }
+    }
+
     @Test func decodesJSONBody() throws {
         let text = #"{"systemProperties":{"iothub-connection-device-id":"thermo_0001","iothub-enqueuedtime":"2026-11-26T17:00:00Z"},"properties":{"unit":"C"},"body":{"Temperature":21.5}}"#
         let message = try DeviceMessage(decoding: Array(text.utf8))

@@ -31,6 +31,35 @@ import TwinflowKafka
         await producer.shutdown()
     }
 
+    @Test func batchesEnqueuedBeforeEarlierOnesAreDeliveredKeepTheirOrder() async throws {
+        let kafka = try MockKafka()
+        let topic = try kafka.makeTopic(partitions: 1)
+        let producer = try kafka.makeProducer()
+        let first = try await producer.enqueue((0..<500).map { KafkaProducerMessage(topic: topic, key: "k", value: Array("\($0)".utf8)) }[...])
+        let second = try await producer.enqueue((500..<1000).map { KafkaProducerMessage(topic: topic, key: "k", value: Array("\($0)".utf8)) }[...])
+        try await producer.delivered(second)
+        try await producer.delivered(first)
+        let reader = try TopicReader(kafka: kafka.configuration, topics: [topic], logger: kafka.logger)
+        let received = await reader.waitFor(1000, on: topic)
+        await reader.stop()
+        #expect(received.map { String(decoding: $0.value ?? [], as: UTF8.self) } == (0..<1000).map { "\($0)" })
+        let failing = try await producer.enqueue([KafkaProducerMessage(topic: topic, partition: 7, key: nil, value: [1])][...])
+        await #expect(throws: KafkaError.self) { try await producer.delivered(failing) }
+        await producer.shutdown()
+    }
+
+    @Test func aBrokerRefusalFailsTheBatchAndTheNextSendGoesThrough() async throws {
+        let kafka = try MockKafka()
+        let topic = try kafka.makeTopic(partitions: 1)
+        let producer = try kafka.makeProducer()
+        try await producer.send(KafkaProducerMessage(topic: topic, key: "k", value: [0]))
+        kafka.cluster.failNextRequests(apiKey: 0, errorCodes: [10])  // MESSAGE_TOO_LARGE
+        let refused = try await producer.enqueue([KafkaProducerMessage(topic: topic, key: "k", value: [1])][...])
+        await #expect(throws: KafkaError.self) { try await producer.delivered(refused) }
+        try await producer.send(KafkaProducerMessage(topic: topic, key: "k", value: [2]))
+        await producer.shutdown()
+    }
+
     @Test func keysLandOnTheSamePartitionsAsWithJavaClients() async throws {
         let kafka = try MockKafka()
         let topic = try kafka.makeTopic(partitions: 8)

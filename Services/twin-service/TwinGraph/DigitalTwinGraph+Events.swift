@@ -47,9 +47,9 @@ extension DigitalTwinGraph {
         var data: [UInt8] = []
         data.reserveCapacity(64 * patch.operations.count + 64)
         data += #"{"modelId":"#.utf8
-        data += JSONValue.string(modelID).serialized()
+        JSONValue.string(modelID).write(into: &data)
         data += #","patch":"#.utf8
-        data += patch.serialized()
+        patch.write(into: &data)
         data.append(UInt8(ascii: "}"))
         return data
     }

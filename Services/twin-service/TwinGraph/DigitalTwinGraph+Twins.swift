@@ -207,7 +207,7 @@ extension DigitalTwinGraph {
             }
             applied.append(operation)
         }
-        guard case .object(var members) = document else { throw ServiceError.jsonPatchInvalid("the patch replaced the twin") }
+        guard case .object(var members) = consume document else { throw ServiceError.jsonPatchInvalid("the patch replaced the twin") }
         do throws(ValidationError) {
             try models.validate(properties: members, of: model)
         } catch {
@@ -310,7 +310,8 @@ extension DigitalTwinGraph {
                 metadata[name] = .object(entry)
             }
         }
-        var twinMetadata = members["$metadata"]?.objectValue ?? [:]
+        // Taken out of the twin while it changes, so it is changed in place rather than copied.
+        var twinMetadata = members.removeValue(forKey: "$metadata")?.objectValue ?? [:]
         for operation in operations {
             var touched: [JSONPointer] = [operation.path]
             if case .move(let from, _) = operation { touched.append(from) }

@@ -58,40 +58,93 @@ public struct OutboxRelay: Service {
         }
     }
 
+    /// Batches in flight at once: the next batch is read, made and enqueued while the broker
+    /// acknowledges the one before, so the relay does not stand still for each round trip.
+    static let batchesInFlight = 2
+
     private func relay(marking mark: DeliveredMark) async throws {
-        var delivered: Int64 = 0
+        var sent = InFlightBatches()
         var backoff = Duration.milliseconds(100)
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            if sent.batches.count >= Self.batchesInFlight {
+                await confirmOldest(of: &sent, marking: mark, backoff: &backoff)
+                continue
+            }
             let started = ContinuousClock.now
             let entries: [OutboxEntry]
             do {
-                entries = try await graph.pendingEvents(after: delivered, limit: batchSize)
+                entries = try await graph.pendingEvents(after: sent.enqueuedThrough, limit: batchSize)
             } catch {
                 logger.error("outbox not readable; trying again", metadata: ["error": "\(error)", "retryIn": "\(backoff)"])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(5))
                 continue
             }
-            let read = ContinuousClock.now
             guard let last = entries.last else {
-                await graph.eventsCommitted()
+                if sent.batches.isEmpty {
+                    await graph.eventsCommitted()
+                } else {
+                    await confirmOldest(of: &sent, marking: mark, backoff: &backoff)
+                }
                 continue
             }
             do {
-                try await producer.send(await Self.messages(for: entries, graph: graph))
+                let messages = await Self.messages(for: entries, graph: graph)
+                sent.batches.append((try await producer.enqueue(messages[...]), last.position, entries.count, started))
+                sent.enqueuedThrough = last.position
             } catch {
-                logger.error("outbox batch not delivered; sending it again", metadata: ["error": "\(error)", "retryIn": "\(backoff)"])
-                try? await Task.sleep(for: backoff)
-                backoff = min(backoff * 2, .seconds(5))
-                continue
+                logger.error("outbox batch not enqueued; sending it again", metadata: ["error": "\(error)", "retryIn": "\(backoff)"])
+                await startOver(&sent, afterFailure: false, marking: mark, backoff: &backoff)
             }
-            backoff = .milliseconds(100)
-            delivered = last.position
-            logger.debug(
-                "outbox batch delivered", metadata: ["count": "\(entries.count)", "read": "\(read - started)", "sent": "\(ContinuousClock.now - read)"]
-            )
-            mark.position.withLock { $0 = last.position }
         }
+        while !sent.batches.isEmpty {
+            await confirmOldest(of: &sent, marking: mark, backoff: &backoff)
+        }
+    }
+
+    /// Waits for the oldest batch's delivery reports; marks it delivered, or, if it failed, starts
+    /// over after the last batch delivered whole (what was delivered since goes again, with its ids).
+    private func confirmOldest(of sent: inout InFlightBatches, marking mark: DeliveredMark, backoff: inout Duration) async {
+        let oldest = sent.batches.removeFirst()
+        do {
+            try await producer.delivered(oldest.ticket)
+        } catch {
+            logger.error("outbox batch not delivered; sending it again", metadata: ["error": "\(error)", "retryIn": "\(backoff)"])
+            await startOver(&sent, afterFailure: true, marking: mark, backoff: &backoff)
+            return
+        }
+        backoff = .milliseconds(100)
+        sent.deliveredThrough = oldest.last
+        mark.position.withLock { $0 = oldest.last }
+        logger.debug("outbox batch delivered", metadata: ["count": "\(oldest.count)", "took": "\(ContinuousClock.now - oldest.started)"])
+    }
+
+    /// Waits for the batches still in flight (marking those delivered in order, unless one before
+    /// them failed), then goes back to just after the last batch delivered whole.
+    private func startOver(_ sent: inout InFlightBatches, afterFailure: Bool, marking mark: DeliveredMark, backoff: inout Duration) async {
+        var inOrder = !afterFailure
+        for batch in sent.batches {
+            do {
+                try await producer.delivered(batch.ticket)
+                if inOrder {
+                    sent.deliveredThrough = batch.last
+                    mark.position.withLock { $0 = batch.last }
+                }
+            } catch {
+                inOrder = false
+            }
+        }
+        sent.batches.removeAll()
+        sent.enqueuedThrough = sent.deliveredThrough
+        try? await Task.sleep(for: backoff)
+        backoff = min(backoff * 2, .seconds(5))
+    }
+
+    /// Outbox positions the relay has enqueued and had delivered, and the batches between them.
+    private struct InFlightBatches {
+        var batches: [(ticket: KafkaSendTicket, last: Int64, count: Int, started: ContinuousClock.Instant)] = []
+        var enqueuedThrough: Int64 = 0
+        var deliveredThrough: Int64 = 0
     }
 
     /// What the relay delivered so far, for the task that forgets it.
