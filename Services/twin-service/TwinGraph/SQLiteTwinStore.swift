@@ -200,8 +200,13 @@ public final class SQLiteTwinStore: TwinStore {
     }
 
     /// A passive checkpoint on a connection beside the writer: it never waits for the writer, nor the writer for it.
+    /// Busy means another checkpoint runs (the writer's own, past `wal_autocheckpoint`): nothing to do.
     public func checkpoint() async throws {
-        _ = try await checkpointer.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+        do {
+            _ = try await checkpointer.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
+            return
+        }
     }
 
     /// Keys are appended in time order, so their rowids grow with `recorded`: a binary search over

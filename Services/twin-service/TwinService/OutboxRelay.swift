@@ -152,6 +152,7 @@ public struct OutboxRelay: Service {
         let position = Mutex<Int64>(0)
     }
 
+    /// Runs until cancelled (the relay stopping, which forgets what it delivered once more itself).
     private static func forget(through mark: DeliveredMark, keyRetention: Duration, graph: DigitalTwinGraph, logger: Logger) async {
         var forgotten: Int64 = 0
         var nextKeyCleanup = ContinuousClock.now
@@ -162,6 +163,8 @@ public struct OutboxRelay: Service {
                 nextCheckpoint = .now + .seconds(1)
                 do {
                     try await graph.checkpointStore()
+                } catch is CancellationError {
+                    break
                 } catch {
                     logger.warning("store checkpoint failed; the next one takes over", metadata: ["error": "\(error)"])
                 }
@@ -171,6 +174,8 @@ public struct OutboxRelay: Service {
                 let cutoff = Date().addingTimeInterval(-Double(keyRetention.components.seconds))
                 do {
                     try await graph.forgetIdempotencyKeys(recordedBefore: Timestamp.string(from: cutoff))
+                } catch is CancellationError {
+                    break
                 } catch {
                     logger.warning("idempotency keys not forgotten yet", metadata: ["error": "\(error)"])
                 }
@@ -180,6 +185,8 @@ public struct OutboxRelay: Service {
             do {
                 try await graph.markDelivered(through: position)
                 forgotten = position
+            } catch is CancellationError {
+                break
             } catch {
                 logger.warning("delivered outbox entries not forgotten yet", metadata: ["error": "\(error)"])
             }
