@@ -38,6 +38,10 @@ let package = Package(
             pkgConfig: "rdkafka",
             providers: [.apt(["librdkafka-dev"])]
         ),
+        .systemLibrary(
+            name: "CGlibcMalloc",
+            path: "Shared/CGlibcMalloc"
+        ),
         .target(
             name: "TwinflowKafka",
             dependencies: [
@@ -57,6 +61,7 @@ let package = Package(
         .target(
             name: "TwinflowRuntime",
             dependencies: [
+                "CGlibcMalloc",
                 "TwinflowKafka",
                 "TwinflowCodec",
                 .product(name: "Logging", package: "swift-log"),

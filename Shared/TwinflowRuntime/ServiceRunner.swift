@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import CGlibcMalloc
+#endif
 import Hummingbird
 import Logging
 import ServiceLifecycle
@@ -24,6 +27,7 @@ public enum ServiceRunner {
         defaultHTTPPort: Int,
         setup: (ServiceContext) async throws -> [any Service]
     ) async throws {
+        keepFreedMemoryForReuse()
         let environment = ServiceEnvironment(serviceName: name, defaultHTTPPort: defaultHTTPPort)
         LoggingSystem.bootstrap { label in ServiceLogHandler(label: label, logLevel: environment.logLevel) }
         let logger = Logger(label: name)
@@ -47,5 +51,16 @@ public enum ServiceRunner {
         )
         logger.info("starting", metadata: ["http.port": "\(environment.httpPort)", "kafka": "\(environment.kafka.bootstrapServers)"])
         try await group.run()
+    }
+
+    /// Batch services allocate and free a batch's worth of memory again and again; glibc's defaults
+    /// hand large blocks back to the kernel at once, and getting them back costs page faults that
+    /// zero every page (about 3% of twin-service's CPU under load). Freed memory up to 256 MiB stays
+    /// with the process instead.
+    private static func keepFreedMemoryForReuse() {
+        #if canImport(Glibc)
+        mallopt(M_MMAP_THRESHOLD, 32 << 20)
+        mallopt(M_TRIM_THRESHOLD, 256 << 20)
+        #endif
     }
 }
