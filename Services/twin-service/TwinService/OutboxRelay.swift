@@ -76,8 +76,7 @@ public struct OutboxRelay: Service {
                 entries = try await graph.pendingEvents(after: sent.enqueuedThrough, limit: batchSize)
             } catch {
                 logger.error("outbox not readable; trying again", metadata: ["error": "\(error)", "retryIn": "\(backoff)"])
-                try? await Task.sleep(for: backoff)
-                backoff = min(backoff * 2, .seconds(5))
+                await pause(&backoff)
                 continue
             }
             guard let last = entries.last else {
@@ -94,7 +93,11 @@ public struct OutboxRelay: Service {
                 sent.enqueuedThrough = last.position
             } catch {
                 logger.error("outbox batch not enqueued; sending it again", metadata: ["error": "\(error)", "retryIn": "\(backoff)"])
-                await startOver(&sent, afterFailure: false, marking: mark, backoff: &backoff)
+                while !sent.batches.isEmpty {
+                    await confirmOldest(of: &sent, marking: mark, backoff: &backoff)
+                }
+                sent.enqueuedThrough = mark.position.withLock { $0 }
+                await pause(&backoff)
             }
         }
         while !sent.batches.isEmpty {
@@ -110,41 +113,33 @@ public struct OutboxRelay: Service {
             try await producer.delivered(oldest.ticket)
         } catch {
             logger.error("outbox batch not delivered; sending it again", metadata: ["error": "\(error)", "retryIn": "\(backoff)"])
-            await startOver(&sent, afterFailure: true, marking: mark, backoff: &backoff)
+            await startOver(&sent, marking: mark, backoff: &backoff)
             return
         }
         backoff = .milliseconds(100)
-        sent.deliveredThrough = oldest.last
         mark.position.withLock { $0 = oldest.last }
         logger.debug("outbox batch delivered", metadata: ["count": "\(oldest.count)", "took": "\(ContinuousClock.now - oldest.started)"])
     }
 
-    /// Waits for the batches still in flight (marking those delivered in order, unless one before
-    /// them failed), then goes back to just after the last batch delivered whole.
-    private func startOver(_ sent: inout InFlightBatches, afterFailure: Bool, marking mark: DeliveredMark, backoff: inout Duration) async {
-        var inOrder = !afterFailure
-        for batch in sent.batches {
-            do {
-                try await producer.delivered(batch.ticket)
-                if inOrder {
-                    sent.deliveredThrough = batch.last
-                    mark.position.withLock { $0 = batch.last }
-                }
-            } catch {
-                inOrder = false
-            }
-        }
+    /// After a failed batch: waits for the batches behind it (delivered or not, they go again, in
+    /// order, with their ids), then goes back to just after the last batch delivered whole.
+    private func startOver(_ sent: inout InFlightBatches, marking mark: DeliveredMark, backoff: inout Duration) async {
+        for batch in sent.batches { try? await producer.delivered(batch.ticket) }
         sent.batches.removeAll()
-        sent.enqueuedThrough = sent.deliveredThrough
+        sent.enqueuedThrough = mark.position.withLock { $0 }
+        await pause(&backoff)
+    }
+
+    private func pause(_ backoff: inout Duration) async {
         try? await Task.sleep(for: backoff)
         backoff = min(backoff * 2, .seconds(5))
     }
 
-    /// Outbox positions the relay has enqueued and had delivered, and the batches between them.
+    /// The batches enqueued and not yet confirmed, and the outbox position enqueued through (the
+    /// position delivered through is the relay's ``DeliveredMark``).
     private struct InFlightBatches {
         var batches: [(ticket: KafkaSendTicket, last: Int64, count: Int, started: ContinuousClock.Instant)] = []
         var enqueuedThrough: Int64 = 0
-        var deliveredThrough: Int64 = 0
     }
 
     /// What the relay delivered so far, for the task that forgets it.
