@@ -100,17 +100,17 @@ func measureOnce() async throws -> (steady: Double, overall: Double) {
     // twins' Create notifications go out first (the outbox keeps order), so the first count above
     // `twins` marks the first update.
     let deadline = ContinuousClock.now + .seconds(600)
-    var partitions: Int?
+    var eventPartitions: Int?  // known once twin-service has made the topic
     var notifications = 0
     var firstUpdate: ContinuousClock.Instant?
     var last: ContinuousClock.Instant?
     while notifications < expected, ContinuousClock.now < deadline, service.isRunning {
         try await Task.sleep(for: .milliseconds(10))
-        guard let count = partitions else {
-            partitions = try await admin.metadata().topic(named: Topics.defaults.twinEvents).flatMap { $0.error == nil ? $0.partitionCount : nil }
+        guard let partitions = eventPartitions else {
+            eventPartitions = try await admin.metadata().topic(named: Topics.defaults.twinEvents).flatMap { $0.error == nil ? $0.partitionCount : nil }
             continue
         }
-        let delivered = Int(try await admin.highWatermarks(topic: Topics.defaults.twinEvents, partitions: count).reduce(0, +))
+        let delivered = Int(try await admin.highWatermarks(topic: Topics.defaults.twinEvents, partitions: partitions).reduce(0, +))
         let now = ContinuousClock.now
         if firstUpdate == nil, delivered > twins { firstUpdate = now }
         if delivered > notifications {
