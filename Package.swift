@@ -39,8 +39,9 @@ let package = Package(
             providers: [.apt(["librdkafka-dev"])]
         ),
         .systemLibrary(
-            name: "CGlibcMalloc",
-            path: "Shared/CGlibcMalloc"
+            name: "CTCMalloc",
+            path: "Shared/CTCMalloc",
+            providers: [.apt(["libtcmalloc-minimal4"])]
         ),
         .target(
             name: "TwinflowKafka",
@@ -61,7 +62,7 @@ let package = Package(
         .target(
             name: "TwinflowRuntime",
             dependencies: [
-                "CGlibcMalloc",
+                "CTCMalloc",
                 "TwinflowKafka",
                 "TwinflowCodec",
                 .product(name: "Logging", package: "swift-log"),

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what Twinflow needs beyond Swift, from Debian's packages, when it is missing:
-# librdkafka (headers and library) and kcat (used by tests and benchmarks).
+# librdkafka (headers and library), tcmalloc (every service's allocator), SQLite's headers,
+# and kcat (used by tests and benchmarks).
 set -euo pipefail
 
 missing=()
 [ -f /usr/include/librdkafka/rdkafka_mock.h ] || missing+=(librdkafka-dev)
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+compgen -G '/usr/lib/*/libtcmalloc_minimal.so.4' >/dev/null || missing+=(libtcmalloc-minimal4)
 [ -f /usr/include/sqlite3.h ] || missing+=(libsqlite3-dev)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 

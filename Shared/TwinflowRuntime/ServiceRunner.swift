@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import CGlibcMalloc
-#endif
+import CTCMalloc
 import Hummingbird
 import Logging
 import ServiceLifecycle
@@ -27,7 +25,6 @@ public enum ServiceRunner {
         defaultHTTPPort: Int,
         setup: (ServiceContext) async throws -> [any Service]
     ) async throws {
-        keepFreedMemoryForReuse()
         let environment = ServiceEnvironment(serviceName: name, defaultHTTPPort: defaultHTTPPort)
         LoggingSystem.bootstrap { label in ServiceLogHandler(label: label, logLevel: environment.logLevel) }
         let logger = Logger(label: name)
@@ -49,18 +46,18 @@ public enum ServiceRunner {
                 logger: logger
             )
         )
-        logger.info("starting", metadata: ["http.port": "\(environment.httpPort)", "kafka": "\(environment.kafka.bootstrapServers)"])
+        logger.info(
+            "starting",
+            metadata: ["http.port": "\(environment.httpPort)", "kafka": "\(environment.kafka.bootstrapServers)", "allocator": "\(allocator)"]
+        )
         try await group.run()
     }
 
-    /// Batch services allocate and free a batch's worth of memory again and again; glibc's defaults
-    /// hand large blocks back to the kernel at once, and getting them back costs page faults that
-    /// zero every page (about 3% of twin-service's CPU under load). Freed memory up to 256 MiB stays
-    /// with the process instead.
-    private static func keepFreedMemoryForReuse() {
-        #if canImport(Glibc)
-        mallopt(M_MMAP_THRESHOLD, 32 << 20)
-        mallopt(M_TRIM_THRESHOLD, 256 << 20)
-        #endif
+    /// Every service runs on tcmalloc (linked through `CTCMalloc`): Swift allocates and frees on
+    /// nearly every step of a batch, from every thread, and glibc's malloc spent about a fifth of
+    /// twin-service's CPU on it (merging and splitting free chunks, freeing across threads' arenas).
+    static var allocator: String {
+        guard let version = tc_version(nil, nil, nil) else { return "tcmalloc" }
+        return String(cString: version)
     }
 }
