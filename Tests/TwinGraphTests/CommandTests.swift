@@ -114,6 +114,43 @@ import TwinflowCodec
         }
     }
 
+    @Test func aRefusedCommandAmidAppliedOnesLeavesThemAppliedOnce() async throws {
+        let fixture = try await GraphFixture.seed()
+        let graph = fixture.graph
+        let before = try await graph.pendingEvents(after: 0, limit: 100).count
+        // The refused command has already changed the twin when its telemetry is refused: the
+        // batch is rolled back and runs again, and must not apply the commands around it twice.
+        let outcomes = try await graph.apply([
+            TwinCommand(id: "first", twinID: "thermo_0001", patch: try setPatch(21)),
+            TwinCommand(id: "refused", twinID: "thermo_0001", patch: try setPatch(5), telemetry: ["x": 1], component: "nope"),
+            TwinCommand(id: "last", twinID: "thermo_0001", patch: try setPatch(22)),
+        ])
+        guard case .applied(let first?) = outcomes[0], case .rejected = outcomes[1], case .applied(let last?) = outcomes[2] else {
+            Issue.record("first and last apply, the middle one is refused: \(outcomes)")
+            return
+        }
+        #expect((first.twin.version, last.twin.version) == (2, 3))
+        let twin = try await graph.twin("thermo_0001")
+        #expect(twin.version == 3)
+        #expect(twin.document["Temperature"] == 22)
+        let events = Array(try await graph.pendingEvents(after: 0, limit: 100).dropFirst(before))
+        #expect(events.map(\.event.twinID) == ["thermo_0001", "thermo_0001"])
+        #expect(events.compactMap(\.event.attributes.sequence) == ["2", "3"])
+        #expect(Set(events.map(\.position)).count == 2)
+        let stored = try await DigitalTwinGraph(store: SQLiteTwinStore(path: fixture.directory.appending(path: "twins.sqlite").path))
+        #expect(
+            try await stored.pendingEvents(after: 0, limit: 100).map(\.event.attributes.id)
+                == (try await graph.pendingEvents(after: 0, limit: 100).map(\.event.attributes.id)),
+            "the store's outbox holds what the relay was handed, nothing of the rolled-back run"
+        )
+        let again = try await graph.apply([
+            TwinCommand(id: "first", twinID: "thermo_0001", patch: try setPatch(30)),
+            TwinCommand(id: "refused", twinID: "thermo_0001", patch: try setPatch(31)),
+        ])
+        #expect(again[0] == .duplicate, "the applied command's id was kept")
+        #expect(again[1] != .duplicate, "the refused command's id was not")
+    }
+
     @Test func telemetryInACommandFollowsItsPatch() async throws {
         let fixture = try await GraphFixture.seed()
         let graph = fixture.graph

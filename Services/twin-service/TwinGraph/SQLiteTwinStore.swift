@@ -140,36 +140,59 @@ public final class SQLiteTwinStore: TwinStore {
         }
     }
 
+    /// A batch runs first without a savepoint per write (two statements per write saved); when a write
+    /// throws, that transaction is rolled back and the batch runs again with one, so the failed write
+    /// leaves nothing behind and the others commit. Bad writes are rare; a batch with one costs twice.
     public func write(_ writes: [StoreWrite]) async throws -> [Result<any Sendable, any Error>] {
-        try await pool.write { [parsedTwins, recentEvents] db in
+        try await pool.writeWithoutTransaction { [parsedTwins, recentEvents] db in
+            if let results = try Self.write(writes, db, parsedTwins: parsedTwins, recentEvents: recentEvents, savepointEach: false) {
+                return results
+            }
+            guard let results = try Self.write(writes, db, parsedTwins: parsedTwins, recentEvents: recentEvents, savepointEach: true) else {
+                preconditionFailure("a batch with a savepoint per write keeps going past failed writes")
+            }
+            return results
+        }
+    }
+
+    /// One transaction of the batch; nil (and rolled back) when a write failed without `savepointEach`.
+    private static func write(
+        _ writes: [StoreWrite], _ db: Database, parsedTwins: ParsedTwinCache, recentEvents: OutboxBuffer, savepointEach: Bool
+    ) throws -> [Result<any Sendable, any Error>]? {
+        var results: [Result<any Sendable, any Error>]? = []
+        results?.reserveCapacity(writes.count)
+        try db.inTransaction(.immediate) {
             let collector = OutboxCollector()
             let transaction = try SQLiteTransaction(db: db, now: Timestamp.now(), parsedTwins: parsedTwins, collector: collector)
-            var results: [Result<any Sendable, any Error>] = []
-            results.reserveCapacity(writes.count)
             let savepoint = try HotStatement(db, "SAVEPOINT store_write")
             let release = try HotStatement(db, "RELEASE SAVEPOINT store_write")
             let rollback = try HotStatement(db, "ROLLBACK TO SAVEPOINT store_write")
             for write in writes {
-                try savepoint.step()
+                if savepointEach { try savepoint.step() }
                 let collected = collector.entries.count
                 do {
-                    results.append(.success(try write(transaction)))
+                    results?.append(.success(try write(transaction)))
                 } catch let error as DatabaseError where !db.isInsideTransaction {
                     // SQLite rolled the whole transaction back (disk full, I/O error …): nothing of the batch stays.
                     throw error
                 } catch {
+                    guard savepointEach else {
+                        results = nil
+                        return .rollback
+                    }
                     try rollback.step()
                     collector.entries.removeSubrange(collected...)
-                    results.append(.failure(error))
+                    results?.append(.failure(error))
                 }
-                try release.step()
+                if savepointEach { try release.step() }
             }
             let committed = collector.entries
             if !committed.isEmpty {
                 db.afterNextTransaction(onCommit: { _ in recentEvents.append(committed) })
             }
-            return results
+            return .commit
         }
+        return results
     }
 
     public func outbox(after position: Int64, limit: Int) async throws -> [OutboxEntry] {

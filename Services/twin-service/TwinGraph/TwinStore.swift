@@ -212,9 +212,11 @@ public protocol TwinStore: Sendable {
     /// stored: a guess like every known twin, for the next write to be prepared against.
     func remember(_ twin: KnownTwin)
 
-    /// Runs the writes in one transaction, in order, each in its own savepoint: a write that throws
-    /// leaves nothing behind and its error is its result; the others commit together. Throws only
-    /// when the transaction itself fails, and then nothing of the batch is stored.
+    /// Runs the writes in one transaction, in order: a write that throws leaves nothing behind and
+    /// its error is its result; the others commit together. Throws only when the transaction itself
+    /// fails, and then nothing of the batch is stored. A write may run more than once (a store may
+    /// roll a batch back and run it again), so it acts only through its transaction, and on the
+    /// known twins, which are guesses anyway.
     func write(_ writes: [StoreWrite]) async throws -> [Result<any Sendable, any Error>]
 
     /// Outbox entries after `position`, in order, at most `limit`.
