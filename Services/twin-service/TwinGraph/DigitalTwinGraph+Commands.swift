@@ -10,16 +10,40 @@ public enum CommandOutcome: Sendable, Hashable {
     case rejected(ServiceError)
 }
 
+/// Commands made ready to apply: their traces and lanes, worked out before their batch's turn
+/// (while the batch before it is applied).
+public struct PreparedCommands: Sendable {
+    public let commands: [TwinCommand]
+    /// One origin per command, so a command's notification and telemetry share a trace however they are made.
+    let origins: [ChangeOrigin]
+    let laneCount: Int
+    let lanes: [Int]
+}
+
 extension DigitalTwinGraph {
+    public func prepare(_ commands: [TwinCommand]) -> PreparedCommands {
+        let laneCount = commands.count < 64 ? 1 : 2
+        return PreparedCommands(
+            commands: commands,
+            origins: commands.map { ChangeOrigin(traceparent: $0.traceparent) },
+            laneCount: laneCount,
+            lanes: commands.map { PatchPreparation.lane(of: $0.twinID, among: laneCount) }
+        )
+    }
+
     /// Applies a batch of commands in one transaction, in order; each command takes effect whole or
+    /// not at all, and at most once per command id.
+    public func apply(_ commands: [TwinCommand]) async throws -> [CommandOutcome] {
+        try await apply(prepare(commands))
+    }
+
+    /// Applies prepared commands in one transaction, in order; each command takes effect whole or
     /// not at all, and at most once per command id. The commands' patches are worked out outside the
     /// writer while the transaction runs, against the twins as last known; a patch whose twin is not
     /// known, or changed meanwhile, is worked out again in the transaction.
-    public func apply(_ commands: [TwinCommand]) async throws -> [CommandOutcome] {
-        // One origin per command, so a command's notification and telemetry share a trace however they are made.
-        let origins = commands.map { ChangeOrigin(traceparent: $0.traceparent) }
-        let preparation = PatchPreparation(count: commands.count, lanes: commands.count < 64 ? 1 : 2)
-        let lanes = commands.map { preparation.lane(of: $0.twinID) }
+    public func apply(_ prepared: PreparedCommands) async throws -> [CommandOutcome] {
+        let (commands, origins, lanes) = (prepared.commands, prepared.origins, prepared.lanes)
+        let preparation = PatchPreparation(count: commands.count, lanes: prepared.laneCount)
         let writes: [StoreWrite] = commands.indices.map { index in
             { [command = commands[index], origin = origins[index], lane = lanes[index]] transaction in
                 let prepared = preparation.patch(at: index, lane: lane)

@@ -22,7 +22,8 @@ final class PatchPreparation: @unchecked Sendable {
         self.lanes = lanes
     }
 
-    func lane(of twinID: String) -> Int {
+    /// The lane of a twin's commands when a batch has `lanes` of them.
+    static func lane(of twinID: String, among lanes: Int) -> Int {
         guard lanes > 1 else { return 0 }
         var hash: UInt32 = 2_166_136_261
         for byte in twinID.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }

@@ -21,14 +21,14 @@ public struct CommandHandler: Sendable {
         self.logger = logger
     }
 
-    /// The commands of a batch decoded, with the dead letters of those that did not decode.
+    /// The commands of a batch decoded and prepared, with the dead letters of those that did not decode.
     public struct DecodedBatch: Sendable {
-        var commands: [TwinCommand]
+        var commands: PreparedCommands
         var sources: [KafkaConsumerMessage]
         var deadLetters: [KafkaProducerMessage]
     }
 
-    /// Decodes the batch: runs while the batch before is still applied.
+    /// Decodes and prepares the batch: runs while the batch before is still applied.
     public func decode(_ batch: KafkaConsumerBatch) async -> DecodedBatch {
         var commands: [TwinCommand] = []
         var sources: [KafkaConsumerMessage] = []
@@ -44,7 +44,7 @@ public struct CommandHandler: Sendable {
                 deadLetters.append(deadLetter(message, reason: "not a twin command: \(error)"))
             }
         }
-        return DecodedBatch(commands: commands, sources: sources, deadLetters: deadLetters)
+        return DecodedBatch(commands: graph.prepare(commands), sources: sources, deadLetters: deadLetters)
     }
 
     /// Applies the batch in one transaction and delivers its dead letters.
