@@ -226,19 +226,58 @@ func expectServiceError(_ code: String, status: Int, _ body: () async throws -> 
     @Test func aStoreOfTheFirstSchemaIsMigrated() async throws {
         let fixture = try await GraphFixture.seed()
         let path = fixture.directory.appending(path: "twins.sqlite").path
-        // The first schema had no twin revisions.
+        let pending = try await fixture.graph.pendingEvents(after: 0, limit: 100)
+        // The first schema had no twin revisions, and an outbox row per event.
         let queue = try DatabaseQueue(path: path)
         try await queue.write { db in
             try db.execute(sql: "ALTER TABLE twins DROP COLUMN revision")
+            try Self.restoreRowPerEventOutbox(db, pending, lastPositionGiven: pending.last?.position ?? 0)
             try db.execute(sql: "PRAGMA user_version = 1")
         }
         try queue.close()
         let reopened = try await DigitalTwinGraph(store: SQLiteTwinStore(path: path))
         #expect(try await reopened.twin("thermo_0001").document["Temperature"] == 20)
+        let migrated = try await reopened.pendingEvents(after: 0, limit: 100)
+        #expect(migrated.map(\.position) == pending.map(\.position))
+        #expect(migrated.map(\.event.attributes) == pending.map(\.event.attributes))
+        #expect(migrated.map(\.event.data) == pending.map(\.event.data))
         let change = try await reopened.patchTwin("thermo_0001", patch: [["op": "replace", "path": "/Temperature", "value": 22]])
         #expect(change.twin.version == 2)
         #expect(try await reopened.twin("thermo_0001").document["Temperature"] == 22)
-        #expect(try await DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") } == 2)
+        #expect(try await reopened.pendingEvents(after: 0, limit: 100).map(\.position) == pending.map(\.position) + [pending.count + 1].map(Int64.init))
+        #expect(try await DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") } == 3)
+    }
+
+    @Test func positionsGoOnAfterAMigratedOutboxThatWasDelivered() async throws {
+        let fixture = try await GraphFixture.seed()
+        let path = fixture.directory.appending(path: "twins.sqlite").path
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in
+            try Self.restoreRowPerEventOutbox(db, [], lastPositionGiven: 41)
+            try db.execute(sql: "PRAGMA user_version = 2")
+        }
+        try queue.close()
+        let reopened = try await DigitalTwinGraph(store: SQLiteTwinStore(path: path))
+        #expect(try await reopened.pendingEvents(after: 0, limit: 100).isEmpty)
+        try await reopened.patchTwin("thermo_0001", patch: [["op": "replace", "path": "/Temperature", "value": 22]])
+        #expect(try await reopened.pendingEvents(after: 0, limit: 100).map(\.position) == [42])
+    }
+
+    /// The outbox of schemas 1 and 2, a row per event, holding `entries`.
+    static func restoreRowPerEventOutbox(_ db: Database, _ entries: [OutboxEntry], lastPositionGiven: Int64) throws {
+        try db.execute(sql: "DROP TABLE outbox_batches")
+        try db.execute(sql: "DELETE FROM sqlite_sequence WHERE name = 'outbox_batches'")
+        try db.execute(
+            sql: "CREATE TABLE outbox (position INTEGER PRIMARY KEY AUTOINCREMENT, twin_id TEXT NOT NULL, attributes TEXT NOT NULL, data BLOB NOT NULL)"
+        )
+        for entry in entries {
+            try db.execute(
+                sql: "INSERT INTO outbox (position, twin_id, attributes, data) VALUES (?, ?, ?, ?)",
+                arguments: [entry.position, entry.event.twinID, String(decoding: entry.event.serializedAttributes, as: UTF8.self), Data(entry.event.data)]
+            )
+        }
+        try db.execute(sql: "DELETE FROM sqlite_sequence WHERE name = 'outbox'")
+        try db.execute(sql: "INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)", arguments: [lastPositionGiven])
     }
 
     @Test func modelsSurviveARestart() async throws {

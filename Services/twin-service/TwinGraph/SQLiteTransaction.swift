@@ -14,12 +14,15 @@ struct SQLiteTransaction: TwinStoreTransaction {
     private let updatePreparedTwin: HotStatement
     private let insertOutbox: HotStatement
     private let insertKey: HotStatement
+    /// The position of the transaction's first outbox entry, if it emits any.
+    private let firstOutboxPosition: Int64
 
     init(db: Database, now: String, parsedTwins: ParsedTwinCache, collector: OutboxCollector) throws {
         self.db = db
         self.now = now
         self.parsedTwins = parsedTwins
         self.collector = collector
+        firstOutboxPosition = try Self.lastOutboxPosition(db) + 1
         selectTwinState = try HotStatement(db, "SELECT version, revision, sequence, document IS NOT NULL FROM twins WHERE id = ?")
         upsertTwin = try HotStatement(
             db,
@@ -36,7 +39,7 @@ struct SQLiteTransaction: TwinStoreTransaction {
             WHERE id = ? AND version = ? AND revision = ? AND document IS NOT NULL RETURNING sequence
             """
         )
-        insertOutbox = try HotStatement(db, "INSERT INTO outbox (twin_id, attributes, data) VALUES (?, ?, ?)")
+        insertOutbox = try HotStatement(db, "INSERT INTO outbox_batches (last_position, first_position, events) VALUES (?, ?, ?)")
         insertKey = try HotStatement(db, "INSERT INTO idempotency_keys (key, recorded) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
     }
 
@@ -142,9 +145,20 @@ struct SQLiteTransaction: TwinStoreTransaction {
         return sequence
     }
 
+    /// The last outbox position given out (0 before the first).
+    static func lastOutboxPosition(_ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM sqlite_sequence WHERE name = 'outbox_batches'")) ?? 0
+    }
+
+    /// Entries are collected, and stored as one row by ``storeOutbox()`` when the writes are done.
     private func insert(_ event: PendingEvent) throws {
-        try insertOutbox.step(.text(event.twinID), .textBytes(event.serializedAttributes), .blob(event.data))
-        collector.entries.append(OutboxEntry(position: db.lastInsertedRowID, event: event))
+        collector.entries.append(OutboxEntry(position: firstOutboxPosition + Int64(collector.entries.count), event: event))
+    }
+
+    /// Stores the entries collected (those of writes rolled back to their savepoint are gone) as one row.
+    func storeOutbox() throws {
+        guard let first = collector.entries.first, let last = collector.entries.last else { return }
+        try insertOutbox.step(.integer(last.position), .integer(first.position), .blob(OutboxPacking.pack(collector.entries)))
     }
 
     func recordOnce(_ key: String) throws -> Bool {

@@ -48,15 +48,54 @@ public final class SQLiteTwinStore: TwinStore {
                 }
             case 1:
                 try db.execute(sql: "ALTER TABLE twins ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
+                try Self.packOutbox(db)
+            case 2:
+                try Self.packOutbox(db)
             default:
                 break
             }
             try db.execute(sql: "PRAGMA user_version = \(Self.schemaVersion)")
         }
-        recentEvents = OutboxBuffer(completeAfter: try pool.read { db in try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(position), 0) FROM outbox") ?? 0 })
+        recentEvents = OutboxBuffer(completeAfter: try pool.read(SQLiteTransaction.lastOutboxPosition))
     }
 
-    static let schemaVersion = 2
+    static let schemaVersion = 3
+
+    /// Schema 3 keeps a transaction's outbox entries in one row: the entries of the first schemas'
+    /// row-per-event table move into one such row, positions kept.
+    private static func packOutbox(_ db: Database) throws {
+        try db.execute(sql: outboxSchema)
+        let rows = try Row.fetchAll(db, sql: "SELECT position, twin_id, attributes, data FROM outbox ORDER BY position")
+        if let first: Int64 = rows.first?["position"] {
+            let entries = try rows.enumerated().map { index, row in
+                OutboxEntry(
+                    position: first + Int64(index),
+                    event: PendingEvent(
+                        twinID: row["twin_id"], attributes: try CloudEventAttributes(json: JSONValue.parse(row["attributes"] as String).objectValue ?? [:]),
+                        data: Array(row["data"] as Data)
+                    )
+                )
+            }
+            try db.execute(
+                sql: "INSERT INTO outbox_batches (last_position, first_position, events) VALUES (?, ?, ?)",
+                arguments: [first + Int64(entries.count) - 1, first, Data(OutboxPacking.pack(entries))]
+            )
+        }
+        // Positions go on from the last one ever given out, not from the last one still undelivered.
+        if let last = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'outbox'"), last > (try SQLiteTransaction.lastOutboxPosition(db)) {
+            try db.execute(sql: "DELETE FROM sqlite_sequence WHERE name = 'outbox_batches'")
+            try db.execute(sql: "INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox_batches', ?)", arguments: [last])
+        }
+        try db.execute(sql: "DROP TABLE outbox")
+    }
+
+    /// One row per write transaction that emitted events: its entries, packed (see ``OutboxPacking``),
+    /// at consecutive positions from `first_position` to `last_position`. AUTOINCREMENT keeps the last
+    /// position ever given out when every row has been delivered and deleted.
+    static let outboxSchema = """
+        CREATE TABLE outbox_batches (
+            last_position INTEGER PRIMARY KEY AUTOINCREMENT, first_position INTEGER NOT NULL, events BLOB NOT NULL);
+        """
 
     /// Portable SQL: the same tables serve PostgreSQL. A deleted twin or relationship keeps its row
     /// (document NULL) so its version and its twin's event sequence keep counting.
@@ -72,8 +111,8 @@ public final class SQLiteTwinStore: TwinStore {
             version INTEGER NOT NULL, document TEXT, PRIMARY KEY (source_id, id));
         CREATE INDEX relationships_by_target ON relationships (target_id, source_id, id, name)
             WHERE document IS NOT NULL;
-        CREATE TABLE outbox (
-            position INTEGER PRIMARY KEY AUTOINCREMENT, twin_id TEXT NOT NULL, attributes TEXT NOT NULL, data BLOB NOT NULL);
+        CREATE TABLE outbox_batches (
+            last_position INTEGER PRIMARY KEY AUTOINCREMENT, first_position INTEGER NOT NULL, events BLOB NOT NULL);
         CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, recorded TEXT NOT NULL);
         CREATE TABLE event_routes (id TEXT PRIMARY KEY, endpoint_name TEXT NOT NULL, filter TEXT NOT NULL);
         """
@@ -189,6 +228,7 @@ public final class SQLiteTwinStore: TwinStore {
                 }
                 if savepointEach { try release.step() }
             }
+            try transaction.storeOutbox()
             let committed = collector.entries
             if !committed.isEmpty {
                 db.afterNextTransaction(onCommit: { _ in recentEvents.append(committed) })
@@ -201,26 +241,24 @@ public final class SQLiteTwinStore: TwinStore {
     public func outbox(after position: Int64, limit: Int) async throws -> [OutboxEntry] {
         if let recent = recentEvents.entries(after: position, limit: limit) { return recent }
         return try await pool.read { db in
-            try Row.fetchAll(
-                db.cachedStatement(sql: "SELECT position, twin_id, attributes, data FROM outbox WHERE position > ? ORDER BY position LIMIT ?"),
-                arguments: [position, limit]
-            ).map { row in
-                let attributes = try JSONValue.parse(row["attributes"] as String)
-                return OutboxEntry(
-                    position: row["position"],
-                    event: PendingEvent(
-                        twinID: row["twin_id"],
-                        attributes: try CloudEventAttributes(json: attributes.objectValue ?? [:]),
-                        data: Array(row["data"] as Data)
-                    )
-                )
+            var entries: [OutboxEntry] = []
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT first_position, events FROM outbox_batches WHERE last_position > ? ORDER BY last_position", arguments: [position]
+            )
+            while entries.count < limit, let row = try rows.next() {
+                let packed = try OutboxPacking.unpack(Array(row["events"] as Data), firstPosition: row["first_position"])
+                entries += packed.drop { $0.position <= position }.prefix(limit - entries.count)
             }
+            return entries
         }
     }
 
+    /// Deletes the rows whose entries were all delivered; a row delivered in part stays, and only
+    /// its undelivered entries are read from it (after a restart the relay sends it whole again,
+    /// repeats keeping their event ids).
     public func removeFromOutbox(through position: Int64) async throws {
         try await pool.write { db in
-            try db.execute(sql: "DELETE FROM outbox WHERE position <= ?", arguments: [position])
+            try db.execute(sql: "DELETE FROM outbox_batches WHERE last_position <= ?", arguments: [position])
         }
         recentEvents.remove(through: position)
     }
