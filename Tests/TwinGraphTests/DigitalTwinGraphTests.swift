@@ -3,6 +3,7 @@ import GRDB
 import Testing
 import TwinGraph
 import TwinflowCodec
+import TwinflowTestSupport
 
 /// The graph over the real SQLite store, in a temporary folder.
 struct GraphFixture {
@@ -10,7 +11,7 @@ struct GraphFixture {
     let directory: URL
 
     static func make(_ sets: String...) async throws -> GraphFixture {
-        let directory = FileManager.default.temporaryDirectory.appending(path: "twingraph-\(UUID())")
+        let directory = ScratchDirectory.make("twingraph")
         let store = try SQLiteTwinStore(path: directory.appending(path: "twins.sqlite").path)
         let graph = try await DigitalTwinGraph(store: store)
         for set in sets { _ = try await graph.addModels(Fixtures.upload(set)) }

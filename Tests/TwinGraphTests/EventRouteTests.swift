@@ -6,6 +6,7 @@ import TwinGraph
 import TwinService
 import TwinflowCodec
 import TwinflowKafka
+import TwinflowTestSupport
 
 @Suite struct EventFilterTests {
     static let update = PendingEvent(
@@ -131,7 +132,7 @@ import TwinflowKafka
     @Test func routesDecideWhereEachEventGoes() async throws {
         let endpoints = EventEndpoint.defaults(twinEventsTopic: "eventgrid.twin-events", telemetryTopic: "eventhub.telemetry")
             + [EventEndpoint(name: "temperatures", topic: "building.temperatures", format: .binary)]
-        let directory = FileManager.default.temporaryDirectory.appending(path: "routes-\(UUID())")
+        let directory = ScratchDirectory.make("routes")
         let graph = try await DigitalTwinGraph(store: SQLiteTwinStore(path: directory.appending(path: "twins.sqlite").path), endpoints: endpoints)
         _ = try await graph.addModels(Fixtures.upload("seed"))
         try await graph.putEventRoute("temps", body: ["endpointName": "temperatures", "filter": "TOUCHES('/Temperature')"])

@@ -4,6 +4,7 @@ import TwinGraph
 import TwinService
 import TwinflowCodec
 import TwinflowKafka
+import TwinflowTestSupport
 
 /// Every change leaves ADT's notification in the outbox, in the change's own transaction, and the
 /// relay turns it into exactly ADT's event on the routed topics.
@@ -14,7 +15,7 @@ import TwinflowKafka
     static let room = "dtmi:contosocom:DigitalTwins:Room;1"
 
     func makeGraph(_ sets: String...) async throws -> DigitalTwinGraph {
-        let directory = FileManager.default.temporaryDirectory.appending(path: "notifications-\(UUID())")
+        let directory = ScratchDirectory.make("notifications")
         let graph = try await DigitalTwinGraph(store: SQLiteTwinStore(path: directory.appending(path: "twins.sqlite").path), clock: { Self.time })
         for set in sets { _ = try await graph.addModels(Fixtures.upload(set)) }
         return graph

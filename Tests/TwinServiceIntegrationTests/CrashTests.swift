@@ -19,7 +19,7 @@ import TwinflowTestSupport
         let kafka = KafkaConfiguration(bootstrapServers: devbroker.bootstrap)
         var logger = Logger(label: "crash-test")
         logger.logLevel = .warning
-        let dataDirectory = FileManager.default.temporaryDirectory.appending(path: "crash-\(UUID())")
+        let dataDirectory = ScratchDirectory.make("crash")
         let storePath = dataDirectory.appending(path: "twins.sqlite").path
         try await createThermostats(storePath)
 

@@ -32,7 +32,7 @@ struct TwinServiceSetup {
             variables[Topics.variable(for: name)] = topic
             names.append(topic)
         }
-        dataDirectory = FileManager.default.temporaryDirectory.appending(path: "twin-service-\(UUID())")
+        dataDirectory = ScratchDirectory.make("twin-service")
         variables["TWINFLOW_DATA_DIR"] = dataDirectory.path
         variables.merge(extraVariables) { _, new in new }
         environment = ServiceEnvironment(serviceName: "twin-service", defaultHTTPPort: 0, variables: variables)

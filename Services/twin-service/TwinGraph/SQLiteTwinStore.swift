@@ -111,8 +111,7 @@ public final class SQLiteTwinStore: TwinStore {
             version INTEGER NOT NULL, document TEXT, PRIMARY KEY (source_id, id));
         CREATE INDEX relationships_by_target ON relationships (target_id, source_id, id, name)
             WHERE document IS NOT NULL;
-        CREATE TABLE outbox_batches (
-            last_position INTEGER PRIMARY KEY AUTOINCREMENT, first_position INTEGER NOT NULL, events BLOB NOT NULL);
+        \(outboxSchema)
         CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, recorded TEXT NOT NULL);
         CREATE TABLE event_routes (id TEXT PRIMARY KEY, endpoint_name TEXT NOT NULL, filter TEXT NOT NULL);
         """
