@@ -151,6 +151,25 @@ import TwinflowCodec
         #expect(again[1] != .duplicate, "the refused command's id was not")
     }
 
+    @Test func aRelationshipEventBetweenTwoBatchesKeepsTheSourcesSequenceGapless() async throws {
+        let fixture = try await GraphFixture.seed()
+        let graph = fixture.graph
+        let setRoom = { (value: Int64) in try JSONPatch(json: [["op": "add", "path": "/currentTemp", "value": .integer(value)]]) }
+        _ = try await graph.apply([TwinCommand(id: "c1", twinID: "Room_01", patch: try setRoom(20))])
+        // Room_01's relationship event takes the twin's next sequence without a write of its document:
+        // the next command, prepared against Room_01 as last known, must not take that sequence again.
+        try await graph.putTwin("thermo_0002", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"]])
+        try await graph.putRelationship("Room_01", "r2", body: ["$targetId": "thermo_0002", "$relationshipName": "rel_has_thermostat"])
+        _ = try await graph.apply([TwinCommand(id: "c2", twinID: "Room_01", patch: try setRoom(21))])
+        let room = try await graph.pendingEvents(after: 0, limit: 100).filter { $0.event.twinID == "Room_01" }
+        #expect(room.map(\.event.attributes.type) == [
+            "Microsoft.DigitalTwins.Twin.Create", "Microsoft.DigitalTwins.Relationship.Create", "Microsoft.DigitalTwins.Twin.Update",
+            "Microsoft.DigitalTwins.Relationship.Create", "Microsoft.DigitalTwins.Twin.Update",
+        ])
+        #expect(room.compactMap(\.event.attributes.sequence) == ["1", "2", "3", "4", "5"])
+        #expect(try await graph.twin("Room_01").document["currentTemp"] == 21)
+    }
+
     @Test func telemetryInACommandFollowsItsPatch() async throws {
         let fixture = try await GraphFixture.seed()
         let graph = fixture.graph

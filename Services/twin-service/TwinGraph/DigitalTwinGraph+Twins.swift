@@ -139,7 +139,7 @@ extension DigitalTwinGraph {
         if let prepared {
             switch prepared.outcome {
             case .success(let patched):
-                let base = (version: prepared.baseVersion, revision: prepared.baseRevision)
+                let base = (version: prepared.baseVersion, revision: prepared.baseRevision, lastSequence: prepared.baseSequence)
                 if let sequence = try transaction.putTwin(
                     patched.twin, revision: patched.revision, serialized: patched.serialized, notification: patched.notification, ifStillAt: base
                 ) {
@@ -160,7 +160,7 @@ extension DigitalTwinGraph {
         _ requested: JSONPatch, for base: KnownTwin, ifMatch: String?, componentPath: String?, sourceTime: String?, origin: ChangeOrigin
     ) -> PreparedTwinPatch {
         PreparedTwinPatch(
-            baseVersion: base.twin.version, baseRevision: base.revision,
+            baseVersion: base.twin.version, baseRevision: base.revision, baseSequence: base.lastSequence,
             outcome: Result { () throws(ServiceError) in
                 try patched(base.twin, with: requested, ifMatch: ifMatch, componentPath: componentPath, sourceTime: sourceTime, origin: origin)
             }

@@ -46,18 +46,6 @@ struct HotStatement {
         }
     }
 
-    /// Steps on after a row to the end (of an `UPDATE … RETURNING`, say), then resets.
-    func finish() throws {
-        defer { sqlite3_reset(handle) }
-        while true {
-            switch sqlite3_step(handle) {
-            case SQLITE_ROW: continue
-            case SQLITE_DONE: return
-            case let code: throw failure(code)
-            }
-        }
-    }
-
     func reset() {
         sqlite3_reset(handle)
     }

@@ -31,10 +31,10 @@ final class ParsedTwinCache: Sendable {
 
     /// Caches the twin. `unlessNewer`: not when this version or a later one is cached already (a
     /// patch prepared outside the writer noted its result before the writer stored it).
-    func remember(_ twin: StoredTwin, revision: Int64, unlessNewer: Bool = false) {
+    func remember(_ twin: StoredTwin, revision: Int64, lastSequence: Int64, unlessNewer: Bool = false) {
         state.withLock { state in
             if unlessNewer, let cached = state.twins[twin.id], cached.twin.version >= twin.version { return }
-            if state.twins.updateValue(KnownTwin(twin: twin, revision: revision), forKey: twin.id) != nil { return }
+            if state.twins.updateValue(KnownTwin(twin: twin, revision: revision, lastSequence: lastSequence), forKey: twin.id) != nil { return }
             state.order.append(twin.id)
             if state.twins.count > Self.capacity {
                 state.twins[state.order[state.oldest]] = nil

@@ -35,8 +35,8 @@ struct SQLiteTransaction: TwinStoreTransaction {
         updatePreparedTwin = try HotStatement(
             db,
             """
-            UPDATE twins SET model = ?, version = ?, revision = ?, sequence = sequence + 1, document = ?
-            WHERE id = ? AND version = ? AND revision = ? AND document IS NOT NULL RETURNING sequence
+            UPDATE twins SET model = ?, version = ?, revision = ?, sequence = ?, document = ?
+            WHERE id = ? AND version = ? AND revision = ? AND sequence = ? AND document IS NOT NULL
             """
         )
         insertOutbox = try HotStatement(db, "INSERT INTO outbox_batches (last_position, first_position, events) VALUES (?, ?, ?)")
@@ -53,7 +53,7 @@ struct SQLiteTransaction: TwinStoreTransaction {
             let full = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, model, version, document FROM twins WHERE id = ?"), arguments: [id])
         else { return (nil, state.version, state.lastSequence) }
         let twin = try SQLiteTwinStore.twin(from: full)
-        parsedTwins.remember(twin, revision: state.revision)
+        parsedTwins.remember(twin, revision: state.revision, lastSequence: state.lastSequence)
         return (twin, state.version, state.lastSequence)
     }
 
@@ -67,22 +67,22 @@ struct SQLiteTransaction: TwinStoreTransaction {
     }
 
     func putTwin(_ twin: StoredTwin, revision: Int64, serialized document: [UInt8], notification: PendingEvent, sequence: Int64) throws {
-        parsedTwins.remember(twin, revision: revision)
+        parsedTwins.remember(twin, revision: revision, lastSequence: sequence)
         try upsertTwin.step(.text(twin.id), .text(twin.model), .integer(twin.version), .integer(revision), .integer(sequence), .textBytes(document))
         try insert(notification.numbered(sequence))
     }
 
     func putTwin(
-        _ twin: StoredTwin, revision: Int64, serialized document: [UInt8], notification: PendingEvent, ifStillAt base: (version: Int64, revision: Int64)
+        _ twin: StoredTwin, revision: Int64, serialized document: [UInt8], notification: PendingEvent,
+        ifStillAt base: (version: Int64, revision: Int64, lastSequence: Int64)
     ) throws -> Int64? {
-        let updated = try updatePreparedTwin.step(
-            .text(twin.model), .integer(twin.version), .integer(revision), .textBytes(document), .text(twin.id), .integer(base.version),
-            .integer(base.revision)
+        let sequence = base.lastSequence + 1
+        try updatePreparedTwin.step(
+            .text(twin.model), .integer(twin.version), .integer(revision), .integer(sequence), .textBytes(document), .text(twin.id),
+            .integer(base.version), .integer(base.revision), .integer(base.lastSequence)
         )
-        guard updated else { return nil }
-        let sequence = updatePreparedTwin.integer(0)
-        try updatePreparedTwin.finish()
-        parsedTwins.remember(twin, revision: revision, unlessNewer: true)
+        guard db.changesCount > 0 else { return nil }
+        parsedTwins.remember(twin, revision: revision, lastSequence: sequence, unlessNewer: true)
         try insert(notification.numbered(sequence))
         return sequence
     }

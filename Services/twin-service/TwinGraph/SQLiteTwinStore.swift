@@ -139,7 +139,7 @@ public final class SQLiteTwinStore: TwinStore {
     }
 
     public func remember(_ twin: KnownTwin) {
-        parsedTwins.remember(twin.twin, revision: twin.revision)
+        parsedTwins.remember(twin.twin, revision: twin.revision, lastSequence: twin.lastSequence)
     }
 
     public func relationship(sourceID: String, id: String) async throws -> StoredRelationship? {

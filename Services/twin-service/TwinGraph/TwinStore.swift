@@ -22,10 +22,14 @@ public struct KnownTwin: Sendable, Hashable {
     public var twin: StoredTwin
     /// Random per write of the twin's row.
     public var revision: Int64
+    /// The last `sequence` the twin's events took as of that write (a relationship event since
+    /// makes it stale, and a write prepared against it is worked out again).
+    public var lastSequence: Int64
 
-    public init(twin: StoredTwin, revision: Int64) {
+    public init(twin: StoredTwin, revision: Int64, lastSequence: Int64) {
         self.twin = twin
         self.revision = revision
+        self.lastSequence = lastSequence
     }
 }
 
@@ -168,11 +172,13 @@ public protocol TwinStoreTransaction {
     /// one write of the row, which takes `revision` (new and random for every write). `document` is
     /// the twin's document serialized (the caller checked its size).
     func putTwin(_ twin: StoredTwin, revision: Int64, serialized document: [UInt8], notification: PendingEvent, sequence: Int64) throws
-    /// Stores a patch prepared against the twin at `base` (version and revision), only if its row is
-    /// still that one, with its notification: one write of the row. Returns the `sequence` the
-    /// notification took, or nil when the twin changed since (and nothing was written).
+    /// Stores a patch prepared against the twin at `base` (version, revision and last sequence), only
+    /// if its row is still that one, with its notification: one write of the row. Returns the
+    /// `sequence` the notification took (the base's plus one), or nil when the twin changed since (and
+    /// nothing was written).
     func putTwin(
-        _ twin: StoredTwin, revision: Int64, serialized document: [UInt8], notification: PendingEvent, ifStillAt base: (version: Int64, revision: Int64)
+        _ twin: StoredTwin, revision: Int64, serialized document: [UInt8], notification: PendingEvent,
+        ifStillAt base: (version: Int64, revision: Int64, lastSequence: Int64)
     ) throws -> Int64?
     /// Deletes the twin; its id keeps its version and sequence counting.
     func deleteTwin(_ id: String) throws
