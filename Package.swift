@@ -62,7 +62,7 @@ let package = Package(
         .target(
             name: "TwinflowRuntime",
             dependencies: [
-                "CTCMalloc",
+                .target(name: "CTCMalloc", condition: .when(platforms: [.linux])),
                 "TwinflowKafka",
                 "TwinflowCodec",
                 .product(name: "Logging", package: "swift-log"),

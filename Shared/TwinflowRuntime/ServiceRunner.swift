@@ -1,4 +1,6 @@
+#if canImport(CTCMalloc)
 import CTCMalloc
+#endif
 import Hummingbird
 import Logging
 import ServiceLifecycle
@@ -53,11 +55,15 @@ public enum ServiceRunner {
         try await group.run()
     }
 
-    /// Every service runs on tcmalloc (linked through `CTCMalloc`): Swift allocates and frees on
-    /// nearly every step of a batch, from every thread, and glibc's malloc spent about a fifth of
-    /// twin-service's CPU on it (merging and splitting free chunks, freeing across threads' arenas).
+    /// On Linux every service runs on tcmalloc (linked through `CTCMalloc`): Swift allocates and
+    /// frees on nearly every step of a batch, from every thread, and glibc's malloc spent about a
+    /// fifth of twin-service's CPU on it (merging and splitting free chunks, freeing across threads' arenas).
     static var allocator: String {
+        #if canImport(CTCMalloc)
         guard let version = tc_version(nil, nil, nil) else { return "tcmalloc" }
         return String(cString: version)
+        #else
+        return "system"
+        #endif
     }
 }

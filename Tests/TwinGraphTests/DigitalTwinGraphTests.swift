@@ -264,10 +264,29 @@ func expectServiceError(_ code: String, status: Int, _ body: () async throws -> 
         #expect(try await reopened.pendingEvents(after: 0, limit: 100).map(\.position) == [42])
     }
 
+    @Test func aMigratedOutboxKeepsPositionsAcrossAGap() async throws {
+        let fixture = try await GraphFixture.seed()
+        let path = fixture.directory.appending(path: "twins.sqlite").path
+        var pending = try await fixture.graph.pendingEvents(after: 0, limit: 100)
+        pending[pending.count - 1].position = 7
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { [pending] db in
+            try Self.restoreRowPerEventOutbox(db, pending, lastPositionGiven: 7)
+            try db.execute(sql: "PRAGMA user_version = 2")
+        }
+        try queue.close()
+        let reopened = try await DigitalTwinGraph(store: SQLiteTwinStore(path: path))
+        let migrated = try await reopened.pendingEvents(after: 0, limit: 100)
+        #expect(migrated.map(\.position) == pending.map(\.position))
+        #expect(migrated.map(\.event.attributes.id) == pending.map(\.event.attributes.id))
+        try await reopened.patchTwin("thermo_0001", patch: [["op": "replace", "path": "/Temperature", "value": 22]])
+        #expect(try await reopened.pendingEvents(after: 6, limit: 100).map(\.position) == [7, 8])
+    }
+
     /// The outbox of schemas 1 and 2, a row per event, holding `entries`.
     static func restoreRowPerEventOutbox(_ db: Database, _ entries: [OutboxEntry], lastPositionGiven: Int64) throws {
         try db.execute(sql: "DROP TABLE outbox_batches")
-        try db.execute(sql: "DELETE FROM sqlite_sequence WHERE name = 'outbox_batches'")
+        try db.execute(sql: "DROP TABLE outbox_delivered")
         try db.execute(
             sql: "CREATE TABLE outbox (position INTEGER PRIMARY KEY AUTOINCREMENT, twin_id TEXT NOT NULL, attributes TEXT NOT NULL, data BLOB NOT NULL)"
         )

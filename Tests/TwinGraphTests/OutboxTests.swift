@@ -43,11 +43,12 @@ import TwinflowCodec
         #expect(sent(try await store.pendingEvents(after: middle, limit: 100)) == sent(Array(written.drop { $0.position <= middle })))
         #expect(sent(try await store.pendingEvents(after: middle, limit: 2)) == sent(Array(written.drop { $0.position <= middle }.prefix(2))))
 
-        // Delivered up to the middle of the batch: its row stays, and is read from where delivery stopped.
+        // Delivered up to the middle of the batch: its row stays, and is read from where delivery
+        // stopped, also by a relay that starts from the beginning after a restart.
         try await store.markDelivered(through: middle)
         let afterRestart = try await reopened(fixture)
         #expect(sent(try await afterRestart.pendingEvents(after: middle, limit: 100)) == sent(Array(written.drop { $0.position <= middle })))
-        #expect(sent(try await afterRestart.pendingEvents(after: 0, limit: 100)) == sent(Array(written.dropFirst(seeded.count))))
+        #expect(sent(try await afterRestart.pendingEvents(after: 0, limit: 100)) == sent(Array(written.drop { $0.position <= middle })))
         try await afterRestart.markDelivered(through: written.last!.position)
         #expect(try await reopened(fixture).pendingEvents(after: 0, limit: 100).isEmpty)
     }

@@ -1,8 +1,9 @@
 import Synchronization
 
-/// Parsed twins by id, each with the version and revision of the row it was read from or written
-/// as. An entry is only ever used for the row the database holds (same version and revision), so an
-/// entry from a write that was rolled back is never taken for the stored twin.
+/// Parsed twins by id, each with the version, revision and last sequence of the row it was read from
+/// or written as. An entry is only ever used for the row the database holds (same version and
+/// revision; a write prepared against it also checks the sequence), so an entry from a write that
+/// was rolled back is never taken for the stored twin.
 final class ParsedTwinCache: Sendable {
     /// Bounded so a store of many twins does not keep them all parsed.
     static let capacity = 100_000

@@ -12,9 +12,8 @@ struct PatchedTwin: Sendable {
 }
 
 /// A patch worked out outside the writer against a twin as last known (version, revision and last
-/// sequence), so
-/// the writer only stores it, or the refusal it earned. It holds only while the stored twin is
-/// still that one; otherwise the writer works the patch out again.
+/// sequence), so the writer only stores it, or the refusal it earned. It holds only while the
+/// stored twin is still that one; otherwise the writer works the patch out again.
 struct PreparedTwinPatch: Sendable {
     var baseVersion: Int64
     var baseRevision: Int64

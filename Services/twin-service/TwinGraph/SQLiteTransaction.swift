@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 import TwinflowCodec
 
-/// A write transaction of ``SQLiteTwinStore``: valid only inside the `pool.write` that made it.
+/// A write transaction of ``SQLiteTwinStore``: valid only inside the database transaction that made it.
 struct SQLiteTransaction: TwinStoreTransaction {
     let db: Database
     /// When the transaction began: the time idempotency keys are recorded with.
@@ -39,7 +39,7 @@ struct SQLiteTransaction: TwinStoreTransaction {
             WHERE id = ? AND version = ? AND revision = ? AND sequence = ? AND document IS NOT NULL
             """
         )
-        insertOutbox = try HotStatement(db, "INSERT INTO outbox_batches (last_position, first_position, events) VALUES (?, ?, ?)")
+        insertOutbox = try HotStatement(db, Self.insertOutboxRow)
         insertKey = try HotStatement(db, "INSERT INTO idempotency_keys (key, recorded) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
     }
 
@@ -157,8 +157,16 @@ struct SQLiteTransaction: TwinStoreTransaction {
 
     /// Stores the entries collected (those of writes rolled back to their savepoint are gone) as one row.
     func storeOutbox() throws {
-        guard let first = collector.entries.first, let last = collector.entries.last else { return }
-        try insertOutbox.step(.integer(last.position), .integer(first.position), .blob(OutboxPacking.pack(collector.entries)))
+        try Self.store(collector.entries, as: insertOutbox)
+    }
+
+    static let insertOutboxRow = "INSERT INTO outbox_batches (last_position, first_position, events) VALUES (?, ?, ?)"
+
+    /// Stores entries at consecutive positions as one outbox row (nothing when there are none).
+    static func store(_ entries: [OutboxEntry], as insert: HotStatement) throws {
+        guard let first = entries.first, let last = entries.last else { return }
+        precondition(last.position - first.position == Int64(entries.count - 1), "an outbox row holds consecutive positions")
+        try insert.step(.integer(last.position), .integer(first.position), .blob(OutboxPacking.pack(entries)))
     }
 
     func recordOnce(_ key: String) throws -> Bool {

@@ -62,25 +62,26 @@ public final class SQLiteTwinStore: TwinStore {
     static let schemaVersion = 3
 
     /// Schema 3 keeps a transaction's outbox entries in one row: the entries of the first schemas'
-    /// row-per-event table move into one such row, positions kept.
+    /// row-per-event table move into such rows (at most ``migratedRowSize`` entries each, a new row
+    /// at any gap in positions), positions kept.
     private static func packOutbox(_ db: Database) throws {
         try db.execute(sql: outboxSchema)
-        let rows = try Row.fetchAll(db, sql: "SELECT position, twin_id, attributes, data FROM outbox ORDER BY position")
-        if let first: Int64 = rows.first?["position"] {
-            let entries = try rows.enumerated().map { index, row in
-                OutboxEntry(
-                    position: first + Int64(index),
-                    event: PendingEvent(
-                        twinID: row["twin_id"], attributes: try CloudEventAttributes(json: JSONValue.parse(row["attributes"] as String).objectValue ?? [:]),
-                        data: Array(row["data"] as Data)
-                    )
-                )
+        let insert = try HotStatement(db, SQLiteTransaction.insertOutboxRow)
+        var chunk: [OutboxEntry] = []
+        let rows = try Row.fetchCursor(db, sql: "SELECT position, twin_id, attributes, data FROM outbox ORDER BY position")
+        while let row = try rows.next() {
+            let position: Int64 = row["position"]
+            if let last = chunk.last, last.position + 1 != position || chunk.count == migratedRowSize {
+                try SQLiteTransaction.store(chunk, as: insert)
+                chunk.removeAll()
             }
-            try db.execute(
-                sql: "INSERT INTO outbox_batches (last_position, first_position, events) VALUES (?, ?, ?)",
-                arguments: [first + Int64(entries.count) - 1, first, Data(OutboxPacking.pack(entries))]
-            )
+            guard case .object(let attributes) = try JSONValue.parse(row["attributes"] as String, field: "attributes") else {
+                throw CodecError(field: "attributes", reason: "must be an object")
+            }
+            let event = PendingEvent(twinID: row["twin_id"], attributes: try CloudEventAttributes(json: attributes), data: Array(row["data"] as Data))
+            chunk.append(OutboxEntry(position: position, event: event))
         }
+        try SQLiteTransaction.store(chunk, as: insert)
         // Positions go on from the last one ever given out, not from the last one still undelivered.
         if let last = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'outbox'"), last > (try SQLiteTransaction.lastOutboxPosition(db)) {
             try db.execute(sql: "DELETE FROM sqlite_sequence WHERE name = 'outbox_batches'")
@@ -89,12 +90,18 @@ public final class SQLiteTwinStore: TwinStore {
         try db.execute(sql: "DROP TABLE outbox")
     }
 
+    /// The most entries a migrated outbox row takes (a transaction's row takes its batch's).
+    static let migratedRowSize = 10_000
+
     /// One row per write transaction that emitted events: its entries, packed (see ``OutboxPacking``),
     /// at consecutive positions from `first_position` to `last_position`. AUTOINCREMENT keeps the last
-    /// position ever given out when every row has been delivered and deleted.
+    /// position ever given out when every row has been delivered and deleted. `outbox_delivered`
+    /// holds the position delivered through, so a row delivered in part is not sent again from its
+    /// start after a restart.
     static let outboxSchema = """
         CREATE TABLE outbox_batches (
             last_position INTEGER PRIMARY KEY AUTOINCREMENT, first_position INTEGER NOT NULL, events BLOB NOT NULL);
+        CREATE TABLE outbox_delivered (id INTEGER PRIMARY KEY CHECK (id = 1), through INTEGER NOT NULL);
         """
 
     /// Portable SQL: the same tables serve PostgreSQL. A deleted twin or relationship keeps its row
@@ -183,7 +190,8 @@ public final class SQLiteTwinStore: TwinStore {
 
     /// A batch runs first without a savepoint per write (two statements per write saved); when a write
     /// throws, that transaction is rolled back and the batch runs again with one, so the failed write
-    /// leaves nothing behind and the others commit. Bad writes are rare; a batch with one costs twice.
+    /// leaves nothing behind and the others commit. A batch with a failed write (a refused command, a
+    /// REST write refused in a group commit) so costs about twice as much as one without.
     public func write(_ writes: [StoreWrite]) async throws -> [Result<any Sendable, any Error>] {
         try await pool.writeWithoutTransaction { [parsedTwins, recentEvents] db in
             if let results = try Self.write(writes, db, parsedTwins: parsedTwins, recentEvents: recentEvents, savepointEach: false) {
@@ -240,23 +248,31 @@ public final class SQLiteTwinStore: TwinStore {
     public func outbox(after position: Int64, limit: Int) async throws -> [OutboxEntry] {
         if let recent = recentEvents.entries(after: position, limit: limit) { return recent }
         return try await pool.read { db in
+            // What was delivered is not handed out again, even to a relay that starts from the beginning.
+            let after = max(position, try Int64.fetchOne(db, sql: "SELECT through FROM outbox_delivered") ?? 0)
             var entries: [OutboxEntry] = []
             let rows = try Row.fetchCursor(
-                db, sql: "SELECT first_position, events FROM outbox_batches WHERE last_position > ? ORDER BY last_position", arguments: [position]
+                db, sql: "SELECT first_position, events FROM outbox_batches WHERE last_position > ? ORDER BY last_position", arguments: [after]
             )
             while entries.count < limit, let row = try rows.next() {
                 let packed = try OutboxPacking.unpack(Array(row["events"] as Data), firstPosition: row["first_position"])
-                entries += packed.drop { $0.position <= position }.prefix(limit - entries.count)
+                entries += packed.drop { $0.position <= after }.prefix(limit - entries.count)
             }
             return entries
         }
     }
 
-    /// Deletes the rows whose entries were all delivered; a row delivered in part stays, and only
-    /// its undelivered entries are read from it (after a restart the relay sends it whole again,
-    /// repeats keeping their event ids).
+    /// Notes the position delivered through and deletes the rows whose entries were all delivered;
+    /// a row delivered in part stays until the rest of it is.
     public func removeFromOutbox(through position: Int64) async throws {
         try await pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO outbox_delivered (id, through) VALUES (1, ?)
+                    ON CONFLICT (id) DO UPDATE SET through = max(through, excluded.through)
+                    """,
+                arguments: [position]
+            )
             try db.execute(sql: "DELETE FROM outbox_batches WHERE last_position <= ?", arguments: [position])
         }
         recentEvents.remove(through: position)
