@@ -21,6 +21,8 @@ public struct PreparedCommands: Sendable {
 }
 
 extension DigitalTwinGraph {
+    /// Works out what a batch of commands needs before its transaction: a trace per command and
+    /// the lane its patch is prepared in (a twin's commands share one).
     public func prepare(_ commands: [TwinCommand]) -> PreparedCommands {
         let laneCount = commands.count < 64 ? 1 : 2
         return PreparedCommands(

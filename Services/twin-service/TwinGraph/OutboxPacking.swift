@@ -20,14 +20,20 @@ enum OutboxPacking {
         var entries: [OutboxEntry] = []
         var reader = Reader(bytes: bytes)
         while !reader.atEnd {
-            let twinID = String(decoding: try reader.field(), as: UTF8.self)
-            let attributes = try JSONValue.parse(try reader.field(), field: "attributes")
-            guard case .object(let members) = attributes else { throw CodecError(field: "attributes", reason: "must be an object") }
-            let data = Array(try reader.field())
-            let event = PendingEvent(twinID: twinID, attributes: try CloudEventAttributes(json: members), data: data)
+            let event = try storedEvent(
+                twinID: String(decoding: try reader.field(), as: UTF8.self), attributes: try reader.field(), data: Array(try reader.field())
+            )
             entries.append(OutboxEntry(position: firstPosition + Int64(entries.count), event: event))
         }
         return entries
+    }
+
+    /// An event as the outbox stored it: its attributes serialized, `sequence` among them.
+    static func storedEvent(twinID: String, attributes: some Collection<UInt8>, data: [UInt8]) throws -> PendingEvent {
+        guard case .object(let members) = try JSONValue.parse(attributes, field: "attributes") else {
+            throw CodecError(field: "attributes", reason: "must be an object")
+        }
+        return PendingEvent(twinID: twinID, attributes: try CloudEventAttributes(json: members), data: data)
     }
 
     private static func append<Bytes: Collection<UInt8>>(_ field: Bytes, to bytes: inout [UInt8]) {

@@ -75,10 +75,9 @@ public final class SQLiteTwinStore: TwinStore {
                 try SQLiteTransaction.store(chunk, as: insert)
                 chunk.removeAll()
             }
-            guard case .object(let attributes) = try JSONValue.parse(row["attributes"] as String, field: "attributes") else {
-                throw CodecError(field: "attributes", reason: "must be an object")
-            }
-            let event = PendingEvent(twinID: row["twin_id"], attributes: try CloudEventAttributes(json: attributes), data: Array(row["data"] as Data))
+            let event = try OutboxPacking.storedEvent(
+                twinID: row["twin_id"], attributes: (row["attributes"] as String).utf8, data: Array(row["data"] as Data)
+            )
             chunk.append(OutboxEntry(position: position, event: event))
         }
         try SQLiteTransaction.store(chunk, as: insert)
@@ -208,8 +207,9 @@ public final class SQLiteTwinStore: TwinStore {
     private static func write(
         _ writes: [StoreWrite], _ db: Database, parsedTwins: ParsedTwinCache, recentEvents: OutboxBuffer, savepointEach: Bool
     ) throws -> [Result<any Sendable, any Error>]? {
-        var results: [Result<any Sendable, any Error>]? = []
-        results?.reserveCapacity(writes.count)
+        var results: [Result<any Sendable, any Error>] = []
+        results.reserveCapacity(writes.count)
+        var rolledBack = false
         try db.inTransaction(.immediate) {
             let collector = OutboxCollector()
             let transaction = try SQLiteTransaction(db: db, now: Timestamp.now(), parsedTwins: parsedTwins, collector: collector)
@@ -220,18 +220,18 @@ public final class SQLiteTwinStore: TwinStore {
                 if savepointEach { try savepoint.step() }
                 let collected = collector.entries.count
                 do {
-                    results?.append(.success(try write(transaction)))
+                    results.append(.success(try write(transaction)))
                 } catch let error as DatabaseError where !db.isInsideTransaction {
                     // SQLite rolled the whole transaction back (disk full, I/O error …): nothing of the batch stays.
                     throw error
                 } catch {
                     guard savepointEach else {
-                        results = nil
+                        rolledBack = true
                         return .rollback
                     }
                     try rollback.step()
                     collector.entries.removeSubrange(collected...)
-                    results?.append(.failure(error))
+                    results.append(.failure(error))
                 }
                 if savepointEach { try release.step() }
             }
@@ -242,7 +242,7 @@ public final class SQLiteTwinStore: TwinStore {
             }
             return .commit
         }
-        return results
+        return rolledBack ? nil : results
     }
 
     public func outbox(after position: Int64, limit: Int) async throws -> [OutboxEntry] {
