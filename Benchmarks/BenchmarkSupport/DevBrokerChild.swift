@@ -10,7 +10,8 @@ public final class DevBrokerChild {
         let directory = URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
         let file = FileManager.default.temporaryDirectory.appending(path: "kafka-bench-\(UUID()).bootstrap")
         process.executableURL = directory.appending(path: "devbroker")
-        process.arguments = ["--port", "0", "--partitions", "\(partitions)", "--bootstrap-file", file.path]
+        process.arguments =
+            ["--port", "0", "--partitions", "\(partitions)", "--bootstrap-file", file.path]
             + topics.flatMap { ["--topic", "\($0):\(partitions)"] }
         process.standardError = FileHandle.nullDevice
         try process.run()

@@ -1,136 +1,87 @@
 import BenchmarkSupport
 import Foundation
 import Logging
-import TwinGraph
-import TwinflowCodec
-import TwinflowKafka
 
 /// command-bench: patch commands from `twins.commands` applied by twin-service (the release binary
-/// beside this one) on a devbroker, counted as their notifications reach `eventgrid.twin-events`.
+/// beside this one, given this process's environment) on a devbroker, with their notifications on
+/// `eventgrid.twin-events`. Two modes:
+///
+/// - throughput (the default): `COMMAND_BENCH_COMMANDS` commands (200,000) for `COMMAND_BENCH_TWINS`
+///   twins (10,000) wait on the topic before twin-service starts; commands per second until the last
+///   notification, the median of `COMMAND_BENCH_RUNS` runs (3).
+/// - latency (`--latency` or `COMMAND_BENCH_MODE=latency`): commands paced at each of
+///   `COMMAND_BENCH_RATES` commands a second (`100,1000`) for `COMMAND_BENCH_SECONDS` seconds (10)
+///   each; p50 and p99 from a command's hand-off to the producer to its Twin.Update's arrival.
+///
+/// Either mode fails when a notification is lost. `COMMAND_BENCH_LOSE_ONE=1` sends one command (of
+/// each latency phase) to a twin that does not exist, so its notification never comes: it shows that failure.
 ///
 ///     swift build -c release --product devbroker --product twin-service --product command-bench && .build/release/command-bench
 let environment = ProcessInfo.processInfo.environment
 let twins = Int(environment["COMMAND_BENCH_TWINS"] ?? "") ?? 10_000
-let commands = Int(environment["COMMAND_BENCH_COMMANDS"] ?? "") ?? 200_000
-let runs = max(1, Int(environment["COMMAND_BENCH_RUNS"] ?? "") ?? 3)
+let losingOne = environment["COMMAND_BENCH_LOSE_ONE"] == "1"
 let logger = {
     var logger = Logger(label: "command-bench")
     logger.logLevel = .warning
     return logger
 }()
 
-// This machine's speed varies from run to run, so the benchmark runs `COMMAND_BENCH_RUNS` times
-// (3 unless set), each on a fresh broker and store, and reports the median.
-var measured: [(steady: Double, overall: Double)] = []
-for run in 1...runs {
-    let result = try await measureOnce()
-    print("run \(run) of \(runs): \(String(format: "%.0f", result.steady)) commands/s, \(String(format: "%.0f", result.overall)) from start")
-    measured.append(result)
+if CommandLine.arguments.dropFirst().contains("--latency") || environment["COMMAND_BENCH_MODE"] == "latency" {
+    try await measureLatency()
+} else {
+    try await measureThroughput()
 }
-let steady = median(measured.map(\.steady))
-let overall = median(measured.map(\.overall))
-print("")
-print("patch commands applied, notifications delivered   \(String(format: "%10.0f", steady)) commands/s, median of \(runs) (goal ≥ 20,000)")
-print("the same from twin-service's start (incl. join)   \(String(format: "%10.0f", overall)) commands/s, median")
-let summary: [String: Any] = [
-    "commands": commands, "twins": twins, "runs": runs, "commands_per_s": steady.rounded(), "commands_per_s_from_start": overall.rounded(),
-    "commands_per_s_each_run": measured.map { $0.steady.rounded() },
-]
-print(String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self))
 
-/// One run: twins loaded, commands produced, twin-service started, notifications counted.
-func measureOnce() async throws -> (steady: Double, overall: Double) {
-    let devbroker = try DevBrokerChild(partitions: 8, topics: [])
-    defer { devbroker.stop() }
-    let kafka = KafkaConfiguration(bootstrapServers: devbroker.bootstrap)
-    let directory = FileManager.default.temporaryDirectory.appending(path: "command-bench-\(UUID())")
-    defer { try? FileManager.default.removeItem(at: directory) }
-
-    // Twins straight into the store; twin-service relays their Create notifications when it starts.
-    do {
-        let graph = try await DigitalTwinGraph(store: SQLiteTwinStore(path: directory.appending(path: "twins.sqlite").path))
-        _ = try await graph.addModels(try seedModels())
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for worker in 0..<8 {
-                group.addTask {
-                    for index in stride(from: worker, to: twins, by: 8) {
-                        try await graph.putTwin(
-                            "thermo-\(index)", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": 20]
-                        )
-                    }
-                }
-            }
-            try await group.waitForAll()
-        }
+func measureThroughput() async throws {
+    let commands = Int(environment["COMMAND_BENCH_COMMANDS"] ?? "") ?? 200_000
+    let runs = max(1, Int(environment["COMMAND_BENCH_RUNS"] ?? "") ?? 3)
+    // This machine's speed varies from run to run, so the benchmark runs `COMMAND_BENCH_RUNS` times,
+    // each on a fresh broker and store, and reports the median.
+    var measured: [(steady: Double, overall: Double)] = []
+    for run in 1...runs {
+        let result = try await ThroughputRun(twins: twins, commands: commands, losingOne: losingOne, logger: logger).measure()
+        print("run \(run) of \(runs): \(String(format: "%.0f", result.steady)) commands/s, \(String(format: "%.0f", result.overall)) from start")
+        measured.append(result)
     }
+    let steady = median(measured.map(\.steady))
+    let overall = median(measured.map(\.overall))
+    print("")
+    print("patch commands applied, notifications delivered   \(String(format: "%10.0f", steady)) commands/s, median of \(runs) (goal ≥ 20,000)")
+    print("the same from twin-service's start (incl. join)   \(String(format: "%10.0f", overall)) commands/s, median")
+    let summary: [String: Any] = [
+        "mode": "throughput", "commands": commands, "twins": twins, "runs": runs, "commands_per_s": steady.rounded(),
+        "commands_per_s_from_start": overall.rounded(), "commands_per_s_each_run": measured.map { $0.steady.rounded() },
+    ]
+    print(String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self))
+}
 
-    let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: kafka), logger: logger)
-    let patchTemplate = try JSONPatch(json: [["op": "replace", "path": "/Temperature", "value": 0]])
-    for start in stride(from: 0, to: commands, by: 10_000) {
-        let batch = (start..<min(start + 10_000, commands)).map { index in
-            var patch = patchTemplate
-            patch.operations[0] = .replace(path: patch.operations[0].path, value: .double(Double(index % 400) / 10))
-            return TwinCommand(id: "bench-\(index)", twinID: "thermo-\(index % twins)", patch: patch).kafkaMessage(topic: Topics.defaults.twinCommands)
-        }
-        try await producer.send(batch)
+func measureLatency() async throws {
+    let rates = (environment["COMMAND_BENCH_RATES"] ?? "100,1000").split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
+    let seconds = max(1, Int(environment["COMMAND_BENCH_SECONDS"] ?? "") ?? 10)
+    guard !rates.isEmpty else { throw BenchmarkError("COMMAND_BENCH_RATES names no rate: \(environment["COMMAND_BENCH_RATES"] ?? "")") }
+    let goalMilliseconds = 15.0
+    let phases = try await LatencyRun(twins: twins, rates: rates, secondsPerRate: seconds, losingOne: losingOne, logger: logger).measure()
+    print("")
+    print("command produced on twins.commands → its Twin.Update read from eventgrid.twin-events (\(twins) twins, \(seconds) s a rate)")
+    print("| rate         | commands | p50 ms | p99 ms | max ms | goal: p99 < \(Int(goalMilliseconds)) ms |")
+    print("|--------------|----------|--------|--------|--------|-------------------|")
+    for phase in phases {
+        let met = phase.percentile(99) < goalMilliseconds ? "met" : "missed"
+        print(
+            "| \("\(phase.rate) commands/s".padding(toLength: 12, withPad: " ", startingAt: 0)) | \(String(format: "%8d", phase.commands)) | "
+                + "\(String(format: "%6.2f", phase.percentile(50))) | \(String(format: "%6.2f", phase.percentile(99))) | "
+                + "\(String(format: "%6.2f", phase.milliseconds.last ?? 0)) | \(met.padding(toLength: 17, withPad: " ", startingAt: 0)) |")
     }
-    await producer.shutdown()
-    print("command-bench: \(commands) patch commands for \(twins) twins waiting on \(Topics.defaults.twinCommands)")
-
-    let admin = try KafkaAdmin(configuration: kafka, logger: logger)
-    let expected = twins + commands
-
-    let service = Process()
-    service.executableURL = URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appending(path: "twin-service")
-    var serviceEnvironment = environment
-    serviceEnvironment["KAFKA_BOOTSTRAP_SERVERS"] = devbroker.bootstrap
-    serviceEnvironment["TWINFLOW_DATA_DIR"] = directory.path
-    serviceEnvironment["HTTP_PORT"] = "\(Int.random(in: 30000..<40000))"
-    serviceEnvironment["LOG_LEVEL"] = environment["COMMAND_BENCH_SERVICE_LOG_LEVEL"] ?? "warning"
-    service.environment = serviceEnvironment
-    let started = ContinuousClock.now
-    try service.run()
-    defer {
-        service.terminate()
-        service.waitUntilExit()
+    var summary: [String: Any] = ["mode": "latency", "twins": twins, "seconds_per_rate": seconds, "goal_p99_ms": goalMilliseconds]
+    for phase in phases {
+        summary["commands_at_\(phase.rate)_per_s"] = phase.commands
+        summary["p50_ms_at_\(phase.rate)_per_s"] = (phase.percentile(50) * 100).rounded() / 100
+        summary["p99_ms_at_\(phase.rate)_per_s"] = (phase.percentile(99) * 100).rounded() / 100
     }
-
-    // Notifications are counted by the topic's high watermarks every 10 ms: what the broker has
-    // acknowledged, read without a consumer taking CPU from twin-service on this 2-core machine. The
-    // twins' Create notifications go out first (the outbox keeps order), so the first count above
-    // `twins` marks the first update.
-    let deadline = ContinuousClock.now + .seconds(600)
-    var eventPartitions: Int?  // known once twin-service has made the topic
-    var notifications = 0
-    var firstUpdate: ContinuousClock.Instant?
-    var last: ContinuousClock.Instant?
-    while notifications < expected, ContinuousClock.now < deadline, service.isRunning {
-        try await Task.sleep(for: .milliseconds(10))
-        guard let partitions = eventPartitions else {
-            eventPartitions = try await admin.metadata().topic(named: Topics.defaults.twinEvents).flatMap { $0.error == nil ? $0.partitionCount : nil }
-            continue
-        }
-        let delivered = Int(try await admin.highWatermarks(topic: Topics.defaults.twinEvents, partitions: partitions).reduce(0, +))
-        let now = ContinuousClock.now
-        if firstUpdate == nil, delivered > twins { firstUpdate = now }
-        if delivered > notifications {
-            notifications = delivered
-            last = now
-        }
-    }
-    guard notifications >= expected, let firstUpdate, let last else {
-        throw BenchmarkError("only \(notifications) of \(expected) notifications arrived")
-    }
-    return (Double(commands) / (last - firstUpdate).seconds, Double(commands) / (last - started).seconds)
+    print(String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self))
 }
 
 func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
     return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-}
-
-func seedModels() throws -> JSONValue {
-    let folder = URL(filePath: #filePath).deletingLastPathComponent().appending(path: "../../deploy/models/seed").standardized
-    let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".json") }.sorted()
-    return .array(try files.map { try JSONValue.parse(Array(try Data(contentsOf: folder.appending(path: $0)))) })
 }

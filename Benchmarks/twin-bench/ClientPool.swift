@@ -26,6 +26,18 @@ struct ClientPool: Sendable {
         }
     }
 
+    /// Expects a `200 OK` query page of exactly `count` rows, so a query that finds nothing is not timed as a fast one.
+    func expectRows(_ count: Int, _ response: TestClient.Response, query: String) throws {
+        try expect(.ok, response)
+        let body = response.body.map { String(buffer: $0) } ?? ""
+        guard let rows = try? JSONValue.parse(Array(body.utf8))["value"]?.arrayValue else {
+            throw BenchmarkError("the query \(query) answered without a value array: \(body)")
+        }
+        guard rows.count == count else {
+            throw BenchmarkError("the query \(query) found \(rows.count) rows, not \(count): \(body)")
+        }
+    }
+
     /// Runs `body` for each index, spread over every client.
     func forEach(_ indices: Range<Int>, _ body: @escaping @Sendable (TestClient, Int) async throws -> Void) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -86,7 +98,6 @@ extension TestClient {
     }
 }
 
-
 /// The twin-service built beside this executable, on a fresh store and a port of its own.
 final class TwinServiceChild: Sendable {
     let port: Int
@@ -98,7 +109,8 @@ final class TwinServiceChild: Sendable {
         port = Int.random(in: 30000..<40000)
         directory = FileManager.default.temporaryDirectory.appending(path: "twin-bench-\(UUID())")
         process = Process()
-        process.executableURL = URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appending(path: "twin-service")
+        process.executableURL = URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appending(
+            path: "twin-service")
         var environment = ProcessInfo.processInfo.environment
         environment["HTTP_PORT"] = String(port)
         environment["TWINFLOW_DATA_DIR"] = directory.path

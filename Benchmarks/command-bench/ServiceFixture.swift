@@ -1,0 +1,91 @@
+import BenchmarkSupport
+import Foundation
+import Logging
+import TwinGraph
+import TwinflowCodec
+import TwinflowKafka
+
+/// A fresh devbroker and twin store with `twins` thermostats loaded, and the twin-service built
+/// beside this executable, started on them with this process's environment.
+final class ServiceFixture {
+    let devbroker: DevBrokerChild
+    let kafka: KafkaConfiguration
+    let twins: Int
+    private let directory: URL
+    private let service = Process()
+    private(set) var started: ContinuousClock.Instant?
+
+    init(twins: Int) async throws {
+        self.twins = twins
+        devbroker = try DevBrokerChild(partitions: 8, topics: [])
+        kafka = KafkaConfiguration(bootstrapServers: devbroker.bootstrap)
+        directory = FileManager.default.temporaryDirectory.appending(path: "command-bench-\(UUID())")
+        // Twins straight into the store; twin-service relays their Create notifications when it starts.
+        let graph = try await DigitalTwinGraph(store: SQLiteTwinStore(path: directory.appending(path: "twins.sqlite").path))
+        _ = try await graph.addModels(try seedModels())
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<8 {
+                group.addTask {
+                    for index in stride(from: worker, to: twins, by: 8) {
+                        try await graph.putTwin(
+                            Self.twinID(index), body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": 20]
+                        )
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// The id of the `index`th twin loaded.
+    static func twinID(_ index: Int) -> String { "thermo-\(index)" }
+
+    /// A twin no command may find: its command is refused and dead-lettered, so no notification follows.
+    static let missingTwinID = "thermo-missing"
+
+    /// Starts twin-service. Its environment is this process's, with the broker, store and port set,
+    /// so `KAFKA_CONFIG_*` variables given to the benchmark reach it.
+    func startService() throws {
+        service.executableURL = URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appending(
+            path: "twin-service")
+        var serviceEnvironment = ProcessInfo.processInfo.environment
+        serviceEnvironment["KAFKA_BOOTSTRAP_SERVERS"] = devbroker.bootstrap
+        serviceEnvironment["TWINFLOW_DATA_DIR"] = directory.path
+        serviceEnvironment["HTTP_PORT"] = "\(Int.random(in: 30000..<40000))"
+        serviceEnvironment["LOG_LEVEL"] = serviceEnvironment["COMMAND_BENCH_SERVICE_LOG_LEVEL"] ?? "warning"
+        service.environment = serviceEnvironment
+        started = .now
+        try service.run()
+    }
+
+    var serviceIsRunning: Bool { service.isRunning }
+
+    /// Throws when twin-service has exited: nothing more will arrive.
+    func checkServiceRunning() throws {
+        guard started == nil || service.isRunning else {
+            throw BenchmarkError("twin-service exited with status \(service.terminationStatus)")
+        }
+    }
+
+    func stop() {
+        if service.isRunning {
+            service.terminate()
+            service.waitUntilExit()
+        }
+        devbroker.stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+func seedModels() throws -> JSONValue {
+    let folder = URL(filePath: #filePath).deletingLastPathComponent().appending(path: "../../deploy/models/seed").standardized
+    let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".json") }.sorted()
+    return .array(try files.map { try JSONValue.parse(Array(try Data(contentsOf: folder.appending(path: $0)))) })
+}
+
+/// A patch command setting a thermostat's temperature.
+func temperatureCommand(id: String, twinID: String, temperature: Double, traceparent: String? = nil) -> TwinCommand {
+    TwinCommand(
+        id: id, twinID: twinID, patch: JSONPatch([.replace(path: JSONPointer(tokens: ["Temperature"]), value: .double(temperature))]),
+        traceparent: traceparent)
+}
