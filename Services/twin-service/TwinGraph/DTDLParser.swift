@@ -32,9 +32,7 @@ public enum DTDLParser {
         let context = Context(model: idText)
         guard let idText else { throw context.error("@id is required") }
         guard let id = DTMI(idText) else { throw context.error("@id '\(idText)' is not a valid DTMI") }
-        guard try context.types(object["@type"], field: "@type").first == "Interface" else {
-            throw context.error("@type must be 'Interface'")
-        }
+        _ = try context.classify(object["@type"], field: "@type", among: ["Interface"])
         let version = try context.dtdlVersion(object["@context"], inherited: inheritedContext)
         var parser = InterfaceParser(context: context, version: version)
         return try parser.parse(object, id: id)
@@ -63,6 +61,21 @@ struct Context {
         case nil: throw error("\(field) is required")
         case let other?: throw error("\(field) must be a string or an array of strings, found \(other.typeName)")
         }
+    }
+
+    /// Splits an element's `@type` into its DTDL class, one of `classes`, and its co-types (semantic
+    /// types such as `Temperature`, adjunct types such as `Historized`). DTDL lets them come in any
+    /// order, and co-types need not be defined by a context the model names.
+    func classify(
+        _ value: JSONValue?, field: String, among classes: Set<String>
+    ) throws(ModelError) -> (dtdlClass: String, coTypes: [String]) {
+        let types = try types(value, field: field)
+        let named = types.filter(classes.contains)
+        guard let dtdlClass = named.first else {
+            throw error("\(field) must name one of \(classes.sorted().joined(separator: ", ")); found \(types.joined(separator: ", "))")
+        }
+        guard named.count == 1 else { throw error("\(field) names both \(named[0]) and \(named[1])") }
+        return (dtdlClass, types.filter { $0 != dtdlClass })
     }
 
     func dtdlVersion(_ value: JSONValue?, inherited: Int?) throws(ModelError) -> Int {
@@ -180,17 +193,17 @@ struct InterfaceParser {
         for (index, element) in contents.enumerated() {
             let field = "contents[\(index)]"
             guard case .object(let content) = element else { throw context.error("\(field) must be an object") }
-            let types = try context.types(content["@type"], field: "\(field).@type")
+            let (dtdlClass, coTypes) = try context.classify(content["@type"], field: "\(field).@type", among: Self.contentClasses)
             let name = try context.name(content["name"], field: "\(field).name", version: version)
             guard names.insert(name).inserted else { throw context.error("\(field).name '\(name)' is used twice") }
-            switch types[0] {
+            switch dtdlClass {
             case "Property":
-                interface.properties[name] = try property(content, name: name, types: types, field: field)
+                interface.properties[name] = try property(content, name: name, coTypes: coTypes, field: field)
             case "Telemetry":
                 interface.telemetries[name] = Interface.Telemetry(
                     name: name,
                     schema: try schema(required: content["schema"], field: "\(field).schema"),
-                    semanticTypes: Array(types.dropFirst()),
+                    semanticTypes: coTypes,
                     unit: content["unit"]?.stringValue
                 )
             case "Relationship":
@@ -201,7 +214,7 @@ struct InterfaceParser {
             case "Command":
                 interface.commands.insert(name)
             default:
-                throw context.error("\(field).@type '\(types[0])' is not Property, Telemetry, Relationship, Component or Command")
+                throw context.error("\(field).@type '\(dtdlClass)' is not Property, Telemetry, Relationship, Component or Command")
             }
         }
         interface.schemas = schemas
@@ -209,7 +222,9 @@ struct InterfaceParser {
         return interface
     }
 
-    private mutating func property(_ content: [String: JSONValue], name: String, types: [String], field: String) throws(ModelError) -> Interface.Property {
+    private mutating func property(
+        _ content: [String: JSONValue], name: String, coTypes: [String], field: String
+    ) throws(ModelError) -> Interface.Property {
         var writable = false
         if let value = content["writable"] {
             guard case .bool(let flag) = value else { throw context.error("\(field).writable must be a boolean") }
@@ -219,7 +234,7 @@ struct InterfaceParser {
             name: name,
             schema: try schema(required: content["schema"], field: "\(field).schema"),
             writable: writable,
-            semanticTypes: Array(types.dropFirst()),
+            semanticTypes: coTypes,
             unit: content["unit"]?.stringValue
         )
     }
@@ -229,9 +244,10 @@ struct InterfaceParser {
         if case .array(let elements)? = content["properties"] {
             for (index, element) in elements.enumerated() {
                 guard case .object(let object) = element else { throw context.error("\(field).properties[\(index)] must be an object") }
-                let types = try context.types(object["@type"] ?? "Property", field: "\(field).properties[\(index)].@type")
+                let (_, coTypes) = try context.classify(
+                    object["@type"] ?? "Property", field: "\(field).properties[\(index)].@type", among: ["Property"])
                 let propertyName = try context.name(object["name"], field: "\(field).properties[\(index)].name", version: version)
-                properties[propertyName] = try property(object, name: propertyName, types: types, field: "\(field).properties[\(index)]")
+                properties[propertyName] = try property(object, name: propertyName, coTypes: coTypes, field: "\(field).properties[\(index)]")
             }
         }
         var maxMultiplicity: Int?
@@ -274,9 +290,9 @@ struct InterfaceParser {
             guard let id = DTMI(name) else { throw context.error("\(field) '\(name)' is neither a DTDL schema nor a DTMI") }
             return .reference(id)
         case .object(let object):
-            let types = try context.types(object["@type"], field: "\(field).@type")
             let result: Schema
-            switch types[0] {
+            let dtdlClass = try context.classify(object["@type"], field: "\(field).@type", among: Self.schemaClasses).dtdlClass
+            switch dtdlClass {
             case "Enum": result = try enumeration(object, field: field)
             case "Object":
                 guard case .array(let elements)? = object["fields"] else { throw context.error("\(field).fields must be an array") }
@@ -285,7 +301,8 @@ struct InterfaceParser {
                 for (index, element) in elements.enumerated() {
                     let name = try context.name(element["name"], field: "\(field).fields[\(index)].name", version: version)
                     guard names.insert(name).inserted else { throw context.error("\(field).fields[\(index)].name '\(name)' is used twice") }
-                    fields.append(Schema.Field(name: name, schema: try schema(required: element["schema"], field: "\(field).fields[\(index)].schema")))
+                    fields.append(
+                        Schema.Field(name: name, schema: try schema(required: element["schema"], field: "\(field).fields[\(index)].schema")))
                 }
                 result = .object(fields: fields)
             case "Map":
@@ -299,7 +316,7 @@ struct InterfaceParser {
             case "Array":
                 result = .array(element: try schema(required: object["elementSchema"], field: "\(field).elementSchema"))
             default:
-                throw context.error("\(field).@type '\(types[0])' is not Enum, Object, Map or Array")
+                throw context.error("\(field).@type '\(dtdlClass)' is not Enum, Object, Map or Array")
             }
             if let idValue = object["@id"] {
                 let id = try context.dtmi(idValue, field: "\(field).@id")
@@ -322,12 +339,17 @@ struct InterfaceParser {
         for (index, element) in elements.enumerated() {
             let name = try context.name(element["name"], field: "\(field).enumValues[\(index)].name", version: version)
             guard let value = element["enumValue"] else { throw context.error("\(field).enumValues[\(index)].enumValue is required") }
-            let matches = valueSchema == .integer ? value.integerValue != nil && value.integerValue.map { Double($0) } == value.doubleValue : value.stringValue != nil
+            let matches =
+                valueSchema == .integer
+                ? value.integerValue != nil && value.integerValue.map { Double($0) } == value.doubleValue : value.stringValue != nil
             guard matches else { throw context.error("\(field).enumValues[\(index)].enumValue must be a \(valueSchemaName)") }
             values.append(Schema.EnumValue(name: name, value: value))
         }
         return .enumeration(valueSchema: valueSchema, values: values)
     }
+
+    static let contentClasses: Set<String> = ["Property", "Telemetry", "Relationship", "Component", "Command"]
+    static let schemaClasses: Set<String> = ["Enum", "Object", "Map", "Array"]
 
     static let v3OnlyPrimitives: Set<Schema.Primitive> = [
         .byte, .bytes, .decimal, .short, .uuid, .unsignedByte, .unsignedShort, .unsignedInteger, .unsignedLong,
