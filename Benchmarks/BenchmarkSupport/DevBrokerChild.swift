@@ -39,3 +39,14 @@ public struct BenchmarkError: Error, CustomStringConvertible {
 extension Duration {
     public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
+
+/// Runs a benchmark; a failure ends the process with status 1 after `<name> FAILED: <why>` on
+/// stderr, once `body`'s children were stopped (its `defer`s ran).
+public func runBenchmark(_ name: String, _ body: () async throws -> Void) async {
+    do {
+        try await body()
+    } catch {
+        FileHandle.standardError.write(Data("\(name) FAILED: \(error)\n".utf8))
+        exit(1)
+    }
+}

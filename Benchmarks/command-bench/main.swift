@@ -26,10 +26,12 @@ let logger = {
     return logger
 }()
 
-if CommandLine.arguments.dropFirst().contains("--latency") || environment["COMMAND_BENCH_MODE"] == "latency" {
-    try await measureLatency()
-} else {
-    try await measureThroughput()
+await runBenchmark("command-bench") {
+    if CommandLine.arguments.dropFirst().contains("--latency") || environment["COMMAND_BENCH_MODE"] == "latency" {
+        try await measureLatency()
+    } else {
+        try await measureThroughput()
+    }
 }
 
 func measureThroughput() async throws {

@@ -15,118 +15,121 @@ import TwinflowCodec
 /// `TWIN_BENCH_ROOMS` sets the number of rooms (50,000 unless set; each has a thermostat);
 /// `TWIN_BENCH_WRK_PORT` points wrk at another port than twin-service's, which shows a failed wrk run
 /// stopping the benchmark (a closed port: every connection refused).
-let rooms = Int(ProcessInfo.processInfo.environment["TWIN_BENCH_ROOMS"] ?? "") ?? 50_000
-guard Wrk.isAvailable else { throw BenchmarkError("wrk is needed (apt-get install wrk)") }
-let devbroker = try DevBrokerChild(partitions: 8, topics: [])
-defer { devbroker.stop() }
-let service = try TwinServiceChild(bootstrap: devbroker.bootstrap)
-defer { service.stop() }
-try await service.waitUntilReady()
-print("twin-bench: \(rooms * 2) twins, \(rooms * 2) relationships, twin-service on port \(service.port)")
+await runBenchmark("twin-bench") {
+    let rooms = Int(ProcessInfo.processInfo.environment["TWIN_BENCH_ROOMS"] ?? "") ?? 50_000
+    guard Wrk.isAvailable else { throw BenchmarkError("wrk is needed (apt-get install wrk)") }
+    let devbroker = try DevBrokerChild(partitions: 8, topics: [])
+    defer { devbroker.stop() }
+    let service = try TwinServiceChild(bootstrap: devbroker.bootstrap)
+    defer { service.stop() }
+    try await service.waitUntilReady()
+    print("twin-bench: \(rooms * 2) twins, \(rooms * 2) relationships, twin-service on port \(service.port)")
 
-let clients = try await ClientPool(port: service.port, count: 8)
-let models = try seedModels()
-try await clients.expect(.created, clients.first.post("/models", body: models))
+    let clients = try await ClientPool(port: service.port, count: 8)
+    let models = try seedModels()
+    try await clients.expect(.created, clients.first.post("/models", body: models))
 
-var timer = ContinuousClock.now
-try await clients.forEach(0..<rooms) { client, index in
-    try await clients.expect(
-        .ok,
-        client.put("/digitaltwins/thermo-\(index)", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": 20]))
-    try await clients.expect(
-        .ok,
-        client.put(
-            "/digitaltwins/room-\(index)",
-            body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Room;1"], "currentTemp": .integer(Int64(index))]))
-}
-let twinLoad = ContinuousClock.now - timer
-timer = .now
-try await clients.forEach(0..<rooms) { client, index in
-    try await clients.expect(
-        .ok,
-        client.put(
-            "/digitaltwins/room-\(index)/relationships/own",
-            body: ["$targetId": .string("thermo-\(index)"), "$relationshipName": "rel_has_thermostat"]))
-    try await clients.expect(
-        .ok,
-        client.put(
-            "/digitaltwins/room-\(index)/relationships/next",
-            body: ["$targetId": .string("thermo-\((index + 1) % rooms)"), "$relationshipName": "rel_has_thermostat"]))
-}
-let relationshipLoad = ContinuousClock.now - timer
-print("loaded twins in \(twinLoad), relationships in \(relationshipLoad)")
+    var timer = ContinuousClock.now
+    try await clients.forEach(0..<rooms) { client, index in
+        try await clients.expect(
+            .ok,
+            client.put(
+                "/digitaltwins/thermo-\(index)", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": 20]))
+        try await clients.expect(
+            .ok,
+            client.put(
+                "/digitaltwins/room-\(index)",
+                body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Room;1"], "currentTemp": .integer(Int64(index))]))
+    }
+    let twinLoad = ContinuousClock.now - timer
+    timer = .now
+    try await clients.forEach(0..<rooms) { client, index in
+        try await clients.expect(
+            .ok,
+            client.put(
+                "/digitaltwins/room-\(index)/relationships/own",
+                body: ["$targetId": .string("thermo-\(index)"), "$relationshipName": "rel_has_thermostat"]))
+        try await clients.expect(
+            .ok,
+            client.put(
+                "/digitaltwins/room-\(index)/relationships/next",
+                body: ["$targetId": .string("thermo-\((index + 1) % rooms)"), "$relationshipName": "rel_has_thermostat"]))
+    }
+    let relationshipLoad = ContinuousClock.now - timer
+    print("loaded twins in \(twinLoad), relationships in \(relationshipLoad)")
 
-// Each room's currentTemp is its index, so a filter on it selects one room (and its two thermostats)
-// without pinning the room's $dtId: nothing but a scan of every twin finds it.
-let join = try await clients.latencies(count: 2_000, concurrency: 1) { client, _ in
-    let room = Int.random(in: 0..<rooms)
-    let query = "SELECT Room, Thermostat FROM DIGITALTWINS Room JOIN Thermostat RELATED Room.rel_has_thermostat WHERE Room.$dtId = 'room-\(room)'"
-    try await clients.expectRows(2, client.post("/query", body: ["query": .string(query)]), query: query)
-}
-let joinWithTargetProperty = try await clients.latencies(count: 2_000, concurrency: 1) { client, _ in
-    let room = Int.random(in: 0..<rooms)
-    let query =
-        "SELECT Room, Thermostat FROM DIGITALTWINS Room JOIN Thermostat RELATED Room.rel_has_thermostat WHERE Room.$dtId = 'room-\(room)' AND Thermostat.Temperature > 15"
-    try await clients.expectRows(2, client.post("/query", body: ["query": .string(query)]), query: query)
-}
-let propertyJoinQueries = 20
-let joinOnProperty = try await clients.latencies(count: propertyJoinQueries, concurrency: 1) { client, _ in
-    let room = Int.random(in: 0..<rooms)
-    let query =
-        "SELECT Room, Thermostat FROM DIGITALTWINS Room JOIN Thermostat RELATED Room.rel_has_thermostat WHERE Room.currentTemp = \(room) AND Thermostat.Temperature > 15"
-    try await clients.expectRows(2, client.post("/query", body: ["query": .string(query)]), query: query)
-}
-try await clients.shutdown()
+    // Each room's currentTemp is its index, so a filter on it selects one room (and its two thermostats)
+    // without pinning the room's $dtId: nothing but a scan of every twin finds it.
+    let join = try await clients.latencies(count: 2_000, concurrency: 1) { client, _ in
+        let room = Int.random(in: 0..<rooms)
+        let query = "SELECT Room, Thermostat FROM DIGITALTWINS Room JOIN Thermostat RELATED Room.rel_has_thermostat WHERE Room.$dtId = 'room-\(room)'"
+        try await clients.expectRows(2, client.post("/query", body: ["query": .string(query)]), query: query)
+    }
+    let joinWithTargetProperty = try await clients.latencies(count: 2_000, concurrency: 1) { client, _ in
+        let room = Int.random(in: 0..<rooms)
+        let query =
+            "SELECT Room, Thermostat FROM DIGITALTWINS Room JOIN Thermostat RELATED Room.rel_has_thermostat WHERE Room.$dtId = 'room-\(room)' AND Thermostat.Temperature > 15"
+        try await clients.expectRows(2, client.post("/query", body: ["query": .string(query)]), query: query)
+    }
+    let propertyJoinQueries = 20
+    let joinOnProperty = try await clients.latencies(count: propertyJoinQueries, concurrency: 1) { client, _ in
+        let room = Int.random(in: 0..<rooms)
+        let query =
+            "SELECT Room, Thermostat FROM DIGITALTWINS Room JOIN Thermostat RELATED Room.rel_has_thermostat WHERE Room.currentTemp = \(room) AND Thermostat.Temperature > 15"
+        try await clients.expectRows(2, client.post("/query", body: ["query": .string(query)]), query: query)
+    }
+    try await clients.shutdown()
 
-// Latency with one client, throughput with several, from wrk: it costs this 2-core machine little.
-let wrkPort = Int(ProcessInfo.processInfo.environment["TWIN_BENCH_WRK_PORT"] ?? "") ?? service.port
-let randomThermostat = "return wrk.format(nil, \"/digitaltwins/thermo-\" .. math.random(0, \(rooms - 1)))"
-let get = try Wrk.run(port: wrkPort, connections: 1, seconds: 10, request: randomThermostat)
-let incoming = try Wrk.run(
-    port: wrkPort, connections: 1, seconds: 10,
-    request: "return wrk.format(nil, \"/digitaltwins/thermo-\" .. math.random(0, \(rooms - 1)) .. \"/incomingrelationships\")"
-)
-let patchBody = #"[{"op":"replace","path":"/Temperature","value":21.5}]"#
-// Group commit shares a transaction among the patches in flight, so throughput grows with clients.
-let patchClients = [8, 16, 32]
-let patches = try patchClients.map { clients in
-    try Wrk.run(port: wrkPort, connections: clients, seconds: 10, method: "PATCH", body: patchBody, request: randomThermostat)
-}
-let singleTwin = try Wrk.run(
-    port: wrkPort, connections: 4, seconds: 10, method: "PATCH", body: patchBody,
-    request: "return wrk.format(nil, \"/digitaltwins/thermo-0\")"
-)
-let singleTwinPerSecond = singleTwin.requestsPerSecond
+    // Latency with one client, throughput with several, from wrk: it costs this 2-core machine little.
+    let wrkPort = Int(ProcessInfo.processInfo.environment["TWIN_BENCH_WRK_PORT"] ?? "") ?? service.port
+    let randomThermostat = "return wrk.format(nil, \"/digitaltwins/thermo-\" .. math.random(0, \(rooms - 1)))"
+    let get = try Wrk.run(port: wrkPort, connections: 1, seconds: 10, request: randomThermostat)
+    let incoming = try Wrk.run(
+        port: wrkPort, connections: 1, seconds: 10,
+        request: "return wrk.format(nil, \"/digitaltwins/thermo-\" .. math.random(0, \(rooms - 1)) .. \"/incomingrelationships\")"
+    )
+    let patchBody = #"[{"op":"replace","path":"/Temperature","value":21.5}]"#
+    // Group commit shares a transaction among the patches in flight, so throughput grows with clients.
+    let patchClients = [8, 16, 32]
+    let patches = try patchClients.map { clients in
+        try Wrk.run(port: wrkPort, connections: clients, seconds: 10, method: "PATCH", body: patchBody, request: randomThermostat)
+    }
+    let singleTwin = try Wrk.run(
+        port: wrkPort, connections: 4, seconds: 10, method: "PATCH", body: patchBody,
+        request: "return wrk.format(nil, \"/digitaltwins/thermo-0\")"
+    )
+    let singleTwinPerSecond = singleTwin.requestsPerSecond
 
-let results: [(String, Double, String)] =
-    [
-        ("GET twin p50", get.p50Milliseconds, "ms"),
-        ("GET twin p99", get.p99Milliseconds, "ms (goal < 2)"),
+    let results: [(String, Double, String)] =
+        [
+            ("GET twin p50", get.p50Milliseconds, "ms"),
+            ("GET twin p99", get.p99Milliseconds, "ms (goal < 2)"),
+        ]
+        + zip(patchClients, patches).map { clients, result in
+            ("PATCH, \(clients) clients", result.requestsPerSecond, "patches/s (goal ≥ 5,000), p99 \(result.p99Milliseconds) ms")
+        } + [
+            ("incoming relationships p99", incoming.p99Milliseconds, "ms (goal < 1)"),
+            ("JOIN on $dtId p99", join.percentile(99), "ms (room by $dtId)"),
+            ("JOIN on $dtId + property p99", joinWithTargetProperty.percentile(99), "ms (room by $dtId, Thermostat.Temperature > 15)"),
+            ("JOIN on a property p99", joinOnProperty.percentile(99), "ms (Room.currentTemp = n: scans every twin; \(propertyJoinQueries) queries)"),
+            ("PATCH one twin, 4 clients", singleTwinPerSecond, "patches/s (goal ≥ 2,000)"),
+        ]
+    print("")
+    for (name, value, unit) in results {
+        print("\(name.padding(toLength: 30, withPad: " ", startingAt: 0)) \(String(format: "%10.2f", value)) \(unit)")
+    }
+    var summary: [String: Double] = [
+        "twins": Double(rooms * 2), "relationships": Double(rooms * 2),
+        "get_p50_ms": get.p50Milliseconds, "get_p99_ms": get.p99Milliseconds,
+        "incoming_p99_ms": incoming.p99Milliseconds, "join_query_p99_ms": join.percentile(99),
+        "join_dtid_and_property_query_p99_ms": joinWithTargetProperty.percentile(99), "join_property_query_p99_ms": joinOnProperty.percentile(99),
+        "single_twin_patches_per_s": singleTwinPerSecond.rounded(),
     ]
-    + zip(patchClients, patches).map { clients, result in
-        ("PATCH, \(clients) clients", result.requestsPerSecond, "patches/s (goal ≥ 5,000), p99 \(result.p99Milliseconds) ms")
-    } + [
-        ("incoming relationships p99", incoming.p99Milliseconds, "ms (goal < 1)"),
-        ("JOIN on $dtId p99", join.percentile(99), "ms (room by $dtId)"),
-        ("JOIN on $dtId + property p99", joinWithTargetProperty.percentile(99), "ms (room by $dtId, Thermostat.Temperature > 15)"),
-        ("JOIN on a property p99", joinOnProperty.percentile(99), "ms (Room.currentTemp = n: scans every twin; \(propertyJoinQueries) queries)"),
-        ("PATCH one twin, 4 clients", singleTwinPerSecond, "patches/s (goal ≥ 2,000)"),
-    ]
-print("")
-for (name, value, unit) in results {
-    print("\(name.padding(toLength: 30, withPad: " ", startingAt: 0)) \(String(format: "%10.2f", value)) \(unit)")
+    for (clients, result) in zip(patchClients, patches) {
+        summary["patches_per_s_\(clients)_clients"] = result.requestsPerSecond.rounded()
+    }
+    print(String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self))
 }
-var summary: [String: Double] = [
-    "twins": Double(rooms * 2), "relationships": Double(rooms * 2),
-    "get_p50_ms": get.p50Milliseconds, "get_p99_ms": get.p99Milliseconds,
-    "incoming_p99_ms": incoming.p99Milliseconds, "join_query_p99_ms": join.percentile(99),
-    "join_dtid_and_property_query_p99_ms": joinWithTargetProperty.percentile(99), "join_property_query_p99_ms": joinOnProperty.percentile(99),
-    "single_twin_patches_per_s": singleTwinPerSecond.rounded(),
-]
-for (clients, result) in zip(patchClients, patches) {
-    summary["patches_per_s_\(clients)_clients"] = result.requestsPerSecond.rounded()
-}
-print(String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self))
 
 func seedModels() throws -> JSONValue {
     let folder = URL(filePath: #filePath).deletingLastPathComponent().appending(path: "../../deploy/models/seed").standardized
