@@ -15,7 +15,7 @@ extension DigitalTwinGraph {
 
     /// Creates or replaces a route; the endpoint must be configured and the filter must parse.
     public func putEventRoute(_ id: String, body: JSONValue) async throws {
-        guard !id.isEmpty else { throw ServiceError.invalidArgument("The event route id must not be empty.") }
+        try Self.checkID(id, of: "event route", code: "EventRouteIdInvalid")
         guard let endpointName = body["endpointName"]?.stringValue, !endpointName.isEmpty else {
             throw ServiceError.invalidArgument("endpointName is required.")
         }
@@ -92,7 +92,8 @@ extension DigitalTwinGraph {
             do {
                 active[route.id] = ActiveRoute(route: route, filter: try EventFilter(parsing: route.filter))
             } catch {
-                throw ServiceError(code: "InvalidEventRoute", status: 500, "The stored event route \(route.id) has a filter that does not parse: \(error)")
+                throw ServiceError(
+                    code: "InvalidEventRoute", status: 500, "The stored event route \(route.id) has a filter that does not parse: \(error)")
             }
         }
         return active

@@ -47,7 +47,7 @@ extension DigitalTwinGraph {
     public func putRelationship(
         _ sourceID: String, _ id: String, body: JSONValue, ifNoneMatch: Bool = false, origin: ChangeOrigin = ChangeOrigin()
     ) async throws -> RelationshipChange {
-        guard !id.isEmpty else { throw ServiceError.invalidArgument("The relationship id must not be empty.") }
+        try Self.checkID(id, of: "relationship")
         guard case .object(var members) = body else { throw ServiceError.invalidArgument("The relationship must be a JSON object.") }
         guard let targetID = members["$targetId"]?.stringValue, !targetID.isEmpty else {
             throw ServiceError.invalidArgument("$targetId is required.")
@@ -70,7 +70,8 @@ extension DigitalTwinGraph {
                 throw ServiceError(code: "TargetTwinNotFound", status: 404, "The target twin \(targetID) does not exist.")
             }
             guard let sourceModel = DTMI(source.model), let definition = models.resolvedInterface(sourceModel)?.relationships[name] else {
-                throw ServiceError(code: "InvalidRelationship", status: 400, "The model \(source.model) of \(sourceID) has no relationship named \(name).")
+                throw ServiceError(
+                    code: "InvalidRelationship", status: 400, "The model \(source.model) of \(sourceID) has no relationship named \(name).")
             }
             if let required = definition.target {
                 guard let targetModel = DTMI(target.model), models.model(targetModel, isOfModel: required) else {
@@ -92,7 +93,9 @@ extension DigitalTwinGraph {
             if existing == nil, let maximum = definition.maxMultiplicity {
                 let count = try transaction.relationships(sourceID: sourceID, name: name).count
                 guard count < maximum else {
-                    throw ServiceError(code: "InvalidRelationship", status: 400, "\(sourceID) has \(count) \(name) relationships already; at most \(maximum) are allowed.")
+                    throw ServiceError(
+                        code: "InvalidRelationship", status: 400,
+                        "\(sourceID) has \(count) \(name) relationships already; at most \(maximum) are allowed.")
                 }
             }
             let version = lastVersion + 1
@@ -102,7 +105,8 @@ extension DigitalTwinGraph {
             document["$targetId"] = .string(targetID)
             document["$relationshipName"] = .string(name)
             document["$etag"] = .string(Self.etag(version))
-            let relationship = StoredRelationship(sourceID: sourceID, id: id, name: name, targetID: targetID, version: version, document: .object(document))
+            let relationship = StoredRelationship(
+                sourceID: sourceID, id: id, name: name, targetID: targetID, version: version, document: .object(document))
             try transaction.putRelationship(relationship)
             var change = RelationshipChange(kind: .create, relationship: relationship, sourceModel: source.model, patch: nil)
             if let existing, case .object(let old) = existing.document {

@@ -24,7 +24,7 @@ extension DigitalTwinGraph {
     /// properties to the new.
     @discardableResult
     public func putTwin(_ id: String, body: JSONValue, ifNoneMatch: Bool = false, origin: ChangeOrigin = ChangeOrigin()) async throws -> TwinChange {
-        guard !id.isEmpty else { throw ServiceError.invalidArgument("The twin id must not be empty.") }
+        try Self.checkID(id, of: "twin")
         guard case .object(var members) = body else { throw ServiceError.invalidArgument("The twin must be a JSON object.") }
         if let given = members["$dtId"], given != .string(id) {
             throw ServiceError.invalidArgument("$dtId \(given.jsonString()) does not match the id in the path, \(id).")
@@ -227,7 +227,9 @@ extension DigitalTwinGraph {
     /// Deletes a twin; refused while it has relationships (in or out), unless `cascade` deletes them
     /// too, each with its own notification before the twin's.
     @discardableResult
-    public func deleteTwin(_ id: String, ifMatch: String? = nil, cascade: Bool = false, origin: ChangeOrigin = ChangeOrigin()) async throws -> TwinChange {
+    public func deleteTwin(
+        _ id: String, ifMatch: String? = nil, cascade: Bool = false, origin: ChangeOrigin = ChangeOrigin()
+    ) async throws -> TwinChange {
         try await write { transaction in
             guard let existing = try transaction.twin(id).live else { throw ServiceError.twinNotFound(id) }
             try Self.check(ifMatch: ifMatch, etag: existing.document["$etag"]?.stringValue ?? "")

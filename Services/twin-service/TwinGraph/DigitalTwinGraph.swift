@@ -24,14 +24,22 @@ public final class DigitalTwinGraph: Sendable {
     public let endpoints: [String: EventEndpoint]
     let routes: Mutex<RouteTable>
     let outboxBell = Doorbell()
+    /// Model uploads, updates and deletes, one at a time: each checks against the models as the
+    /// one before left them, so none is lost and none leaves a reference dangling.
+    let modelWrites = SerialGate()
 
     struct ModelState: Sendable {
         var set = ModelSet()
         var stored: [String: StoredModel] = [:]
         var order: [String] = []
+        /// Stored models that could not be loaded, and why; listed, but no twin can use them.
+        var broken: [String: ModelError] = [:]
     }
 
-    /// Opens the graph over `store`, loading its models.
+    /// Opens the graph over `store`, loading its models. A stored model that cannot be loaded (one
+    /// that refers to a model the store lacks) does not stop the graph from opening: it is listed in
+    /// ``brokenModels`` and stays listed by `GET /models`, but no twin can be of it until it is
+    /// deleted and uploaded again.
     public init(
         store: any TwinStore,
         instanceName: String = "twinflow.local",
@@ -45,17 +53,7 @@ public final class DigitalTwinGraph: Sendable {
         self.routes = Mutex(RouteTable(active: try await Self.loadRoutes(store)))
         let outboxBell = outboxBell
         self.writes = WriteBatcher(store: store, committed: { outboxBell.ring() })
-        var state = ModelState()
-        let stored = try await store.models()
-        if !stored.isEmpty {
-            let interfaces = try stored.map { model throws(ModelError) in try DTDLParser.parseInterface(model.definition, inheritedContext: nil) }
-            try state.set.add(interfaces + interfaces.flatMap(\.allInlineInterfaces))
-            for model in stored {
-                state.stored[model.id] = model
-                state.order.append(model.id)
-            }
-        }
-        self.state = Mutex(state)
+        self.state = Mutex(Self.loadModels(try await store.models()))
     }
 
     var models: ModelSet { state.withLock { $0.set } }
@@ -74,109 +72,6 @@ public final class DigitalTwinGraph: Sendable {
         guard let ifMatch, ifMatch != "*" else { return }
         guard ifMatch == etag else {
             throw ServiceError.preconditionFailed("The If-Match header \(ifMatch) does not match the current ETag \(etag).")
-        }
-    }
-}
-
-// MARK: - Models
-
-extension DigitalTwinGraph {
-    /// ADT's model data: `id`, `displayName`, `description`, `uploadTime`, `decommissioned`, and `model` when asked for.
-    public func modelData(_ id: String, includeDefinition: Bool) -> JSONValue? {
-        state.withLock { state in state.stored[id].map { Self.modelData($0, state: state, includeDefinition: includeDefinition) } }
-    }
-
-    static func modelData(_ model: StoredModel, state: ModelState, includeDefinition: Bool) -> JSONValue {
-        var data: [String: JSONValue] = [
-            "id": .string(model.id), "uploadTime": .string(model.uploadTime), "decommissioned": .bool(model.decommissioned),
-        ]
-        if let interface = DTMI(model.id).flatMap({ state.set.interfaces[$0] }) {
-            if !interface.displayName.isEmpty { data["displayName"] = .object(interface.displayName.mapValues(JSONValue.string)) }
-            if !interface.description.isEmpty { data["description"] = .object(interface.description.mapValues(JSONValue.string)) }
-        }
-        if includeDefinition { data["model"] = model.definition }
-        return .object(data)
-    }
-
-    /// Uploads an array of interfaces, all or nothing, and returns their model data.
-    public func addModels(_ body: JSONValue) async throws -> [JSONValue] {
-        let interfaces: [Interface]
-        do {
-            interfaces = try DTDLParser.parseUpload(body)
-        } catch {
-            throw ServiceError(error)
-        }
-        let now = clock()
-        // Inline interfaces are stored inside the interface that defines them.
-        let topLevelIDs = Set((body.arrayValue ?? []).compactMap { $0["@id"]?.stringValue })
-        let stored = interfaces.filter { topLevelIDs.contains($0.id.rawValue) }
-            .map { StoredModel(id: $0.id.rawValue, definition: $0.definition, uploadTime: now, decommissioned: false) }
-        var candidate = models
-        do {
-            try candidate.add(interfaces)
-        } catch {
-            throw ServiceError(error)
-        }
-        try await store.addModels(stored)
-        return state.withLock { state in
-            state.set = candidate
-            for model in stored {
-                state.stored[model.id] = model
-                state.order.append(model.id)
-            }
-            return stored.map { Self.modelData($0, state: state, includeDefinition: false) }
-        }
-    }
-
-    /// Lists models: all, or `dependenciesFor` some and what they depend on.
-    public func listModels(dependenciesFor: [String], includeDefinition: Bool) throws(ServiceError) -> [JSONValue] {
-        try state.withLock { state throws(ServiceError) in
-            var ids = state.order
-            if !dependenciesFor.isEmpty {
-                var wanted: [DTMI] = []
-                for id in dependenciesFor {
-                    guard let dtmi = DTMI(id), state.set.interfaces[dtmi] != nil else { throw ServiceError.modelNotFound(id) }
-                    wanted.append(dtmi)
-                }
-                let keep = Set(wanted.map(\.rawValue)).union(state.set.dependencies(of: wanted).map(\.rawValue))
-                ids = ids.filter(keep.contains)
-            }
-            return ids.compactMap { state.stored[$0] }.map { Self.modelData($0, state: state, includeDefinition: includeDefinition) }
-        }
-    }
-
-    /// ADT's model update: a JSON Patch whose only allowed operation is replacing `/decommissioned` with `true`.
-    public func updateModel(_ id: String, patch body: JSONValue) async throws {
-        guard state.withLock({ $0.stored[id] }) != nil else { throw ServiceError.modelNotFound(id) }
-        let patch: JSONPatch
-        do {
-            patch = try JSONPatch(json: body)
-        } catch {
-            throw ServiceError.jsonPatchInvalid(error.description)
-        }
-        guard patch.operations.count == 1, case .replace(let path, let value) = patch.operations[0], path.description == "/decommissioned",
-            value == .bool(true)
-        else {
-            throw ServiceError.invalidArgument("The only model update is {\"op\":\"replace\",\"path\":\"/decommissioned\",\"value\":true}.")
-        }
-        try await store.setDecommissioned(model: id, true)
-        state.withLock { $0.stored[id]?.decommissioned = true }
-    }
-
-    /// Deletes a model; refused while another model refers to it.
-    public func deleteModel(_ id: String) async throws {
-        guard let dtmi = DTMI(id), state.withLock({ $0.stored[id] }) != nil else { throw ServiceError.modelNotFound(id) }
-        var candidate = models
-        do {
-            try candidate.remove(dtmi)
-        } catch {
-            throw ServiceError(error)
-        }
-        try await store.deleteModel(id)
-        state.withLock { state in
-            state.set = candidate
-            state.stored[id] = nil
-            state.order.removeAll { $0 == id }
         }
     }
 }

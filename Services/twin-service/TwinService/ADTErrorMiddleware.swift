@@ -6,19 +6,22 @@ import TwinflowCodec
 import TwinflowRuntime
 
 /// Turns every failure into ADT's error body `{"error":{"code","message"}}` with ADT's status;
-/// nothing a request does crashes the service.
+/// nothing a request does crashes the service. A failure of the service itself (a 5xx) is logged
+/// with the request's id and answered with a generic message naming that id, never with the error.
 struct ADTErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
-        } catch let error as ServiceError {
+        } catch let error as ServiceError where error.status < 500 {
             return Response.adtError(error)
-        } catch let error as HTTPError {
+        } catch let error as HTTPError where error.status.code < 500 {
             let code = error.status == .notFound ? "NotFound" : "BadRequest"
             return Response.adtError(ServiceError(code: code, status: Int(error.status.code), error.body ?? "\(error.status)"))
         } catch {
-            context.logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
-            return Response.adtError(ServiceError(code: "InternalServerError", status: 500, "The request failed: \(error)"))
+            context.logger.error("request failed", metadata: ["error": "\(error)", "method": "\(request.method)", "path": "\(request.uri.path)"])
+            let requestID = context.logger[metadataKey: "hb.request.id"].map { " (request \($0))" } ?? ""
+            return Response.adtError(
+                ServiceError(code: "InternalServerError", status: 500, "The service could not complete the request\(requestID)."))
         }
     }
 }
@@ -27,36 +30,4 @@ extension Response {
     static func adtError(_ error: ServiceError) -> Response {
         .json(["error": ["code": .string(error.code), "message": .string(error.message)]], status: HTTPResponse.Status(code: error.status))
     }
-}
-
-extension Request {
-    /// The body as sent.
-    func bodyBytes(limit: Int = 32 * 1024 * 1024) async throws -> [UInt8] {
-        let buffer: ByteBuffer
-        do {
-            buffer = try await body.collect(upTo: limit)
-        } catch {
-            throw ServiceError.payloadTooLarge("The request body is larger than \(limit) bytes.")
-        }
-        return buffer.getBytes(at: buffer.readerIndex, length: buffer.readableBytes) ?? []
-    }
-
-    /// The body as JSON; a body that is not JSON is ADT's InvalidArgument.
-    func jsonBody(limit: Int = 32 * 1024 * 1024) async throws -> JSONValue {
-        let bytes = try await bodyBytes(limit: limit)
-        do {
-            return try JSONValue.parse(bytes)
-        } catch {
-            throw ServiceError.invalidArgument("The request body is not valid JSON: \(error.reason)")
-        }
-    }
-
-    func header(_ name: HTTPField.Name) -> String? { headers[name] }
-
-    func query(_ name: String) -> String? { uri.queryParameters[name[...]].map { String($0) } }
-
-    func flag(_ name: String) -> Bool { query(name)?.lowercased() == "true" }
-
-    /// The W3C trace context the request carries (a new trace when it carries none), for its notifications.
-    var origin: ChangeOrigin { ChangeOrigin(traceparent: headers[HTTPField.Name("traceparent")!]) }
 }

@@ -7,21 +7,45 @@ import TwinflowRuntime
 
 /// ADT's data-plane REST API over a ``DigitalTwinGraph``. `api-version` is accepted and ignored.
 public enum TwinServiceRoutes {
-    public static func add(to router: Router<BasicRequestContext>, graph: DigitalTwinGraph) {
-        let api = router.group().add(middleware: ADTErrorMiddleware())
-        addModelRoutes(to: api, graph: graph)
-        addTwinRoutes(to: api, graph: graph)
-        addRelationshipRoutes(to: api, graph: graph)
+    /// The default limit of a request body other than a model upload or telemetry: far above a
+    /// twin's 32 KiB, so a patch or query written with room to spare fits, and small enough that a
+    /// request cannot make the service hold much memory.
+    public static let defaultMaximumBodyBytes = 1024 * 1024
+    /// The default limit of a model upload's body: room for a few hundred interfaces of an ontology
+    /// in one all-or-nothing upload.
+    public static let defaultMaximumModelUploadBytes = 8 * 1024 * 1024
+
+    /// Adds the routes. Every `GET` answers `HEAD` too, with its status and headers and no body. A
+    /// body longer than its limit is refused with 413 `PayloadTooLarge` before it is parsed (telemetry
+    /// has its own, ``DigitalTwinGraph/maximumTelemetryBytes``); a body that is not UTF-8 or not JSON
+    /// is 400 `InvalidArgument`.
+    /// - Parameters:
+    ///   - maximumBodyBytes: the limit of twin, relationship, patch, query and event route bodies.
+    ///   - maximumModelUploadBytes: the limit of a model upload (`POST /models`).
+    public static func add(
+        to router: Router<BasicRequestContext>, graph: DigitalTwinGraph, maximumBodyBytes: Int = defaultMaximumBodyBytes,
+        maximumModelUploadBytes: Int = defaultMaximumModelUploadBytes
+    ) {
+        let api = router.group().add(middleware: HeadMiddleware()).add(middleware: ADTErrorMiddleware())
+        let limits = BodyLimits(json: maximumBodyBytes, modelUpload: maximumModelUploadBytes)
+        addModelRoutes(to: api, graph: graph, limits: limits)
+        addTwinRoutes(to: api, graph: graph, limits: limits)
+        addRelationshipRoutes(to: api, graph: graph, limits: limits)
         addTelemetryRoutes(to: api, graph: graph)
-        addEventRouteRoutes(to: api, graph: graph)
+        addEventRouteRoutes(to: api, graph: graph, limits: limits)
         api.post("query") { request, _ in
-            let body = try await request.jsonBody()
+            let body = try await request.jsonBody(limit: limits.json)
             let page = try await graph.query(body["query"]?.stringValue, continuationToken: body["continuationToken"]?.stringValue)
             return Response.json(
                 ["value": .array(page.value), "continuationToken": page.continuationToken.map(JSONValue.string) ?? .null],
                 status: .ok
             )
         }
+    }
+
+    struct BodyLimits: Sendable {
+        var json: Int
+        var modelUpload: Int
     }
 
     static func page(_ values: [JSONValue]) -> Response {
@@ -47,22 +71,24 @@ public enum TwinServiceRoutes {
         return value.removingPercentEncoding ?? value
     }
 
-    static func addModelRoutes(to router: RouterGroup<BasicRequestContext>, graph: DigitalTwinGraph) {
+    static func addModelRoutes(to router: RouterGroup<BasicRequestContext>, graph: DigitalTwinGraph, limits: BodyLimits) {
         router.post("models") { request, _ in
-            let added = try await graph.addModels(try await request.jsonBody())
+            let added = try await graph.addModels(try await request.jsonBody(limit: limits.modelUpload))
             return Response.json(.array(added), status: .created)
         }
-        router.get("models") { request, _ in
+        router.readable("models") { request, _ in
             let dependencies = request.uri.queryParameters.getAll("dependenciesFor").map { String($0) }
             return page(try graph.listModels(dependenciesFor: dependencies, includeDefinition: request.flag("includeModelDefinition")))
         }
-        router.get("models/{id}") { request, context in
+        router.readable("models/{id}") { request, context in
             let id = try parameter(context, "id")
-            guard let data = graph.modelData(id, includeDefinition: request.flag("includeModelDefinition")) else { throw ServiceError.modelNotFound(id) }
+            guard let data = graph.modelData(id, includeDefinition: request.flag("includeModelDefinition")) else {
+                throw ServiceError.modelNotFound(id)
+            }
             return Response.json(data, status: .ok)
         }
         router.patch("models/{id}") { request, context in
-            try await graph.updateModel(try parameter(context, "id"), patch: try await request.jsonBody())
+            try await graph.updateModel(try parameter(context, "id"), patch: try await request.jsonBody(limit: limits.json))
             return noContent()
         }
         router.delete("models/{id}") { _, context in
@@ -71,21 +97,22 @@ public enum TwinServiceRoutes {
         }
     }
 
-    static func addTwinRoutes(to router: RouterGroup<BasicRequestContext>, graph: DigitalTwinGraph) {
-        router.get("digitaltwins/{id}") { _, context in
+    static func addTwinRoutes(to router: RouterGroup<BasicRequestContext>, graph: DigitalTwinGraph, limits: BodyLimits) {
+        router.readable("digitaltwins/{id}") { _, context in
             let twin = try await graph.twin(try parameter(context, "id"))
             return withETag(.json(twin.document, status: .ok), twin.document)
         }
         router.put("digitaltwins/{id}") { request, context in
             let change = try await graph.putTwin(
-                try parameter(context, "id"), body: try await request.jsonBody(), ifNoneMatch: request.header(.ifNoneMatch) == "*",
+                try parameter(context, "id"), body: try await request.jsonBody(limit: limits.json), ifNoneMatch: request.header(.ifNoneMatch) == "*",
                 origin: request.origin
             )
             return withETag(.json(change.twin.document, status: .ok), change.twin.document)
         }
         router.patch("digitaltwins/{id}") { request, context in
             let change = try await graph.patchTwin(
-                try parameter(context, "id"), patch: try await request.jsonBody(), ifMatch: request.header(.ifMatch), origin: request.origin
+                try parameter(context, "id"), patch: try await request.jsonBody(limit: limits.json), ifMatch: request.header(.ifMatch),
+                origin: request.origin
             )
             return noContent(etag: change.twin.document["$etag"]?.stringValue)
         }
@@ -95,40 +122,40 @@ public enum TwinServiceRoutes {
             )
             return noContent()
         }
-        router.get("digitaltwins/{id}/components/{path}") { _, context in
+        router.readable("digitaltwins/{id}/components/{path}") { _, context in
             Response.json(try await graph.component(try parameter(context, "id"), path: try parameter(context, "path")), status: .ok)
         }
         router.patch("digitaltwins/{id}/components/{path}") { request, context in
             let change = try await graph.patchTwin(
-                try parameter(context, "id"), patch: try await request.jsonBody(), ifMatch: request.header(.ifMatch),
+                try parameter(context, "id"), patch: try await request.jsonBody(limit: limits.json), ifMatch: request.header(.ifMatch),
                 componentPath: try parameter(context, "path"), origin: request.origin
             )
             return noContent(etag: change.twin.document["$etag"]?.stringValue)
         }
     }
 
-    static func addRelationshipRoutes(to router: RouterGroup<BasicRequestContext>, graph: DigitalTwinGraph) {
-        router.get("digitaltwins/{id}/relationships") { request, context in
+    static func addRelationshipRoutes(to router: RouterGroup<BasicRequestContext>, graph: DigitalTwinGraph, limits: BodyLimits) {
+        router.readable("digitaltwins/{id}/relationships") { request, context in
             let relationships = try await graph.relationships(of: try parameter(context, "id"), name: request.query("relationshipName"))
             return page(relationships.map(\.document))
         }
-        router.get("digitaltwins/{id}/incomingrelationships") { _, context in
+        router.readable("digitaltwins/{id}/incomingrelationships") { _, context in
             page(try await graph.incomingRelationships(of: try parameter(context, "id")))
         }
-        router.get("digitaltwins/{id}/relationships/{relationshipId}") { _, context in
+        router.readable("digitaltwins/{id}/relationships/{relationshipId}") { _, context in
             let relationship = try await graph.relationship(try parameter(context, "id"), try parameter(context, "relationshipId"))
             return withETag(.json(relationship.document, status: .ok), relationship.document)
         }
         router.put("digitaltwins/{id}/relationships/{relationshipId}") { request, context in
             let change = try await graph.putRelationship(
-                try parameter(context, "id"), try parameter(context, "relationshipId"), body: try await request.jsonBody(),
+                try parameter(context, "id"), try parameter(context, "relationshipId"), body: try await request.jsonBody(limit: limits.json),
                 ifNoneMatch: request.header(.ifNoneMatch) == "*", origin: request.origin
             )
             return withETag(.json(change.relationship.document, status: .ok), change.relationship.document)
         }
         router.patch("digitaltwins/{id}/relationships/{relationshipId}") { request, context in
             let change = try await graph.patchRelationship(
-                try parameter(context, "id"), try parameter(context, "relationshipId"), patch: try await request.jsonBody(),
+                try parameter(context, "id"), try parameter(context, "relationshipId"), patch: try await request.jsonBody(limit: limits.json),
                 ifMatch: request.header(.ifMatch), origin: request.origin
             )
             return noContent(etag: change.relationship.document["$etag"]?.stringValue)
@@ -145,7 +172,7 @@ public enum TwinServiceRoutes {
         @Sendable func publish(_ request: Request, _ context: BasicRequestContext, component: String?) async throws -> Response {
             try await graph.publishTelemetry(
                 try parameter(context, "id"), messageID: request.header(HTTPField.Name("Message-Id")!),
-                payload: try await request.bodyBytes(limit: DigitalTwinGraph.maximumTelemetryBytes),
+                payload: try await request.utf8Body(limit: DigitalTwinGraph.maximumTelemetryBytes),
                 component: component, sourceTime: request.header(HTTPField.Name("Telemetry-Source-Time")!), origin: request.origin
             )
             return noContent()
@@ -158,15 +185,15 @@ public enum TwinServiceRoutes {
         }
     }
 
-    static func addEventRouteRoutes(to router: RouterGroup<BasicRequestContext>, graph: DigitalTwinGraph) {
-        router.get("eventroutes") { _, _ in
+    static func addEventRouteRoutes(to router: RouterGroup<BasicRequestContext>, graph: DigitalTwinGraph, limits: BodyLimits) {
+        router.readable("eventroutes") { _, _ in
             page(graph.eventRoutes().map(DigitalTwinGraph.json))
         }
-        router.get("eventroutes/{id}") { _, context in
+        router.readable("eventroutes/{id}") { _, context in
             Response.json(DigitalTwinGraph.json(try graph.eventRoute(try parameter(context, "id"))), status: .ok)
         }
         router.put("eventroutes/{id}") { request, context in
-            try await graph.putEventRoute(try parameter(context, "id"), body: try await request.jsonBody())
+            try await graph.putEventRoute(try parameter(context, "id"), body: try await request.jsonBody(limit: limits.json))
             return noContent()
         }
         router.delete("eventroutes/{id}") { _, context in
