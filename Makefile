@@ -1,5 +1,5 @@
 # Twinflow: the two commands are `make run` and `make test`.
-.PHONY: deps build test run bench bench-twins bench-commands clean
+.PHONY: deps build test lint format run bench bench-twins bench-commands clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -7,11 +7,20 @@ deps:
 build: deps
 	swift build
 
-## The whole test suite: unit tests, the JSON Patch conformance files, and integration tests
-## against librdkafka's mock cluster over TCP.
-test: deps
+## The whole test suite: the format lint, unit tests, the JSON Patch conformance files, and
+## integration tests against librdkafka's mock cluster over TCP. `swift build --build-tests` builds
+## every executable the tests start (devbroker, twin-service, twinctl) with the tests; a test refuses
+## an executable older than its sources.
+test: deps lint
 	swift build --build-tests
 	swift test --skip-build
+
+## swift-format's lint with the checked-in configuration (.swift-format); `make format` rewrites.
+lint:
+	swift format lint --strict --parallel --recursive Package.swift Shared Services Tests Benchmarks
+
+format:
+	swift format format --in-place --parallel --recursive Package.swift Shared Services Tests Benchmarks
 
 ## devbroker and twin-service with the seed scenario loaded (Ctrl-C stops them).
 run: build

@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "kafka-bench", targets: ["kafka-bench"]),
         .executable(name: "twin-bench", targets: ["twin-bench"]),
         .executable(name: "command-bench", targets: ["command-bench"]),
+        .library(name: "KafkaRecords", targets: ["KafkaRecords"]),
         .library(name: "TwinflowKafka", targets: ["TwinflowKafka"]),
         .library(name: "TwinflowCodec", targets: ["TwinflowCodec"]),
         .library(name: "TwinflowRuntime", targets: ["TwinflowRuntime"]),
@@ -44,9 +45,15 @@ let package = Package(
             providers: [.apt(["libtcmalloc-minimal4"])]
         ),
         .target(
+            name: "KafkaRecords",
+            path: "Shared/KafkaRecords",
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "TwinflowKafka",
             dependencies: [
                 "CRDKafka",
+                "KafkaRecords",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -55,14 +62,13 @@ let package = Package(
         ),
         .target(
             name: "TwinflowCodec",
-            dependencies: ["TwinflowKafka"],
+            dependencies: ["KafkaRecords"],
             path: "Shared/TwinflowCodec",
             swiftSettings: swiftSettings
         ),
         .target(
             name: "TwinflowRuntime",
             dependencies: [
-                .target(name: "CTCMalloc", condition: .when(platforms: [.linux])),
                 "TwinflowKafka",
                 "TwinflowCodec",
                 .product(name: "Logging", package: "swift-log"),
@@ -105,6 +111,7 @@ let package = Package(
         .executableTarget(
             name: "twin-service",
             dependencies: [
+                .target(name: "CTCMalloc", condition: .when(platforms: [.linux])),
                 "TwinGraph",
                 "TwinService",
                 "TwinflowRuntime",
@@ -191,7 +198,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TwinflowCodecTests",
-            dependencies: ["TwinflowCodec"],
+            dependencies: ["TwinflowCodec", "KafkaRecords"],
             path: "Tests/TwinflowCodecTests",
             swiftSettings: swiftSettings
         ),
@@ -248,6 +255,7 @@ let package = Package(
             name: "TwinflowRuntimeTests",
             dependencies: [
                 "TwinflowRuntime",
+                "TwinflowTestSupport",
                 "TwinflowCodec",
                 "TwinflowKafka",
                 .product(name: "Logging", package: "swift-log"),

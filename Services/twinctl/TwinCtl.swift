@@ -98,7 +98,8 @@ struct Twins: AsyncParsableCommand {
     }
 
     struct Patch: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Apply a JSON Patch, e.g. '[{\"op\":\"replace\",\"path\":\"/Temperature\",\"value\":21}]'.")
+        static let configuration = CommandConfiguration(
+            abstract: "Apply a JSON Patch, e.g. '[{\"op\":\"replace\",\"path\":\"/Temperature\",\"value\":21}]'.")
         @OptionGroup var service: ServiceOptions
         @Argument var id: String
         @Argument var patch: String

@@ -7,7 +7,11 @@ import FoundationNetworking
 #endif
 
 enum Method: String {
-    case get = "GET", put = "PUT", post = "POST", patch = "PATCH", delete = "DELETE"
+    case get = "GET"
+    case put = "PUT"
+    case post = "POST"
+    case patch = "PATCH"
+    case delete = "DELETE"
 }
 
 /// A failed request: ADT's error code and message, printed for the user.

@@ -1,4 +1,4 @@
-import TwinflowKafka
+import KafkaRecords
 
 /// The context attributes of a CloudEvents 1.0 event, with the two extensions Twinflow sets:
 /// `traceparent` (W3C trace context) and `sequence` (per twin, increasing).

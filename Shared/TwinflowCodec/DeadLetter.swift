@@ -1,4 +1,4 @@
-import TwinflowKafka
+import KafkaRecords
 
 /// A message a service could not handle, sent to the `deadletter` topic with its key, value and
 /// headers untouched, plus headers that say who gave up on it, why, and where it came from.
@@ -9,6 +9,11 @@ public struct DeadLetter: Sendable, Hashable {
     public static let partitionHeader = "twinflow.deadletter.partition"
     public static let offsetHeader = "twinflow.deadletter.offset"
     public static let timeHeader = "twinflow.deadletter.time"
+    /// For an event a service could not deliver from its outbox: the event's outbox position and ID.
+    public static let outboxPositionHeader = "twinflow.deadletter.outbox-position"
+    public static let eventIDHeader = "twinflow.deadletter.event-id"
+    /// Set when the original value was left out because the broker refused its size; the header says how large it was.
+    public static let valueOmittedHeader = "twinflow.deadletter.value-omitted"
 
     public var service: String
     public var reason: String
@@ -64,5 +69,28 @@ public struct DeadLetter: Sendable, Hashable {
         headers.append(KafkaHeader(key: Self.offsetHeader, string: String(sourceOffset)))
         headers.append(KafkaHeader(key: Self.timeHeader, string: time))
         return KafkaProducerMessage(topic: topic, key: original.key, value: original.value, headers: headers)
+    }
+
+    /// The dead-letter message for an outgoing message the broker kept refusing: its key, value and
+    /// headers, plus ours. The source topic is where it was meant to go (partition and offset are
+    /// -1: it never had any), with the outbox position and event ID it had. With `omittingValue`
+    /// the value is left out and its size noted, for a message refused for being too large.
+    public static func undeliverable(
+        _ message: KafkaProducerMessage, service: String, reason: String, outboxPosition: Int64, eventID: String, deadLetterTopic: String,
+        omittingValue: Bool = false, time: String = Timestamp.now()
+    ) -> KafkaProducerMessage {
+        var headers = message.headers
+        headers.append(KafkaHeader(key: serviceHeader, string: service))
+        headers.append(KafkaHeader(key: reasonHeader, string: reason))
+        headers.append(KafkaHeader(key: topicHeader, string: message.topic))
+        headers.append(KafkaHeader(key: partitionHeader, string: "-1"))
+        headers.append(KafkaHeader(key: offsetHeader, string: "-1"))
+        headers.append(KafkaHeader(key: timeHeader, string: time))
+        headers.append(KafkaHeader(key: outboxPositionHeader, string: String(outboxPosition)))
+        headers.append(KafkaHeader(key: eventIDHeader, string: eventID))
+        if omittingValue {
+            headers.append(KafkaHeader(key: valueOmittedHeader, string: "\(message.value?.count ?? 0) bytes"))
+        }
+        return KafkaProducerMessage(topic: deadLetterTopic, key: message.key, value: omittingValue ? nil : message.value, headers: headers)
     }
 }

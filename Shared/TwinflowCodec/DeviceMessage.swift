@@ -1,5 +1,5 @@
 import Foundation
-import TwinflowKafka
+import KafkaRecords
 
 /// A device-to-cloud message as IoT Hub's Event Grid endpoint delivers it (topic `iothub.d2c`, key = device ID):
 /// `{"systemProperties":{"iothub-connection-device-id":"thermo_0001","iothub-enqueuedtime":"…"},"properties":{…},"body":{…}}`.

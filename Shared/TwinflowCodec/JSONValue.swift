@@ -128,9 +128,11 @@ extension JSONValue {
         let result: Result<JSONValue, JSONReader.Failure>? = bytes.withContiguousStorageIfAvailable { buffer in
             Result { () throws(JSONReader.Failure) in try JSONReader.parse(buffer) }
         }
-        let outcome = result ?? Array(bytes).withUnsafeBufferPointer { buffer in
-            Result { () throws(JSONReader.Failure) in try JSONReader.parse(buffer) }
-        }
+        let outcome =
+            result
+            ?? Array(bytes).withUnsafeBufferPointer { buffer in
+                Result { () throws(JSONReader.Failure) in try JSONReader.parse(buffer) }
+            }
         switch outcome {
         case .success(let value): return value
         case .failure(let failure):

@@ -1,4 +1,4 @@
-import TwinflowKafka
+import KafkaRecords
 
 /// The flattened event the time-series store reads (`eventhub.tsi`, key = `$dtId`, the time-series ID):
 /// `{"$dtId":"thermo_0001","timestamp":"…","Temperature":21.5}`.

@@ -1,4 +1,4 @@
-import TwinflowKafka
+import KafkaRecords
 
 /// A call to the twin service over Kafka (topic `twins.commands`, key = twin ID): update a twin with a
 /// JSON Patch (ADT's UpdateDigitalTwin), publish telemetry for it (PublishTelemetry), or both.

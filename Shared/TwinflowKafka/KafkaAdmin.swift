@@ -84,9 +84,12 @@ public final class KafkaAdmin: Sendable {
     private static func create(_ client: RDKafkaClient, _ topics: [KafkaTopicSpecification], timeout: Duration) throws(KafkaError) -> [String] {
         var errorBuffer = [CChar](repeating: 0, count: 512)
         var newTopics: [OpaquePointer?] = []
-        defer { newTopics.forEach { rd_kafka_NewTopic_destroy($0) } }
+        defer { for newTopic in newTopics { rd_kafka_NewTopic_destroy(newTopic) } }
         for topic in topics {
-            guard let newTopic = rd_kafka_NewTopic_new(topic.name, Int32(topic.partitions), Int32(topic.replicationFactor), &errorBuffer, errorBuffer.count) else {
+            guard
+                let newTopic = rd_kafka_NewTopic_new(
+                    topic.name, Int32(topic.partitions), Int32(topic.replicationFactor), &errorBuffer, errorBuffer.count)
+            else {
                 throw KafkaError(code: .admin, message: "\(topic.name): \(String(errorBuffer: errorBuffer))")
             }
             newTopics.append(newTopic)

@@ -112,7 +112,8 @@ public final class KafkaConsumer: Sendable {
     /// The partitions this member owns now.
     public var assignment: Set<KafkaTopicPartition> { membership.assignment }
 
-    /// Whether this member has joined its group (received an assignment, possibly empty).
+    /// Whether this member belongs to its group now: it received an assignment (possibly empty) and
+    /// no rebalance has taken it away since.
     public var hasJoinedGroup: Bool { membership.hasJoined }
 }
 
@@ -154,19 +155,31 @@ final class GroupMembership: Sendable {
             } else {
                 logger.warning("partitions lost; offsets not committed, their messages will be delivered again")
             }
+            let unassigned: String
             if cooperative {
-                _ = Self.describe(rd_kafka_incremental_unassign(handle, partitions))
+                unassigned = Self.describe(rd_kafka_incremental_unassign(handle, partitions))
             } else {
-                _ = Self.describe(rd_kafka_assign(handle, nil))
+                unassigned = Self.describe(rd_kafka_assign(handle, nil))
+            }
+            if unassigned != "ok" {
+                logger.error("unassigning revoked partitions failed", metadata: ["error": "\(unassigned)"])
             }
             state.withLock { state in
                 state.assignment = cooperative ? state.assignment.subtracting(changed) : []
+                // An eager revoke means the group is rebalancing: a member again once assigned.
+                if !cooperative { state.joined = false }
             }
             logger.info("partitions revoked", metadata: ["partitions": "\(changed.count)"])
         default:
             logger.error("rebalance failed", metadata: ["error": "\(KafkaError.rdkafka(.rebalance, err))"])
-            rd_kafka_assign(handle, nil)
-            state.withLock { $0.assignment = [] }
+            let unassigned = Self.describe(rd_kafka_assign(handle, nil))
+            if unassigned != "ok" {
+                logger.error("unassigning after a failed rebalance failed", metadata: ["error": "\(unassigned)"])
+            }
+            state.withLock { state in
+                state.assignment = []
+                state.joined = false
+            }
         }
     }
 

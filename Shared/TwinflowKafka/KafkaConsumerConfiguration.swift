@@ -37,7 +37,15 @@ public struct KafkaConsumerConfiguration: Sendable {
     /// partition, and backs every partition off for `fetch.error.backoff.ms` once it is reached; with
     /// its defaults (100,000 and 500 ms) a consumer of many partitions stalls for half a second after
     /// every 100,000 messages. The prefetch stays bounded by `queued.max.messages.kbytes` (64 MiB).
+    ///
+    /// `fetch.wait.max.ms` is 5 (librdkafka's default is 500): Apache Kafka answers a fetch as soon as
+    /// data arrives (`fetch.min.bytes` 1), so the wait only bounds how long an idle fetch is held,
+    /// but librdkafka's mock cluster (devbroker) answers a fetch on an empty partition only when the
+    /// wait runs out, so every hop cost up to half a second at low rates. At high rates a fetch finds
+    /// data waiting and the setting does not matter; an idle consumer sends a fetch per broker about
+    /// every 5 ms.
     public static let defaultProperties: [String: String] = [
+        "fetch.wait.max.ms": "5",
         "enable.auto.commit": "true",
         "enable.auto.offset.store": "false",
         "auto.offset.reset": "earliest",

@@ -124,3 +124,22 @@ extension KafkaError {
         }
     }
 }
+
+extension KafkaError {
+    /// The broker (or librdkafka on its behalf) refused the message itself: sending the same message
+    /// again gives the same answer. Too large, an unknown or invalid topic, not authorised, a record
+    /// the broker will not take. Outages, timeouts and leader changes are not refusals.
+    public var isMessageRefusal: Bool {
+        guard let rdkafkaCode else { return false }
+        switch rd_kafka_resp_err_t(rawValue: rdkafkaCode) {
+        case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE,
+            RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION,
+            RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+            RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_INVALID_RECORD, RD_KAFKA_RESP_ERR_INVALID_MSG,
+            RD_KAFKA_RESP_ERR_POLICY_VIOLATION, RD_KAFKA_RESP_ERR__INVALID_ARG:
+            return true
+        default:
+            return false
+        }
+    }
+}

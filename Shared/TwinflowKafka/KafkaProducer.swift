@@ -106,7 +106,8 @@ public final class KafkaProducer: Service, Sendable {
                 }
                 if Task.isCancelled {
                     deliveries.abandon(id)
-                    throw KafkaError(code: .produce, message: "cancelled while librdkafka's queue was full", rdkafkaCode: err.rawValue, isRetriable: true)
+                    throw KafkaError(
+                        code: .produce, message: "cancelled while librdkafka's queue was full", rdkafkaCode: err.rawValue, isRetriable: true)
                 }
                 try? await Task.sleep(for: .milliseconds(1))
             default:
@@ -144,45 +145,45 @@ public final class KafkaProducer: Service, Sendable {
             }
         }
         let err = withOptionalBytes(message.key) { key in
-                withOptionalBytes(message.value) { value in
-                    withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 7) { vus in
-                        var count = 0
-                        func append(_ type: rd_kafka_vtype_t, _ set: (inout rd_kafka_vu_t) -> Void) {
-                            var vu = rd_kafka_vu_t()
-                            vu.vtype = type
-                            set(&vu)
-                            vus[count] = vu
-                            count += 1
-                        }
-                        append(RD_KAFKA_VTYPE_RKT) { $0.u.rkt = topic }
-                        append(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = RD_KAFKA_MSG_F_COPY }
-                        append(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = UnsafeMutableRawPointer(bitPattern: UInt(opaque)) }
-                        if let partition = message.partition {
-                            append(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = partition }
-                        }
-                        if let key {
-                            append(RD_KAFKA_VTYPE_KEY) {
-                                $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress)
-                                $0.u.mem.size = key.count
-                            }
-                        }
-                        if let value {
-                            append(RD_KAFKA_VTYPE_VALUE) {
-                                $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress)
-                                $0.u.mem.size = value.count
-                            }
-                        }
-                        if let headers {
-                            append(RD_KAFKA_VTYPE_HEADERS) { $0.u.headers = headers }
-                        }
-                        guard let error = rd_kafka_produceva(client.handle, vus.baseAddress, count) else {
-                            return RD_KAFKA_RESP_ERR_NO_ERROR
-                        }
-                        let code = rd_kafka_error_code(error)
-                        rd_kafka_error_destroy(error)
-                        return code
+            withOptionalBytes(message.value) { value in
+                withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 7) { vus in
+                    var count = 0
+                    func append(_ type: rd_kafka_vtype_t, _ set: (inout rd_kafka_vu_t) -> Void) {
+                        var vu = rd_kafka_vu_t()
+                        vu.vtype = type
+                        set(&vu)
+                        vus[count] = vu
+                        count += 1
                     }
+                    append(RD_KAFKA_VTYPE_RKT) { $0.u.rkt = topic }
+                    append(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = RD_KAFKA_MSG_F_COPY }
+                    append(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = UnsafeMutableRawPointer(bitPattern: UInt(opaque)) }
+                    if let partition = message.partition {
+                        append(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = partition }
+                    }
+                    if let key {
+                        append(RD_KAFKA_VTYPE_KEY) {
+                            $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress)
+                            $0.u.mem.size = key.count
+                        }
+                    }
+                    if let value {
+                        append(RD_KAFKA_VTYPE_VALUE) {
+                            $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress)
+                            $0.u.mem.size = value.count
+                        }
+                    }
+                    if let headers {
+                        append(RD_KAFKA_VTYPE_HEADERS) { $0.u.headers = headers }
+                    }
+                    guard let error = rd_kafka_produceva(client.handle, vus.baseAddress, count) else {
+                        return RD_KAFKA_RESP_ERR_NO_ERROR
+                    }
+                    let code = rd_kafka_error_code(error)
+                    rd_kafka_error_destroy(error)
+                    return code
                 }
+            }
         }
         // librdkafka owns the headers only once the message was accepted.
         if err != RD_KAFKA_RESP_ERR_NO_ERROR, let headers {

@@ -40,7 +40,8 @@ public struct BatchConsumerService<Prepared: Sendable>: Service {
         consumer: KafkaConsumer, logger: Logger, maximumBackoff: Duration = .seconds(5),
         handle: @escaping @Sendable (KafkaConsumerBatch) async throws -> Void
     ) where Prepared == Void {
-        self.init(consumer: consumer, logger: logger, maximumBackoff: maximumBackoff, prepare: { _ in () }, handle: { batch, _ in try await handle(batch) })
+        self.init(
+            consumer: consumer, logger: logger, maximumBackoff: maximumBackoff, prepare: { _ in () }, handle: { batch, _ in try await handle(batch) })
     }
 
     public func run() async throws {

@@ -2,8 +2,9 @@ import Hummingbird
 import TwinflowCodec
 
 extension Router {
-    /// `GET /healthz` (the process answers) and `GET /readyz` (every readiness check passes:
-    /// 200, otherwise 503), both with a small JSON body.
+    /// `GET /healthz` (the process answers) and `GET /readyz` (every readiness check passes: 200,
+    /// otherwise 503), both with a small JSON body. `/readyz` names each check with its status and
+    /// detail, and lists the failing ones under `failing`.
     @discardableResult
     public func addHealthRoutes(readiness: Readiness) -> Self {
         get("healthz") { _, _ in
@@ -11,10 +12,17 @@ extension Router {
         }
         get("readyz") { _, _ in
             let checks = readiness.evaluate()
-            let ready = checks.allSatisfy(\.ready)
             var detail: [String: JSONValue] = [:]
-            for check in checks { detail[check.name] = .bool(check.ready) }
-            return Response.json(["status": ready ? "ready" : "not ready", "checks": .object(detail)], status: ready ? .ok : .serviceUnavailable)
+            var failing: [JSONValue] = []
+            for (name, status) in checks {
+                detail[name] = ["ready": .bool(status.ready), "detail": .string(status.detail)]
+                if !status.ready { failing.append(.string(name)) }
+            }
+            let ready = failing.isEmpty
+            return Response.json(
+                ["status": ready ? "ready" : "not ready", "failing": .array(failing), "checks": .object(detail)],
+                status: ready ? .ok : .serviceUnavailable
+            )
         }
         return self
     }

@@ -1,23 +1,110 @@
+import ServiceLifecycle
 import Synchronization
 
-/// The checks behind `GET /readyz`: a service is ready when every registered check passes
-/// (connected, assigned partitions, store open…).
-public final class Readiness: Sendable {
-    public typealias Check = @Sendable () -> Bool
+/// What one readiness check found: ready or not, and in words why.
+public struct ReadinessStatus: Sendable, Hashable {
+    public var ready: Bool
+    public var detail: String
 
-    private let checks = Mutex<[(name: String, check: Check)]>([])
+    public init(ready: Bool, detail: String) {
+        self.ready = ready
+        self.detail = detail
+    }
+
+    public static func ready(_ detail: String = "ok") -> Self { Self(ready: true, detail: detail) }
+    public static func notReady(_ detail: String) -> Self { Self(ready: false, detail: detail) }
+}
+
+/// The checks behind `GET /readyz`: a service is ready while every registered check passes.
+///
+/// A check is either evaluated on every request (``register(_:_:)``: it must be cheap and must not
+/// block, such as reading a consumer's group state) or a probe that does I/O (``registerProbe(_:every:_:)``:
+/// a metadata request, a write to the store), run in the background by ``run()`` every interval,
+/// whose last result `/readyz` reports. A probe that has not answered yet is not ready.
+/// ``Readiness`` is a service: ``ServiceRunner`` runs it beside the service's own parts.
+public final class Readiness: Service, Sendable {
+    public typealias Check = @Sendable () -> ReadinessStatus
+    public typealias Probe = @Sendable () async -> ReadinessStatus
+
+    private enum Entry {
+        case check(Check)
+        case probe(index: Int)
+    }
+
+    private struct Registered {
+        var name: String
+        var entry: Entry
+    }
+
+    private struct ScheduledProbe {
+        var name: String
+        var interval: Duration
+        var probe: Probe
+    }
+
+    private struct State {
+        var checks: [Registered] = []
+        var probes: [ScheduledProbe] = []
+        var probeResults: [ReadinessStatus] = []
+    }
+
+    private let state = Mutex(State())
 
     public init() {}
 
-    /// Adds a named check; `/readyz` reports each by name.
+    /// Adds a check evaluated on every `/readyz` request.
     public func register(_ name: String, _ check: @escaping Check) {
-        checks.withLock { $0.append((name, check)) }
+        state.withLock { $0.checks.append(Registered(name: name, entry: .check(check))) }
     }
 
-    /// Every check's name and whether it passes now.
-    public func evaluate() -> [(name: String, ready: Bool)] {
-        checks.withLock { $0 }.map { ($0.name, $0.check()) }
+    /// Adds a probe run every `interval` by ``run()``; until its first answer the check says so and is not ready.
+    public func registerProbe(_ name: String, every interval: Duration = .seconds(1), _ probe: @escaping Probe) {
+        state.withLock { state in
+            state.checks.append(Registered(name: name, entry: .probe(index: state.probes.count)))
+            state.probes.append(ScheduledProbe(name: name, interval: interval, probe: probe))
+            state.probeResults.append(.notReady("not checked yet"))
+        }
     }
 
-    public var isReady: Bool { evaluate().allSatisfy(\.ready) }
+    /// Every check's name and status now, in the order they were registered.
+    public func evaluate() -> [(name: String, status: ReadinessStatus)] {
+        let (checks, probeResults) = state.withLock { ($0.checks, $0.probeResults) }
+        return checks.map { registered in
+            switch registered.entry {
+            case .check(let check): (registered.name, check())
+            case .probe(let index): (registered.name, probeResults[index])
+            }
+        }
+    }
+
+    /// Whether every check passes now.
+    public var isReady: Bool { evaluate().allSatisfy(\.status.ready) }
+
+    /// Runs every probe at its interval until shutdown; probes registered later are picked up.
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                var started = 0
+                while !Task.isCancelled {
+                    let probes = self.state.withLock { $0.probes }
+                    while started < probes.count {
+                        let index = started
+                        let scheduled = probes[index]
+                        group.addTask { await self.runProbe(scheduled, index: index) }
+                        started += 1
+                    }
+                    try? await Task.sleep(for: .milliseconds(200))
+                }
+                group.cancelAll()
+            }
+        }
+    }
+
+    private func runProbe(_ scheduled: ScheduledProbe, index: Int) async {
+        while !Task.isCancelled {
+            let status = await scheduled.probe()
+            state.withLock { $0.probeResults[index] = status }
+            try? await Task.sleep(for: scheduled.interval)
+        }
+    }
 }

@@ -20,15 +20,49 @@ public struct ServiceEnvironment: Sendable {
     /// Every variable, for service-specific settings.
     public var variables: [String: String]
 
-    public init(serviceName: String, defaultHTTPPort: Int, variables: [String: String] = ProcessInfo.processInfo.environment) {
+    /// Reads the contract's variables; a value that is set but not valid is an error naming the
+    /// variable, never a silent fallback to the default.
+    public init(serviceName: String, defaultHTTPPort: Int, variables: [String: String] = ProcessInfo.processInfo.environment) throws(SettingError) {
         self.serviceName = serviceName
+        self.variables = variables
         self.kafka = KafkaConfiguration.fromEnvironment(variables)
+        guard !kafka.bootstrapServers.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw SettingError(variable: "KAFKA_BOOTSTRAP_SERVERS", value: kafka.bootstrapServers, expected: "host:port[,host:port…]")
+        }
         self.topics = Topics.fromEnvironment(variables)
-        self.httpPort = variables["HTTP_PORT"].flatMap(Int.init) ?? defaultHTTPPort
-        self.logLevel = variables["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
+        self.httpPort = defaultHTTPPort
+        self.logLevel = .info
         self.dataDirectory = variables["TWINFLOW_DATA_DIR"] ?? ".twinflow/data"
         self.twinsURL = variables["TWINS_URL"] ?? "http://localhost:8080"
-        self.variables = variables
+        self.httpPort = try integer("HTTP_PORT", in: 0...65535) ?? defaultHTTPPort
+        if let level = variables["LOG_LEVEL"] {
+            guard let parsed = Logger.Level(rawValue: level.lowercased()) else {
+                throw SettingError(variable: "LOG_LEVEL", value: level, expected: Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            self.logLevel = parsed
+        }
+        guard !dataDirectory.isEmpty else { throw SettingError(variable: "TWINFLOW_DATA_DIR", value: "", expected: "a directory path") }
+        guard let url = URL(string: twinsURL), url.scheme == "http" || url.scheme == "https", url.host() != nil else {
+            throw SettingError(variable: "TWINS_URL", value: twinsURL, expected: "an http:// or https:// URL")
+        }
+    }
+
+    /// An integer setting within `range`, or `nil` when the variable is not set.
+    public func integer(_ variable: String, in range: ClosedRange<Int>) throws(SettingError) -> Int? {
+        guard let text = variables[variable] else { return nil }
+        guard let value = Int(text.trimmingCharacters(in: .whitespaces)), range.contains(value) else {
+            throw SettingError(variable: variable, value: text, expected: "an integer from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
+    }
+
+    /// A setting that is one of `choices` (compared without case), or `nil` when the variable is not set.
+    public func choice(_ variable: String, of choices: [String]) throws(SettingError) -> String? {
+        guard let text = variables[variable] else { return nil }
+        guard let match = choices.first(where: { $0.caseInsensitiveCompare(text) == .orderedSame }) else {
+            throw SettingError(variable: variable, value: text, expected: "one of \(choices.joined(separator: ", "))")
+        }
+        return match
     }
 
     /// A producer configured for this service.
@@ -40,4 +74,19 @@ public struct ServiceEnvironment: Sendable {
     public func consumerConfiguration(topics: [String], maxBatchSize: Int = 1000) -> KafkaConsumerConfiguration {
         KafkaConsumerConfiguration(kafka: kafka, groupID: serviceName, topics: topics, clientID: serviceName, maxBatchSize: maxBatchSize)
     }
+}
+
+/// A setting whose value cannot be used; the service stops at startup with this one line.
+public struct SettingError: Error, Sendable, CustomStringConvertible {
+    public var variable: String
+    public var value: String
+    public var expected: String
+
+    public init(variable: String, value: String, expected: String) {
+        self.variable = variable
+        self.value = value
+        self.expected = expected
+    }
+
+    public var description: String { "\(variable)=\"\(value)\" is not valid: expected \(expected)" }
 }

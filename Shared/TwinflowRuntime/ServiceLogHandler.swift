@@ -1,10 +1,11 @@
+import Logging
+import TwinflowCodec
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Logging
-import TwinflowCodec
 
 /// Log lines on standard error, in `StreamLogHandler`'s layout
 /// (`time level label: key=value … [source] message`), with metadata rendered only for a line that

@@ -1,11 +1,14 @@
-#if canImport(CTCMalloc)
-import CTCMalloc
-#endif
+import Foundation
 import Hummingbird
 import Logging
 import ServiceLifecycle
-import UnixSignals
+import TwinflowCodec
 import TwinflowKafka
+import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What a service's setup gets to build its parts with.
 public struct ServiceContext {
@@ -17,24 +20,40 @@ public struct ServiceContext {
 }
 
 /// The one way every Twinflow executable starts: environment, logging, the HTTP server with
-/// `/healthz` and `/readyz`, and a service group that shuts down gracefully on SIGTERM or SIGINT.
+/// `/healthz` and `/readyz` (the `kafka` check registered for every service), and a service group
+/// that shuts down gracefully on SIGTERM or SIGINT.
 public enum ServiceRunner {
     /// Runs the service until a shutdown signal. `setup` returns the service's own parts in start
     /// order (producers before the consumers that feed them); they stop in reverse order, so a
     /// consumer finishes its batch and commits before the producer it sends through is flushed.
+    ///
+    /// A service that cannot start (a setting that is not valid, a port in use, a store that cannot
+    /// be opened) or that stops on an error ends the process with one line on standard error and
+    /// exit status 1.
     public static func run(
         name: String,
         defaultHTTPPort: Int,
         setup: (ServiceContext) async throws -> [any Service]
-    ) async throws {
-        let environment = ServiceEnvironment(serviceName: name, defaultHTTPPort: defaultHTTPPort)
+    ) async {
+        let environment: ServiceEnvironment
+        do {
+            environment = try ServiceEnvironment(serviceName: name, defaultHTTPPort: defaultHTTPPort)
+        } catch {
+            exitWithFailure(name, "cannot start: \(error)")
+        }
         LoggingSystem.bootstrap { label in ServiceLogHandler(label: label, logLevel: environment.logLevel) }
         let logger = Logger(label: name)
         let readiness = Readiness()
         let serviceRouter = Router()
         serviceRouter.addHealthRoutes(readiness: readiness)
         let context = ServiceContext(environment: environment, logger: logger, readiness: readiness, router: serviceRouter)
-        let services = try await setup(context)
+        let services: [any Service]
+        do {
+            readiness.registerKafkaCluster(try KafkaAdmin(configuration: environment.kafka, logger: logger))
+            services = try await setup(context)
+        } catch {
+            exitWithFailure(name, "cannot start: \(error)")
+        }
 
         let application = Application(
             router: serviceRouter,
@@ -43,7 +62,7 @@ public enum ServiceRunner {
         )
         let group = ServiceGroup(
             configuration: .init(
-                services: [application] + services,
+                services: [readiness, application] + services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
@@ -52,16 +71,31 @@ public enum ServiceRunner {
             "starting",
             metadata: ["http.port": "\(environment.httpPort)", "kafka": "\(environment.kafka.bootstrapServers)", "allocator": "\(allocator)"]
         )
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            exitWithFailure(name, "stopped: \(error)")
+        }
     }
 
-    /// On Linux every service runs on tcmalloc (linked through `CTCMalloc`): Swift allocates and
-    /// frees on nearly every step of a batch, from every thread, and glibc's malloc spent about a
-    /// fifth of twin-service's CPU on it (merging and splitting free chunks, freeing across threads' arenas).
+    private static func exitWithFailure(_ name: String, _ line: String) -> Never {
+        let text = "\(Timestamp.now()) critical \(name): \(line)\n"
+        FileHandle.standardError.write(Data(text.utf8))
+        exit(1)
+    }
+
+    /// The allocator the process runs on. Executables link tcmalloc (`Shared/CTCMalloc`): Swift
+    /// allocates and frees on nearly every step of a batch, from every thread, and glibc's malloc
+    /// spent about a fifth of twin-service's CPU on it. Found by its symbol, so the runtime itself
+    /// does not link it.
     static var allocator: String {
-        #if canImport(CTCMalloc)
-        guard let version = tc_version(nil, nil, nil) else { return "tcmalloc" }
-        return String(cString: version)
+        #if canImport(Glibc)
+        typealias VersionFunction =
+            @convention(c) (UnsafeMutablePointer<Int32>?, UnsafeMutablePointer<Int32>?, UnsafeMutablePointer<UnsafePointer<CChar>?>?) ->
+            UnsafePointer<CChar>?
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "tc_version") else { return "system" }
+        let version = unsafeBitCast(symbol, to: VersionFunction.self)
+        return version(nil, nil, nil).map { String(cString: $0) } ?? "tcmalloc"
         #else
         return "system"
         #endif

@@ -77,7 +77,9 @@ import TwinflowCodec
                 }
             }
             for value in 0..<100 {
-                tasks.addTask { try await graph.patchTwin("thermo_0001", patch: [["op": "replace", "path": "/Temperature", "value": .integer(Int64(value))]]) }
+                tasks.addTask {
+                    try await graph.patchTwin("thermo_0001", patch: [["op": "replace", "path": "/Temperature", "value": .integer(Int64(value))]])
+                }
             }
             try await tasks.waitForAll()
         }
@@ -93,7 +95,8 @@ import TwinflowCodec
         let before = try await graph.pendingEvents(after: 0, limit: 100).count
         let outcomes = try await graph.apply([
             TwinCommand(id: "bad-twin", twinID: "nope", patch: try setPatch(1)),
-            TwinCommand(id: "bad-value", twinID: "thermo_0001", patch: try JSONPatch(json: [["op": "replace", "path": "/Temperature", "value": "hot"]])),
+            TwinCommand(
+                id: "bad-value", twinID: "thermo_0001", patch: try JSONPatch(json: [["op": "replace", "path": "/Temperature", "value": "hot"]])),
             TwinCommand(id: "bad-path", twinID: "thermo_0001", patch: try JSONPatch(json: [["op": "replace", "path": "/$dtId", "value": "x"]])),
             TwinCommand(id: "bad-component", twinID: "thermo_0001", patch: try setPatch(5), telemetry: ["x": 1], component: "nope"),
             TwinCommand(id: "good", twinID: "thermo_0001", patch: try setPatch(23)),
@@ -162,10 +165,11 @@ import TwinflowCodec
         try await graph.putRelationship("Room_01", "r2", body: ["$targetId": "thermo_0002", "$relationshipName": "rel_has_thermostat"])
         _ = try await graph.apply([TwinCommand(id: "c2", twinID: "Room_01", patch: try setRoom(21))])
         let room = try await graph.pendingEvents(after: 0, limit: 100).filter { $0.event.twinID == "Room_01" }
-        #expect(room.map(\.event.attributes.type) == [
-            "Microsoft.DigitalTwins.Twin.Create", "Microsoft.DigitalTwins.Relationship.Create", "Microsoft.DigitalTwins.Twin.Update",
-            "Microsoft.DigitalTwins.Relationship.Create", "Microsoft.DigitalTwins.Twin.Update",
-        ])
+        #expect(
+            room.map(\.event.attributes.type) == [
+                "Microsoft.DigitalTwins.Twin.Create", "Microsoft.DigitalTwins.Relationship.Create", "Microsoft.DigitalTwins.Twin.Update",
+                "Microsoft.DigitalTwins.Relationship.Create", "Microsoft.DigitalTwins.Twin.Update",
+            ])
         #expect(room.compactMap(\.event.attributes.sequence) == ["1", "2", "3", "4", "5"])
         #expect(try await graph.twin("Room_01").document["currentTemp"] == 21)
     }

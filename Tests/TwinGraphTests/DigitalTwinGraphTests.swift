@@ -21,7 +21,8 @@ struct GraphFixture {
     /// The seed scenario: Room_01 → thermo_0001 by rel_has_thermostat.
     static func seed() async throws -> GraphFixture {
         let fixture = try await make("seed")
-        try await fixture.graph.putTwin("thermo_0001", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": 20])
+        try await fixture.graph.putTwin(
+            "thermo_0001", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": 20])
         try await fixture.graph.putTwin("Room_01", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Room;1"]])
         try await fixture.graph.putRelationship("Room_01", "r1", body: ["$targetId": "thermo_0001", "$relationshipName": "rel_has_thermostat"])
         return fixture
@@ -72,7 +73,8 @@ func expectServiceError(_ code: String, status: Int, _ body: () async throws -> 
         await expectServiceError("InvalidArgument", status: 400) { try await graph.putTwin("t2", body: [1, 2]) }
         _ = try await graph.addModels(Fixtures.upload("building"))
         await expectServiceError("PayloadTooLarge", status: 413) {
-            try await graph.putTwin("t2", body: ["$metadata": ["$model": "dtmi:example:building:Space;1"], "name": .string(String(repeating: "x", count: 40_000))])
+            try await graph.putTwin(
+                "t2", body: ["$metadata": ["$model": "dtmi:example:building:Space;1"], "name": .string(String(repeating: "x", count: 40_000))])
         }
         await expectServiceError("DigitalTwinNotFound", status: 404) { _ = try await graph.twin("nobody") }
     }
@@ -126,7 +128,8 @@ func expectServiceError(_ code: String, status: Int, _ body: () async throws -> 
         let graph = fixture.graph
         let created = try await graph.putTwin("thermostat-1", body: ["$metadata": ["$model": "dtmi:example:building:Thermostat;1"], "mode": "heat"])
         #expect(created.twin.document["settings"]?["$metadata"] != nil, "a component left out starts empty")
-        try await graph.patchTwin("thermostat-1", patch: [["op": "add", "path": "/setpoint", "value": 21]], componentPath: "settings", sourceTime: "2026-11-26T17:00:00Z")
+        try await graph.patchTwin(
+            "thermostat-1", patch: [["op": "add", "path": "/setpoint", "value": 21]], componentPath: "settings", sourceTime: "2026-11-26T17:00:00Z")
         let component = try await graph.component("thermostat-1", path: "settings")
         #expect(component["setpoint"] == 21)
         #expect(component["$metadata"]?["setpoint"]?["sourceTime"] == "2026-11-26T17:00:00Z")
@@ -178,7 +181,8 @@ func expectServiceError(_ code: String, status: Int, _ body: () async throws -> 
         try await graph.putTwin("room-1", body: ["$metadata": ["$model": "dtmi:example:building:Room;1"]])
         try await graph.putTwin("thermostat-1", body: ["$metadata": ["$model": "dtmi:example:building:Thermostat;1"]])
         try await graph.putTwin("floor-1", body: ["$metadata": ["$model": "dtmi:example:building:Floor;1"]])
-        try await graph.putRelationship("room-1", "c1", body: ["$targetId": "thermostat-1", "$relationshipName": "contains", "installedOn": "2026-01-15"])
+        try await graph.putRelationship(
+            "room-1", "c1", body: ["$targetId": "thermostat-1", "$relationshipName": "contains", "installedOn": "2026-01-15"])
         let patched = try await graph.patchRelationship("room-1", "c1", patch: [["op": "replace", "path": "/installedOn", "value": "2026-02-01"]])
         #expect(patched.relationship.document["installedOn"] == "2026-02-01")
         #expect(patched.sourceModel == "dtmi:example:building:Room;1")
@@ -218,7 +222,9 @@ func expectServiceError(_ code: String, status: Int, _ body: () async throws -> 
         await expectServiceError("ModelDecommissioned", status: 400) {
             try await graph.putTwin("r", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Room;1"]])
         }
-        await expectServiceError("ModelReferencesNotDeleted", status: 409) { try await graph.deleteModel("dtmi:contosocom:DigitalTwins:Thermostat;1") }
+        await expectServiceError("ModelReferencesNotDeleted", status: 409) {
+            try await graph.deleteModel("dtmi:contosocom:DigitalTwins:Thermostat;1")
+        }
         await expectServiceError("ModelAlreadyExists", status: 409) { _ = try await graph.addModels(Fixtures.upload("seed")) }
         try await graph.deleteModel("dtmi:contosocom:DigitalTwins:Room;1")
         await expectServiceError("ModelNotFound", status: 404) { try await graph.deleteModel("dtmi:contosocom:DigitalTwins:Room;1") }
@@ -245,7 +251,8 @@ func expectServiceError(_ code: String, status: Int, _ body: () async throws -> 
         let change = try await reopened.patchTwin("thermo_0001", patch: [["op": "replace", "path": "/Temperature", "value": 22]])
         #expect(change.twin.version == 2)
         #expect(try await reopened.twin("thermo_0001").document["Temperature"] == 22)
-        #expect(try await reopened.pendingEvents(after: 0, limit: 100).map(\.position) == pending.map(\.position) + [pending.count + 1].map(Int64.init))
+        #expect(
+            try await reopened.pendingEvents(after: 0, limit: 100).map(\.position) == pending.map(\.position) + [pending.count + 1].map(Int64.init))
         #expect(try await DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") } == 3)
     }
 
@@ -288,12 +295,15 @@ func expectServiceError(_ code: String, status: Int, _ body: () async throws -> 
         try db.execute(sql: "DROP TABLE outbox_batches")
         try db.execute(sql: "DROP TABLE outbox_delivered")
         try db.execute(
-            sql: "CREATE TABLE outbox (position INTEGER PRIMARY KEY AUTOINCREMENT, twin_id TEXT NOT NULL, attributes TEXT NOT NULL, data BLOB NOT NULL)"
+            sql:
+                "CREATE TABLE outbox (position INTEGER PRIMARY KEY AUTOINCREMENT, twin_id TEXT NOT NULL, attributes TEXT NOT NULL, data BLOB NOT NULL)"
         )
         for entry in entries {
             try db.execute(
                 sql: "INSERT INTO outbox (position, twin_id, attributes, data) VALUES (?, ?, ?, ?)",
-                arguments: [entry.position, entry.event.twinID, String(decoding: entry.event.serializedAttributes, as: UTF8.self), Data(entry.event.data)]
+                arguments: [
+                    entry.position, entry.event.twinID, String(decoding: entry.event.serializedAttributes, as: UTF8.self), Data(entry.event.data),
+                ]
             )
         }
         try db.execute(sql: "DELETE FROM sqlite_sequence WHERE name = 'outbox'")

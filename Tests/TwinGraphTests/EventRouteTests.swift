@@ -21,8 +21,10 @@ import TwinflowTestSupport
     static let create = PendingEvent(
         twinID: "room",
         attributes: CloudEventAttributes(id: "e2", type: "Microsoft.DigitalTwins.Twin.Create", source: "twinflow.local", subject: "room"),
-        data: literal(["$dtId": "room", "$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Room;1"], "currentTemp": 19, "settings": ["mode": "heat"]])
-            .serialized()
+        data: literal([
+            "$dtId": "room", "$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Room;1"], "currentTemp": 19, "settings": ["mode": "heat"],
+        ])
+        .serialized()
     )
 
     @Test(arguments: [
@@ -101,7 +103,8 @@ import TwinflowTestSupport
             #expect(put.status == .noContent)
             let got = try await client.execute(uri: "/eventroutes/eventroute-001", method: .get)
             #expect(got.status == .ok)
-            #expect(try json(got) == ["id": "eventroute-001", "endpointName": "twin-events", "filter": "type = 'Microsoft.DigitalTwins.Twin.Create'"])
+            #expect(
+                try json(got) == ["id": "eventroute-001", "endpointName": "twin-events", "filter": "type = 'Microsoft.DigitalTwins.Twin.Create'"])
             #expect(try json(try await client.execute(uri: "/eventroutes", method: .get))["value"]?.arrayValue?.count == 3)
 
             let noEndpoint = try await client.execute(
@@ -110,7 +113,8 @@ import TwinflowTestSupport
             #expect(noEndpoint.status == .badRequest)
             #expect(try json(noEndpoint)["error"]?["code"] == "EndpointNotFound")
             let badFilter = try await client.execute(
-                uri: "/eventroutes/r2", method: .put, body: ByteBuffer(bytes: literal(["endpointName": "twin-events", "filter": "type ="]).serialized())
+                uri: "/eventroutes/r2", method: .put,
+                body: ByteBuffer(bytes: literal(["endpointName": "twin-events", "filter": "type ="]).serialized())
             )
             #expect(badFilter.status == .badRequest)
             #expect(try json(badFilter)["error"]?["code"] == "InvalidArgument")
@@ -126,11 +130,13 @@ import TwinflowTestSupport
             #expect(try await client.execute(uri: "/eventroutes/eventroute-001", method: .delete).status == .notFound)
         }
         let reopened = try await DigitalTwinGraph(store: SQLiteTwinStore(path: fixture.directory.appending(path: "twins.sqlite").path))
-        #expect(reopened.eventRoutes().map(\.id) == ["default-telemetry", "default-twin-events"], "routes are stored; a deleted default stays deleted")
+        #expect(
+            reopened.eventRoutes().map(\.id) == ["default-telemetry", "default-twin-events"], "routes are stored; a deleted default stays deleted")
     }
 
     @Test func routesDecideWhereEachEventGoes() async throws {
-        let endpoints = EventEndpoint.defaults(twinEventsTopic: "eventgrid.twin-events", telemetryTopic: "eventhub.telemetry")
+        let endpoints =
+            EventEndpoint.defaults(twinEventsTopic: "eventgrid.twin-events", telemetryTopic: "eventhub.telemetry")
             + [EventEndpoint(name: "temperatures", topic: "building.temperatures", format: .binary)]
         let directory = ScratchDirectory.make("routes")
         let graph = try await DigitalTwinGraph(store: SQLiteTwinStore(path: directory.appending(path: "twins.sqlite").path), endpoints: endpoints)

@@ -56,7 +56,8 @@ enum Fixtures {
 
     @Test func uploadIsAllOrNothing() throws {
         var models = try Fixtures.models("seed")
-        let upload = try JSONValue.parse(#"""
+        let upload = try JSONValue.parse(
+            #"""
             [{"@id":"dtmi:x:Good;1","@type":"Interface","@context":"dtmi:dtdl:context;2"},
              {"@id":"dtmi:x:Bad;1","@type":"Interface","@context":"dtmi:dtdl:context;2","extends":"dtmi:x:Missing;1"}]
             """#)
@@ -82,13 +83,34 @@ enum Fixtures {
         (#"{"@id":"x:A;1","@type":"Interface","@context":"dtmi:dtdl:context;2"}"#, .invalidModel, "DTMI"),
         (#"{"@id":"dtmi:x:A;1","@type":"Telemetry","@context":"dtmi:dtdl:context;2"}"#, .invalidModel, "Interface"),
         (#"{"@id":"dtmi:x:A;1","@type":"Interface","@context":"dtmi:dtdl:context;9"}"#, .invalidModel, "not DTDL"),
-        (#"{"@id":"dtmi:x:A;1","@type":"Interface","@context":"dtmi:dtdl:context;2","contents":[{"@type":"Property","name":"a","schema":"short"}]}"#, .invalidModel, "v3"),
-        (#"{"@id":"dtmi:x:A;1","@type":"Interface","@context":"dtmi:dtdl:context;2","contents":[{"@type":"Property","name":"a","schema":"double"},{"@type":"Telemetry","name":"a","schema":"double"}]}"#, .invalidModel, "twice"),
-        (#"{"@id":"dtmi:x:A;1","@type":"Interface","@context":"dtmi:dtdl:context;2","contents":[{"@type":"Property","name":"1a","schema":"double"}]}"#, .invalidModel, "letter"),
-        (#"{"@id":"dtmi:x:A;1","@type":"Interface","@context":"dtmi:dtdl:context;2","contents":[{"@type":"Property","name":"a","schema":"decimalish"}]}"#, .invalidModel, "neither"),
-        (#"{"@id":"dtmi:x:A;1","@type":"Interface","@context":"dtmi:dtdl:context;2","contents":[{"@type":"Property","name":"a","schema":{"@type":"Enum","valueSchema":"integer","enumValues":[{"name":"x","enumValue":"one"}]}}]}"#, .invalidModel, "integer"),
-        (#"{"@id":"dtmi:x:A;1","@type":"Interface","@context":"dtmi:dtdl:context;2","contents":[{"@type":"Property","name":"a"}]}"#, .invalidModel, "schema is required"),
-        (#"{"@id":"dtmi:x:A;1","@type":"Interface","@context":"dtmi:dtdl:context;2","contents":[{"@type":"Relationship","name":"r","target":"dtmi:x:Nowhere;1"}]}"#, .missingReference, "Nowhere"),
+        (
+            #"{"@id":"dtmi:x:A;1","@type":"Interface","@context":"dtmi:dtdl:context;2","contents":[{"@type":"Property","name":"a","schema":"short"}]}"#,
+            .invalidModel, "v3"
+        ),
+        (
+            #"{"@id":"dtmi:x:A;1","@type":"Interface","@context":"dtmi:dtdl:context;2","contents":[{"@type":"Property","name":"a","schema":"double"},{"@type":"Telemetry","name":"a","schema":"double"}]}"#,
+            .invalidModel, "twice"
+        ),
+        (
+            #"{"@id":"dtmi:x:A;1","@type":"Interface","@context":"dtmi:dtdl:context;2","contents":[{"@type":"Property","name":"1a","schema":"double"}]}"#,
+            .invalidModel, "letter"
+        ),
+        (
+            #"{"@id":"dtmi:x:A;1","@type":"Interface","@context":"dtmi:dtdl:context;2","contents":[{"@type":"Property","name":"a","schema":"decimalish"}]}"#,
+            .invalidModel, "neither"
+        ),
+        (
+            #"{"@id":"dtmi:x:A;1","@type":"Interface","@context":"dtmi:dtdl:context;2","contents":[{"@type":"Property","name":"a","schema":{"@type":"Enum","valueSchema":"integer","enumValues":[{"name":"x","enumValue":"one"}]}}]}"#,
+            .invalidModel, "integer"
+        ),
+        (
+            #"{"@id":"dtmi:x:A;1","@type":"Interface","@context":"dtmi:dtdl:context;2","contents":[{"@type":"Property","name":"a"}]}"#, .invalidModel,
+            "schema is required"
+        ),
+        (
+            #"{"@id":"dtmi:x:A;1","@type":"Interface","@context":"dtmi:dtdl:context;2","contents":[{"@type":"Relationship","name":"r","target":"dtmi:x:Nowhere;1"}]}"#,
+            .missingReference, "Nowhere"
+        ),
         (#"{"@id":"dtmi:x:A;1","@type":"Interface","@context":"dtmi:dtdl:context;2","extends":"dtmi:x:A;1"}"#, .invalidModel, "extends itself"),
     ])
     func refusesBadModels(text: String, kind: ModelError.Kind, words: String) throws {
@@ -116,7 +138,8 @@ enum Fixtures {
 
     @Test func conflictingInheritanceIsRefused() throws {
         var models = ModelSet()
-        let upload = try JSONValue.parse(#"""
+        let upload = try JSONValue.parse(
+            #"""
             [{"@id":"dtmi:x:A;1","@type":"Interface","@context":"dtmi:dtdl:context;2","contents":[{"@type":"Property","name":"p","schema":"double"}]},
              {"@id":"dtmi:x:B;1","@type":"Interface","@context":"dtmi:dtdl:context;2","contents":[{"@type":"Property","name":"p","schema":"string"}]},
              {"@id":"dtmi:x:C;1","@type":"Interface","@context":"dtmi:dtdl:context;2","extends":["dtmi:x:A;1","dtmi:x:B;1"]}]
@@ -126,7 +149,8 @@ enum Fixtures {
 
     @Test func inlineInterfacesAreUploadedToo() throws {
         var models = ModelSet()
-        let upload = try JSONValue.parse(#"""
+        let upload = try JSONValue.parse(
+            #"""
             [{"@id":"dtmi:x:Device;1","@type":"Interface","@context":"dtmi:dtdl:context;2",
               "contents":[{"@type":"Component","name":"info","schema":{"@id":"dtmi:x:Info;1","@type":"Interface","contents":[{"@type":"Property","name":"serial","schema":"string"}]}}]}]
             """#)
@@ -153,8 +177,10 @@ enum Fixtures {
         for index in 0..<600 {
             var object: [String: JSONValue] = [
                 "@id": .string("dtmi:x:ontology:Type\(index);1"), "@type": "Interface", "@context": "dtmi:dtdl:context;3",
-                "contents": [["@type": "Property", "name": .string("p\(index)"), "schema": "double"],
-                             ["@type": "Relationship", "name": .string("next\(index)"), "target": .string("dtmi:x:ontology:Type\((index + 1) % 600);1")]],
+                "contents": [
+                    ["@type": "Property", "name": .string("p\(index)"), "schema": "double"],
+                    ["@type": "Relationship", "name": .string("next\(index)"), "target": .string("dtmi:x:ontology:Type\((index + 1) % 600);1")],
+                ],
             ]
             if index > 0 { object["extends"] = .string("dtmi:x:ontology:Type\(index - 1);1") }
             interfaces.append(.object(object))
@@ -183,7 +209,8 @@ enum Fixtures {
             ],
             of: Fixtures.dtmi("dtmi:example:building:Thermostat;1")
         )
-        try models.validate(properties: ["name": "Floor 1", "level": 1, "tags": ["wing": "east"]], of: Fixtures.dtmi("dtmi:example:building:Floor;1"))
+        try models.validate(
+            properties: ["name": "Floor 1", "level": 1, "tags": ["wing": "east"]], of: Fixtures.dtmi("dtmi:example:building:Floor;1"))
     }
 
     @Test(arguments: [

@@ -57,7 +57,8 @@ import TwinflowTestSupport
 
     @Test func createReplaceAndDeleteCarryTheWholeTwinOrItsPatch() async throws {
         let graph = try await makeGraph("seed")
-        let created = try await graph.putTwin("thermo_0001", body: ["$metadata": ["$model": .string(Self.thermostat)], "Temperature": 20], origin: Self.trace)
+        let created = try await graph.putTwin(
+            "thermo_0001", body: ["$metadata": ["$model": .string(Self.thermostat)], "Temperature": 20], origin: Self.trace)
         try await graph.putTwin("thermo_0001", body: ["$metadata": ["$model": .string(Self.thermostat)]], origin: Self.trace)
         let got = try await graph.twin("thermo_0001")
         try await graph.deleteTwin("thermo_0001", origin: Self.trace)
@@ -90,10 +91,11 @@ import TwinflowTestSupport
         try await graph.deleteTwin("Room_01", cascade: true)
         let entries = try await events(graph).map { try structured($0, graph) }
         let types = entries.map { $0.json["type"]?.stringValue ?? "" }
-        #expect(types == [
-            "Microsoft.DigitalTwins.Twin.Create", "Microsoft.DigitalTwins.Twin.Create", "Microsoft.DigitalTwins.Relationship.Create",
-            "Microsoft.DigitalTwins.Twin.Update", "Microsoft.DigitalTwins.Relationship.Delete", "Microsoft.DigitalTwins.Twin.Delete",
-        ])
+        #expect(
+            types == [
+                "Microsoft.DigitalTwins.Twin.Create", "Microsoft.DigitalTwins.Twin.Create", "Microsoft.DigitalTwins.Relationship.Create",
+                "Microsoft.DigitalTwins.Twin.Update", "Microsoft.DigitalTwins.Relationship.Delete", "Microsoft.DigitalTwins.Twin.Delete",
+            ])
         let relationshipCreate = entries[2]
         #expect(relationshipCreate.key == "Room_01")
         #expect(relationshipCreate.json["subject"] == "Room_01/relationships/r1")
@@ -113,7 +115,8 @@ import TwinflowTestSupport
         let update = try structured(try #require(try await events(graph).last), graph).json
         #expect(update["type"] == "Microsoft.DigitalTwins.Relationship.Update")
         #expect(update["subject"] == "room1/relationships/c1")
-        #expect(update["data"] == ["modelId": "dtmi:example:building:Room;1", "patch": [["op": "add", "path": "/installedOn", "value": "2026-01-02"]]])
+        #expect(
+            update["data"] == ["modelId": "dtmi:example:building:Room;1", "patch": [["op": "add", "path": "/installedOn", "value": "2026-01-02"]]])
     }
 
     @Test func aRefusedChangeLeavesNoEvent() async throws {
@@ -129,8 +132,10 @@ import TwinflowTestSupport
     }
 
     @Test func aNumberedEventsSerializedAttributesAreItsAttributes() throws {
-        let plain = CloudEventAttributes(id: "e1", type: EventType.twinUpdate, source: "twinflow.local", subject: "t1", traceparent: Traceparent.random())
-        let withExtension = CloudEventAttributes(id: "e2", type: EventType.telemetry, source: "twinflow.local", extensions: ["telemetrysourcetime": "2026-11-26T16:00:00Z"])
+        let plain = CloudEventAttributes(
+            id: "e1", type: EventType.twinUpdate, source: "twinflow.local", subject: "t1", traceparent: Traceparent.random())
+        let withExtension = CloudEventAttributes(
+            id: "e2", type: EventType.telemetry, source: "twinflow.local", extensions: ["telemetrysourcetime": "2026-11-26T16:00:00Z"])
         for attributes in [plain, withExtension] {
             let numbered = PendingEvent(twinID: "t1", attributes: attributes, data: []).numbered(42)
             #expect(numbered.attributes.sequence == "42")
@@ -144,7 +149,9 @@ import TwinflowTestSupport
         try await graph.putTwin("thermo_0001", body: ["$metadata": ["$model": .string(Self.thermostat)], "Temperature": 0])
         try await withThrowingTaskGroup(of: Void.self) { group in
             for value in 1...200 {
-                group.addTask { try await graph.patchTwin("thermo_0001", patch: [["op": "replace", "path": "/Temperature", "value": .integer(Int64(value))]]) }
+                group.addTask {
+                    try await graph.patchTwin("thermo_0001", patch: [["op": "replace", "path": "/Temperature", "value": .integer(Int64(value))]])
+                }
             }
             try await group.waitForAll()
         }
@@ -182,10 +189,11 @@ import TwinflowTestSupport
         #expect(headers["ce_subject"] == nil, "no subject for the twin's own telemetry")
         #expect(headers["content-type"] == "application/json")
 
-        let component = try BinaryCloudEvent(decoding: KafkaConsumerMessage(
-            topic: "eventhub.telemetry", partition: 0, offset: 0, key: nil, value: OutboxRelay.messages(for: entries[1], graph: graph)[0].value,
-            headers: OutboxRelay.messages(for: entries[1], graph: graph)[0].headers
-        ))
+        let component = try BinaryCloudEvent(
+            decoding: KafkaConsumerMessage(
+                topic: "eventhub.telemetry", partition: 0, offset: 0, key: nil, value: OutboxRelay.messages(for: entries[1], graph: graph)[0].value,
+                headers: OutboxRelay.messages(for: entries[1], graph: graph)[0].headers
+            ))
         #expect(component.attributes.subject == "settings")
     }
 
@@ -194,7 +202,9 @@ import TwinflowTestSupport
         try await graph.putTwin("t1", body: ["$metadata": ["$model": "dtmi:example:building:Thermostat;1"]])
         await expectServiceError("InvalidArgument", status: 400) { try await graph.publishTelemetry("t1", messageID: nil, payload: Array("{}".utf8)) }
         await expectServiceError("InvalidArgument", status: 400) { try await graph.publishTelemetry("t1", messageID: "a", payload: Array("{".utf8)) }
-        await expectServiceError("DigitalTwinNotFound", status: 404) { try await graph.publishTelemetry("nope", messageID: "a", payload: Array("{}".utf8)) }
+        await expectServiceError("DigitalTwinNotFound", status: 404) {
+            try await graph.publishTelemetry("nope", messageID: "a", payload: Array("{}".utf8))
+        }
         let large = Array(#"{"x":""#.utf8) + Array(repeating: UInt8(ascii: "a"), count: DigitalTwinGraph.maximumTelemetryBytes) + Array(#""}"#.utf8)
         await expectServiceError("PayloadTooLarge", status: 413) { try await graph.publishTelemetry("t1", messageID: "a", payload: large) }
         await expectServiceError("ComponentNotFound", status: 404) {

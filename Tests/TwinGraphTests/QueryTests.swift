@@ -7,12 +7,22 @@ import TwinflowCodec
     static func building() async throws -> DigitalTwinGraph {
         let fixture = try await GraphFixture.make("building")
         let graph = fixture.graph
-        try await graph.putTwin("floor-1", body: ["$metadata": ["$model": "dtmi:example:building:Floor;1"], "name": "Floor 1", "level": 1, "Temperature": 20])
+        try await graph.putTwin(
+            "floor-1", body: ["$metadata": ["$model": "dtmi:example:building:Floor;1"], "name": "Floor 1", "level": 1, "Temperature": 20])
         for room in 1...3 {
-            try await graph.putTwin("room-\(room)", body: ["$metadata": ["$model": "dtmi:example:building:Room;1"], "name": .string("Room \(room)"), "Temperature": .integer(Int64(18 + room))])
+            try await graph.putTwin(
+                "room-\(room)",
+                body: [
+                    "$metadata": ["$model": "dtmi:example:building:Room;1"], "name": .string("Room \(room)"),
+                    "Temperature": .integer(Int64(18 + room)),
+                ])
             try await graph.putRelationship("floor-1", "f-r\(room)", body: ["$targetId": .string("room-\(room)"), "$relationshipName": "contains"])
-            try await graph.putTwin("thermostat-\(room)", body: ["$metadata": ["$model": "dtmi:example:building:Thermostat;1"], "Temperature": .integer(Int64(18 + room))])
-            try await graph.putRelationship("room-\(room)", "r-t", body: ["$targetId": .string("thermostat-\(room)"), "$relationshipName": "contains", "installedOn": .string("2026-01-0\(room)")])
+            try await graph.putTwin(
+                "thermostat-\(room)",
+                body: ["$metadata": ["$model": "dtmi:example:building:Thermostat;1"], "Temperature": .integer(Int64(18 + room))])
+            try await graph.putRelationship(
+                "room-\(room)", "r-t",
+                body: ["$targetId": .string("thermostat-\(room)"), "$relationshipName": "contains", "installedOn": .string("2026-01-0\(room)")])
         }
         return graph
     }
@@ -23,10 +33,16 @@ import TwinflowCodec
         let graph = try await Self.building()
         #expect(ids(try await graph.query("SELECT * FROM DIGITALTWINS")).count == 7)
         #expect(ids(try await graph.query("SELECT * FROM DIGITALTWINS T WHERE T.Temperature > 20")) == ["room-3", "thermostat-3"])
-        #expect(ids(try await graph.query("SELECT * FROM DIGITALTWINS WHERE Temperature >= 21 AND IS_OF_MODEL('dtmi:example:building:Room;1')")) == ["room-3"])
+        #expect(
+            ids(try await graph.query("SELECT * FROM DIGITALTWINS WHERE Temperature >= 21 AND IS_OF_MODEL('dtmi:example:building:Room;1')")) == [
+                "room-3"
+            ])
         #expect(ids(try await graph.query("SELECT * FROM DIGITALTWINS T WHERE IS_OF_MODEL(T, 'dtmi:example:building:Space;1')")).count == 4)
         #expect(ids(try await graph.query("SELECT * FROM DIGITALTWINS T WHERE IS_OF_MODEL(T, 'dtmi:example:building:Space;1', exact)")).isEmpty)
-        #expect(ids(try await graph.query("SELECT * FROM DIGITALTWINS T WHERE STARTS_WITH(T.$dtId, 'thermo') AND NOT (T.Temperature = 19)")) == ["thermostat-2", "thermostat-3"])
+        #expect(
+            ids(try await graph.query("SELECT * FROM DIGITALTWINS T WHERE STARTS_WITH(T.$dtId, 'thermo') AND NOT (T.Temperature = 19)")) == [
+                "thermostat-2", "thermostat-3",
+            ])
         #expect(ids(try await graph.query("SELECT * FROM DIGITALTWINS T WHERE ENDS_WITH(T.name, '2') OR T.level = 1")) == ["floor-1", "room-2"])
         #expect(ids(try await graph.query("SELECT * FROM DIGITALTWINS T WHERE IS_DEFINED(T.level)")) == ["floor-1"])
         #expect(ids(try await graph.query("SELECT * FROM DIGITALTWINS T WHERE T.$dtId IN ['room-1', 'room-9', 'floor-1']")) == ["floor-1", "room-1"])
@@ -52,7 +68,8 @@ import TwinflowCodec
         #expect(page.value.count == 1)
         #expect(page.value.first?["Thermostat"]?["$dtId"] == "thermostat-2")
         #expect(page.value.first?["Room"]?["$dtId"] == "room-2")
-        let rooms = try await graph.query("SELECT Child FROM DIGITALTWINS Floor JOIN Child RELATED Floor.contains WHERE Floor.$dtId = 'floor-1' AND Child.Temperature < 21")
+        let rooms = try await graph.query(
+            "SELECT Child FROM DIGITALTWINS Floor JOIN Child RELATED Floor.contains WHERE Floor.$dtId = 'floor-1' AND Child.Temperature < 21")
         #expect(rooms.value.compactMap { $0["Child"]?["$dtId"]?.stringValue }.sorted() == ["room-1", "room-2"])
     }
 

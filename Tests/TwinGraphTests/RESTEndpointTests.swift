@@ -34,8 +34,12 @@ import TwinflowCodec
         Case(method: .get, uri: "/models/dtmi:x:None;1", status: .notFound, code: "ModelNotFound"),
         Case(method: .post, uri: "/models", body: "{}", status: .badRequest, code: "DTDLParserError"),
         Case(method: .post, uri: "/models", body: "[", status: .badRequest, code: "InvalidArgument"),
-        Case(method: .patch, uri: "/models/dtmi:contosocom:DigitalTwins:Room;1", body: #"[{"op":"replace","path":"/decommissioned","value":true}]"#, status: .noContent),
-        Case(method: .patch, uri: "/models/dtmi:contosocom:DigitalTwins:Room;1", body: #"[{"op":"replace","path":"/displayName","value":"x"}]"#, status: .badRequest, code: "InvalidArgument"),
+        Case(
+            method: .patch, uri: "/models/dtmi:contosocom:DigitalTwins:Room;1", body: #"[{"op":"replace","path":"/decommissioned","value":true}]"#,
+            status: .noContent),
+        Case(
+            method: .patch, uri: "/models/dtmi:contosocom:DigitalTwins:Room;1", body: #"[{"op":"replace","path":"/displayName","value":"x"}]"#,
+            status: .badRequest, code: "InvalidArgument"),
         Case(method: .patch, uri: "/models/dtmi:x:None;1", body: "[]", status: .notFound, code: "ModelNotFound"),
         Case(method: .delete, uri: "/models/dtmi:contosocom:DigitalTwins:Thermostat;1", status: .conflict, code: "ModelReferencesNotDeleted"),
         Case(method: .delete, uri: "/models/dtmi:x:None;1", status: .notFound, code: "ModelNotFound"),
@@ -43,18 +47,30 @@ import TwinflowCodec
         Case(method: .get, uri: "/digitaltwins/thermo_0001", status: .ok),
         Case(method: .get, uri: "/digitaltwins/none", status: .notFound, code: "DigitalTwinNotFound"),
         Case(method: .put, uri: "/digitaltwins/t2", body: thermostat, status: .ok),
-        Case(method: .put, uri: "/digitaltwins/thermo_0001", body: thermostat, headers: ["If-None-Match": "*"], status: .preconditionFailed, code: "PreconditionFailed"),
-        Case(method: .put, uri: "/digitaltwins/t2", body: #"{"$metadata":{"$model":"dtmi:contosocom:DigitalTwins:Thermostat;1"},"Temperature":"x"}"#, status: .badRequest, code: "ValidationFailed"),
-        Case(method: .put, uri: "/digitaltwins/t2", body: #"{"$metadata":{"$model":"dtmi:contosocom:DigitalTwins:Thermostat;1"},"Nope":1}"#, status: .badRequest, code: "ValidationFailed"),
+        Case(
+            method: .put, uri: "/digitaltwins/thermo_0001", body: thermostat, headers: ["If-None-Match": "*"], status: .preconditionFailed,
+            code: "PreconditionFailed"),
+        Case(
+            method: .put, uri: "/digitaltwins/t2", body: #"{"$metadata":{"$model":"dtmi:contosocom:DigitalTwins:Thermostat;1"},"Temperature":"x"}"#,
+            status: .badRequest, code: "ValidationFailed"),
+        Case(
+            method: .put, uri: "/digitaltwins/t2", body: #"{"$metadata":{"$model":"dtmi:contosocom:DigitalTwins:Thermostat;1"},"Nope":1}"#,
+            status: .badRequest, code: "ValidationFailed"),
         Case(method: .put, uri: "/digitaltwins/t2", body: #"{"$metadata":{"$model":"dtmi:x:None;1"}}"#, status: .notFound, code: "ModelNotFound"),
         Case(method: .put, uri: "/digitaltwins/t2", body: "not json", status: .badRequest, code: "InvalidArgument"),
         Case(method: .patch, uri: "/digitaltwins/thermo_0001", body: patch, status: .noContent),
-        Case(method: .patch, uri: "/digitaltwins/thermo_0001", body: patch, headers: ["If-Match": "W/\"99\""], status: .preconditionFailed, code: "PreconditionFailed"),
-        Case(method: .patch, uri: "/digitaltwins/thermo_0001", body: #"[{"op":"replace","path":"/Temperature","value":"x"}]"#, status: .badRequest, code: "ValidationFailed"),
+        Case(
+            method: .patch, uri: "/digitaltwins/thermo_0001", body: patch, headers: ["If-Match": "W/\"99\""], status: .preconditionFailed,
+            code: "PreconditionFailed"),
+        Case(
+            method: .patch, uri: "/digitaltwins/thermo_0001", body: #"[{"op":"replace","path":"/Temperature","value":"x"}]"#, status: .badRequest,
+            code: "ValidationFailed"),
         Case(method: .patch, uri: "/digitaltwins/thermo_0001", body: #"[{"op":"move","path":"/a"}]"#, status: .badRequest, code: "JsonPatchInvalid"),
         Case(method: .patch, uri: "/digitaltwins/none", body: patch, status: .notFound, code: "DigitalTwinNotFound"),
         Case(method: .delete, uri: "/digitaltwins/thermo_0001", status: .badRequest, code: "RelationshipsNotDeleted"),
-        Case(method: .delete, uri: "/digitaltwins/thermo_0001?cascade=true", headers: ["If-Match": "W/\"99\""], status: .preconditionFailed, code: "PreconditionFailed"),
+        Case(
+            method: .delete, uri: "/digitaltwins/thermo_0001?cascade=true", headers: ["If-Match": "W/\"99\""], status: .preconditionFailed,
+            code: "PreconditionFailed"),
         Case(method: .delete, uri: "/digitaltwins/thermo_0001?cascade=true", status: .noContent),
         Case(method: .delete, uri: "/digitaltwins/none", status: .notFound, code: "DigitalTwinNotFound"),
         // components
@@ -69,14 +85,31 @@ import TwinflowCodec
         Case(method: .get, uri: "/digitaltwins/none/incomingrelationships", status: .notFound, code: "DigitalTwinNotFound"),
         Case(method: .get, uri: "/digitaltwins/Room_01/relationships/r1", status: .ok),
         Case(method: .get, uri: "/digitaltwins/Room_01/relationships/none", status: .notFound, code: "RelationshipNotFound"),
-        Case(method: .put, uri: "/digitaltwins/Room_01/relationships/r2", body: #"{"$targetId":"thermo_0001","$relationshipName":"rel_has_thermostat"}"#, status: .ok),
-        Case(method: .put, uri: "/digitaltwins/Room_01/relationships/r1", body: #"{"$targetId":"thermo_0001","$relationshipName":"rel_has_thermostat"}"#, headers: ["If-None-Match": "*"], status: .preconditionFailed, code: "PreconditionFailed"),
-        Case(method: .put, uri: "/digitaltwins/Room_01/relationships/r2", body: #"{"$targetId":"none","$relationshipName":"rel_has_thermostat"}"#, status: .notFound, code: "TargetTwinNotFound"),
-        Case(method: .put, uri: "/digitaltwins/Room_01/relationships/r2", body: #"{"$targetId":"thermo_0001","$relationshipName":"owns"}"#, status: .badRequest, code: "InvalidRelationship"),
-        Case(method: .put, uri: "/digitaltwins/Room_01/relationships/r2", body: #"{"$relationshipName":"rel_has_thermostat"}"#, status: .badRequest, code: "InvalidArgument"),
-        Case(method: .put, uri: "/digitaltwins/thermo_0001/relationships/r2", body: #"{"$targetId":"Room_01","$relationshipName":"rel_has_thermostat"}"#, status: .badRequest, code: "InvalidRelationship"),
-        Case(method: .patch, uri: "/digitaltwins/Room_01/relationships/r1", body: #"[{"op":"add","path":"/since","value":1}]"#, status: .badRequest, code: "ValidationFailed"),
-        Case(method: .patch, uri: "/digitaltwins/Room_01/relationships/r1", body: "[]", headers: ["If-Match": "W/\"99\""], status: .preconditionFailed, code: "PreconditionFailed"),
+        Case(
+            method: .put, uri: "/digitaltwins/Room_01/relationships/r2",
+            body: #"{"$targetId":"thermo_0001","$relationshipName":"rel_has_thermostat"}"#, status: .ok),
+        Case(
+            method: .put, uri: "/digitaltwins/Room_01/relationships/r1",
+            body: #"{"$targetId":"thermo_0001","$relationshipName":"rel_has_thermostat"}"#, headers: ["If-None-Match": "*"],
+            status: .preconditionFailed, code: "PreconditionFailed"),
+        Case(
+            method: .put, uri: "/digitaltwins/Room_01/relationships/r2", body: #"{"$targetId":"none","$relationshipName":"rel_has_thermostat"}"#,
+            status: .notFound, code: "TargetTwinNotFound"),
+        Case(
+            method: .put, uri: "/digitaltwins/Room_01/relationships/r2", body: #"{"$targetId":"thermo_0001","$relationshipName":"owns"}"#,
+            status: .badRequest, code: "InvalidRelationship"),
+        Case(
+            method: .put, uri: "/digitaltwins/Room_01/relationships/r2", body: #"{"$relationshipName":"rel_has_thermostat"}"#, status: .badRequest,
+            code: "InvalidArgument"),
+        Case(
+            method: .put, uri: "/digitaltwins/thermo_0001/relationships/r2",
+            body: #"{"$targetId":"Room_01","$relationshipName":"rel_has_thermostat"}"#, status: .badRequest, code: "InvalidRelationship"),
+        Case(
+            method: .patch, uri: "/digitaltwins/Room_01/relationships/r1", body: #"[{"op":"add","path":"/since","value":1}]"#, status: .badRequest,
+            code: "ValidationFailed"),
+        Case(
+            method: .patch, uri: "/digitaltwins/Room_01/relationships/r1", body: "[]", headers: ["If-Match": "W/\"99\""], status: .preconditionFailed,
+            code: "PreconditionFailed"),
         Case(method: .patch, uri: "/digitaltwins/Room_01/relationships/r1", body: "[]", status: .noContent),
         Case(method: .delete, uri: "/digitaltwins/Room_01/relationships/none", status: .notFound, code: "RelationshipNotFound"),
         Case(method: .delete, uri: "/digitaltwins/Room_01/relationships/r1", headers: ["If-Match": "W/\"1\""], status: .noContent),

@@ -53,7 +53,8 @@ import TwinflowCodec
             let put = try await client.execute(uri: "/digitaltwins/thermo_0001", method: .put, body: body(thermostat))
             #expect(put.status == .ok)
             #expect(put.headers[.eTag] == "W/\"1\"")
-            _ = try await client.execute(uri: "/digitaltwins/Room_01", method: .put, body: body(["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Room;1"]]))
+            _ = try await client.execute(
+                uri: "/digitaltwins/Room_01", method: .put, body: body(["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Room;1"]]))
             let relationship = try await client.execute(
                 uri: "/digitaltwins/Room_01/relationships/r1", method: .put,
                 body: body(["$targetId": "thermo_0001", "$relationshipName": "rel_has_thermostat"])

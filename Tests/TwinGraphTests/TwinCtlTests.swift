@@ -2,10 +2,10 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Testing
-import TwinflowTestSupport
 import TwinGraph
 import TwinService
 import TwinflowCodec
+import TwinflowTestSupport
 
 /// twinctl, the built executable, against the REST API on a live port.
 @Suite struct TwinCtlTests {
@@ -18,7 +18,10 @@ import TwinflowCodec
             let url = "http://127.0.0.1:\(try #require(client.port))"
             let uploaded = try runTwinCtl(["models", "upload", Fixtures.root.appending(path: "seed").path, "--url", url])
             #expect(uploaded.contains("dtmi:contosocom:DigitalTwins:Room;1"))
-            try runTwinCtl(["twins", "put", "thermo_0001", "--model", "dtmi:contosocom:DigitalTwins:Thermostat;1", "--properties", #"{"Temperature":20}"#, "--url", url])
+            try runTwinCtl([
+                "twins", "put", "thermo_0001", "--model", "dtmi:contosocom:DigitalTwins:Thermostat;1", "--properties", #"{"Temperature":20}"#,
+                "--url", url,
+            ])
             try runTwinCtl(["twins", "put", "Room_01", "--model", "dtmi:contosocom:DigitalTwins:Room;1", "--url", url])
             try runTwinCtl(["relationships", "put", "Room_01", "r1", "--name", "rel_has_thermostat", "--target", "thermo_0001", "--url", url])
             try runTwinCtl(["twins", "patch", "thermo_0001", #"[{"op":"replace","path":"/Temperature","value":22}]"#, "--url", url])
@@ -33,7 +36,7 @@ import TwinflowCodec
     @discardableResult
     func runTwinCtl(_ arguments: [String]) throws -> String {
         let process = Process()
-        process.executableURL = builtExecutable("twinctl")
+        process.executableURL = try builtExecutable("twinctl")
         process.arguments = arguments
         let output = Pipe()
         process.standardOutput = output

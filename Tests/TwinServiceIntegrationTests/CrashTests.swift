@@ -40,9 +40,9 @@ import TwinflowTestSupport
 
         for _ in 0..<Self.kills {
             // Killed in full flow: once it has published a good number of events, at a random moment.
-            let before = reader.messages.count
+            let before = (try reader.messages()).count
             let service = try twinServiceProcess(bootstrap: devbroker.bootstrap, dataDirectory: dataDirectory)
-            let flowing = await eventually(timeout: .seconds(120)) { reader.messages.count >= before + 2000 }
+            let flowing = try await eventually(timeout: .seconds(120)) { (try reader.messages()).count >= before + 2000 }
             #expect(flowing, "twin-service makes progress after a restart")
             try await Task.sleep(for: .milliseconds(Int.random(in: 0...400)))
             service.kill()
@@ -50,12 +50,12 @@ import TwinflowTestSupport
         try await sending.value
         let service = try twinServiceProcess(bootstrap: devbroker.bootstrap, dataDirectory: dataDirectory)
         let expected = Self.twins + Self.commands
-        let complete = await eventually(timeout: .seconds(600)) {
-            Set(reader.messages.compactMap { try? CloudEvent(decoding: $0).attributes.id }).count >= expected
+        let complete = try await eventually(timeout: .seconds(600)) {
+            Set((try reader.messages()).compactMap { try? CloudEvent(decoding: $0).attributes.id }).count >= expected
         }
         #expect(complete, "every change's notification arrived")
         #expect(service.terminate() == 0, "twin-service stops cleanly on SIGTERM")
-        await reader.stop()
+        try await reader.stop()
         await producer.shutdown()
 
         // Every command took effect once: each twin's version counts its creation and its commands.
@@ -65,7 +65,7 @@ import TwinflowTestSupport
         }
 
         // A notification for every change; repeats keep their event id; sequences have no gaps.
-        let events = try reader.messages.map { try CloudEvent(decoding: $0) }
+        let events = try reader.messages().map { try CloudEvent(decoding: $0) }
         var idsByValue: [Int64: Set<String>] = [:]
         var sequencesByTwin: [String: Set<Int>] = [:]
         for event in events {
@@ -89,7 +89,8 @@ import TwinflowTestSupport
         let graph = try await DigitalTwinGraph(store: SQLiteTwinStore(path: storePath))
         _ = try await graph.addModels(fixtureModels("seed"))
         for twin in 0..<Self.twins {
-            try await graph.putTwin(Self.twinID(twin), body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": -1])
+            try await graph.putTwin(
+                Self.twinID(twin), body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": -1])
         }
     }
 }

@@ -35,7 +35,7 @@ struct TwinServiceSetup {
         dataDirectory = ScratchDirectory.make("twin-service")
         variables["TWINFLOW_DATA_DIR"] = dataDirectory.path
         variables.merge(extraVariables) { _, new in new }
-        environment = ServiceEnvironment(serviceName: "twin-service", defaultHTTPPort: 0, variables: variables)
+        environment = try ServiceEnvironment(serviceName: "twin-service", defaultHTTPPort: 0, variables: variables)
         topics = environment.topics
     }
 
@@ -78,24 +78,29 @@ struct TwinServiceSetup {
             kafka: setup.kafka.configuration, topics: [setup.topics.twinEvents, setup.topics.telemetry, setup.topics.deadLetter, alertsTopic],
             logger: setup.kafka.logger
         )
-        try await withTwinService(setup, graph: graph) {
-            let events = await reader.waitFor(5, on: setup.topics.twinEvents)
-            let deadLetters = await reader.waitFor(3, on: setup.topics.deadLetter)
-            _ = await reader.waitFor(1, on: setup.topics.telemetry)
-            _ = await reader.waitFor(2, on: alertsTopic)
-            try await Task.sleep(for: .seconds(1))
+        try await withTwinService(setup, graph: graph) { service in
+            let events = try await reader.waitFor(5, on: setup.topics.twinEvents)
+            let deadLetters = try await reader.waitFor(3, on: setup.topics.deadLetter)
+            _ = try await reader.waitFor(1, on: setup.topics.telemetry)
+            _ = try await reader.waitFor(2, on: alertsTopic)
+            #expect(try await eventually { try await graph.pendingEvents(after: 0, limit: 1).isEmpty }, "the relay delivered everything")
 
             let decoded = try events.map { try CloudEvent(decoding: $0) }
             let byTwin = Dictionary(grouping: zip(events, decoded), by: { $0.0.keyString ?? "" }).mapValues { $0.map(\.1) }
-            #expect(byTwin["thermo_0001"]?.map(\.attributes.type) == [
-                "Microsoft.DigitalTwins.Twin.Create", "Microsoft.DigitalTwins.Twin.Update", "Microsoft.DigitalTwins.Twin.Update",
-            ])
-            #expect(byTwin["Room_01"]?.map(\.attributes.type) == ["Microsoft.DigitalTwins.Twin.Create", "Microsoft.DigitalTwins.Relationship.Create"])
-            #expect(reader.messages(on: setup.topics.twinEvents).count == 5, "the repeated command emitted nothing")
+            #expect(
+                byTwin["thermo_0001"]?.map(\.attributes.type) == [
+                    "Microsoft.DigitalTwins.Twin.Create", "Microsoft.DigitalTwins.Twin.Update", "Microsoft.DigitalTwins.Twin.Update",
+                ])
+            #expect(
+                byTwin["Room_01"]?.map(\.attributes.type) == ["Microsoft.DigitalTwins.Twin.Create", "Microsoft.DigitalTwins.Relationship.Create"])
+            #expect(try reader.messages(on: setup.topics.twinEvents).count == 5, "the repeated command emitted nothing")
             #expect(events.allSatisfy { $0.headers.string(for: "content-type") == "application/cloudevents+json" })
             let update = try #require(byTwin["thermo_0001"]?[1])
             #expect(update.attributes.traceparent == trace, "the command's trace is carried through")
-            #expect(update.data == ["modelId": "dtmi:contosocom:DigitalTwins:Thermostat;1", "patch": [["op": "replace", "path": "/Temperature", "value": 21.5]]])
+            #expect(
+                update.data == [
+                    "modelId": "dtmi:contosocom:DigitalTwins:Thermostat;1", "patch": [["op": "replace", "path": "/Temperature", "value": 21.5]],
+                ])
             #expect(byTwin["thermo_0001"]?.map(\.attributes.sequence) == ["1", "2", "3"], "a twin's notifications in order, numbered without gaps")
             #expect(byTwin["Room_01"]?.map(\.attributes.sequence) == ["1", "2"])
 
@@ -103,9 +108,9 @@ struct TwinServiceSetup {
             #expect(telemetry.attributes.id == "c1")
             #expect(telemetry.attributes.type == "microsoft.iot.telemetry")
             #expect(try JSONValue.parse(telemetry.data) == ["Temperature": 21.5])
-            #expect(reader.messages(on: setup.topics.telemetry).count == 1)
+            #expect(try reader.messages(on: setup.topics.telemetry).count == 1)
 
-            let alerts = reader.messages(on: alertsTopic)
+            let alerts = try reader.messages(on: alertsTopic)
             #expect(alerts.count == 2, "only the updates of /Temperature pass the alert route")
             #expect(try alerts.map { try CloudEvent(decoding: $0).attributes.id } == byTwin["thermo_0001"]?.dropFirst().map(\.attributes.id))
 
@@ -121,7 +126,7 @@ struct TwinServiceSetup {
         #expect(twin.document["Temperature"] == 35)
         #expect(twin.version == 3)
         #expect(try await graph.pendingEvents(after: 0, limit: 10).isEmpty, "the relay forgot what it delivered")
-        await reader.stop()
+        try await reader.stop()
         await producer.shutdown()
     }
 
@@ -133,35 +138,38 @@ struct TwinServiceSetup {
         _ = try await graph.addModels(fixtureModels("seed"))
         try await graph.putTwin("thermo_0001", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": 20])
         let reader = try TopicReader(kafka: setup.kafka.configuration, topics: [setup.topics.twinEvents], logger: setup.kafka.logger)
-        try await withTwinService(setup, graph: graph) {
-            #expect(await reader.waitFor(1, on: setup.topics.twinEvents).count == 1)
+        try await withTwinService(setup, graph: graph) { service in
+            #expect(try await reader.waitFor(1, on: setup.topics.twinEvents).count == 1)
             setup.kafka.cluster.failNextRequests(apiKey: 0, errorCodes: [10, 10])  // MESSAGE_TOO_LARGE, twice
             for value in 1...200 {
                 _ = try await graph.patchTwin("thermo_0001", patch: [["op": "replace", "path": "/Temperature", "value": .integer(Int64(value))]])
             }
-            let deadline = ContinuousClock.now + .seconds(60)
-            while ContinuousClock.now < deadline,
-                try Set(reader.messages(on: setup.topics.twinEvents).map { try CloudEvent(decoding: $0).attributes.sequence }).count < 201
-            {
-                try await Task.sleep(for: .milliseconds(50))
+            let twinEvents = setup.topics.twinEvents
+            _ = try await eventually(timeout: .seconds(60)) {
+                try Set(reader.messages(on: twinEvents).map { try CloudEvent(decoding: $0).attributes.sequence }).count >= 201
             }
+            #expect(service.relay.failedBatches >= 1, "the broker refused a batch, as injected")
+            #expect(service.relay.deadLettered == 0, "a refusal that ends is not a dead letter")
         }
         let events = try reader.messages(on: setup.topics.twinEvents).map { try CloudEvent(decoding: $0).attributes }
         #expect(Set(events.compactMap(\.sequence)) == Set((1...201).map(String.init)), "every change arrived")
         let idsBySequence = Dictionary(grouping: events, by: { $0.sequence ?? "" }).mapValues { Set($0.map(\.id)) }
         #expect(idsBySequence.values.allSatisfy { $0.count == 1 }, "a repeat keeps its event id")
         #expect(try await graph.pendingEvents(after: 0, limit: 10).isEmpty, "the relay forgot what it delivered")
-        await reader.stop()
+        try await reader.stop()
     }
 
-    /// Runs the twin service's Kafka parts until `body` returns, then shuts them down gracefully.
-    func withTwinService(_ setup: TwinServiceSetup, graph: DigitalTwinGraph, _ body: () async throws -> Void) async throws {
-        let services = try TwinServiceKafka.services(graph: graph, environment: setup.environment, logger: setup.kafka.logger)
-        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [], logger: setup.kafka.logger))
+    /// Runs the twin service's Kafka parts (and their readiness probes) until `body` returns, then
+    /// shuts them down gracefully.
+    func withTwinService(_ setup: TwinServiceSetup, graph: DigitalTwinGraph, _ body: (RunningTwinService) async throws -> Void) async throws {
+        let readiness = Readiness()
+        let services = try TwinServiceKafka.services(graph: graph, environment: setup.environment, logger: setup.kafka.logger, readiness: readiness)
+        let relay = try #require(services.compactMap { $0 as? OutboxRelay }.first)
+        let group = ServiceGroup(configuration: .init(services: [readiness] + services, gracefulShutdownSignals: [], logger: setup.kafka.logger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             do {
-                try await body()
+                try await body(RunningTwinService(readiness: readiness, relay: relay.status))
             } catch {
                 await group.triggerGracefulShutdown()
                 throw error
@@ -169,5 +177,16 @@ struct TwinServiceSetup {
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
         }
+    }
+}
+
+/// The parts of a running twin service a test looks at.
+struct RunningTwinService {
+    let readiness: Readiness
+    let relay: RelayStatus
+
+    /// The status of one readiness check.
+    func check(_ name: String) -> ReadinessStatus? {
+        readiness.evaluate().first { $0.name == name }?.status
     }
 }

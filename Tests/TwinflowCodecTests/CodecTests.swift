@@ -1,7 +1,7 @@
 import Foundation
+import KafkaRecords
 import Testing
 import TwinflowCodec
-import TwinflowKafka
 
 @Suite struct DeviceMessageTests {
     @Test func jsonPointersParseAndPrintEscapes() throws {
@@ -19,7 +19,8 @@ import TwinflowKafka
     }
 
     @Test func decodesJSONBody() throws {
-        let text = #"{"systemProperties":{"iothub-connection-device-id":"thermo_0001","iothub-enqueuedtime":"2026-11-26T17:00:00Z"},"properties":{"unit":"C"},"body":{"Temperature":21.5}}"#
+        let text =
+            #"{"systemProperties":{"iothub-connection-device-id":"thermo_0001","iothub-enqueuedtime":"2026-11-26T17:00:00Z"},"properties":{"unit":"C"},"body":{"Temperature":21.5}}"#
         let message = try DeviceMessage(decoding: Array(text.utf8))
         #expect(message.deviceID == "thermo_0001")
         #expect(message.enqueuedTime == "2026-11-26T17:00:00Z")
@@ -109,10 +110,11 @@ import TwinflowKafka
 
 @Suite struct CloudEventTests {
     /// ADT's documented Twin.Update example, as `ADT-EVENTS.md` restates it.
-    static let adtUpdateExample = (try? String(
-        contentsOf: URL(filePath: #filePath).deletingLastPathComponent().appending(path: "../Fixtures/adt-events/twin-update.json").standardized,
-        encoding: .utf8
-    )) ?? "the fixture Tests/Fixtures/adt-events/twin-update.json is missing"
+    static let adtUpdateExample =
+        (try? String(
+            contentsOf: URL(filePath: #filePath).deletingLastPathComponent().appending(path: "../Fixtures/adt-events/twin-update.json").standardized,
+            encoding: .utf8
+        )) ?? "the fixture Tests/Fixtures/adt-events/twin-update.json is missing"
     @Test func structuredModeMatchesADTExample() throws {
         let event = try CloudEvent(decoding: Array(Self.adtUpdateExample.utf8))
         #expect(event.attributes.type == "Microsoft.DigitalTwins.Twin.Update")
@@ -166,7 +168,8 @@ import TwinflowKafka
     }
 
     @Test func binaryModeNamesMissingHeader() {
-        let message = KafkaConsumerMessage(topic: "t", partition: 0, offset: 0, key: nil, value: [], headers: [KafkaHeader(key: "ce_specversion", string: "1.0")])
+        let message = KafkaConsumerMessage(
+            topic: "t", partition: 0, offset: 0, key: nil, value: [], headers: [KafkaHeader(key: "ce_specversion", string: "1.0")])
         do {
             _ = try BinaryCloudEvent(decoding: message)
             Issue.record("decoded")

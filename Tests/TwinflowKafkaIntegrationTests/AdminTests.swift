@@ -1,8 +1,8 @@
 import Foundation
 import Logging
 import Testing
-import TwinflowTestSupport
 import TwinflowKafka
+import TwinflowTestSupport
 
 @Suite struct AdminTests {
     @Test func metadataListsBrokersAndTopics() async throws {

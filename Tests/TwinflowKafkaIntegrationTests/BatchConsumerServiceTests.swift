@@ -2,9 +2,9 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import Testing
-import TwinflowTestSupport
 import TwinflowKafka
 import TwinflowRuntime
+import TwinflowTestSupport
 
 @Suite struct BatchConsumerServiceTests {
     /// A failing batch is handed over again until it succeeds; on graceful shutdown the service

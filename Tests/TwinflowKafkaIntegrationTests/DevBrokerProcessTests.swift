@@ -18,7 +18,9 @@ import TwinflowTestSupport
         }
         #expect(listing.contains("topic \"bench.extra\" with 5 partitions"))
 
-        _ = try run("kcat", ["-b", devbroker.bootstrap, "-P", "-t", "iothub.d2c", "-k", "thermo_0001", "-X", "partitioner=murmur2_random"], input: #"{"Temperature":21.5}"#)
+        _ = try run(
+            "kcat", ["-b", devbroker.bootstrap, "-P", "-t", "iothub.d2c", "-k", "thermo_0001", "-X", "partitioner=murmur2_random"],
+            input: #"{"Temperature":21.5}"#)
         let consumed = try run("kcat", ["-b", devbroker.bootstrap, "-C", "-t", "iothub.d2c", "-e", "-q", "-f", "%k %s\\n"])
         #expect(consumed == "thermo_0001 {\"Temperature\":21.5}\n")
 
@@ -31,4 +33,3 @@ import TwinflowTestSupport
         #expect(devbroker.terminate() == 0, "devbroker exits cleanly on SIGTERM")
     }
 }
-

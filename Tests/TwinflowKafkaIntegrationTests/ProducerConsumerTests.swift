@@ -2,8 +2,8 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
-import TwinflowTestSupport
 import TwinflowKafka
+import TwinflowTestSupport
 
 @Suite(.serialized) struct ProducerConsumerTests {
     @Test func sendReportsWhereTheMessageWentAndConsumerReadsItBack() async throws {
@@ -40,8 +40,8 @@ import TwinflowKafka
         try await producer.delivered(second)
         try await producer.delivered(first)
         let reader = try TopicReader(kafka: kafka.configuration, topics: [topic], logger: kafka.logger)
-        let received = await reader.waitFor(1000, on: topic)
-        await reader.stop()
+        let received = try await reader.waitFor(1000, on: topic)
+        try await reader.stop()
         #expect(received.map { String(decoding: $0.value ?? [], as: UTF8.self) } == (0..<1000).map { "\($0)" })
         let failing = try await producer.enqueue([KafkaProducerMessage(topic: topic, partition: 7, key: nil, value: [1])][...])
         await #expect(throws: KafkaError.self) { try await producer.delivered(failing) }

@@ -1,5 +1,6 @@
 import CRDKafka
 import Testing
+
 @testable import TwinflowKafka
 
 @Suite struct KafkaConfigurationTests {

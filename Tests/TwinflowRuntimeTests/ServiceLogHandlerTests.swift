@@ -1,10 +1,12 @@
 import Logging
 import Testing
+
 @testable import TwinflowRuntime
 
 @Suite struct ServiceLogHandlerTests {
     @Test func linesKeepStreamLogHandlersLayoutWithSortedMetadata() {
-        let event = LogEvent(level: .warning, message: "store checkpoint failed", metadata: nil, source: "TwinService", file: "", function: "", line: 0)
+        let event = LogEvent(
+            level: .warning, message: "store checkpoint failed", metadata: nil, source: "TwinService", file: "", function: "", line: 0)
         let line = ServiceLogHandler.line(
             time: "2026-11-27T06:55:04.123Z", label: "twin-service", event: event, metadata: ["error": "busy", "attempt": "2"]
         )

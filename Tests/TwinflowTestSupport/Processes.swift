@@ -3,15 +3,40 @@ import Foundation
 /// An executable of this package running as a child process; stopped (SIGTERM) when released.
 public final class ChildProcess {
     public let process = Process()
+    private let standardErrorFile: URL?
 
-    /// Starts `name` (see ``builtExecutable(_:)``) with its output discarded.
-    public init(_ name: String, arguments: [String] = [], environment: [String: String]? = nil) throws {
-        process.executableURL = builtExecutable(name)
+    /// Starts `name` (see ``builtExecutable(_:)``) with its standard output discarded, and its
+    /// standard error too unless `capturingStandardError` (then read it with ``standardErrorText``).
+    public init(_ name: String, arguments: [String] = [], environment: [String: String]? = nil, capturingStandardError: Bool = false) throws {
+        process.executableURL = try builtExecutable(name)
         process.arguments = arguments
         if let environment { process.environment = environment }
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        if capturingStandardError {
+            let file = FileManager.default.temporaryDirectory.appending(path: "\(name)-\(UUID()).stderr")
+            _ = FileManager.default.createFile(atPath: file.path, contents: nil)
+            process.standardError = try FileHandle(forWritingTo: file)
+            standardErrorFile = file
+        } else {
+            process.standardError = FileHandle.nullDevice
+            standardErrorFile = nil
+        }
         try process.run()
+    }
+
+    /// What the process wrote to standard error so far (when captured).
+    public var standardErrorText: String {
+        guard let standardErrorFile, let data = FileManager.default.contents(atPath: standardErrorFile.path) else { return "" }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Waits for the process to exit by itself; its status, or nil when it still runs after `timeout`.
+    public func exitStatus(within timeout: Duration) async -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return process.isRunning ? nil : process.terminationStatus
     }
 
     /// SIGKILL: no chance to finish anything.
@@ -32,6 +57,7 @@ public final class ChildProcess {
 
     deinit {
         terminate()
+        if let standardErrorFile { try? FileManager.default.removeItem(at: standardErrorFile) }
     }
 }
 
@@ -40,8 +66,9 @@ public final class DevBrokerProcess {
     public let bootstrap: String
     private let child: ChildProcess
 
-    public init(partitions: Int, extraTopics: [String] = []) throws {
-        let port = Int.random(in: 20000..<30000)
+    /// A devbroker relaying `port` (a random one when nil) to its first mock broker.
+    public init(partitions: Int, extraTopics: [String] = [], port: Int? = nil) throws {
+        let port = port ?? Int.random(in: 20000..<30000)
         let bootstrapFile = FileManager.default.temporaryDirectory.appending(path: "devbroker-\(UUID()).bootstrap")
         child = try ChildProcess(
             "devbroker",
@@ -59,15 +86,61 @@ public final class DevBrokerProcess {
     public func terminate() -> Int32 { child.terminate() }
 }
 
-/// An executable of this package, built beside the test binary (`devbroker`, `twinctl`, `twin-service`).
-public func builtExecutable(_ name: String) -> URL {
+/// An executable of this package, built beside the test binary (`devbroker`, `twinctl`,
+/// `twin-service`). A test refuses one that is missing, or older than a source file of the package
+/// (`make test` builds them all first): it would test code that is not the code in the tree.
+public func builtExecutable(_ name: String) throws -> URL {
     var directory = URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-    for _ in 0..<4 {
+    var found: URL?
+    for _ in 0..<4 where found == nil {
         let candidate = directory.appending(path: name)
-        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { found = candidate }
         directory = directory.deletingLastPathComponent()
     }
-    return URL(filePath: #filePath).deletingLastPathComponent().appending(path: "../../.build/debug/\(name)").standardized
+    guard let executable = found else {
+        throw StaleExecutable(description: "\(name) is not built beside the tests; run `make test` (or `swift build --build-tests`)")
+    }
+    let built = (try? executable.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate) ?? .distantPast
+    if let newer = SourceTree.newestSource(of: name), newer.date > built {
+        throw StaleExecutable(
+            description: "\(executable.path) is older than \(newer.path); run `make test` (or `swift build --build-tests`) to build it again")
+    }
+    return executable
+}
+
+/// An executable a test would start that does not match the sources.
+public struct StaleExecutable: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// The package's sources, for telling whether an executable was built from them.
+enum SourceTree {
+    static let root = URL(filePath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The folders an executable is built from (its own folder and the shared modules it links).
+    static func folders(of executable: String) -> [String] {
+        switch executable {
+        case "devbroker": ["Services/devbroker", "Shared/KafkaRecords", "Shared/TwinflowKafka", "Shared/TwinflowCodec"]
+        case "twinctl": ["Services/twinctl", "Shared/KafkaRecords", "Shared/TwinflowCodec"]
+        default: ["Services/\(executable)", "Shared"]
+        }
+    }
+
+    /// The most recently changed Swift file the executable is built from, and when it changed.
+    static func newestSource(of executable: String) -> (path: String, date: Date)? {
+        var newest: (path: String, date: Date)?
+        for folder in folders(of: executable) {
+            guard
+                let files = FileManager.default.enumerator(
+                    at: root.appending(path: folder), includingPropertiesForKeys: [.contentModificationDateKey])
+            else { continue }
+            for case let file as URL in files where file.pathExtension == "swift" {
+                guard let date = try? file.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate else { continue }
+                if newest.map({ date > $0.date }) ?? true { newest = (file.path, date) }
+            }
+        }
+        return newest
+    }
 }
 
 /// Runs a command to completion and returns its standard output; a non-zero exit is an error.

@@ -3,9 +3,10 @@ import Logging
 import TwinflowKafka
 
 /// Reads topics from the beginning in the background and keeps every message, for a test to look at.
+/// A consumer error ends the reading, and every later look at the messages rethrows it.
 public final class TopicReader: Sendable {
     private let consumer: KafkaConsumer
-    private let received = Shared<[KafkaConsumerMessage]>([])
+    private let received = Shared<(messages: [KafkaConsumerMessage], error: KafkaError?)>(([], nil))
     private let task: Task<Void, Never>
 
     public init(kafka: KafkaConfiguration, topics: [String], logger: Logger) throws {
@@ -15,28 +16,40 @@ public final class TopicReader: Sendable {
         self.consumer = consumer
         let received = self.received
         task = Task {
-            while let batch = try? await consumer.nextBatch() {
-                received.withLock { $0.append(contentsOf: batch.messages) }
+            do throws(KafkaError) {
+                while let batch = try await consumer.nextBatch() {
+                    received.withLock { $0.messages.append(contentsOf: batch.messages) }
+                }
+            } catch {
+                received.withLock { $0.error = error }
             }
         }
     }
 
     /// Everything read so far, in the order it arrived.
-    public var messages: [KafkaConsumerMessage] { received.value }
-
-    /// The messages of one topic.
-    public func messages(on topic: String) -> [KafkaConsumerMessage] { received.value.filter { $0.topic == topic } }
-
-    /// Waits until `count` messages of `topic` arrived (or `timeout` passed) and returns them.
-    public func waitFor(_ count: Int, on topic: String, timeout: Duration = .seconds(60)) async -> [KafkaConsumerMessage] {
-        _ = await eventually(timeout: timeout) { self.messages(on: topic).count >= count }
-        return messages(on: topic)
+    public func messages() throws(KafkaError) -> [KafkaConsumerMessage] {
+        let (messages, error) = received.value
+        if let error { throw error }
+        return messages
     }
 
-    public func stop() async {
+    /// The messages of one topic.
+    public func messages(on topic: String) throws(KafkaError) -> [KafkaConsumerMessage] {
+        try messages().filter { $0.topic == topic }
+    }
+
+    /// Waits until `count` messages of `topic` arrived (or `timeout` passed) and returns them.
+    public func waitFor(_ count: Int, on topic: String, timeout: Duration = .seconds(60)) async throws -> [KafkaConsumerMessage] {
+        _ = try await eventually(timeout: timeout) { try self.messages(on: topic).count >= count }
+        return try messages(on: topic)
+    }
+
+    /// Stops reading; rethrows the error that ended the reading early, if one did.
+    public func stop() async throws {
         task.cancel()
         consumer.stopConsuming()
         _ = await task.value
         await consumer.close()
+        if let error = received.value.error { throw error }
     }
 }

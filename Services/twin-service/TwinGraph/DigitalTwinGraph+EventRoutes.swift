@@ -56,13 +56,7 @@ extension DigitalTwinGraph {
 
     /// The endpoints whose routes let `event` through, each once.
     public func destinations(of event: PendingEvent) -> [EventEndpoint] {
-        let active = routes.withLock { Array($0.active.values) }
-        var names = Set<String>()
-        var facts = EventFacts(event)
-        for route in active where !names.contains(route.route.endpointName) && route.filter.matches(&facts) {
-            names.insert(route.route.endpointName)
-        }
-        return names.sorted().compactMap { endpoints[$0] }
+        routing(of: event).endpoints
     }
 
     /// The routes the store holds and when they were read, so a read that started later always wins.

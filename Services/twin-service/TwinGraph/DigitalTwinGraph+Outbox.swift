@@ -22,7 +22,8 @@ extension DigitalTwinGraph {
 
 extension DigitalTwinGraph {
     /// Forgets command ids and telemetry Message-Ids recorded before `time`: a repeat older than that is applied again.
-    public func forgetIdempotencyKeys(recordedBefore time: String) async throws {
+    @discardableResult
+    public func forgetIdempotencyKeys(recordedBefore time: String) async throws -> KeyPurge {
         try await store.forgetKeys(recordedBefore: time)
     }
 

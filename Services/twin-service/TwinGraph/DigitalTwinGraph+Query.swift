@@ -7,18 +7,29 @@ public struct QueryPage: Sendable, Hashable {
     public var continuationToken: String?
 }
 
+/// Where a page of query results ended: the FROM twin of its last row, and how many rows of that
+/// twin (a JOIN gives several) were handed out. A continuation resumes right after it, so no page
+/// scans again what the pages before it covered.
+struct QueryCursor: Sendable, Hashable {
+    var sourceID: String
+    var rowsOfSource: Int
+}
+
 extension DigitalTwinGraph {
     /// Runs a query, or continues one from `continuationToken`. Reads see every write whose call returned.
     public func query(_ text: String?, continuationToken: String? = nil, pageSize: Int = 100) async throws -> QueryPage {
         var queryText = text
-        var offset = 0
+        var resumeAfter: QueryCursor?
+        var returnedBefore = 0
         if let continuationToken {
             guard let data = Data(base64Encoded: continuationToken),
                 let state = try? JSONValue.parse(Array(data)), let saved = state["query"]?.stringValue,
-                let savedOffset = state["offset"]?.integerValue
+                let after = state["after"]?.stringValue, let rowsOfSource = state["rowsOfSource"]?.integerValue,
+                let returned = state["returned"]?.integerValue
             else { throw ServiceError.invalidArgument("The continuation token is not valid.") }
             queryText = saved
-            offset = Int(savedOffset)
+            resumeAfter = QueryCursor(sourceID: after, rowsOfSource: Int(rowsOfSource))
+            returnedBefore = Int(returned)
         }
         guard let queryText, !queryText.isEmpty else { throw ServiceError.invalidArgument("query is required.") }
         let query: Query
@@ -27,27 +38,49 @@ extension DigitalTwinGraph {
         } catch {
             throw ServiceError(code: "SqlQueryError", status: 400, error.message)
         }
-        let limit = query.top.map { min($0, offset + pageSize + 1) } ?? offset + pageSize + 1
-        let rows = try await evaluate(query, limit: query.projections.contains(.count) ? nil : limit)
         if query.projections.contains(.count) {
-            return QueryPage(value: [["COUNT": .integer(Int64(rows.count))]], continuationToken: nil)
+            var count: Int64 = 0
+            try await evaluate(query) { _, _ in
+                count += 1
+                return true
+            }
+            return QueryPage(value: [["COUNT": .integer(count)]], continuationToken: nil)
         }
-        let capped = query.top.map { Array(rows.prefix($0)) } ?? rows
-        let page = Array(capped.dropFirst(offset).prefix(pageSize))
+        let wanted = min(pageSize, query.top.map { max(0, $0 - returnedBefore) } ?? pageSize)
+        var page: [JSONValue] = []
+        var last: QueryCursor?
+        var more = false
+        if wanted > 0 {
+            try await evaluate(query, resumingAfter: resumeAfter) { binding, cursor in
+                guard page.count < wanted else {
+                    more = true
+                    return false
+                }
+                page.append(project(binding, query))
+                last = cursor
+                return true
+            }
+        }
         var token: String?
-        if capped.count > offset + pageSize {
-            let state: JSONValue = ["query": .string(queryText), "offset": .integer(Int64(offset + pageSize))]
+        if more, let last, query.top.map({ returnedBefore + page.count < $0 }) ?? true {
+            let state: JSONValue = [
+                "query": .string(queryText), "after": .string(last.sourceID), "rowsOfSource": .integer(Int64(last.rowsOfSource)),
+                "returned": .integer(Int64(returnedBefore + page.count)),
+            ]
             token = Data(state.serialized()).base64EncodedString()
         }
-        return QueryPage(value: page.map { project($0, query) }, continuationToken: token)
+        return QueryPage(value: page, continuationToken: token)
     }
 
     typealias Binding = [String: JSONValue]
 
-    /// The bindings that pass the filter, at most `limit`.
-    func evaluate(_ query: Query, limit: Int?) async throws -> [Binding] {
+    /// Hands each binding that passes the filter to `visit`, in order (FROM twins by id, a twin's
+    /// JOIN rows by relationship id), with the cursor just after it, until `visit` returns false.
+    /// With `resumingAfter`, starts right after that cursor. Holds no more than one FROM twin's
+    /// bindings at a time.
+    func evaluate(_ query: Query, resumingAfter cursor: QueryCursor? = nil, visit: (Binding, QueryCursor) throws -> Bool) async throws {
         let models = self.models
-        var results: [Binding] = []
+        /// False once `visit` wants no more.
         func consider(_ source: StoredTwin) async throws -> Bool {
             var bindings: [Binding] = []
             if let join = query.join {
@@ -60,31 +93,35 @@ extension DigitalTwinGraph {
             } else {
                 bindings = [[query.alias: source.document]]
             }
+            let skip = cursor?.sourceID == source.id ? cursor?.rowsOfSource ?? 0 : 0
+            var matched = 0
             for binding in bindings {
-                if try query.filter.map({ (filter) throws(ServiceError) in try Self.truth(filter, binding, models) }) ?? true {
-                    results.append(binding)
-                    if let limit, results.count >= limit { return false }
-                }
+                guard try query.filter.map({ (filter) throws(ServiceError) in try Self.truth(filter, binding, models) }) ?? true else { continue }
+                matched += 1
+                if matched <= skip { continue }
+                if try !visit(binding, QueryCursor(sourceID: source.id, rowsOfSource: matched)) { return false }
             }
             return true
         }
         if let ids = query.filter.flatMap({ Self.twinIDs(constrainedBy: $0, alias: query.alias) }) {
-            for id in ids.sorted() {
+            for id in ids.sorted() where cursor.map({ id >= $0.sourceID }) ?? true {
                 guard let twin = try await store.twin(id) else { continue }
-                if try await !consider(twin) { break }
+                if try await !consider(twin) { return }
             }
-            return results
+            return
         }
-        var after: String?
-        scan: while true {
+        if let cursor, cursor.rowsOfSource > 0, let resumed = try await store.twin(cursor.sourceID) {
+            if try await !consider(resumed) { return }
+        }
+        var after = cursor?.sourceID
+        while true {
             let page = try await store.twins(after: after, limit: 1000)
             for twin in page {
-                if try await !consider(twin) { break scan }
+                if try await !consider(twin) { return }
             }
-            guard let last = page.last, page.count == 1000 else { break }
+            guard let last = page.last, page.count == 1000 else { return }
             after = last.id
         }
-        return results
     }
 
     /// The twin ids a filter pins the FROM twin to (`alias.$dtId = '…'` or `IN […]` among its AND terms).

@@ -49,10 +49,13 @@ public struct ModelSet: Sendable {
         }
         for interface in upload {
             for reference in interface.references.sorted() where candidate.interfaces[reference] == nil && candidate.schemas[reference] == nil {
-                throw ModelError(.missingReference, model: interface.id.rawValue, "refers to '\(reference)', which is neither in the upload nor stored")
+                throw ModelError(
+                    .missingReference, model: interface.id.rawValue, "refers to '\(reference)', which is neither in the upload nor stored")
             }
             for component in interface.components.values where candidate.interfaces[component.schema] == nil {
-                throw ModelError(.invalidModel, model: interface.id.rawValue, "component '\(component.name)' must name an interface, '\(component.schema)' is not one")
+                throw ModelError(
+                    .invalidModel, model: interface.id.rawValue,
+                    "component '\(component.name)' must name an interface, '\(component.schema)' is not one")
             }
         }
         for interface in upload {
@@ -110,10 +113,14 @@ public struct ModelSet: Sendable {
                 for (name, content) in inherited {
                     if let existing = own[name] {
                         guard existing == content else {
-                            throw ModelError(.invalidModel, model: id.rawValue, "'\(name)' is defined differently by '\(origin[name]?.rawValue ?? "?")' and '\(parentID)'")
+                            throw ModelError(
+                                .invalidModel, model: id.rawValue,
+                                "'\(name)' is defined differently by '\(origin[name]?.rawValue ?? "?")' and '\(parentID)'")
                         }
                     } else if origin[name] != nil {
-                        throw ModelError(.invalidModel, model: id.rawValue, "'\(name)' is defined by '\(origin[name]!)' and inherited from '\(parentID)' as something else")
+                        throw ModelError(
+                            .invalidModel, model: id.rawValue,
+                            "'\(name)' is defined by '\(origin[name]!)' and inherited from '\(parentID)' as something else")
                     } else {
                         own[name] = content
                         origin[name] = parentID

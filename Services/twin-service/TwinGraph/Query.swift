@@ -39,7 +39,12 @@ public struct Query: Sendable, Hashable {
     }
 
     public enum Comparison: String, Sendable, Hashable {
-        case equal = "=", notEqual = "!=", less = "<", lessOrEqual = "<=", greater = ">", greaterOrEqual = ">="
+        case equal = "="
+        case notEqual = "!="
+        case less = "<"
+        case lessOrEqual = "<="
+        case greater = ">"
+        case greaterOrEqual = ">="
     }
 
     public var top: Int?
@@ -96,8 +101,9 @@ enum QueryLexer {
             } else if character.isNumber || (character == "-" && index + 1 < characters.count && characters[index + 1].isNumber) {
                 var text = String(character)
                 index += 1
-                while index < characters.count, characters[index].isNumber || characters[index] == "." || characters[index] == "e"
-                    || characters[index] == "E"
+                while index < characters.count,
+                    characters[index].isNumber || characters[index] == "." || characters[index] == "e"
+                        || characters[index] == "E"
                 {
                     text.append(characters[index])
                     index += 1
@@ -111,8 +117,9 @@ enum QueryLexer {
                 }
             } else if character.isLetter || character == "_" || character == "$" {
                 var word = ""
-                while index < characters.count, characters[index].isLetter || characters[index].isNumber || characters[index] == "_"
-                    || characters[index] == "$"
+                while index < characters.count,
+                    characters[index].isLetter || characters[index].isNumber || characters[index] == "_"
+                        || characters[index] == "$"
                 {
                     word.append(characters[index])
                     index += 1

@@ -7,7 +7,7 @@ import TwinflowCodec
 public final class SQLiteTwinStore: TwinStore {
     private let pool: DatabasePool
     /// Twins as the writer last parsed or wrote them, so a write need not parse the document again.
-    private let parsedTwins = ParsedTwinCache()
+    private let parsedTwins: ParsedTwinCache
     private let recentEvents: OutboxBuffer
     /// A connection beside the writer that moves committed pages from the write-ahead log into the
     /// database file, so no commit of the writer has to.
@@ -16,7 +16,12 @@ public final class SQLiteTwinStore: TwinStore {
     /// Opens (creating if needed) the store at `path`; a new store starts with `initialRoutes`.
     /// `synchronous`: SQLite's setting. `NORMAL` (the default) keeps every commit through a crash of
     /// the process; `FULL` also through a crash of the machine (a power loss), at an fsync per commit.
-    public init(path: String, initialRoutes: [EventRoute] = EventRoute.defaults, synchronous: String = "NORMAL") throws {
+    /// `parsedTwinCacheBytes` bounds the memory of the parsed twins kept for writes.
+    public init(
+        path: String, initialRoutes: [EventRoute] = EventRoute.defaults, synchronous: String = "NORMAL",
+        parsedTwinCacheBytes: Int = ParsedTwinCache.defaultCapacityBytes
+    ) throws {
+        parsedTwins = ParsedTwinCache(capacityBytes: parsedTwinCacheBytes)
         guard ["NORMAL", "FULL", "EXTRA"].contains(synchronous) else {
             throw DatabaseError(message: "synchronous must be NORMAL, FULL or EXTRA, not \(synchronous)")
         }
@@ -82,7 +87,9 @@ public final class SQLiteTwinStore: TwinStore {
         }
         try SQLiteTransaction.store(chunk, as: insert)
         // Positions go on from the last one ever given out, not from the last one still undelivered.
-        if let last = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'outbox'"), last > (try SQLiteTransaction.lastOutboxPosition(db)) {
+        if let last = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'outbox'"),
+            last > (try SQLiteTransaction.lastOutboxPosition(db))
+        {
             try db.execute(sql: "DELETE FROM sqlite_sequence WHERE name = 'outbox_batches'")
             try db.execute(sql: "INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox_batches', ?)", arguments: [last])
         }
@@ -278,6 +285,11 @@ public final class SQLiteTwinStore: TwinStore {
         recentEvents.remove(through: position)
     }
 
+    /// Rewrites the schema version in the database header (page 1) through the writer.
+    public func probeWrite() async throws {
+        try await pool.write { db in try db.execute(sql: "PRAGMA user_version = \(Self.schemaVersion)") }
+    }
+
     /// A passive checkpoint on a connection beside the writer: it never waits for the writer, nor the writer for it.
     /// Busy means another checkpoint runs (the writer's own, past `wal_autocheckpoint`): nothing to do.
     public func checkpoint() async throws {
@@ -289,35 +301,54 @@ public final class SQLiteTwinStore: TwinStore {
     }
 
     /// Keys are appended in time order, so their rowids grow with `recorded`: a binary search over
-    /// rowids finds the last key to forget, and one range delete forgets it and all before it, with no
-    /// index on `recorded` to keep up on every write.
-    public func forgetKeys(recordedBefore time: String) async throws {
-        try await pool.write { db in
-            guard let first = try Int64.fetchOne(db, sql: "SELECT MIN(rowid) FROM idempotency_keys"),
-                let last = try Int64.fetchOne(db, sql: "SELECT MAX(rowid) FROM idempotency_keys")
-            else { return }
-            var low = first
-            var high = last
-            var cutoff: Int64?
-            while low <= high {
-                let middle = low + (high - low) / 2
-                guard
-                    let row = try Row.fetchOne(
-                        db, sql: "SELECT rowid, recorded FROM idempotency_keys WHERE rowid >= ? ORDER BY rowid LIMIT 1", arguments: [middle]
-                    )
-                else { break }
-                let rowid: Int64 = row[0]
-                if (row[1] as String) < time {
-                    cutoff = rowid
-                    low = rowid + 1
-                } else {
-                    high = middle - 1
-                }
+    /// rowids finds the last key to forget, with no index on `recorded` to keep up on every write.
+    /// They are deleted in chunks of ``keyPurgeChunk``, each its own short write, so commands and
+    /// REST writes get the writer between chunks and none waits on one long DELETE.
+    @discardableResult
+    public func forgetKeys(recordedBefore time: String) async throws -> KeyPurge {
+        var purge = KeyPurge()
+        guard let cutoff = try await pool.read({ db in try Self.lastKey(recordedBefore: time, db) }) else { return purge }
+        while true {
+            let started = ContinuousClock.now
+            let (deleted, done) = try await pool.write { db -> (Int, Bool) in
+                guard let first = try Int64.fetchOne(db, sql: "SELECT MIN(rowid) FROM idempotency_keys"), first <= cutoff else { return (0, true) }
+                try db.execute(sql: "DELETE FROM idempotency_keys WHERE rowid <= ?", arguments: [min(cutoff, first + Self.keyPurgeChunk - 1)])
+                return (db.changesCount, first + Self.keyPurgeChunk > cutoff)
             }
-            if let cutoff {
-                try db.execute(sql: "DELETE FROM idempotency_keys WHERE rowid <= ?", arguments: [cutoff])
+            purge.forgotten += deleted
+            purge.steps += 1
+            purge.longestStep = max(purge.longestStep, ContinuousClock.now - started)
+            if done { return purge }
+            await Task.yield()
+        }
+    }
+
+    /// How many idempotency keys one purge step deletes at most.
+    static let keyPurgeChunk: Int64 = 2000
+
+    private static func lastKey(recordedBefore time: String, _ db: Database) throws -> Int64? {
+        guard let first = try Int64.fetchOne(db, sql: "SELECT MIN(rowid) FROM idempotency_keys"),
+            let last = try Int64.fetchOne(db, sql: "SELECT MAX(rowid) FROM idempotency_keys")
+        else { return nil }
+        var low = first
+        var high = last
+        var cutoff: Int64?
+        while low <= high {
+            let middle = low + (high - low) / 2
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT rowid, recorded FROM idempotency_keys WHERE rowid >= ? ORDER BY rowid LIMIT 1", arguments: [middle]
+                )
+            else { break }
+            let rowid: Int64 = row[0]
+            if (row[1] as String) < time {
+                cutoff = rowid
+                low = rowid + 1
+            } else {
+                high = middle - 1
             }
         }
+        return cutoff
     }
 
     public func eventRoutes() async throws -> [EventRoute] {

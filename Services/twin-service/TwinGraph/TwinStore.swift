@@ -232,8 +232,13 @@ public protocol TwinStore: Sendable {
     /// Moves committed writes out of the store's write-ahead log, beside its writer (a no-op for a
     /// store that does this itself); the relay calls it about once a second.
     func checkpoint() async throws
-    /// Forgets idempotency keys recorded before `time` (an RFC 3339 timestamp).
-    func forgetKeys(recordedBefore time: String) async throws
+    /// Forgets idempotency keys recorded before `time` (an RFC 3339 timestamp), in steps short
+    /// enough that other writes go between them.
+    @discardableResult
+    func forgetKeys(recordedBefore time: String) async throws -> KeyPurge
+    /// Makes a small write through the writer that changes nothing a reader sees: it throws when
+    /// the store does not accept writes (readiness).
+    func probeWrite() async throws
 
     func eventRoutes() async throws -> [EventRoute]
     func putEventRoute(_ route: EventRoute) async throws
@@ -244,4 +249,18 @@ public protocol TwinStore: Sendable {
     func addModels(_ models: [StoredModel]) async throws
     func setDecommissioned(model id: String, _ decommissioned: Bool) async throws
     func deleteModel(_ id: String) async throws
+}
+
+/// What forgetting idempotency keys did: how many, in how many steps, and the longest step (the
+/// longest any other write waited for it).
+public struct KeyPurge: Sendable, Hashable {
+    public var forgotten: Int
+    public var steps: Int
+    public var longestStep: Duration
+
+    public init(forgotten: Int = 0, steps: Int = 0, longestStep: Duration = .zero) {
+        self.forgotten = forgotten
+        self.steps = steps
+        self.longestStep = longestStep
+    }
 }

@@ -9,15 +9,34 @@ import TwinflowRuntime
 /// through it, and the consumer of `twins.commands` (which stops first, then the relay, then the
 /// producer flushes).
 public enum TwinServiceKafka {
-    public static func services(graph: DigitalTwinGraph, environment: ServiceEnvironment, logger: Logger) throws -> [any Service] {
+    /// Registers the readiness checks of these parts: the consumer group, the store accepting a
+    /// write, the outbox not stuck (its oldest undelivered event younger than
+    /// `TWINFLOW_OUTBOX_MAX_AGE_SECONDS`, 60 by default) and the relay not retrying a refused event.
+    /// Command ids and telemetry Message-Ids are remembered `TWINFLOW_IDEMPOTENCY_RETENTION_SECONDS`
+    /// (a day) and purged every `TWINFLOW_IDEMPOTENCY_PURGE_INTERVAL_SECONDS` (600).
+    public static func services(
+        graph: DigitalTwinGraph, environment: ServiceEnvironment, logger: Logger, readiness: Readiness = Readiness()
+    ) throws -> [any Service] {
+        let outboxMaximumAge = try environment.integer("TWINFLOW_OUTBOX_MAX_AGE_SECONDS", in: 1...86_400) ?? 60
         let producer = try KafkaProducer(configuration: environment.producerConfiguration, logger: logger)
         let consumer = try KafkaConsumer(
             configuration: environment.consumerConfiguration(topics: [environment.topics.twinCommands], maxBatchSize: 10_000), logger: logger
         )
         let handler = CommandHandler(graph: graph, producer: producer, deadLetterTopic: environment.topics.deadLetter, logger: logger)
+        let keyRetention = try environment.integer("TWINFLOW_IDEMPOTENCY_RETENTION_SECONDS", in: 1...(366 * 86_400)) ?? 86_400
+        let keyPurgeInterval = try environment.integer("TWINFLOW_IDEMPOTENCY_PURGE_INTERVAL_SECONDS", in: 1...86_400) ?? 600
+        let relay = OutboxRelay(
+            graph: graph, producer: producer, deadLetterTopic: environment.topics.deadLetter, logger: logger,
+            keyRetention: .seconds(keyRetention), keyPurgeInterval: .seconds(keyPurgeInterval))
+        readiness.registerConsumerGroup(consumer, group: environment.serviceName)
+        readiness.registerStore { try await graph.checkStoreAcceptsWrite() }
+        readiness.registerOutbox(maximumAge: .seconds(outboxMaximumAge)) { [status = relay.status] in
+            try await graph.oldestUndeliveredEventTime(after: status.deliveredThrough)
+        }
+        readiness.register("relay") { [status = relay.status] in status.readiness }
         return [
             producer,
-            OutboxRelay(graph: graph, producer: producer, logger: logger),
+            relay,
             BatchConsumerService(consumer: consumer, logger: logger, prepare: handler.decode, handle: handler.handle),
         ]
     }

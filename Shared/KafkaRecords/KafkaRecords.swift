@@ -63,6 +63,12 @@ public struct KafkaDeliveryReport: Sendable, Hashable {
     public var topic: String
     public var partition: Int32
     public var offset: Int64
+
+    public init(topic: String, partition: Int32, offset: Int64) {
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+    }
 }
 
 /// A message received by a consumer.
@@ -98,9 +104,4 @@ public struct KafkaConsumerMessage: Sendable, Hashable {
     public var keyString: String? { key.map { String(decoding: $0, as: UTF8.self) } }
 
     public var topicPartition: KafkaTopicPartition { KafkaTopicPartition(topic: topic, partition: partition) }
-}
-
-/// A batch enqueued by ``KafkaProducer/enqueue(_:)``, to wait for with ``KafkaProducer/delivered(_:)``.
-public struct KafkaSendTicket: Sendable, Hashable {
-    let id: UInt64
 }

@@ -1,0 +1,2 @@
+/// The record types (messages, headers, delivery reports) come with the Kafka layer.
+@_exported import KafkaRecords

@@ -1,0 +1,60 @@
+import Foundation
+import TwinflowKafka
+
+/// The checks every service registers for the parts it has; each names what fails in its detail.
+extension Readiness {
+    /// `kafka`: the cluster answers a metadata request (probed every second, two seconds to answer).
+    public func registerKafkaCluster(_ admin: KafkaAdmin, timeout: Duration = .seconds(2)) {
+        registerProbe("kafka") {
+            do {
+                let metadata = try await admin.metadata(timeout: timeout)
+                return .ready("\(metadata.brokers.count) broker(s) answer")
+            } catch {
+                return .notReady("the cluster does not answer: \(error)")
+            }
+        }
+    }
+
+    /// `consumer group`: the consumer has joined its group and holds an assignment. A member that
+    /// joined and got no partitions (a group with more members than partitions) is ready, and says so.
+    public func registerConsumerGroup(_ consumer: KafkaConsumer, group: String) {
+        register("consumer group") {
+            guard consumer.hasJoinedGroup else { return .notReady("not a member of group \(group) yet (joining or rebalancing)") }
+            let partitions = consumer.assignment.count
+            if partitions == 0 {
+                return .ready("member of group \(group) with no partitions assigned (the group has more members than partitions)")
+            }
+            return .ready("member of group \(group) with \(partitions) partition(s) assigned")
+        }
+    }
+
+    /// `store`: the store accepts a write; `write` performs a small one.
+    public func registerStore(every interval: Duration = .seconds(2), write: @escaping @Sendable () async throws -> Void) {
+        registerProbe("store", every: interval) {
+            do {
+                try await write()
+                return .ready("accepts writes")
+            } catch {
+                return .notReady("a write failed: \(error)")
+            }
+        }
+    }
+
+    /// `outbox`: the oldest undelivered event is younger than `maximumAge`; `oldestUndelivered`
+    /// returns its time, or `nil` when everything was delivered.
+    public func registerOutbox(maximumAge: Duration, oldestUndelivered: @escaping @Sendable () async throws -> Date?) {
+        registerProbe("outbox") {
+            do {
+                guard let oldest = try await oldestUndelivered() else { return .ready("everything delivered") }
+                let age = Date().timeIntervalSince(oldest)
+                let limit = Double(maximumAge.components.seconds) + Double(maximumAge.components.attoseconds) / 1e18
+                guard age < limit else {
+                    return .notReady("the oldest undelivered event is \(Int(age)) s old (limit \(Int(limit)) s): delivery is stuck")
+                }
+                return .ready("oldest undelivered event \(String(format: "%.1f", age)) s old")
+            } catch {
+                return .notReady("the outbox cannot be read: \(error)")
+            }
+        }
+    }
+}
