@@ -46,6 +46,7 @@ public func runBenchmark(_ name: String, _ body: () async throws -> Void) async 
     do {
         try await body()
     } catch {
+        fflush(nil)  // what was printed comes before the failure's line
         FileHandle.standardError.write(Data("\(name) FAILED: \(error)\n".utf8))
         exit(1)
     }

@@ -20,16 +20,26 @@ final class ServiceFixture {
         devbroker = try DevBrokerChild(partitions: 8, topics: [])
         kafka = KafkaConfiguration(bootstrapServers: devbroker.bootstrap)
         directory = FileManager.default.temporaryDirectory.appending(path: "command-bench-\(UUID())")
-        // Twins straight into the store; twin-service relays their Create notifications when it starts.
-        let graph = try await DigitalTwinGraph(store: SQLiteTwinStore(path: directory.appending(path: "twins.sqlite").path))
+        let storePath = directory.appending(path: "twins.sqlite").path
+        try await Self.load(twins: twins, into: storePath)
+        // SQLite removes the write-ahead log when the store's last connection closes: twin-service
+        // opening the store while a checkpoint of the loading store still runs finds it locked.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while FileManager.default.fileExists(atPath: storePath + "-wal"), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// Twins straight into the store; twin-service relays their Create notifications when it starts.
+    private static func load(twins: Int, into storePath: String) async throws {
+        let graph = try await DigitalTwinGraph(store: SQLiteTwinStore(path: storePath))
         _ = try await graph.addModels(try seedModels())
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in 0..<8 {
                 group.addTask {
                     for index in stride(from: worker, to: twins, by: 8) {
                         try await graph.putTwin(
-                            Self.twinID(index), body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": 20]
-                        )
+                            twinID(index), body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": 20])
                     }
                 }
             }
@@ -66,6 +76,9 @@ final class ServiceFixture {
             throw BenchmarkError("twin-service exited with status \(service.terminationStatus)")
         }
     }
+
+    /// A fixture given up on (its init or run threw) stops its children too.
+    deinit { stop() }
 
     func stop() {
         if service.isRunning {

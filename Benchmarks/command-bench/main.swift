@@ -65,12 +65,12 @@ func measureLatency() async throws {
     let phases = try await LatencyRun(twins: twins, rates: rates, secondsPerRate: seconds, losingOne: losingOne, logger: logger).measure()
     print("")
     print("command produced on twins.commands → its Twin.Update read from eventgrid.twin-events (\(twins) twins, \(seconds) s a rate)")
-    print("| rate         | commands | p50 ms | p99 ms | max ms | goal: p99 < \(Int(goalMilliseconds)) ms |")
-    print("|--------------|----------|--------|--------|--------|-------------------|")
+    print("| commands/s | commands | p50 ms | p99 ms | max ms | goal: p99 < \(Int(goalMilliseconds)) ms |")
+    print("|------------|----------|--------|--------|--------|-------------------|")
     for phase in phases {
         let met = phase.percentile(99) < goalMilliseconds ? "met" : "missed"
         print(
-            "| \("\(phase.rate) commands/s".padding(toLength: 12, withPad: " ", startingAt: 0)) | \(String(format: "%8d", phase.commands)) | "
+            "| \(String(format: "%10d", phase.rate)) | \(String(format: "%8d", phase.commands)) | "
                 + "\(String(format: "%6.2f", phase.percentile(50))) | \(String(format: "%6.2f", phase.percentile(99))) | "
                 + "\(String(format: "%6.2f", phase.milliseconds.last ?? 0)) | \(met.padding(toLength: 17, withPad: " ", startingAt: 0)) |")
     }
