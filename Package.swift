@@ -192,13 +192,13 @@ let package = Package(
 
         .target(
             name: "TwinflowTestSupport",
-            dependencies: ["TwinflowKafka", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["TwinflowKafka", "TwinflowCodec", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TwinflowTestSupport",
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "TwinflowCodecTests",
-            dependencies: ["TwinflowCodec", "KafkaRecords"],
+            dependencies: ["TwinflowCodec", "KafkaRecords", "TwinflowTestSupport"],
             path: "Tests/TwinflowCodecTests",
             swiftSettings: swiftSettings
         ),

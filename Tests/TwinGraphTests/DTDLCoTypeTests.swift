@@ -1,6 +1,7 @@
 import Testing
 import TwinGraph
 import TwinflowCodec
+import TwinflowTestSupport
 
 /// An element's `@type` as published ontologies write it: the DTDL class and its co-types in any order.
 @Suite struct DTDLCoTypeTests {

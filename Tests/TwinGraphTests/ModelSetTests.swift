@@ -2,18 +2,10 @@ import Foundation
 import Testing
 import TwinGraph
 import TwinflowCodec
+import TwinflowTestSupport
 
-/// The fixture models in `deploy/models/` (the seed scenario and a building in ADT's sample style).
-enum Fixtures {
-    static let root = URL(filePath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appending(path: "deploy/models")
-
-    static func upload(_ set: String) throws -> JSONValue {
-        let folder = root.appending(path: set)
-        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".json") }.sorted()
-        return .array(try files.map { try JSONValue.parse(Array(try Data(contentsOf: folder.appending(path: $0)))) })
-    }
-
+extension Fixtures {
+    /// The parsed models of some of `deploy/models/`'s sets.
     static func models(_ sets: String...) throws -> ModelSet {
         var models = ModelSet()
         for set in sets { try models.add(DTDLParser.parseUpload(upload(set))) }

@@ -43,8 +43,7 @@ import TwinflowTestSupport
         try await graph.patchTwin("thermo_0001", patch: [["op": "replace", "path": "/Temperature", "value": 21.5]], origin: Self.trace)
         let last = try #require(try await events(graph).last)
         let (topic, key, event) = try structured(last, graph)
-        let fixture = URL(filePath: #filePath).deletingLastPathComponent().appending(path: "../Fixtures/adt-events/twin-update.json").standardized
-        guard case .object(var golden) = try JSONValue.parse(Array(try Data(contentsOf: fixture))) else {
+        guard case .object(var golden) = try JSONValue.parse(try Fixtures.file("adt-events/twin-update.json")) else {
             Issue.record("the fixture is a JSON object")
             return
         }

@@ -17,6 +17,8 @@ import TwinflowCodec
         var headers: [String: String] = [:]
         var status: HTTPResponse.Status
         var code: String?
+        /// For a success with a body: what the body must hold.
+        var answer: (@Sendable (JSONValue) -> Bool)? = nil
 
         var testDescription: String { "\(method) \(uri) → \(status.code)\(code.map { " \($0)" } ?? "")" }
     }
@@ -27,10 +29,20 @@ import TwinflowCodec
 
     static let cases: [Case] = [
         // models
-        Case(method: .get, uri: "/models", status: .ok),
-        Case(method: .get, uri: "/models?dependenciesFor=dtmi:contosocom:DigitalTwins:Room;1&includeModelDefinition=true", status: .ok),
+        Case(
+            method: .get, uri: "/models", status: .ok,
+            answer: { $0["value"]?.arrayValue?.count == 2 && $0["value"]?.arrayValue?.first?["model"] == nil }),
+        Case(
+            method: .get, uri: "/models?dependenciesFor=dtmi:contosocom:DigitalTwins:Room;1&includeModelDefinition=true", status: .ok,
+            answer: { body in
+                Set(body["value"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? [])
+                    == ["dtmi:contosocom:DigitalTwins:Room;1", "dtmi:contosocom:DigitalTwins:Thermostat;1"]
+                    && body["value"]?.arrayValue?.first?["model"]?["@type"] == "Interface"
+            }),
         Case(method: .get, uri: "/models?dependenciesFor=dtmi:x:None;1", status: .notFound, code: "ModelNotFound"),
-        Case(method: .get, uri: "/models/dtmi:contosocom:DigitalTwins:Room;1?includeModelDefinition=true", status: .ok),
+        Case(
+            method: .get, uri: "/models/dtmi:contosocom:DigitalTwins:Room;1?includeModelDefinition=true", status: .ok,
+            answer: { $0["id"] == "dtmi:contosocom:DigitalTwins:Room;1" && $0["model"]?["@id"] == "dtmi:contosocom:DigitalTwins:Room;1" }),
         Case(method: .get, uri: "/models/dtmi:x:None;1", status: .notFound, code: "ModelNotFound"),
         Case(method: .post, uri: "/models", body: "{}", status: .badRequest, code: "DTDLParserError"),
         Case(method: .post, uri: "/models", body: "[", status: .badRequest, code: "InvalidArgument"),
@@ -44,9 +56,13 @@ import TwinflowCodec
         Case(method: .delete, uri: "/models/dtmi:contosocom:DigitalTwins:Thermostat;1", status: .conflict, code: "ModelReferencesNotDeleted"),
         Case(method: .delete, uri: "/models/dtmi:x:None;1", status: .notFound, code: "ModelNotFound"),
         // twins
-        Case(method: .get, uri: "/digitaltwins/thermo_0001", status: .ok),
+        Case(
+            method: .get, uri: "/digitaltwins/thermo_0001", status: .ok,
+            answer: { $0["$dtId"] == "thermo_0001" && $0["Temperature"] == 20 && $0["$etag"] == "W/\"1\"" }),
         Case(method: .get, uri: "/digitaltwins/none", status: .notFound, code: "DigitalTwinNotFound"),
-        Case(method: .put, uri: "/digitaltwins/t2", body: thermostat, status: .ok),
+        Case(
+            method: .put, uri: "/digitaltwins/t2", body: thermostat, status: .ok,
+            answer: { $0["$dtId"] == "t2" && $0["Temperature"] == 20 && $0["$metadata"]?["$model"] == "dtmi:contosocom:DigitalTwins:Thermostat;1" }),
         Case(
             method: .put, uri: "/digitaltwins/thermo_0001", body: thermostat, headers: ["If-None-Match": "*"], status: .preconditionFailed,
             code: "PreconditionFailed"),
@@ -78,16 +94,28 @@ import TwinflowCodec
         Case(method: .patch, uri: "/digitaltwins/thermo_0001/components/none", body: "[]", status: .notFound, code: "ComponentNotFound"),
         Case(method: .get, uri: "/digitaltwins/none/components/c", status: .notFound, code: "DigitalTwinNotFound"),
         // relationships
-        Case(method: .get, uri: "/digitaltwins/Room_01/relationships", status: .ok),
-        Case(method: .get, uri: "/digitaltwins/Room_01/relationships?relationshipName=rel_has_thermostat", status: .ok),
+        Case(
+            method: .get, uri: "/digitaltwins/Room_01/relationships", status: .ok,
+            answer: { $0["value"]?.arrayValue?.map { $0["$relationshipId"] } == ["r1"] }),
+        Case(
+            method: .get, uri: "/digitaltwins/Room_01/relationships?relationshipName=rel_has_thermostat", status: .ok,
+            answer: { $0["value"]?.arrayValue?.map { $0["$targetId"] } == ["thermo_0001"] }),
         Case(method: .get, uri: "/digitaltwins/none/relationships", status: .notFound, code: "DigitalTwinNotFound"),
-        Case(method: .get, uri: "/digitaltwins/thermo_0001/incomingrelationships", status: .ok),
+        Case(
+            method: .get, uri: "/digitaltwins/thermo_0001/incomingrelationships", status: .ok,
+            answer: {
+                $0["value"]?.arrayValue?.map { $0["$sourceId"] } == ["Room_01"]
+                    && $0["value"]?.arrayValue?.first?["$relationshipName"] == "rel_has_thermostat"
+            }),
         Case(method: .get, uri: "/digitaltwins/none/incomingrelationships", status: .notFound, code: "DigitalTwinNotFound"),
-        Case(method: .get, uri: "/digitaltwins/Room_01/relationships/r1", status: .ok),
+        Case(
+            method: .get, uri: "/digitaltwins/Room_01/relationships/r1", status: .ok,
+            answer: { $0["$relationshipId"] == "r1" && $0["$sourceId"] == "Room_01" && $0["$targetId"] == "thermo_0001" }),
         Case(method: .get, uri: "/digitaltwins/Room_01/relationships/none", status: .notFound, code: "RelationshipNotFound"),
         Case(
             method: .put, uri: "/digitaltwins/Room_01/relationships/r2",
-            body: #"{"$targetId":"thermo_0001","$relationshipName":"rel_has_thermostat"}"#, status: .ok),
+            body: #"{"$targetId":"thermo_0001","$relationshipName":"rel_has_thermostat"}"#, status: .ok,
+            answer: { $0["$relationshipId"] == "r2" && $0["$sourceId"] == "Room_01" && $0["$etag"] == "W/\"1\"" }),
         Case(
             method: .put, uri: "/digitaltwins/Room_01/relationships/r1",
             body: #"{"$targetId":"thermo_0001","$relationshipName":"rel_has_thermostat"}"#, headers: ["If-None-Match": "*"],
@@ -114,7 +142,12 @@ import TwinflowCodec
         Case(method: .delete, uri: "/digitaltwins/Room_01/relationships/none", status: .notFound, code: "RelationshipNotFound"),
         Case(method: .delete, uri: "/digitaltwins/Room_01/relationships/r1", headers: ["If-Match": "W/\"1\""], status: .noContent),
         // query
-        Case(method: .post, uri: "/query", body: #"{"query":"SELECT * FROM DIGITALTWINS"}"#, status: .ok),
+        Case(
+            method: .post, uri: "/query", body: #"{"query":"SELECT * FROM DIGITALTWINS"}"#, status: .ok,
+            answer: { body in
+                Set(body["value"]?.arrayValue?.compactMap { $0["$dtId"]?.stringValue } ?? []) == ["Room_01", "thermo_0001"]
+                    && body["continuationToken"] == .null
+            }),
         Case(method: .post, uri: "/query", body: #"{"query":"SELECT * FROM"}"#, status: .badRequest, code: "SqlQueryError"),
         Case(method: .post, uri: "/query", body: #"{}"#, status: .badRequest, code: "InvalidArgument"),
         Case(method: .post, uri: "/query", body: #"{"continuationToken":"bm9wZQ=="}"#, status: .badRequest, code: "InvalidArgument"),
@@ -132,6 +165,17 @@ import TwinflowCodec
                 uri: testCase.uri, method: testCase.method, headers: headers, body: testCase.body.map { ByteBuffer(string: $0) }
             )
             #expect(response.status == testCase.status)
+            let bytes = response.body.getBytes(at: response.body.readerIndex, length: response.body.readableBytes) ?? []
+            switch testCase.status {
+            case .ok, .created:
+                let answer = try #require(testCase.answer, "a success with a body says what the body holds")
+                let body = try JSONValue.parse(bytes)
+                #expect(answer(body), "\(body)")
+            case .noContent:
+                #expect(bytes.isEmpty)
+            default:
+                #expect(testCase.answer == nil)
+            }
             if let code = testCase.code {
                 let body = try JSONValue.parse(response.body.getBytes(at: response.body.readerIndex, length: response.body.readableBytes) ?? [])
                 #expect(body["error"]?["code"] == .string(code))

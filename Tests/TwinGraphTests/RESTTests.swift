@@ -5,6 +5,7 @@ import Testing
 import TwinGraph
 import TwinService
 import TwinflowCodec
+import TwinflowTestSupport
 
 /// The twin service's REST API through HTTP, with ADT's paths, shapes, headers and errors.
 @Suite struct RESTTests {
@@ -60,6 +61,8 @@ import TwinflowCodec
                 body: body(["$targetId": "thermo_0001", "$relationshipName": "rel_has_thermostat"])
             )
             #expect(relationship.status == .ok)
+            #expect(try json(relationship)["$relationshipId"] == "r1")
+            #expect(try json(relationship)["$targetId"] == "thermo_0001")
 
             var headers = HTTPFields()
             headers[.ifMatch] = "W/\"1\""

@@ -16,7 +16,7 @@ import TwinflowTestSupport
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await app.test(.live) { client in
             let url = "http://127.0.0.1:\(try #require(client.port))"
-            let uploaded = try runTwinCtl(["models", "upload", Fixtures.root.appending(path: "seed").path, "--url", url])
+            let uploaded = try runTwinCtl(["models", "upload", Fixtures.modelsRoot.appending(path: "seed").path, "--url", url])
             #expect(uploaded.contains("dtmi:contosocom:DigitalTwins:Room;1"))
             try runTwinCtl([
                 "twins", "put", "thermo_0001", "--model", "dtmi:contosocom:DigitalTwins:Thermostat;1", "--properties", #"{"Temperature":20}"#,

@@ -87,7 +87,7 @@ import TwinflowTestSupport
 
     func createThermostats(_ storePath: String) async throws {
         let graph = try await DigitalTwinGraph(store: SQLiteTwinStore(path: storePath))
-        _ = try await graph.addModels(fixtureModels("seed"))
+        _ = try await graph.addModels(Fixtures.upload("seed"))
         for twin in 0..<Self.twins {
             try await graph.putTwin(
                 Self.twinID(twin), body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": -1])

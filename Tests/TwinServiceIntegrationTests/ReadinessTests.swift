@@ -14,7 +14,7 @@ extension TwinServiceKafkaTests {
     @Test func anEventTheBrokerKeepsRefusingIsDeadLetteredAndTheRelayGoesOn() async throws {
         let setup = try TwinServiceSetup(extraVariables: ["KAFKA_CONFIG_MESSAGE_MAX_BYTES": "4096"], partitions: 1)
         let graph = try await setup.openGraph()
-        _ = try await graph.addModels(fixtureModels("seed"))
+        _ = try await graph.addModels(Fixtures.upload("seed"))
         try await graph.putTwin("thermo_0001", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": 20])
         let reader = try TopicReader(
             kafka: setup.kafka.configuration, topics: [setup.topics.twinEvents, setup.topics.telemetry, setup.topics.deadLetter],

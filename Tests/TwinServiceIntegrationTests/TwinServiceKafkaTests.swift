@@ -9,13 +9,6 @@ import TwinflowKafka
 import TwinflowRuntime
 import TwinflowTestSupport
 
-/// The models in `deploy/models/<set>`, as one upload.
-func fixtureModels(_ set: String) throws -> JSONValue {
-    let folder = URL(filePath: #filePath).deletingLastPathComponent().appending(path: "../../deploy/models/\(set)").standardized
-    let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".json") }.sorted()
-    return .array(try files.map { try JSONValue.parse(Array(try Data(contentsOf: folder.appending(path: $0)))) })
-}
-
 /// A twin service's environment on the mock cluster, with topics of its own.
 struct TwinServiceSetup {
     let kafka: MockKafka
@@ -55,7 +48,7 @@ struct TwinServiceSetup {
         let alertsTopic = try #require(try TwinServiceKafka.endpoints(setup.environment).first { $0.name == "alerts" }?.topic)
         try setup.kafka.cluster.createTopic(alertsTopic, partitions: 1)
         let graph = try await setup.openGraph()
-        _ = try await graph.addModels(fixtureModels("seed"))
+        _ = try await graph.addModels(Fixtures.upload("seed"))
         try await graph.putEventRoute("temperature-alerts", body: ["endpointName": "alerts", "filter": "TOUCHES('/Temperature')"])
         try await graph.putTwin("thermo_0001", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": 20])
         try await graph.putTwin("Room_01", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Room;1"]])
@@ -135,7 +128,7 @@ struct TwinServiceSetup {
     @Test func refusedOutboxBatchesAreSentAgain() async throws {
         let setup = try TwinServiceSetup(partitions: 1)
         let graph = try await setup.openGraph()
-        _ = try await graph.addModels(fixtureModels("seed"))
+        _ = try await graph.addModels(Fixtures.upload("seed"))
         try await graph.putTwin("thermo_0001", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": 20])
         let reader = try TopicReader(kafka: setup.kafka.configuration, topics: [setup.topics.twinEvents], logger: setup.kafka.logger)
         try await withTwinService(setup, graph: graph) { service in

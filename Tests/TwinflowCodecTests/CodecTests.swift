@@ -2,6 +2,7 @@ import Foundation
 import KafkaRecords
 import Testing
 import TwinflowCodec
+import TwinflowTestSupport
 
 @Suite struct DeviceMessageTests {
     @Test func jsonPointersParseAndPrintEscapes() throws {
@@ -111,10 +112,8 @@ import TwinflowCodec
 @Suite struct CloudEventTests {
     /// ADT's documented Twin.Update example, as `ADT-EVENTS.md` restates it.
     static let adtUpdateExample =
-        (try? String(
-            contentsOf: URL(filePath: #filePath).deletingLastPathComponent().appending(path: "../Fixtures/adt-events/twin-update.json").standardized,
-            encoding: .utf8
-        )) ?? "the fixture Tests/Fixtures/adt-events/twin-update.json is missing"
+        (try? Fixtures.file("adt-events/twin-update.json")).map { String(decoding: $0, as: UTF8.self) }
+        ?? "the fixture Tests/Fixtures/adt-events/twin-update.json is missing"
     @Test func structuredModeMatchesADTExample() throws {
         let event = try CloudEvent(decoding: Array(Self.adtUpdateExample.utf8))
         #expect(event.attributes.type == "Microsoft.DigitalTwins.Twin.Update")
