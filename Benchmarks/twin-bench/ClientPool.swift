@@ -10,7 +10,8 @@ struct ClientPool: Sendable {
     let clients: [TestClient]
 
     init(port: Int, count: Int) async throws {
-        clients = (0..<count).map { _ in TestClient(host: "127.0.0.1", port: port) }
+        // A query that scans 100,000 twins may take longer than the client's usual 15 s.
+        clients = (0..<count).map { _ in TestClient(host: "127.0.0.1", port: port, configuration: .init(timeout: .seconds(300))) }
         for client in clients { client.connect() }
     }
 
@@ -52,14 +53,20 @@ struct ClientPool: Sendable {
         }
     }
 
-    /// Runs `count` requests over `concurrency` clients and returns each one's latency.
-    func latencies(count: Int, concurrency: Int, _ body: @escaping @Sendable (TestClient, Int) async throws -> Void) async throws -> Latencies {
-        try await withThrowingTaskGroup(of: [Double].self) { group in
+    /// Runs `count` requests over `concurrency` clients and returns each one's latency; with a
+    /// `budget`, a client stops early once the budget is spent and it ran `minimum` requests.
+    func latencies(
+        count: Int, concurrency: Int, minimum: Int = 0, budget: Duration? = nil,
+        _ body: @escaping @Sendable (TestClient, Int) async throws -> Void
+    ) async throws -> Latencies {
+        let deadline = budget.map { ContinuousClock.now + $0 }
+        return try await withThrowingTaskGroup(of: [Double].self) { group in
             for slot in 0..<concurrency {
                 let client = clients[slot]
                 group.addTask {
                     var samples: [Double] = []
                     for index in stride(from: slot, to: count, by: concurrency) {
+                        if let deadline, samples.count >= minimum, ContinuousClock.now >= deadline { break }
                         let start = ContinuousClock.now
                         try await body(client, index)
                         samples.append((ContinuousClock.now - start).seconds * 1000)
