@@ -4,6 +4,8 @@ struct JSONReader {
     private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0
     private var depth = 0
+    /// Whether `NaN`, `Infinity` and `-Infinity` read as numbers (see ``JSONValue/parse(_:field:allowingNonFiniteNumbers:)``).
+    private var allowsNonFinite = false
     static let maximumDepth = 512
 
     struct Failure: Error {
@@ -11,8 +13,9 @@ struct JSONReader {
         var offset: Int
     }
 
-    static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(Failure) -> JSONValue {
+    static func parse(_ bytes: UnsafeBufferPointer<UInt8>, allowingNonFinite: Bool = false) throws(Failure) -> JSONValue {
         var reader = JSONReader(bytes: bytes)
+        reader.allowsNonFinite = allowingNonFinite
         reader.skipWhitespace()
         let value = try reader.value()
         reader.skipWhitespace()
@@ -44,6 +47,10 @@ struct JSONReader {
         case UInt8(ascii: "t"): return try literal("true", .bool(true))
         case UInt8(ascii: "f"): return try literal("false", .bool(false))
         case UInt8(ascii: "n"): return try literal("null", .null)
+        case UInt8(ascii: "N") where allowsNonFinite: return try literal("NaN", .double(.nan))
+        case UInt8(ascii: "I") where allowsNonFinite: return try literal("Infinity", .double(.infinity))
+        case UInt8(ascii: "-") where allowsNonFinite && index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "I"):
+            return try literal("-Infinity", .double(-.infinity))
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try number()
         default: throw failure("unexpected character '\(Character(Unicode.Scalar(bytes[index])))'")
         }

@@ -124,14 +124,20 @@ extension JSONValue: Codable {
 
 extension JSONValue {
     /// Parses JSON text; a syntax error is a ``CodecError`` naming `field`.
-    public static func parse(_ bytes: some Collection<UInt8>, field: String = "$") throws(CodecError) -> JSONValue {
+    ///
+    /// With `allowingNonFiniteNumbers`, the bare words `NaN`, `Infinity` and `-Infinity` (which
+    /// JavaScript's and Python's encoders write, and devices send) read as non-finite doubles, so a
+    /// reader can refuse the one value instead of the whole text; they are written back as `null`.
+    public static func parse(
+        _ bytes: some Collection<UInt8>, field: String = "$", allowingNonFiniteNumbers: Bool = false
+    ) throws(CodecError) -> JSONValue {
         let result: Result<JSONValue, JSONReader.Failure>? = bytes.withContiguousStorageIfAvailable { buffer in
-            Result { () throws(JSONReader.Failure) in try JSONReader.parse(buffer) }
+            Result { () throws(JSONReader.Failure) in try JSONReader.parse(buffer, allowingNonFinite: allowingNonFiniteNumbers) }
         }
         let outcome =
             result
             ?? Array(bytes).withUnsafeBufferPointer { buffer in
-                Result { () throws(JSONReader.Failure) in try JSONReader.parse(buffer) }
+                Result { () throws(JSONReader.Failure) in try JSONReader.parse(buffer, allowingNonFinite: allowingNonFiniteNumbers) }
             }
         switch outcome {
         case .success(let value): return value

@@ -122,6 +122,7 @@ enum SourceTree {
         switch executable {
         case "devbroker": ["Services/devbroker", "Shared/KafkaRecords", "Shared/TwinflowKafka", "Shared/TwinflowCodec"]
         case "twinctl": ["Services/twinctl", "Shared/KafkaRecords", "Shared/TwinflowCodec"]
+        case "ingress": ["Services/ingress", "Services/twin-service/TwinGraph", "Shared"]
         default: ["Services/\(executable)", "Shared"]
         }
     }

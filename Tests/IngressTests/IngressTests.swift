@@ -1,0 +1,242 @@
+import Foundation
+import Ingress
+import Testing
+import TwinGraph
+import TwinflowCodec
+import TwinflowKafka
+import TwinflowRuntime
+import TwinflowTestSupport
+
+/// ingress on librdkafka's mock cluster with twin-service's REST API in the process: IoT Hub's
+/// messages in, twin commands and dead letters out.
+@Suite(.serialized) struct IngressTests {
+    static let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+    @Test func iotHubMessagesBecomeTwinCommands() async throws {
+        let api = try await TwinServiceAPI(logger: MockKafka().logger)
+        let setup = try IngressSetup(twinsURL: api.url)
+        try await api.loadModels()
+        try await api.putThermostat("thermo_0001", temperature: 20)
+        try await api.putThermostat("thermo_0002")
+
+        let producer = try setup.kafka.makeProducer()
+        try await producer.send([
+            setup.deviceMessage(
+                try Fixtures.file("iothub/device-telemetry-eventgrid.json"), key: "thermo_0001",
+                headers: [KafkaHeader(key: "traceparent", string: Self.trace)]),
+            setup.deviceMessage(try Fixtures.file("iothub/device-telemetry-data.json"), key: "thermo_0002"),
+            setup.deviceMessage(try Fixtures.file("iothub/device-telemetry-base64-body.json"), key: "thermo_0002"),
+            setup.deviceMessage(Array(#"{"body":{"Temperature":19.5}}"#.utf8), key: "thermo_0001"),
+        ])
+        let reader = try setup.reader([setup.topics.twinCommands, setup.topics.deadLetter])
+        try await withIngress(setup, alongside: [api.application]) { ingress in
+            let messages = try await reader.waitFor(4, on: setup.topics.twinCommands)
+            #expect(messages.count == 4)
+            let commands = try messages.map { try $0.command }
+            #expect(zip(messages, commands).allSatisfy { $0.0.keyString == $0.1.twinID }, "commands are keyed by twin ID")
+            let first = try #require(commands.first { $0.twinID == "thermo_0001" && $0.sourceTime != nil })
+            #expect(first.patch?.json == [["op": "replace", "path": "/Temperature", "value": 21.5]], "the twin held a Temperature")
+            #expect(first.telemetry == ["Temperature": 21.5])
+            #expect(first.sourceTime == "2026-11-26T17:00:00.48Z")
+            #expect(first.traceparent == Self.trace, "the incoming trace is carried")
+            #expect(first.hop == 0)
+            let keyed = try #require(commands.first { $0.twinID == "thermo_0001" && $0.sourceTime == nil })
+            #expect(keyed.patch?.json == [["op": "replace", "path": "/Temperature", "value": 19.5]], "the Kafka key names the device")
+            #expect(keyed.traceparent.map(Traceparent.isValid) == true, "a new trace when none came")
+            #expect(keyed.traceparent != Self.trace)
+
+            let second = commands.filter { $0.twinID == "thermo_0002" }
+            #expect(second.count == 2)
+            #expect(second.first?.id == "device/thermo_0002/message/thermo_0002-msg-1", "IoT Hub's message ID makes the command ID")
+            #expect(second.first?.patch?.json == [["op": "add", "path": "/Temperature", "value": 22.25]], "the first reading lands as add")
+            #expect(second.last?.patch?.json == [["op": "replace", "path": "/Temperature", "value": 23]], "the base64 body, then replace")
+            #expect(second.last?.telemetry == ["Temperature": 23])
+            let withoutMessageID = commands.filter { !$0.id.hasPrefix("device/") }
+            #expect(withoutMessageID.count == 3)
+            #expect(withoutMessageID.allSatisfy { $0.id.hasPrefix("\(setup.topics.deviceMessages)/") }, "topic/partition/offset otherwise")
+            #expect(Set(commands.map(\.id)).count == 4)
+            #expect(try reader.messages(on: setup.topics.deadLetter).isEmpty)
+            #expect(ingress.check("twin-service")?.ready == true)
+            #expect(ingress.check("mapping")?.detail.contains("ADT's sample") == true)
+        }
+        try await reader.stop()
+        await producer.shutdown()
+    }
+
+    @Test func badInputIsDeadLetteredUntouchedAndCounted() async throws {
+        let api = try await TwinServiceAPI(logger: MockKafka().logger)
+        let setup = try IngressSetup(twinsURL: api.url, partitions: 1)
+        try await api.loadModels()
+        try await api.putThermostat("thermo_0001", temperature: 20)
+
+        let producer = try setup.kafka.makeProducer()
+        let bad: [(value: [UInt8], key: String?, reason: String)] = [
+            (Array("not json".utf8), "thermo_0001", "not JSON"),
+            (Array(#"{"body":{"Temperature":1}}"#.utf8), nil, "no device ID"),
+            (Array(#"{"systemProperties":{"iothub-connection-device-id":"ghost"},"body":{"Temperature":1}}"#.utf8), "ghost", "unknown device"),
+            (try Fixtures.file("iothub/device-telemetry-string-value.json"), "thermo_0001", "value does not fit"),
+            (try Fixtures.file("iothub/device-telemetry-nan.json"), "thermo_0001", "value does not fit"),
+        ]
+        try await producer.send(bad.map { setup.deviceMessage($0.value, key: $0.key) })
+        try await producer.send([setup.deviceMessage(Array(#"{"body":{"Temperature":30}}"#.utf8), key: "thermo_0001")])
+        let reader = try setup.reader([setup.topics.twinCommands, setup.topics.deadLetter])
+        try await withIngress(setup, alongside: [api.application]) { ingress in
+            let letters = try await reader.waitFor(bad.count, on: setup.topics.deadLetter)
+            let commands = try await reader.waitFor(1, on: setup.topics.twinCommands)
+            #expect(letters.count == bad.count)
+            #expect(
+                try commands.map { try $0.command.patch?.json } == [[["op": "replace", "path": "/Temperature", "value": 30]]], "the batch goes on")
+            for (letter, sent) in zip(letters, bad) {
+                let deadLetter = try DeadLetter(decoding: letter)
+                #expect(deadLetter.reason.hasPrefix(sent.reason + ":"), "\(deadLetter.reason)")
+                #expect(deadLetter.service == "ingress")
+                #expect(deadLetter.sourceTopic == setup.topics.deviceMessages)
+                #expect(letter.value == sent.value, "the message goes on untouched")
+                #expect(letter.keyString == sent.key)
+            }
+            let reasons = try letters.map { try DeadLetter(decoding: $0).reason }
+            #expect(reasons[2].contains("ghost"))
+            #expect(reasons[3].contains("/Temperature") && reasons[3].contains("must be a number"), "the field is named: \(reasons[3])")
+            #expect(reasons[4].contains("/Temperature") && reasons[4].contains("not a finite number"), "\(reasons[4])")
+            let metrics = try await ingress.get("/metrics")
+            #expect(metrics.contains("twinflow_ingress_commands_total 1"))
+            #expect(metrics.contains(#"twinflow_ingress_dead_letters_total{reason="value does not fit"} 2"#), "\(metrics)")
+            #expect(metrics.contains(#"twinflow_ingress_dead_letters_total{reason="unknown device"} 1"#))
+            #expect(metrics.contains(#"twinflow_ingress_dead_letters_total{reason="not JSON"} 1"#))
+            #expect(metrics.contains(#"twinflow_ingress_dead_letters_total{reason="no device ID"} 1"#))
+        }
+        try await reader.stop()
+        await producer.shutdown()
+    }
+
+    /// A mapping file maps devices to twins and body fields to properties; an edit takes effect
+    /// while ingress runs, and a broken edit keeps the mapping before it.
+    @Test func mappingFileIsReloadedWhileRunning() async throws {
+        let api = try await TwinServiceAPI(logger: MockKafka().logger)
+        let file = ScratchDirectory.make("ingress-mapping")
+        try FileManager.default.createDirectory(at: file, withIntermediateDirectories: true)
+        let path = file.appending(path: "mapping.json")
+        try Data(
+            #"{"devices":{"hw-1":"thermo_0001"},"properties":[{"from":"/sensor/temp","to":"/Temperature"}],"telemetry":false}"#.utf8
+        ).write(to: path)
+        let setup = try IngressSetup(
+            twinsURL: api.url, extraVariables: ["INGRESS_MAPPING": path.path, "INGRESS_MAPPING_CHECK_SECONDS": "1"], partitions: 1)
+        try await api.loadModels()
+        try await api.putThermostat("thermo_0001", temperature: 20)
+        try await api.putThermostat("thermo_0002", temperature: 20)
+        let producer = try setup.kafka.makeProducer()
+        func send(_ device: String, _ value: Double) async throws {
+            try await producer.send([setup.deviceMessage(Array(#"{"body":{"sensor":{"temp":\#(value)}}}"#.utf8), key: device)])
+        }
+        let reader = try setup.reader([setup.topics.twinCommands, setup.topics.deadLetter])
+        try await withIngress(setup, alongside: [api.application]) { ingress in
+            try await send("hw-1", 18.5)
+            try await send("hw-2", 19.5)
+            let first = try await reader.waitFor(1, on: setup.topics.twinCommands)
+            let command = try #require(first.first).command
+            #expect(command.twinID == "thermo_0001")
+            #expect(command.patch?.json == [["op": "replace", "path": "/Temperature", "value": 18.5]])
+            #expect(command.telemetry == nil, "the mapping publishes no telemetry")
+            let letters = try await reader.waitFor(1, on: setup.topics.deadLetter)
+            #expect(
+                try letters.map { try DeadLetter(decoding: $0).reason } == ["unknown device: no twin for device 'hw-2'"],
+                "a listed mapping knows only its devices")
+
+            try Data(#"{"devices":{"hw-1":"thermo_0001","hw-2":"thermo_0002"},"properties":[{"from":"/sensor/temp","to":"/Temperature"}]}"#.utf8)
+                .write(to: path)
+            #expect(await eventually(timeout: .seconds(10)) { ingress.check("mapping")?.detail.contains("version 1") == true })
+            try Data("{ half-saved".utf8).write(to: path)
+            #expect(await eventually(timeout: .seconds(10)) { ingress.check("mapping")?.detail.contains("not used") == true })
+            #expect(ingress.check("mapping")?.ready == true, "a broken edit keeps the mapping before it")
+            try await send("hw-2", 21)
+            let commands = try await reader.waitFor(2, on: setup.topics.twinCommands)
+            let reloaded = try #require(commands.last).command
+            #expect(reloaded.twinID == "thermo_0002")
+            #expect(reloaded.patch?.json == [["op": "replace", "path": "/Temperature", "value": 21]])
+            #expect(reloaded.telemetry == ["sensor": ["temp": 21]], "the reloaded mapping publishes telemetry")
+        }
+        try await reader.stop()
+        await producer.shutdown()
+    }
+
+    /// Twins that name their device in a property are found through twin-service's query API; a
+    /// device with no such twin is asked about again after the re-check interval, and found once a
+    /// twin names it.
+    @Test func twinsAreFoundByTheirDeviceIDProperty() async throws {
+        let api = try await TwinServiceAPI(logger: MockKafka().logger)
+        let file = ScratchDirectory.make("ingress-mapping")
+        try FileManager.default.createDirectory(at: file, withIntermediateDirectories: true)
+        let path = file.appending(path: "mapping.json")
+        try Data(#"{"deviceIdProperty":"deviceId","properties":[{"from":"/Temperature","to":"/Temperature"},{"from":"/mode","to":"/Mode"}]}"#.utf8)
+            .write(to: path)
+        let setup = try IngressSetup(
+            twinsURL: api.url, extraVariables: ["INGRESS_MAPPING": path.path, "INGRESS_MISS_RECHECK_SECONDS": "1"], partitions: 1)
+        try await api.loadModels()
+        let sensor = "dtmi:twinflow:test:Sensor;1"
+        _ = try await api.graph.putTwin("sensor_a", body: ["$metadata": ["$model": .string(sensor)], "deviceId": "dev-a"])
+        _ = try await api.graph.putTwin("sensor_b", body: ["$metadata": ["$model": .string(sensor)]])
+        let producer = try setup.kafka.makeProducer()
+        func send(_ device: String, _ body: String) async throws {
+            try await producer.send([setup.deviceMessage(Array(#"{"body":\#(body)}"#.utf8), key: device)])
+        }
+        let reader = try setup.reader([setup.topics.twinCommands, setup.topics.deadLetter])
+        try await withIngress(setup, alongside: [api.application]) { ingress in
+            try await send("dev-a", #"{"Temperature":17,"mode":"eco"}"#)
+            try await send("dev-a", #"{"Temperature":17,"mode":3}"#)
+            try await send("dev-b", #"{"Temperature":18}"#)
+            let commands = try await reader.waitFor(1, on: setup.topics.twinCommands)
+            let command = try #require(commands.first).command
+            #expect(command.twinID == "sensor_a")
+            #expect(command.patch?.json == [["op": "add", "path": "/Temperature", "value": 17], ["op": "add", "path": "/Mode", "value": "eco"]])
+            let letters = try await reader.waitFor(2, on: setup.topics.deadLetter)
+            let reasons = try letters.map { try DeadLetter(decoding: $0).reason }
+            #expect(reasons.first?.hasPrefix("value does not fit: /mode → /Mode: must be a string") == true, "\(reasons)")
+            #expect(reasons.last == "unknown device: no twin for device 'dev-b'")
+
+            _ = try await api.graph.patchTwin("sensor_b", patch: [["op": "add", "path": "/deviceId", "value": "dev-b"]])
+            let commandsTopic = setup.topics.twinCommands
+            let again = setup.deviceMessage(Array(#"{"body":{"Temperature":19}}"#.utf8), key: "dev-b")
+            let found = try await eventually(timeout: .seconds(20)) {
+                try await producer.send([again])
+                try await Task.sleep(for: .milliseconds(200))
+                return try reader.messages(on: commandsTopic).contains { try $0.command.twinID == "sensor_b" }
+            }
+            #expect(found, "a device is looked up again after the re-check interval")
+            let forB = try reader.messages(on: setup.topics.twinCommands).map { try $0.command }.filter { $0.twinID == "sensor_b" }
+            #expect(forB.first?.patch?.json == [["op": "add", "path": "/Temperature", "value": 19]])
+            #expect(ingress.check("twin-service")?.ready == true)
+        }
+        try await reader.stop()
+        await producer.shutdown()
+    }
+
+    /// With twin-service away, ingress is not ready and hands nothing on: the batch waits, and goes
+    /// through once twin-service answers.
+    @Test func twinServiceAwayHoldsTheBatch() async throws {
+        let api = try await TwinServiceAPI(logger: MockKafka().logger)
+        try await api.loadModels()
+        try await api.putThermostat("thermo_0001", temperature: 20)
+        let setup = try IngressSetup(twinsURL: api.url, partitions: 1)
+        let producer = try setup.kafka.makeProducer()
+        try await producer.send([setup.deviceMessage(Array(#"{"body":{"Temperature":25}}"#.utf8), key: "thermo_0001")])
+        let reader = try setup.reader([setup.topics.twinCommands, setup.topics.deadLetter])
+        try await withIngress(setup) { ingress in
+            let away = await eventually(timeout: .seconds(10)) { ingress.check("twin-service")?.detail.contains("does not answer") == true }
+            #expect(away, "\(String(describing: ingress.check("twin-service")))")
+            #expect(ingress.check("twin-service")?.ready == false)
+            #expect(await eventually(timeout: .seconds(10)) { ingress.check("consumer group")?.ready == true })
+            let readyz = try await httpRequest("http://127.0.0.1:\(ingress.port)/readyz")
+            #expect(readyz.status == 503 && readyz.text.contains("twin-service"), "\(readyz.text)")
+            #expect(try reader.messages().isEmpty, "nothing is sent or dead-lettered while twin-service is away")
+
+            try await withServices([api.application], logger: setup.kafka.logger) {
+                let commands = try await reader.waitFor(1, on: setup.topics.twinCommands, timeout: .seconds(20))
+                #expect(try commands.map { try $0.command.patch?.json } == [[["op": "replace", "path": "/Temperature", "value": 25]]])
+                #expect(await eventually(timeout: .seconds(10)) { ingress.check("twin-service")?.ready == true })
+            }
+            #expect(try reader.messages(on: setup.topics.deadLetter).isEmpty)
+        }
+        try await reader.stop()
+        await producer.shutdown()
+    }
+}
