@@ -1,5 +1,5 @@
 # Twinflow: the two commands are `make run` and `make test`.
-.PHONY: deps build test lint format run bench bench-twins bench-commands clean
+.PHONY: deps build test lint format run bench bench-twins bench-commands bench-ingress clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -46,6 +46,14 @@ bench-commands: deps
 	swift build -c release --product twin-service
 	swift build -c release --product command-bench
 	.build/release/command-bench
+
+## Device messages through one ingress instance, with kcat's one-hop rate beside it, in release mode.
+bench-ingress: deps
+	swift build -c release --product devbroker
+	swift build -c release --product twin-service
+	swift build -c release --product ingress
+	swift build -c release --product ingress-bench
+	.build/release/ingress-bench
 
 clean:
 	rm -rf .build .twinflow

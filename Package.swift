@@ -13,9 +13,11 @@ let package = Package(
         .executable(name: "devbroker", targets: ["devbroker"]),
         .executable(name: "twin-service", targets: ["twin-service"]),
         .executable(name: "twinctl", targets: ["twinctl"]),
+        .executable(name: "ingress", targets: ["ingress"]),
         .executable(name: "kafka-bench", targets: ["kafka-bench"]),
         .executable(name: "twin-bench", targets: ["twin-bench"]),
         .executable(name: "command-bench", targets: ["command-bench"]),
+        .executable(name: "ingress-bench", targets: ["ingress-bench"]),
         .library(name: "KafkaRecords", targets: ["KafkaRecords"]),
         .library(name: "TwinflowKafka", targets: ["TwinflowKafka"]),
         .library(name: "TwinflowCodec", targets: ["TwinflowCodec"]),
@@ -121,6 +123,33 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: ingress
+
+        .target(
+            name: "Ingress",
+            dependencies: [
+                "TwinGraph",
+                "TwinflowCodec",
+                "TwinflowKafka",
+                "TwinflowRuntime",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Services/ingress/Ingress",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ingress",
+            dependencies: [
+                .target(name: "CTCMalloc", condition: .when(platforms: [.linux])),
+                "Ingress",
+                "TwinflowRuntime",
+            ],
+            path: "Services/ingress/Main",
+            swiftSettings: swiftSettings
+        ),
+
         .executableTarget(
             name: "twinctl",
             dependencies: [
@@ -185,6 +214,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/command-bench",
+            swiftSettings: swiftSettings
+        ),
+
+        .executableTarget(
+            name: "ingress-bench",
+            dependencies: [
+                "BenchmarkSupport",
+                "TwinGraph",
+                "TwinflowCodec",
+                "TwinflowKafka",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/ingress-bench",
             swiftSettings: swiftSettings
         ),
 
@@ -263,6 +305,23 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             path: "Tests/TwinflowRuntimeTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "IngressTests",
+            dependencies: [
+                "Ingress",
+                "TwinGraph",
+                "TwinService",
+                "TwinflowCodec",
+                "TwinflowKafka",
+                "TwinflowRuntime",
+                "TwinflowTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/IngressTests",
             swiftSettings: swiftSettings
         ),
     ]
