@@ -1,5 +1,5 @@
 # Twinflow: the two commands are `make run` and `make test`.
-.PHONY: deps build test lint format run bench bench-twins bench-commands bench-ingress clean
+.PHONY: deps build test lint format run bench bench-twins bench-commands bench-command-latency bench-ingress clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -54,6 +54,13 @@ bench-ingress: deps
 	swift build -c release --product ingress
 	swift build -c release --product ingress-bench
 	.build/release/ingress-bench
+
+## Patch command → Twin.Update latency at fixed rates of 100/s and 1,000/s (p50/p99), in release mode.
+bench-command-latency: deps
+	swift build -c release --product devbroker
+	swift build -c release --product twin-service
+	swift build -c release --product command-bench
+	.build/release/command-bench --latency
 
 clean:
 	rm -rf .build .twinflow

@@ -27,6 +27,8 @@ public final class SQLiteTwinStore: TwinStore {
         }
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         var configuration = Configuration()
+        // A store another process has just closed may still be locked for a moment.
+        configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
             try db.execute(sql: "PRAGMA cache_size = -65536")
@@ -39,6 +41,7 @@ public final class SQLiteTwinStore: TwinStore {
         }
         pool = try DatabasePool(path: path, configuration: configuration)
         var checkpointing = Configuration()
+        checkpointing.busyMode = .timeout(10)
         checkpointing.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = \(synchronous)") }
         checkpointer = try DatabaseQueue(path: path, configuration: checkpointing)
         try pool.write { db in
