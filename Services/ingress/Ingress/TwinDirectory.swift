@@ -6,8 +6,8 @@ import TwinflowCodec
 /// The twin a device's messages go to, as the mapping and twin-service said.
 public struct TwinTarget: Sendable {
     public var twinID: String
-    /// The twin's model, with the models it depends on, for checking values; `nil` when the mapping
-    /// sets no properties (twin-service was not asked).
+    /// The twin's model, with the models it depends on, for checking values; `nil` when ingress does
+    /// not ask twin-service (the mapping sets no properties) or twin-service does not know the model.
     public var model: CheckedModel?
     /// The twin's paths that held a value when it was read, or were set by ingress since: a value
     /// for any other path is sent as `add`, so the first reading lands.
@@ -27,7 +27,8 @@ public struct CheckedModel: Sendable {
 /// Answers are cached. A device found no twin for is asked about again at most every
 /// `missRecheck` (so a flood of unknown devices costs twin-service one query each per interval); a
 /// device found is read again after `refresh`, in case its twin was replaced or the property that
-/// names the device moved. Lookups run `concurrentLookups` at a time. twin-service not answering
+/// names the device moved. A batch's new devices are looked up together, in queries of up to 100
+/// IDs, `concurrentLookups` at a time (one request per twin would cost seconds for 10,000 devices). twin-service not answering
 /// is an error: the batch is handled again once it does, nothing is dead-lettered for it.
 public final class TwinDirectory: Sendable {
     private enum Entry {
@@ -48,7 +49,7 @@ public final class TwinDirectory: Sendable {
     private let concurrentLookups: Int
     private let state = Mutex(State())
 
-    public init(client: TwinsClient, missRecheck: Duration = .seconds(10), refresh: Duration = .seconds(60), concurrentLookups: Int = 16) {
+    public init(client: TwinsClient, missRecheck: Duration = .seconds(10), refresh: Duration = .seconds(60), concurrentLookups: Int = 4) {
         self.client = client
         self.missRecheck = missRecheck
         self.refresh = refresh
@@ -107,22 +108,58 @@ public final class TwinDirectory: Sendable {
         }
     }
 
+    /// Looks the devices up in queries of up to ``queryChunk`` IDs each (twin-service answers
+    /// `$dtId IN […]` from its index), `concurrentLookups` at a time: first among the twins naming
+    /// them in the device-ID property, then as the twins the table or their own ID names.
     private func lookUp(_ devices: [String], mapping: IngressMapping) async throws(TwinsClientError) -> [String: TwinTarget] {
+        var found: [String: TwinTarget] = [:]
+        if let property = mapping.deviceIDProperty {
+            let unlisted = devices.filter { mapping.devices[$0] == nil && Self.isQuotable($0) }
+            for twin in try await queries(over: unlisted, property: property).sorted(by: { Self.twinID($0) < Self.twinID($1) }) {
+                // Two twins naming one device is a modelling error; the first by ID wins, the same one every time.
+                guard let device = twin[property]?.stringValue, found[device] == nil else { continue }
+                found[device] = try await target(twin)
+            }
+        }
+        var devicesByTwin: [String: [String]] = [:]
+        for device in devices where found[device] == nil {
+            if let twinID = mapping.devices[device] ?? (mapping.unlistedDevices == .sameID ? device : nil) {
+                devicesByTwin[twinID, default: []].append(device)
+            }
+        }
+        var twins = try await queries(over: devicesByTwin.keys.filter(Self.isQuotable), property: "$dtId")
+        for twinID in devicesByTwin.keys where !Self.isQuotable(twinID) {
+            if let twin = try await client.twin(twinID) { twins.append(twin) }
+        }
+        for twin in twins {
+            let target = try await target(twin)
+            for device in devicesByTwin[target.twinID] ?? [] { found[device] = target }
+        }
+        return found
+    }
+
+    static let queryChunk = 100
+
+    /// Every twin whose `property` is one of `values`.
+    private func queries(over values: [String], property: String) async throws(TwinsClientError) -> [JSONValue] {
+        let chunks = stride(from: 0, to: values.count, by: Self.queryChunk).map { Array(values[$0..<min($0 + Self.queryChunk, values.count)]) }
         do {
-            return try await withThrowingTaskGroup(of: (String, TwinTarget?).self) { group in
-                var found: [String: TwinTarget] = [:]
-                var next = devices.makeIterator()
+            return try await withThrowingTaskGroup(of: [JSONValue].self) { group in
+                var results: [JSONValue] = []
+                var next = chunks.makeIterator()
                 func start() -> Bool {
-                    guard let device = next.next() else { return false }
-                    group.addTask { (device, try await self.lookUp(device, mapping: mapping)) }
+                    guard let chunk = next.next() else { return false }
+                    let list = chunk.map { "'\($0)'" }.joined(separator: ",")
+                    let query = "SELECT * FROM DIGITALTWINS T WHERE T.\(property) IN [\(list)]"
+                    group.addTask { try await self.client.query(query) }
                     return true
                 }
                 for _ in 0..<concurrentLookups where !start() { break }
-                while let (device, target) = try await group.next() {
-                    if let target { found[device] = target }
+                while let twins = try await group.next() {
+                    results += twins
                     _ = start()
                 }
-                return found
+                return results
             }
         } catch let error as TwinsClientError {
             throw error
@@ -131,31 +168,13 @@ public final class TwinDirectory: Sendable {
         }
     }
 
-    private func lookUp(_ device: String, mapping: IngressMapping) async throws(TwinsClientError) -> TwinTarget? {
-        let needsTwin = !mapping.properties.isEmpty
-        if let twinID = mapping.devices[device] {
-            return needsTwin ? try await read(twinID) : TwinTarget(twinID: twinID, model: nil, setPaths: [])
-        }
-        if let property = mapping.deviceIDProperty {
-            let query = "SELECT * FROM DIGITALTWINS T WHERE T.\(property) = '\(device.replacingOccurrences(of: "'", with: "\\'"))'"
-            let twins = try await client.query(query)
-            // Two twins naming one device is a modelling error; the first by ID wins, the same one every time.
-            if let twin = twins.min(by: { ($0["$dtId"]?.stringValue ?? "") < ($1["$dtId"]?.stringValue ?? "") }),
-                let twinID = twin["$dtId"]?.stringValue
-            {
-                return try await target(twinID, twin: twin, needsModel: needsTwin)
-            }
-        }
-        guard mapping.unlistedDevices == .sameID else { return nil }
-        return needsTwin ? try await read(device) : TwinTarget(twinID: device, model: nil, setPaths: [])
-    }
+    /// Whether an ID can be written in a query's string literal as it is.
+    private static func isQuotable(_ id: String) -> Bool { !id.contains("'") && !id.contains("\\") }
 
-    private func read(_ twinID: String) async throws(TwinsClientError) -> TwinTarget? {
-        guard let twin = try await client.twin(twinID) else { return nil }
-        return try await target(twinID, twin: twin, needsModel: true)
-    }
+    private static func twinID(_ twin: JSONValue) -> String { twin["$dtId"]?.stringValue ?? "" }
 
-    private func target(_ twinID: String, twin: JSONValue, needsModel: Bool) async throws(TwinsClientError) -> TwinTarget {
+    private func target(_ twin: JSONValue) async throws(TwinsClientError) -> TwinTarget {
+        let twinID = Self.twinID(twin)
         var paths: Set<String> = []
         for (name, value) in twin.objectValue ?? [:] where !name.hasPrefix("$") {
             paths.insert("/" + name)
@@ -165,7 +184,7 @@ public final class TwinDirectory: Sendable {
                 paths.insert(JSONPointer(tokens: [name, member]).description)
             }
         }
-        guard needsModel, let modelID = twin["$metadata"]?["$model"]?.stringValue else {
+        guard let modelID = twin["$metadata"]?["$model"]?.stringValue else {
             return TwinTarget(twinID: twinID, model: nil, setPaths: paths)
         }
         return TwinTarget(twinID: twinID, model: try await model(modelID), setPaths: paths)
