@@ -1,9 +1,10 @@
 import Foundation
-import Ingress
 import KafkaRecords
 import Testing
 import TwinflowCodec
 import TwinflowTestSupport
+
+@testable import Ingress
 
 /// How ingress reads IoT Hub's messages and its mapping file.
 @Suite struct IngressDecodingTests {
@@ -32,6 +33,19 @@ import TwinflowTestSupport
         #expect(message.body["Temperature"]?.doubleValue?.isNaN == true)
         #expect(try DeviceMessage(decoding: Array(#"{"body":{"a":-Infinity,"b":Infinity}}"#.utf8), key: "d").body["a"] == .double(-.infinity))
         #expect(throws: CodecError.self) { try JSONValue.parse("NaN") }
+    }
+
+    @Test func commandBytesAreTheTwinCommandsJSON() throws {
+        let bytes = CommandMapper.serializedCommand(
+            id: "device/d/message/1", twinID: "t\"1", operations: [(true, "/a", 1.5), (false, "/b~1c", "x")], telemetry: ["T": 1, "u": "°C"],
+            component: "c", sourceTime: "2026-11-26T17:00:00Z", traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        let command = TwinCommand(
+            id: "device/d/message/1", twinID: "t\"1",
+            patch: JSONPatch([.add(path: JSONPointer(tokens: ["a"]), value: 1.5), .replace(path: JSONPointer(tokens: ["b/c"]), value: "x")]),
+            telemetry: ["T": 1, "u": "°C"], component: "c", sourceTime: "2026-11-26T17:00:00Z",
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        #expect(bytes == command.json.serialized())
+        #expect(try TwinCommand(decoding: bytes) == command)
     }
 
     @Test func mappingFileMembers() throws {

@@ -30,18 +30,17 @@ struct CommandMapper {
 
     mutating func command(for device: DeviceMessage, from message: KafkaConsumerMessage, target: TwinTarget?) -> Outcome {
         guard let target else { return .refused(.unknownDevice, "no twin for device '\(device.deviceID)'") }
-        var operations: [JSONPatch.Operation] = []
+        var operations: [(add: Bool, path: String, value: JSONValue)] = []
         var setNow: [String] = []
         for property in mapping.properties {
             guard let value = device.body.value(at: property.from) else { continue }
             if let problem = ValueCheck.problem(value, for: property, model: target.model) { return .refused(.valueDoesNotFit, problem) }
-            let path = property.twinPath
-            let text = path.description
-            if target.setPaths.contains(text) || newlySet[device.deviceID]?.contains(text) == true {
-                operations.append(.replace(path: path, value: value))
+            let path = property.twinPathText
+            if target.setPaths.contains(path) || newlySet[device.deviceID]?.contains(path) == true {
+                operations.append((false, path, value))
             } else {
-                operations.append(.add(path: path, value: value))
-                setNow.append(text)
+                operations.append((true, path, value))
+                setNow.append(path)
             }
         }
         var telemetry: JSONValue?
@@ -53,16 +52,56 @@ struct CommandMapper {
         }
         guard !operations.isEmpty || telemetry != nil else { return .nothingMapped }
         if !setNow.isEmpty { newlySet[device.deviceID, default: []].formUnion(setNow) }
-        let command = TwinCommand(
-            id: Self.commandID(device, message),
-            twinID: target.twinID,
-            patch: operations.isEmpty ? nil : JSONPatch(operations),
-            telemetry: telemetry,
-            component: telemetry == nil ? nil : mapping.telemetryComponent,
-            sourceTime: device.enqueuedTime,
-            traceparent: Self.traceparent(device, message)
-        )
-        return .command(command.kafkaMessage(topic: commandsTopic))
+        let value = Self.serializedCommand(
+            id: Self.commandID(device, message), twinID: target.twinID, operations: operations, telemetry: telemetry,
+            component: telemetry == nil ? nil : mapping.telemetryComponent, sourceTime: device.enqueuedTime,
+            traceparent: Self.traceparent(device, message))
+        return .command(KafkaProducerMessage(topic: commandsTopic, key: target.twinID, value: value))
+    }
+
+    /// The command's JSON as `TwinCommand.json.serialized()` writes it (members in key order),
+    /// written straight into bytes: building the dictionaries and sorting their keys for every
+    /// message cost more than the rest of the mapping.
+    static func serializedCommand(
+        id: String, twinID: String, operations: [(add: Bool, path: String, value: JSONValue)], telemetry: JSONValue?, component: String?,
+        sourceTime: String?, traceparent: String
+    ) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(320 + (telemetry == nil ? 0 : 64))
+        out += #"{"#.utf8
+        if let component {
+            out += #""component":"#.utf8
+            JSONValue.string(component).write(into: &out)
+            out += #","#.utf8
+        }
+        out += #""hop":0,"id":"#.utf8
+        JSONValue.string(id).write(into: &out)
+        if !operations.isEmpty {
+            out += #","patch":["#.utf8
+            for (index, operation) in operations.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                out += (operation.add ? #"{"op":"add","path":"# : #"{"op":"replace","path":"#).utf8
+                JSONValue.string(operation.path).write(into: &out)
+                out += #","value":"#.utf8
+                operation.value.write(into: &out)
+                out.append(UInt8(ascii: "}"))
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        if let sourceTime {
+            out += #","sourceTime":"#.utf8
+            JSONValue.string(sourceTime).write(into: &out)
+        }
+        if let telemetry {
+            out += #","telemetry":"#.utf8
+            telemetry.write(into: &out)
+        }
+        out += #","traceparent":"#.utf8
+        JSONValue.string(traceparent).write(into: &out)
+        out += #","twinId":"#.utf8
+        JSONValue.string(twinID).write(into: &out)
+        out.append(UInt8(ascii: "}"))
+        return out
     }
 
     static func commandID(_ device: DeviceMessage, _ message: KafkaConsumerMessage) -> String {

@@ -20,7 +20,7 @@ public final class IngressCounters: Sendable {
 
         public init() {}
 
-        mutating func add(_ other: Counts) {
+        public mutating func add(_ other: Counts) {
             commands += other.commands
             nothingMapped += other.nothingMapped
             deadLettered.merge(other.deadLettered, uniquingKeysWith: +)

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import TwinflowCodec
 import TwinflowKafka
@@ -37,42 +38,93 @@ public struct IngressHandler: Sendable {
     }
 
     /// Decodes the batch and maps it to commands; asks twin-service only about devices not known
-    /// yet. Runs while the batch before is still being delivered.
+    /// yet. Runs while the batch before is still being delivered. The batch is split by partition
+    /// into a part per core, decoded and mapped side by side: a device's messages (one key, one
+    /// partition) stay in one part, in order.
     public func prepare(_ batch: KafkaConsumerBatch) async throws -> PreparedBatch {
-        var decoded: [(KafkaConsumerMessage, DeviceMessage)] = []
-        var outputs = [KafkaProducerMessage?](repeating: nil, count: batch.count)
-        var counts = IngressCounters.Counts()
-        decoded.reserveCapacity(batch.count)
-        var positions: [Int] = []
-        for (index, message) in batch.messages.enumerated() {
-            if index % 1024 == 1023 { await Task.yield() }
-            do {
-                decoded.append((message, try DeviceMessage(decoding: message)))
-                positions.append(index)
-            } catch {
-                let refusal = Self.refusal(for: error)
-                outputs[index] = deadLetter(message, refusal, "\(error)")
-                counts.deadLettered[refusal, default: 0] += 1
-            }
+        let parts = Self.parts(of: batch)
+        let decoded = await withTaskGroup(of: (Int, DecodedPart).self) { group in
+            for (index, part) in parts.enumerated() { group.addTask { (index, self.decode(part)) } }
+            var decoded = [DecodedPart?](repeating: nil, count: parts.count)
+            for await (index, part) in group { decoded[index] = part }
+            return decoded.compactMap { $0 }
         }
         let (current, version) = mapping.current
-        let targets = try await resolve(Set(decoded.map(\.1.deviceID)), mapping: current, version: version)
-        var mapper = CommandMapper(mapping: current, commandsTopic: topics.twinCommands)
-        for ((message, device), index) in zip(decoded, positions) {
-            if index % 1024 == 1023 { await Task.yield() }
-            switch mapper.command(for: device, from: message, target: targets[device.deviceID]) {
-            case .command(let command):
-                outputs[index] = command
-                counts.commands += 1
-            case .nothingMapped:
-                counts.nothingMapped += 1
-            case .refused(let refusal, let reason):
-                outputs[index] = deadLetter(message, refusal, reason)
-                counts.deadLettered[refusal, default: 0] += 1
+        let targets = try await resolve(Set(decoded.flatMap { $0.devices.map(\.1.deviceID) }), mapping: current, version: version)
+        let mapped = await withTaskGroup(of: (Int, MappedPart).self) { group in
+            for (index, part) in decoded.enumerated() {
+                group.addTask { (index, self.map(part, mapping: current, targets: targets)) }
+            }
+            var mapped = [MappedPart?](repeating: nil, count: decoded.count)
+            for await (index, part) in group { mapped[index] = part }
+            return mapped.compactMap { $0 }
+        }
+        var prepared = PreparedBatch(messages: [], counts: IngressCounters.Counts())
+        prepared.messages.reserveCapacity(batch.count)
+        for (part, result) in zip(decoded, mapped) {
+            prepared.messages += part.deadLetters
+            prepared.messages += result.messages
+            prepared.counts.add(part.counts)
+            prepared.counts.add(result.counts)
+            directory?.noteSet(result.newlySet)
+        }
+        return prepared
+    }
+
+    private struct DecodedPart: Sendable {
+        var devices: [(KafkaConsumerMessage, DeviceMessage)] = []
+        var deadLetters: [KafkaProducerMessage] = []
+        var counts = IngressCounters.Counts()
+    }
+
+    private struct MappedPart: Sendable {
+        var messages: [KafkaProducerMessage] = []
+        var counts = IngressCounters.Counts()
+        var newlySet: [String: Set<String>] = [:]
+    }
+
+    /// The batch's messages in a part per core (at least 512 messages a part), whole partitions each.
+    static func parts(of batch: KafkaConsumerBatch) -> [[KafkaConsumerMessage]] {
+        let count = max(1, min(ProcessInfo.processInfo.activeProcessorCount, batch.count / 512))
+        guard count > 1 else { return [batch.messages] }
+        var parts = [[KafkaConsumerMessage]](repeating: [], count: count)
+        for message in batch.messages { parts[Int(message.partition) % count].append(message) }
+        return parts.filter { !$0.isEmpty }
+    }
+
+    private func decode(_ messages: [KafkaConsumerMessage]) -> DecodedPart {
+        var part = DecodedPart()
+        part.devices.reserveCapacity(messages.count)
+        for message in messages {
+            do {
+                part.devices.append((message, try DeviceMessage(decoding: message)))
+            } catch {
+                let refusal = Self.refusal(for: error)
+                part.deadLetters.append(deadLetter(message, refusal, "\(error)"))
+                part.counts.deadLettered[refusal, default: 0] += 1
             }
         }
-        directory?.noteSet(mapper.newlySet)
-        return PreparedBatch(messages: outputs.compactMap { $0 }, counts: counts)
+        return part
+    }
+
+    private func map(_ part: DecodedPart, mapping: IngressMapping, targets: [String: TwinTarget]) -> MappedPart {
+        var mapper = CommandMapper(mapping: mapping, commandsTopic: topics.twinCommands)
+        var result = MappedPart()
+        result.messages.reserveCapacity(part.devices.count)
+        for (message, device) in part.devices {
+            switch mapper.command(for: device, from: message, target: targets[device.deviceID]) {
+            case .command(let command):
+                result.messages.append(command)
+                result.counts.commands += 1
+            case .nothingMapped:
+                result.counts.nothingMapped += 1
+            case .refused(let refusal, let reason):
+                result.messages.append(deadLetter(message, refusal, reason))
+                result.counts.deadLettered[refusal, default: 0] += 1
+            }
+        }
+        result.newlySet = mapper.newlySet
+        return result
     }
 
     /// Sends the batch's commands and dead letters and waits for every delivery report.

@@ -38,20 +38,21 @@ public struct IngressMapping: Sendable, Hashable {
     /// One body field setting one twin property.
     public struct PropertyMapping: Sendable, Hashable {
         /// Where the value is in the body.
-        public var from: JSONPointer
+        public let from: JSONPointer
         /// The property it sets, inside `component` when one is named.
-        public var to: JSONPointer
-        public var component: String?
+        public let to: JSONPointer
+        public let component: String?
+        /// The path in the twin's document, as the patch writes it (`/sensor/Humidity`).
+        public let twinPath: JSONPointer
+        /// ``twinPath`` as text, made once rather than for every message.
+        public let twinPathText: String
 
         public init(from: JSONPointer, to: JSONPointer, component: String? = nil) {
             self.from = from
             self.to = to
             self.component = component
-        }
-
-        /// The path in the twin's document, as the patch writes it (`/sensor/Humidity`).
-        public var twinPath: JSONPointer {
-            JSONPointer(tokens: (component.map { [$0] } ?? []) + to.tokens)
+            self.twinPath = JSONPointer(tokens: (component.map { [$0] } ?? []) + to.tokens)
+            self.twinPathText = twinPath.description
         }
     }
 

@@ -17,6 +17,8 @@ public struct TwinTarget: Sendable {
 /// A twin's model as twin-service knows it, ready to check values against.
 public struct CheckedModel: Sendable {
     public var id: String
+    /// `id` parsed once, not for every value checked.
+    public var dtmi: DTMI?
     public var models: ModelSet
 }
 
@@ -199,7 +201,7 @@ public final class TwinDirectory: Sendable {
         } catch {
             throw TwinsClientError(description: "twin-service's model \(id) cannot be read: \(error)")
         }
-        let checked = CheckedModel(id: id, models: models)
+        let checked = CheckedModel(id: id, dtmi: DTMI(id), models: models)
         state.withLock { $0.models[id] = checked }
         return checked
     }

@@ -8,11 +8,11 @@ enum ValueCheck {
     /// Why `value` does not fit `mapping`'s property of `model`, or `nil` when it fits. A path into a
     /// property the model describes by a schema ingress cannot follow is left to twin-service.
     static func problem(_ value: JSONValue, for mapping: IngressMapping.PropertyMapping, model: CheckedModel?) -> String? {
-        let target = mapping.twinPath.description
+        let target = mapping.twinPathText
         if let bad = nonFinite(in: value, at: "") {
             return "\(mapping.from)\(bad) is not a finite number (\(target) takes JSON numbers only)"
         }
-        guard let model, let id = DTMI(model.id), var interface = model.models.resolvedInterface(id) else { return nil }
+        guard let model, let id = model.dtmi, var interface = model.models.resolvedInterface(id) else { return nil }
         if let componentName = mapping.component {
             guard let component = interface.components[componentName], let resolved = model.models.resolvedInterface(component.schema) else {
                 return "\(model.id) has no component '\(componentName)' (for \(target))"
