@@ -48,6 +48,46 @@ import TwinflowTestSupport
         #expect(try TwinCommand(decoding: bytes) == command)
     }
 
+    /// The scanner reads the common shape as the codec's decoder does, and leaves everything else
+    /// (envelopes, errors, odd spellings) to it: for every message, and for thousands of damaged
+    /// copies, what it returns equals the decoder's reading.
+    @Test func theScannerReadsAsTheDecoderDoes() throws {
+        var samples = try [
+            "device-telemetry-data.json", "device-telemetry-base64-body.json", "device-telemetry-nan.json", "device-telemetry-string-value.json",
+        ]
+        .map { try Fixtures.file("iothub/\($0)") }
+        samples += [
+            #"{"body":{"Temperature":1},"systemProperties":{"x":[1,{"y":"\u00e9\n"}],"iothub-connection-device-id":"d"},"properties":{"p":true}}"#,
+            #"{"body":{"Temperature":1}}"#, #"{"body":[1,2]}"#, #" { "body" : null } "#,
+        ].map { Array($0.utf8) }
+        for sample in samples {
+            let scanned = try #require(DeviceMessageScanner.scan(sample, key: "key"), "\(String(decoding: sample, as: UTF8.self))")
+            #expect(scanned.json.serialized() == (try DeviceMessage(decoding: sample, key: "key")).json.serialized())
+        }
+        #expect(
+            DeviceMessageScanner.scan(try Fixtures.file("iothub/device-telemetry-eventgrid.json"), key: nil) == nil, "envelopes go to the decoder")
+        for text in [#"{"body":{}}"#, #"{"systemProperties":{},"body":{}}"#, #"{"body":{},"body":{}}"#, #"{"body":{},}"#, "not json", ""] {
+            #expect(DeviceMessageScanner.scan(Array(text.utf8), key: nil) == nil, "\(text)")
+        }
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array(#"{}[]":,\ 0-.eEtrufalsnNI"#.utf8)
+        for _ in 0..<5000 {
+            var damaged = samples.randomElement(using: &generator)!
+            for _ in 0..<Int.random(in: 1...3, using: &generator) {
+                let position = Int.random(in: 0..<damaged.count, using: &generator)
+                switch Int.random(in: 0..<3, using: &generator) {
+                case 0: damaged.remove(at: position)
+                case 1: damaged.insert(alphabet.randomElement(using: &generator)!, at: position)
+                default: damaged[position] = alphabet.randomElement(using: &generator)!
+                }
+            }
+            guard let scanned = DeviceMessageScanner.scan(damaged, key: "key") else { continue }
+            let decoded = try? DeviceMessage(decoding: damaged, key: "key")
+            // Compared as JSON text: NaN is not equal to itself.
+            #expect(scanned.json.serialized() == decoded?.json.serialized(), "\(String(decoding: damaged, as: UTF8.self))")
+        }
+    }
+
     @Test func mappingFileMembers() throws {
         let mapping = try IngressMapping(
             json: JSONValue.parse(

@@ -97,7 +97,11 @@ public struct IngressHandler: Sendable {
         part.devices.reserveCapacity(messages.count)
         for message in messages {
             do {
-                part.devices.append((message, try DeviceMessage(decoding: message)))
+                if let device = DeviceMessageScanner.scan(message.value, key: message.keyString) {
+                    part.devices.append((message, device))
+                } else {
+                    part.devices.append((message, try DeviceMessage(decoding: message)))
+                }
             } catch {
                 let refusal = Self.refusal(for: error)
                 part.deadLetters.append(deadLetter(message, refusal, "\(error)"))
