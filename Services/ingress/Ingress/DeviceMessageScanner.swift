@@ -21,6 +21,16 @@ enum DeviceMessageScanner {
         }
     }
 
+    /// The member names the scanner looks for, as bytes.
+    private enum Names {
+        static let systemProperties = Array("systemProperties".utf8)
+        static let properties = Array("properties".utf8)
+        static let body = Array("body".utf8)
+        static let deviceID = Array(DeviceMessage.deviceIDProperty.utf8)
+        static let enqueuedTime = Array(DeviceMessage.enqueuedTimeProperty.utf8)
+        static let messageID = Array(DeviceMessage.messageIDProperty.utf8)
+    }
+
     private struct Scanner {
         let bytes: UnsafeBufferPointer<UInt8>
         var index = 0
@@ -43,21 +53,20 @@ enum DeviceMessageScanner {
             while true {
                 skipWhitespace()
                 if first, take(UInt8(ascii: "}")) { break }
-                guard let member = plainString() else { return nil }
+                guard let member = plainStringRange() else { return nil }
                 skipWhitespace()
                 guard take(UInt8(ascii: ":")) else { return nil }
                 skipWhitespace()
-                switch member {
-                case "systemProperties" where !seenSystem:
+                if !seenSystem, equals(member, Names.systemProperties) {
                     seenSystem = true
                     guard systemProperties(&deviceID, &enqueuedTime, &messageID) else { return nil }
-                case "properties" where properties == nil:
+                } else if properties == nil, equals(member, Names.properties) {
                     guard let value = parsedValue(allowingNonFinite: false), case .object(let object) = value else { return nil }
                     properties = object
-                case "body" where body == nil:
+                } else if body == nil, equals(member, Names.body) {
                     guard let value = bodyValue() else { return nil }
                     body = value
-                default:
+                } else {
                     return nil
                 }
                 skipWhitespace()
@@ -80,22 +89,20 @@ enum DeviceMessageScanner {
             while true {
                 skipWhitespace()
                 if first, take(UInt8(ascii: "}")) { return true }
-                guard let name = plainString() else { return false }
+                guard let name = plainStringRange() else { return false }
                 skipWhitespace()
                 guard take(UInt8(ascii: ":")) else { return false }
                 skipWhitespace()
-                switch name {
-                case DeviceMessage.deviceIDProperty, DeviceMessage.enqueuedTimeProperty, DeviceMessage.messageIDProperty:
-                    guard let value = plainString() else { return false }
-                    let slot: String? =
-                        name == DeviceMessage.deviceIDProperty ? deviceID : name == DeviceMessage.enqueuedTimeProperty ? enqueuedTime : messageID
-                    guard slot == nil else { return false }
-                    switch name {
-                    case DeviceMessage.deviceIDProperty: deviceID = value
-                    case DeviceMessage.enqueuedTimeProperty: enqueuedTime = value
-                    default: messageID = value
-                    }
-                default:
+                if equals(name, Names.deviceID) {
+                    guard deviceID == nil, let value = plainString() else { return false }
+                    deviceID = value
+                } else if equals(name, Names.enqueuedTime) {
+                    guard enqueuedTime == nil, let value = plainString() else { return false }
+                    enqueuedTime = value
+                } else if equals(name, Names.messageID) {
+                    guard messageID == nil, let value = plainString() else { return false }
+                    messageID = value
+                } else {
                     guard skipValue() else { return false }
                 }
                 skipWhitespace()
@@ -120,20 +127,33 @@ enum DeviceMessageScanner {
             return try? JSONValue.parse(UnsafeBufferPointer(rebasing: bytes[start..<index]), allowingNonFiniteNumbers: allowingNonFinite)
         }
 
-        /// A string without escapes (a member name or a system property), or `nil`.
+        /// A string without escapes (a system property ingress keeps), or `nil`.
         mutating func plainString() -> String? {
+            guard let range = plainStringRange() else { return nil }
+            let text = UnsafeBufferPointer(rebasing: bytes[range])
+            if text.allSatisfy({ $0 < 0x80 }) { return String(decoding: text, as: UTF8.self) }
+            return String(validating: text, as: UTF8.self)
+        }
+
+        /// Where the next string's text is, for a string without escapes; `nil` otherwise.
+        mutating func plainStringRange() -> Range<Int>? {
             guard take(UInt8(ascii: "\"")) else { return nil }
             let start = index
             while index < bytes.count {
                 let byte = bytes[index]
                 if byte == UInt8(ascii: "\"") {
                     defer { index += 1 }
-                    return String(validating: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+                    return start..<index
                 }
                 guard byte != UInt8(ascii: "\\"), byte >= 0x20 else { return nil }
                 index += 1
             }
             return nil
+        }
+
+        func equals(_ range: Range<Int>, _ name: [UInt8]) -> Bool {
+            range.count == name.count
+                && name.withUnsafeBufferPointer { memcmp(bytes.baseAddress! + range.lowerBound, $0.baseAddress!, name.count) == 0 }
         }
 
         /// Passes over one JSON value, checking its syntax.
@@ -192,7 +212,12 @@ enum DeviceMessageScanner {
                         guard index + 4 <= bytes.count, (index..<index + 4).allSatisfy({ Self.isHexDigit(bytes[$0]) }) else { return false }
                         index += 4
                     } else {
-                        guard Array(#""\/bfnrt"#.utf8).contains(escaped) else { return false }
+                        switch escaped {
+                        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"),
+                            UInt8(ascii: "r"), UInt8(ascii: "t"):
+                            break
+                        default: return false
+                        }
                     }
                 case 0..<0x20: return false
                 default: continue
