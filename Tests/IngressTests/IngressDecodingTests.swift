@@ -46,6 +46,10 @@ import TwinflowTestSupport
             traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
         #expect(bytes == command.json.serialized())
         #expect(try TwinCommand(decoding: bytes) == command)
+        let traced = CommandMapper.serializedCommand(
+            id: "i", twinID: "t", operations: [], telemetry: 1, component: nil, sourceTime: nil, traceparent: nil)
+        let trace = try #require(try TwinCommand(decoding: traced).traceparent)
+        #expect(Traceparent.isValid(trace), "a new trace: \(trace)")
     }
 
     /// The scanner reads the common shape as the codec's decoder does, and leaves everything else

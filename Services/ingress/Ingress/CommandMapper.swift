@@ -55,7 +55,7 @@ struct CommandMapper {
         let value = Self.serializedCommand(
             id: Self.commandID(device, message), twinID: target.twinID, operations: operations, telemetry: telemetry,
             component: telemetry == nil ? nil : mapping.telemetryComponent, sourceTime: device.enqueuedTime,
-            traceparent: Self.traceparent(device, message))
+            traceparent: Self.incomingTraceparent(device, message))
         return .command(KafkaProducerMessage(topic: commandsTopic, key: target.twinID, value: value))
     }
 
@@ -64,7 +64,7 @@ struct CommandMapper {
     /// message cost more than the rest of the mapping.
     static func serializedCommand(
         id: String, twinID: String, operations: [(add: Bool, path: String, value: JSONValue)], telemetry: JSONValue?, component: String?,
-        sourceTime: String?, traceparent: String
+        sourceTime: String?, traceparent: String?
     ) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(320 + (telemetry == nil ? 0 : 64))
@@ -97,7 +97,11 @@ struct CommandMapper {
             telemetry.write(into: &out)
         }
         out += #","traceparent":"#.utf8
-        JSONValue.string(traceparent).write(into: &out)
+        if let traceparent {
+            JSONValue.string(traceparent).write(into: &out)
+        } else {
+            writeNewTraceparent(into: &out)
+        }
         out += #","twinId":"#.utf8
         JSONValue.string(twinID).write(into: &out)
         out.append(UInt8(ascii: "}"))
@@ -109,9 +113,28 @@ struct CommandMapper {
         return "\(message.topic)/\(message.partition)/\(message.offset)"
     }
 
-    static func traceparent(_ device: DeviceMessage, _ message: KafkaConsumerMessage) -> String {
+    /// The trace the device message came with: its Kafka header `traceparent`, or the device's
+    /// application property of that name; `nil` for a new trace.
+    static func incomingTraceparent(_ device: DeviceMessage, _ message: KafkaConsumerMessage) -> String? {
         if let header = message.headers.string(for: "traceparent"), Traceparent.isValid(header) { return header }
         if case .string(let property)? = device.properties["traceparent"], Traceparent.isValid(property) { return property }
-        return Traceparent.random()
+        return nil
+    }
+
+    /// A new sampled trace, `"00-<32 hex>-<16 hex>-01"`, written straight into the command's bytes.
+    static func writeNewTraceparent(into out: inout [UInt8]) {
+        func hex(_ word: Int64) {
+            let bits = UInt64(bitPattern: word)
+            for shift in stride(from: 60, through: 0, by: -4) {
+                let nibble = UInt8((bits >> UInt64(shift)) & 0xF)
+                out.append(nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10)
+            }
+        }
+        out += #""00-"#.utf8
+        hex(RandomID.int64())
+        hex(RandomID.int64())
+        out.append(UInt8(ascii: "-"))
+        hex(RandomID.int64())
+        out += #"-01""#.utf8
     }
 }
