@@ -12,6 +12,7 @@ final class DevBroker: Service, Sendable {
     private let logger: Logger
     private let cluster: KafkaMockCluster
     private let forwarder: BootstrapForwarder?
+    private let noDelay = NoDelaySweeper()
 
     init(options: DevBrokerOptions, logger: Logger) throws {
         self.options = options
@@ -32,6 +33,7 @@ final class DevBroker: Service, Sendable {
     }
 
     func start() async throws {
+        noDelay.start()
         try await forwarder?.start()
         let file = URL(filePath: options.bootstrapFile)
         try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -50,6 +52,7 @@ final class DevBroker: Service, Sendable {
 
     func run() async throws {
         try? await gracefulShutdown()
+        noDelay.stop()
         do {
             try await forwarder?.stop()
         } catch {
