@@ -4,9 +4,11 @@ import Logging
 import TwinflowCodec
 import TwinflowKafka
 
-/// One run: `messages` device messages in IoT Hub's shape wait on the run's device topic; kcat
-/// copies them to another topic (one hop: consume, produce), then one ingress instance turns them
-/// into twin commands. Both are counted by the output topics' high watermarks (what the broker
+/// One run, in steady state: a message from every device goes through ingress first (its group
+/// joined, every device's twin and model looked up and cached), then ingress is paused (SIGSTOP)
+/// while `messages` more device messages are produced and kcat copies the whole topic to another
+/// topic (one hop: consume, produce); then ingress goes on (SIGCONT) and is timed from its first new
+/// command to its last. Both are counted by the output topics' high watermarks (what the broker
 /// acknowledged), read without a consumer taking CPU from the measured side.
 struct IngressRun {
     var run: Int
@@ -21,15 +23,25 @@ struct IngressRun {
 
     struct Result {
         var ingress: Double
-        var ingressFromStart: Double
+        /// How long the first message of every device took: ingress's start, group join and look-ups.
+        var warmUp: Double
         var kcat: Double
     }
 
     func measure() async throws -> Result {
-        try await produce()
-        let kcat = try await kcatHop()
-        let (steady, overall) = try await ingress()
-        return Result(ingress: steady, ingressFromStart: overall, kcat: kcat)
+        try await produce(0..<devices)
+        let ingress = try IngressProcess(run: run, fixture: fixture)
+        defer { ingress.stop() }
+        let admin = try KafkaAdmin(configuration: fixture.kafka, logger: logger)
+        let started = ContinuousClock.now
+        _ = try await waitForCommands(devices, ingress: ingress, admin: admin)
+        let warmUp = (ContinuousClock.now - started).seconds
+        ingress.pause()
+        try await produce(devices..<(devices + messages))
+        let kcat = try await kcatHop(count: devices + messages)
+        ingress.resume()
+        let rate = try await waitForCommands(devices + messages, ingress: ingress, admin: admin)
+        return Result(ingress: rate, warmUp: warmUp, kcat: kcat)
     }
 
     /// IoT Hub's DeviceTelemetry data, as its Event Grid endpoint delivers it, with a message ID.
@@ -45,12 +57,12 @@ struct IngressRun {
         return (["body": body, "properties": [:], "systemProperties": system] as JSONValue).serialized()
     }
 
-    private func produce() async throws {
+    private func produce(_ indices: Range<Int>) async throws {
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: fixture.kafka), logger: logger)
         let enqueued = Timestamp.now()
-        for start in stride(from: 0, to: messages, by: 10_000) {
-            let batch = (start..<min(start + 10_000, messages)).map { index in
-                let device = losingOne && index == messages / 2 ? "thermo-missing" : BenchFixture.deviceID(index % devices)
+        for start in stride(from: indices.lowerBound, to: indices.upperBound, by: 10_000) {
+            let batch = (start..<min(start + 10_000, indices.upperBound)).map { index in
+                let device = losingOne && index == devices + messages / 2 ? "thermo-missing" : BenchFixture.deviceID(index % devices)
                 return KafkaProducerMessage(
                     topic: BenchFixture.deviceTopic(run), key: device, value: Self.value(device: device, index: index, enqueued: enqueued))
             }
@@ -62,11 +74,11 @@ struct IngressRun {
     /// `kcat -C … | kcat -P …` from the device topic to the run's kcat topic, with Twinflow's
     /// producer settings: the whole pipeline from its start until the producing kcat exited, every
     /// message acknowledged.
-    private func kcatHop() async throws -> Double {
+    private func kcatHop(count: Int) async throws -> Double {
         let pipe = Pipe()
         let consume = try kcat(
             [
-                "-C", "-b", fixture.kafka.bootstrapServers, "-t", BenchFixture.deviceTopic(run), "-o", "beginning", "-e", "-q", "-c", "\(messages)",
+                "-C", "-b", fixture.kafka.bootstrapServers, "-t", BenchFixture.deviceTopic(run), "-o", "beginning", "-e", "-q", "-c", "\(count)",
                 "-f", "%k\t%s\n",
             ], output: pipe)
         let properties = KafkaProducerConfiguration.defaultProperties.sorted { $0.key < $1.key }.flatMap { ["-X", "\($0.key)=\($0.value)"] }
@@ -79,65 +91,46 @@ struct IngressRun {
         let seconds = (ContinuousClock.now - start).seconds
         let admin = try KafkaAdmin(configuration: fixture.kafka, logger: logger)
         let copied = Int(try await admin.highWatermarks(topic: BenchFixture.kcatTopic(run), partitions: BenchFixture.partitions).reduce(0, +))
-        guard copied == messages else { throw BenchmarkError("kcat copied \(copied) of \(messages) messages") }
-        return Double(messages) / seconds
+        guard copied == count else { throw BenchmarkError("kcat copied \(copied) of \(count) messages") }
+        return Double(count) / seconds
     }
 
-    /// ingress from its start (the release binary beside this one) until the commands topic holds
-    /// a command for every message; per second from the first command (the first batch's look-ups
-    /// done) to the last, and from the start.
-    private func ingress() async throws -> (steady: Double, overall: Double) {
-        let process = Process()
-        process.executableURL = BenchFixture.sibling("ingress")
-        var environment = ProcessInfo.processInfo.environment
-        environment["KAFKA_BOOTSTRAP_SERVERS"] = fixture.kafka.bootstrapServers
-        environment["TWINS_URL"] = fixture.twinsURL
-        environment["HTTP_PORT"] = "\(Int.random(in: 50000..<60000))"
-        environment["LOG_LEVEL"] = "error"
-        environment[Topics.variable(for: Topics.defaults.deviceMessages)] = BenchFixture.deviceTopic(run)
-        environment[Topics.variable(for: Topics.defaults.twinCommands)] = BenchFixture.commandsTopic(run)
-        environment[Topics.variable(for: Topics.defaults.deadLetter)] = BenchFixture.deadLetterTopic(run)
-        process.environment = environment
-        process.standardOutput = FileHandle.nullDevice
-        let admin = try KafkaAdmin(configuration: fixture.kafka, logger: logger)
-        try process.run()
-        defer {
-            if process.isRunning {
-                process.terminate()
-                process.waitUntilExit()
-            }
+    /// Waits until the commands topic holds `expected` commands; the rate from the first new
+    /// command seen to the last. Fails when the count stands still too long, or when a message was
+    /// dead-lettered or sent twice.
+    private func waitForCommands(_ expected: Int, ingress: IngressProcess, admin: KafkaAdmin) async throws -> Double {
+        func count(_ topic: String) async throws -> Int {
+            Int(try await admin.highWatermarks(topic: topic, partitions: BenchFixture.partitions).reduce(0, +))
         }
-        let started = ContinuousClock.now
-        var commands = 0
+        var commands = try await count(BenchFixture.commandsTopic(run))
+        let before = commands
         var first: ContinuousClock.Instant?
-        var last = started
-        var lastProgress = started
-        while commands < messages {
-            guard process.isRunning else { throw BenchmarkError("ingress exited with status \(process.terminationStatus)") }
+        var last = ContinuousClock.now
+        var lastProgress = last
+        while commands < expected {
+            try ingress.checkRunning()
             try fixture.checkServiceRunning()
             guard ContinuousClock.now - lastProgress < (first == nil ? Self.stallLimit * 3 : Self.stallLimit) else {
-                let deadLetters = Int(
-                    try await admin.highWatermarks(topic: BenchFixture.deadLetterTopic(run), partitions: BenchFixture.partitions).reduce(0, +))
+                let deadLetters = try await count(BenchFixture.deadLetterTopic(run))
                 throw BenchmarkError(
-                    "lost messages: \(commands) commands for \(messages) device messages (\(deadLetters) dead-lettered); none more came in \(Self.stallLimit)"
+                    "lost messages: \(commands) commands for \(expected) device messages (\(deadLetters) dead-lettered); none more came in \(Self.stallLimit)"
                 )
             }
             try await Task.sleep(for: .milliseconds(10))
-            let count = Int(try await admin.highWatermarks(topic: BenchFixture.commandsTopic(run), partitions: BenchFixture.partitions).reduce(0, +))
+            let now = try await count(BenchFixture.commandsTopic(run))
             let seen = ContinuousClock.now
-            if count > commands {
+            if now > commands {
                 if first == nil { first = seen }
-                commands = count
+                commands = now
                 last = seen
                 lastProgress = seen
             }
         }
-        let deadLetters = Int(
-            try await admin.highWatermarks(topic: BenchFixture.deadLetterTopic(run), partitions: BenchFixture.partitions).reduce(0, +))
+        let deadLetters = try await count(BenchFixture.deadLetterTopic(run))
         guard deadLetters == 0 else { throw BenchmarkError("\(deadLetters) device messages were dead-lettered") }
-        guard commands == messages else { throw BenchmarkError("\(commands) commands for \(messages) device messages: some were sent twice") }
-        guard let first, last > first else { throw BenchmarkError("every command arrived in one look, too fast to time; send more messages") }
-        return (Double(messages) / (last - first).seconds, Double(messages) / (last - started).seconds)
+        guard commands == expected else { throw BenchmarkError("\(commands) commands for \(expected) device messages: some were sent twice") }
+        guard let first, last > first else { return .infinity }
+        return Double(commands - before) / (last - first).seconds
     }
 
     private func kcat(_ arguments: [String], input: Pipe? = nil, output: Pipe? = nil) throws -> KcatProcess {
@@ -172,5 +165,42 @@ final class KcatProcess {
             throw BenchmarkError(
                 "kcat \(process.arguments?.dropFirst().joined(separator: " ") ?? "") exited with status \(process.terminationStatus):\n\(errors)")
         }
+    }
+}
+
+/// The ingress release binary beside this one, on the run's topics, with this process's environment.
+final class IngressProcess {
+    private let process = Process()
+
+    init(run: Int, fixture: BenchFixture) throws {
+        process.executableURL = BenchFixture.sibling("ingress")
+        var environment = ProcessInfo.processInfo.environment
+        environment["KAFKA_BOOTSTRAP_SERVERS"] = fixture.kafka.bootstrapServers
+        environment["TWINS_URL"] = fixture.twinsURL
+        environment["HTTP_PORT"] = "\(Int.random(in: 50000..<60000))"
+        environment["LOG_LEVEL"] = "error"
+        // Paused while the measured messages are produced and kcat runs: its session must outlast that.
+        environment["KAFKA_CONFIG_SESSION_TIMEOUT_MS"] = environment["KAFKA_CONFIG_SESSION_TIMEOUT_MS"] ?? "60000"
+        environment[Topics.variable(for: Topics.defaults.deviceMessages)] = BenchFixture.deviceTopic(run)
+        environment[Topics.variable(for: Topics.defaults.twinCommands)] = BenchFixture.commandsTopic(run)
+        environment[Topics.variable(for: Topics.defaults.deadLetter)] = BenchFixture.deadLetterTopic(run)
+        process.environment = environment
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    func checkRunning() throws {
+        guard process.isRunning else { throw BenchmarkError("ingress exited with status \(process.terminationStatus)") }
+    }
+
+    func pause() { kill(process.processIdentifier, SIGSTOP) }
+
+    func resume() { kill(process.processIdentifier, SIGCONT) }
+
+    func stop() {
+        guard process.isRunning else { return }
+        resume()
+        process.terminate()
+        process.waitUntilExit()
     }
 }
