@@ -180,7 +180,9 @@ final class IngressProcess {
         environment["HTTP_PORT"] = "\(Int.random(in: 50000..<60000))"
         environment["LOG_LEVEL"] = "error"
         // Paused while the measured messages are produced and kcat runs: its session must outlast that.
-        environment["KAFKA_CONFIG_SESSION_TIMEOUT_MS"] = environment["KAFKA_CONFIG_SESSION_TIMEOUT_MS"] ?? "60000"
+        environment["KAFKA_CONFIG_SESSION_TIMEOUT_MS"] = environment["KAFKA_CONFIG_SESSION_TIMEOUT_MS"] ?? "20000"
+        // A group of its own per run: a run's join never waits on the member of the run before.
+        environment["KAFKA_CONFIG_GROUP_ID"] = "ingress-bench-\(run)"
         environment[Topics.variable(for: Topics.defaults.deviceMessages)] = BenchFixture.deviceTopic(run)
         environment[Topics.variable(for: Topics.defaults.twinCommands)] = BenchFixture.commandsTopic(run)
         environment[Topics.variable(for: Topics.defaults.deadLetter)] = BenchFixture.deadLetterTopic(run)
