@@ -44,16 +44,16 @@ public struct IngressHandler: Sendable {
     public func prepare(_ batch: KafkaConsumerBatch) async throws -> PreparedBatch {
         let parts = Self.parts(of: batch)
         let decoded = await withTaskGroup(of: (Int, DecodedPart).self) { group in
-            for (index, part) in parts.enumerated() { group.addTask { (index, self.decode(part)) } }
+            for (index, part) in parts.enumerated() { group.addTask { (index, self.decode(part, of: batch.messages)) } }
             var decoded = [DecodedPart?](repeating: nil, count: parts.count)
             for await (index, part) in group { decoded[index] = part }
             return decoded.compactMap { $0 }
         }
         let (current, version) = mapping.current
-        let targets = try await resolve(Set(decoded.flatMap { $0.devices.map(\.1.deviceID) }), mapping: current, version: version)
+        let targets = try await resolve(Set(decoded.flatMap { $0.devices.map(\.device.deviceID) }), mapping: current, version: version)
         let mapped = await withTaskGroup(of: (Int, MappedPart).self) { group in
             for (index, part) in decoded.enumerated() {
-                group.addTask { (index, self.map(part, mapping: current, targets: targets)) }
+                group.addTask { (index, self.map(part, of: batch.messages, mapping: current, targets: targets)) }
             }
             var mapped = [MappedPart?](repeating: nil, count: decoded.count)
             for await (index, part) in group { mapped[index] = part }
@@ -72,7 +72,8 @@ public struct IngressHandler: Sendable {
     }
 
     private struct DecodedPart: Sendable {
-        var devices: [(KafkaConsumerMessage, DeviceMessage)] = []
+        /// Each decoded message's place in the batch, with what it says.
+        var devices: [(position: Int, device: DeviceMessage)] = []
         var deadLetters: [KafkaProducerMessage] = []
         var counts = IngressCounters.Counts()
     }
@@ -84,23 +85,24 @@ public struct IngressHandler: Sendable {
     }
 
     /// The batch's messages in a part per core (at least 512 messages a part), whole partitions each.
-    static func parts(of batch: KafkaConsumerBatch) -> [[KafkaConsumerMessage]] {
+    static func parts(of batch: KafkaConsumerBatch) -> [[Int]] {
         let count = max(1, min(ProcessInfo.processInfo.activeProcessorCount, batch.count / 512))
-        guard count > 1 else { return [batch.messages] }
-        var parts = [[KafkaConsumerMessage]](repeating: [], count: count)
-        for message in batch.messages { parts[Int(message.partition) % count].append(message) }
+        guard count > 1 else { return [Array(batch.messages.indices)] }
+        var parts = [[Int]](repeating: [], count: count)
+        for (position, message) in batch.messages.enumerated() { parts[Int(message.partition) % count].append(position) }
         return parts.filter { !$0.isEmpty }
     }
 
-    private func decode(_ messages: [KafkaConsumerMessage]) -> DecodedPart {
+    private func decode(_ positions: [Int], of messages: [KafkaConsumerMessage]) -> DecodedPart {
         var part = DecodedPart()
-        part.devices.reserveCapacity(messages.count)
-        for message in messages {
+        part.devices.reserveCapacity(positions.count)
+        for position in positions {
+            let message = messages[position]
             do {
                 if let device = DeviceMessageScanner.scan(message.value, key: message.keyString) {
-                    part.devices.append((message, device))
+                    part.devices.append((position, device))
                 } else {
-                    part.devices.append((message, try DeviceMessage(decoding: message)))
+                    part.devices.append((position, try DeviceMessage(decoding: message)))
                 }
             } catch {
                 let refusal = Self.refusal(for: error)
@@ -111,11 +113,12 @@ public struct IngressHandler: Sendable {
         return part
     }
 
-    private func map(_ part: DecodedPart, mapping: IngressMapping, targets: [String: TwinTarget]) -> MappedPart {
+    private func map(_ part: DecodedPart, of messages: [KafkaConsumerMessage], mapping: IngressMapping, targets: [String: TwinTarget]) -> MappedPart {
         var mapper = CommandMapper(mapping: mapping, commandsTopic: topics.twinCommands)
         var result = MappedPart()
         result.messages.reserveCapacity(part.devices.count)
-        for (message, device) in part.devices {
+        for (position, device) in part.devices {
+            let message = messages[position]
             switch mapper.command(for: device, from: message, target: targets[device.deviceID]) {
             case .command(let command):
                 result.messages.append(command)
