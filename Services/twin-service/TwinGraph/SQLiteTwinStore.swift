@@ -312,15 +312,23 @@ public final class SQLiteTwinStore: TwinStore {
         var purge = KeyPurge()
         guard let cutoff = try await pool.read({ db in try Self.lastKey(recordedBefore: time, db) }) else { return purge }
         while true {
-            let started = ContinuousClock.now
-            let (deleted, done) = try await pool.write { db -> (Int, Bool) in
-                guard let first = try Int64.fetchOne(db, sql: "SELECT MIN(rowid) FROM idempotency_keys"), first <= cutoff else { return (0, true) }
-                try db.execute(sql: "DELETE FROM idempotency_keys WHERE rowid <= ?", arguments: [min(cutoff, first + Self.keyPurgeChunk - 1)])
-                return (db.changesCount, first + Self.keyPurgeChunk > cutoff)
+            // Timed in the writer, commit included: how long other writes wait behind this step.
+            let (deleted, done, took) = try await pool.writeWithoutTransaction { db -> (Int, Bool, Duration) in
+                let started = ContinuousClock.now
+                var deleted = 0
+                var done = true
+                try db.inTransaction {
+                    guard let first = try Int64.fetchOne(db, sql: "SELECT MIN(rowid) FROM idempotency_keys"), first <= cutoff else { return .commit }
+                    try db.execute(sql: "DELETE FROM idempotency_keys WHERE rowid <= ?", arguments: [min(cutoff, first + Self.keyPurgeChunk - 1)])
+                    deleted = db.changesCount
+                    done = first + Self.keyPurgeChunk > cutoff
+                    return .commit
+                }
+                return (deleted, done, ContinuousClock.now - started)
             }
             purge.forgotten += deleted
             purge.steps += 1
-            purge.longestStep = max(purge.longestStep, ContinuousClock.now - started)
+            purge.longestStep = max(purge.longestStep, took)
             if done { return purge }
             await Task.yield()
         }

@@ -251,8 +251,8 @@ public protocol TwinStore: Sendable {
     func deleteModel(_ id: String) async throws
 }
 
-/// What forgetting idempotency keys did: how many, in how many steps, and the longest step (the
-/// longest any other write waited for it).
+/// What forgetting idempotency keys did: how many, in how many steps, and the longest step's time
+/// in the writer (the longest any other write waited behind it).
 public struct KeyPurge: Sendable, Hashable {
     public var forgotten: Int
     public var steps: Int
