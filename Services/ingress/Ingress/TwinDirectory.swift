@@ -14,12 +14,19 @@ public struct TwinTarget: Sendable {
     public var setPaths: Set<String>
 }
 
-/// A twin's model as twin-service knows it, ready to check values against.
-public struct CheckedModel: Sendable {
-    public var id: String
+/// A twin's model as twin-service knows it, ready to check values against. A class: every twin
+/// of the model shares it, and a target is copied for every message without copying the model set.
+public final class CheckedModel: Sendable {
+    public let id: String
     /// `id` parsed once, not for every value checked.
-    public var dtmi: DTMI?
-    public var models: ModelSet
+    public let dtmi: DTMI?
+    public let models: ModelSet
+
+    public init(id: String, models: ModelSet) {
+        self.id = id
+        self.dtmi = DTMI(id)
+        self.models = models
+    }
 }
 
 /// Which twin each device is: the mapping's table, twins found through twin-service's query API by
@@ -201,7 +208,7 @@ public final class TwinDirectory: Sendable {
         } catch {
             throw TwinsClientError(description: "twin-service's model \(id) cannot be read: \(error)")
         }
-        let checked = CheckedModel(id: id, dtmi: DTMI(id), models: models)
+        let checked = CheckedModel(id: id, models: models)
         state.withLock { $0.models[id] = checked }
         return checked
     }
