@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make run: devbroker and twin-service on this host, the seed scenario loaded, until Ctrl-C.
+# make run: devbroker, twin-service and ingress on this host, the seed scenario loaded, until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.build/debug
@@ -24,6 +24,9 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
+"$bin/ingress" 2> .twinflow/ingress.log &
+pids+=($!)
+
 # The seed scenario: Rooms with Thermostats by rel_has_thermostat (skipped when already loaded).
 if ! "$bin/twinctl" models get 'dtmi:contosocom:DigitalTwins:Room;1' >/dev/null 2>&1; then
   "$bin/twinctl" models upload deploy/models/seed >/dev/null
@@ -40,7 +43,8 @@ Twinflow is running (Ctrl-C stops it; logs in .twinflow/):
   twin-service        $TWINS_URL   curl $TWINS_URL/digitaltwins/Room_01
   the seed scenario   $bin/twinctl query "SELECT Room, T FROM DIGITALTWINS Room JOIN T RELATED Room.rel_has_thermostat"
   notifications       kcat -b localhost:9092 -C -t eventgrid.twin-events -f '%k %s\n'
-  a command           echo '{"id":"c1","twinId":"thermo_0001","patch":[{"op":"replace","path":"/Temperature","value":22}]}' | kcat -b localhost:9092 -P -t twins.commands -k thermo_0001
-ingress, propagator, tsi-forwarder and tsi-store join as they land.
+  ingress             http://localhost:8081/readyz
+  a device message    echo '{"systemProperties":{"iothub-connection-device-id":"thermo_0001"},"body":{"Temperature":22}}' | kcat -b localhost:9092 -P -t iothub.d2c -k thermo_0001 -X partitioner=murmur2_random
+propagator, tsi-forwarder and tsi-store join as they land.
 TXT
 wait
