@@ -141,33 +141,6 @@ struct IngressRun {
     }
 }
 
-/// kcat as a child process, its stderr kept in a file for the error when it fails.
-final class KcatProcess {
-    let process = Process()
-    private let errorFile: URL
-
-    init(_ arguments: [String]) throws {
-        errorFile = FileManager.default.temporaryDirectory.appending(path: "ingress-bench-kcat-\(UUID()).err")
-        guard FileManager.default.createFile(atPath: errorFile.path, contents: nil) else {
-            throw BenchmarkError("cannot create \(errorFile.path) for kcat's stderr")
-        }
-        process.executableURL = URL(filePath: "/usr/bin/env")
-        process.arguments = ["kcat"] + arguments
-        process.standardError = try FileHandle(forWritingTo: errorFile)
-    }
-
-    /// Waits for kcat to exit; throws with its stderr unless it exited 0.
-    func waitForSuccess() throws {
-        process.waitUntilExit()
-        defer { try? FileManager.default.removeItem(at: errorFile) }
-        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
-            let errors = (try? String(contentsOf: errorFile, encoding: .utf8)) ?? ""
-            throw BenchmarkError(
-                "kcat \(process.arguments?.dropFirst().joined(separator: " ") ?? "") exited with status \(process.terminationStatus):\n\(errors)")
-        }
-    }
-}
-
 /// The ingress release binary beside this one, on the run's topics, with this process's environment.
 final class IngressProcess {
     private let process = Process()

@@ -53,9 +53,11 @@ struct Workload {
     func kcatProduce(bootstrap: String, topic: String) throws -> Double {
         let properties = Self.producerProperties.sorted { $0.key < $1.key }.flatMap { ["-X", "\($0.key)=\($0.value)"] }
         let kcat = try KcatProcess(["-P", "-b", bootstrap, "-t", topic, "-K", "\t", "-l", kcatInput.path] + properties)
+        let output = Pipe()
+        kcat.process.standardOutput = output
         let start = ContinuousClock.now
         try kcat.run()
-        _ = kcat.output.fileHandleForReading.readDataToEndOfFile()
+        _ = output.fileHandleForReading.readDataToEndOfFile()
         try kcat.waitForSuccess()
         return (ContinuousClock.now - start).seconds
     }
@@ -65,11 +67,13 @@ struct Workload {
     func kcatConsume(bootstrap: String, topic: String) throws -> ConsumeRun {
         // `-e` ends kcat at the end of every partition, so a lost message ends the run short instead of waiting.
         let kcat = try KcatProcess(["-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-c", "\(count)", "-e", "-q", "-f", "%S\n"])
+        let kcatOutput = Pipe()
+        kcat.process.standardOutput = kcatOutput
         try kcat.run()
         var lengths = ValueLengthLines()
         var first: (at: ContinuousClock.Instant, messages: Int)?
         var last = ContinuousClock.now
-        let output = kcat.output.fileHandleForReading
+        let output = kcatOutput.fileHandleForReading
         while true {
             let chunk = output.availableData
             guard !chunk.isEmpty else { break }
@@ -142,37 +146,6 @@ struct ConsumeRun {
     var messagesTimed: Int
     var seconds: Double
     var messagesPerSecond: Double { Double(messagesTimed) / seconds }
-}
-
-/// kcat as a child process: stdout to a pipe, stderr to a file (read when it failed).
-struct KcatProcess {
-    let process = Process()
-    let output = Pipe()
-    private let errorFile: URL
-
-    init(_ arguments: [String]) throws {
-        errorFile = FileManager.default.temporaryDirectory.appending(path: "kafka-bench-kcat-\(UUID()).err")
-        guard FileManager.default.createFile(atPath: errorFile.path, contents: nil) else {
-            throw BenchmarkError("cannot create \(errorFile.path) for kcat's stderr")
-        }
-        process.executableURL = URL(filePath: "/usr/bin/env")
-        process.arguments = ["kcat"] + arguments
-        process.standardOutput = output
-        process.standardError = try FileHandle(forWritingTo: errorFile)
-    }
-
-    func run() throws { try process.run() }
-
-    /// Waits for kcat to exit; throws with its stderr unless it exited 0.
-    func waitForSuccess() throws {
-        process.waitUntilExit()
-        defer { try? FileManager.default.removeItem(at: errorFile) }
-        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
-            let errors = (try? String(contentsOf: errorFile, encoding: .utf8)) ?? ""
-            throw BenchmarkError(
-                "kcat \(process.arguments?.dropFirst().joined(separator: " ") ?? "") exited with status \(process.terminationStatus):\n\(errors)")
-        }
-    }
 }
 
 /// kcat's `%S\n` output read chunk by chunk: a count of lines and the sum of the lengths they give.
