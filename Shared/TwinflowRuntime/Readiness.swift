@@ -80,22 +80,20 @@ public final class Readiness: Service, Sendable {
     /// Whether every check passes now.
     public var isReady: Bool { evaluate().allSatisfy(\.status.ready) }
 
-    /// Runs every probe at its interval until shutdown; probes registered later are picked up.
+    /// Runs every registered probe at its interval until shutdown. Register probes before it runs
+    /// (a service's setup does): one registered later is never run, so it stays not ready.
     public func run() async throws {
+        let probes = state.withLock { $0.probes }
+        guard !probes.isEmpty else {
+            // A service that returns early ends its group: wait for the shutdown like the others.
+            try? await gracefulShutdown()
+            return
+        }
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
-                var started = 0
-                while !Task.isCancelled {
-                    let probes = self.state.withLock { $0.probes }
-                    while started < probes.count {
-                        let index = started
-                        let scheduled = probes[index]
-                        group.addTask { await self.runProbe(scheduled, index: index) }
-                        started += 1
-                    }
-                    try? await Task.sleep(for: .milliseconds(200))
+                for (index, scheduled) in probes.enumerated() {
+                    group.addTask { await self.runProbe(scheduled, index: index) }
                 }
-                group.cancelAll()
             }
         }
     }
