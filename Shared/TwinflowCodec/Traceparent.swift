@@ -2,6 +2,11 @@
 public enum Traceparent {
     /// A new sampled trace, for a change whose cause carried none.
     public static func random() -> String {
+        String(decoding: randomBytes(), as: UTF8.self)
+    }
+
+    /// ``random()`` as UTF-8 bytes, for a writer that builds a message's bytes directly.
+    public static func randomBytes() -> [UInt8] {
         let (high, low) = RandomID.next128()
         let (parent, _) = RandomID.next128()
         var text = Array("00-".utf8)
@@ -9,7 +14,7 @@ public enum Traceparent {
         text.append(UInt8(ascii: "-"))
         text += RandomID.hexDigits(parent | 1)
         text += Array("-01".utf8)
-        return String(decoding: text, as: UTF8.self)
+        return text
     }
 
     /// True when `value` has the version-00 shape.

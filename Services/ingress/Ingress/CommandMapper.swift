@@ -121,20 +121,10 @@ struct CommandMapper {
         return nil
     }
 
-    /// A new sampled trace, `"00-<32 hex>-<16 hex>-01"`, written straight into the command's bytes.
+    /// A new sampled trace (``Traceparent/random()``), written as a JSON string into the command's bytes.
     static func writeNewTraceparent(into out: inout [UInt8]) {
-        func hex(_ word: Int64) {
-            let bits = UInt64(bitPattern: word)
-            for shift in stride(from: 60, through: 0, by: -4) {
-                let nibble = UInt8((bits >> UInt64(shift)) & 0xF)
-                out.append(nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10)
-            }
-        }
-        out += #""00-"#.utf8
-        hex(RandomID.int64())
-        hex(RandomID.int64())
-        out.append(UInt8(ascii: "-"))
-        hex(RandomID.int64())
-        out += #"-01""#.utf8
+        out.append(UInt8(ascii: "\""))
+        out += Traceparent.randomBytes()
+        out.append(UInt8(ascii: "\""))
     }
 }

@@ -168,7 +168,7 @@ public struct IngressHandler: Sendable {
         if error.reason.hasPrefix("not valid JSON") || error.reason.contains("not base64") || error.reason.contains("has no value") {
             return .notJSON
         }
-        if error.field.hasPrefix("systemProperties") { return .noDeviceID }
+        if error.field == "systemProperties" || error.field == "systemProperties.\(DeviceMessage.deviceIDProperty)" { return .noDeviceID }
         return .notADeviceMessage
     }
 }
