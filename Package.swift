@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "twin-service", targets: ["twin-service"]),
         .executable(name: "twinctl", targets: ["twinctl"]),
         .executable(name: "ingress", targets: ["ingress"]),
+        .executable(name: "propagator", targets: ["propagator"]),
         .executable(name: "kafka-bench", targets: ["kafka-bench"]),
         .executable(name: "twin-bench", targets: ["twin-bench"]),
         .executable(name: "command-bench", targets: ["command-bench"]),
@@ -147,6 +148,33 @@ let package = Package(
                 "TwinflowRuntime",
             ],
             path: "Services/ingress/Main",
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: propagator
+
+        .target(
+            name: "Propagator",
+            dependencies: [
+                "TwinGraph",
+                "TwinflowCodec",
+                "TwinflowKafka",
+                "TwinflowRuntime",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Services/propagator/Propagator",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "propagator",
+            dependencies: [
+                .target(name: "CTCMalloc", condition: .when(platforms: [.linux])),
+                "Propagator",
+                "TwinflowRuntime",
+            ],
+            path: "Services/propagator/Main",
             swiftSettings: swiftSettings
         ),
 
@@ -322,6 +350,19 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Tests/IngressTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PropagatorTests",
+            dependencies: [
+                "Propagator",
+                "TwinGraph",
+                "TwinflowCodec",
+                "TwinflowKafka",
+                "TwinflowTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/PropagatorTests",
             swiftSettings: swiftSettings
         ),
     ]

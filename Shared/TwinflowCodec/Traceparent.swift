@@ -17,6 +17,15 @@ public enum Traceparent {
         return text
     }
 
+    /// A span in `parent`'s trace: the same trace ID and flags, a new parent ID; a new trace when
+    /// `parent` is missing or not valid.
+    public static func child(of parent: String?) -> String {
+        guard let parent, isValid(parent) else { return random() }
+        let (span, _) = RandomID.next128()
+        let text = Array(parent.utf8)
+        return String(decoding: text[0..<36] + RandomID.hexDigits(span | 1) + text[52...], as: UTF8.self)
+    }
+
     /// True when `value` has the version-00 shape.
     public static func isValid(_ value: String) -> Bool {
         let parts = value.split(separator: "-", omittingEmptySubsequences: false)

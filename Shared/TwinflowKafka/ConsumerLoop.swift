@@ -27,15 +27,17 @@ final class ConsumerLoop: Sendable {
 
     private let client: RDKafkaClient
     private let topics: [String]
+    private let startOffsets: [KafkaTopicPartition: Int64]?
     private let maxBatchSize: Int
     private let state = Mutex(State())
     private let wakeup = DispatchSemaphore(value: 0)
     // The consumer queue (`rd_kafka_queue_get_consumer`); polled only on this loop's thread.
     nonisolated(unsafe) private let consumerQueue: OpaquePointer
 
-    init(client: RDKafkaClient, topics: [String], maxBatchSize: Int) {
+    init(client: RDKafkaClient, topics: [String], startOffsets: [KafkaTopicPartition: Int64]?, maxBatchSize: Int) {
         self.client = client
         self.topics = topics
+        self.startOffsets = startOffsets
         self.maxBatchSize = maxBatchSize
         self.consumerQueue = rd_kafka_queue_get_consumer(client.handle)
     }
@@ -115,6 +117,7 @@ final class ConsumerLoop: Sendable {
     }
 
     private func subscribe() -> KafkaError? {
+        if let startOffsets { return assign(startOffsets) }
         let list = rd_kafka_topic_partition_list_new(Int32(topics.count))
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for topic in topics {
@@ -127,7 +130,22 @@ final class ConsumerLoop: Sendable {
         return nil
     }
 
+    /// Reads the given partitions from the given offsets, outside any group.
+    private func assign(_ offsets: [KafkaTopicPartition: Int64]) -> KafkaError? {
+        let list = rd_kafka_topic_partition_list_new(Int32(offsets.count))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for (topicPartition, offset) in offsets {
+            rd_kafka_topic_partition_list_add(list, topicPartition.topic, topicPartition.partition).pointee.offset = offset
+        }
+        let err = rd_kafka_assign(client.handle, list)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            return .rdkafka(.consume, err, message: "assign \(offsets.count) partitions: \(String(cString: rd_kafka_err2str(err)))")
+        }
+        return nil
+    }
+
     private func commitStored() -> Result<Void, KafkaError> {
+        if startOffsets != nil { return .success(()) }
         let err = rd_kafka_commit(client.handle, nil, 0)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET else {
             return .failure(.rdkafka(.commit, err))

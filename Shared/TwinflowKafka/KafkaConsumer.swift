@@ -29,7 +29,8 @@ public final class KafkaConsumer: Sendable {
         self.membership = membership
         self.logger = logger
         rd_kafka_poll_set_consumer(client.handle)
-        self.loop = ConsumerLoop(client: client, topics: configuration.topics, maxBatchSize: max(1, configuration.maxBatchSize))
+        self.loop = ConsumerLoop(
+            client: client, topics: configuration.topics, startOffsets: configuration.startOffsets, maxBatchSize: max(1, configuration.maxBatchSize))
         loop.start()
     }
 

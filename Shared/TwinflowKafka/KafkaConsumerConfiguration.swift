@@ -12,6 +12,9 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var maxBatchSize: Int
     /// How often stored offsets are committed in the background.
     public var commitInterval: Duration
+    /// When set, the consumer reads these partitions from these offsets, outside any group: it
+    /// neither joins a group nor commits (for a view every instance keeps of a whole topic).
+    public var startOffsets: [KafkaTopicPartition: Int64]?
 
     public init(
         kafka: KafkaConfiguration,
@@ -27,6 +30,18 @@ public struct KafkaConsumerConfiguration: Sendable {
         self.clientID = clientID
         self.maxBatchSize = maxBatchSize
         self.commitInterval = commitInterval
+    }
+
+    /// A consumer of every partition in `startOffsets`, from those offsets, in no group: nothing is
+    /// committed, and every instance that reads this way sees the whole topic.
+    public static func reading(
+        _ startOffsets: [KafkaTopicPartition: Int64], kafka: KafkaConfiguration, clientID: String = "twinflow", maxBatchSize: Int = 1000
+    ) -> KafkaConsumerConfiguration {
+        var configuration = KafkaConsumerConfiguration(
+            kafka: kafka, groupID: "\(clientID)-reader", topics: Array(Set(startOffsets.keys.map(\.topic))).sorted(), clientID: clientID,
+            maxBatchSize: maxBatchSize)
+        configuration.startOffsets = startOffsets
+        return configuration
     }
 
     /// Twinflow's consumer defaults: offsets are stored only when a batch is marked done
@@ -65,6 +80,7 @@ public struct KafkaConsumerConfiguration: Sendable {
         var properties = kafka.clientProperties(defaults: defaults)
         // Not overridable: storing offsets at poll time would count messages consumed before they were handled.
         properties["enable.auto.offset.store"] = "false"
+        if startOffsets != nil { properties["enable.auto.commit"] = "false" }
         return properties
     }
 }

@@ -167,25 +167,7 @@ import TwinflowTestSupport
     }
 }
 
-/// `ingress` as a child process; a killed member's partitions move on once its session expires.
+/// `ingress` as a child process.
 func ingressProcess(bootstrap: String, twinsURL: String, port: Int, extra: [String: String] = [:]) throws -> ChildProcess {
-    var environment = ProcessInfo.processInfo.environment
-    environment["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
-    environment["TWINS_URL"] = twinsURL
-    environment["HTTP_PORT"] = "\(port)"
-    environment["LOG_LEVEL"] = "error"
-    environment["KAFKA_CONFIG_SESSION_TIMEOUT_MS"] = "6000"
-    environment["KAFKA_CONFIG_HEARTBEAT_INTERVAL_MS"] = "1000"
-    environment.merge(extra) { _, new in new }
-    return try ChildProcess("ingress", environment: environment)
-}
-
-/// `twin-service` as a child process with a store of its own.
-func twinServiceProcess(bootstrap: String, port: Int) throws -> ChildProcess {
-    var environment = ProcessInfo.processInfo.environment
-    environment["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
-    environment["TWINFLOW_DATA_DIR"] = ScratchDirectory.make("ingress-e2e").path
-    environment["HTTP_PORT"] = "\(port)"
-    environment["LOG_LEVEL"] = "error"
-    return try ChildProcess("twin-service", environment: environment)
+    try serviceProcess("ingress", bootstrap: bootstrap, port: port, environment: ["TWINS_URL": twinsURL].merging(extra) { _, new in new })
 }

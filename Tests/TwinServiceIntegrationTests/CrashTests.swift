@@ -101,16 +101,3 @@ extension JSONValue {
         return array[index]
     }
 }
-
-/// `twin-service` as a child process on the devbroker.
-func twinServiceProcess(bootstrap: String, dataDirectory: URL) throws -> ChildProcess {
-    var environment = ProcessInfo.processInfo.environment
-    environment["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
-    environment["TWINFLOW_DATA_DIR"] = dataDirectory.path
-    environment["HTTP_PORT"] = "\(Int.random(in: 30000..<40000))"
-    environment["LOG_LEVEL"] = "error"
-    // A killed member's partitions wait for its session to expire before they move on.
-    environment["KAFKA_CONFIG_SESSION_TIMEOUT_MS"] = "6000"
-    environment["KAFKA_CONFIG_HEARTBEAT_INTERVAL_MS"] = "1000"
-    return try ChildProcess("twin-service", environment: environment)
-}

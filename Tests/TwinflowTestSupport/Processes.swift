@@ -123,6 +123,7 @@ enum SourceTree {
         case "devbroker": ["Services/devbroker", "Shared/KafkaRecords", "Shared/TwinflowKafka", "Shared/TwinflowCodec"]
         case "twinctl": ["Services/twinctl", "Shared/KafkaRecords", "Shared/TwinflowCodec"]
         case "ingress": ["Services/ingress", "Services/twin-service/TwinGraph", "Shared"]
+        case "propagator": ["Services/propagator", "Services/twin-service/TwinGraph", "Shared"]
         default: ["Services/\(executable)", "Shared"]
         }
     }

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import TwinGraph
 import TwinflowCodec
+import TwinflowRuntime
 
 /// The twin a device's messages go to, as the mapping and twin-service said.
 public struct TwinTarget: Sendable {

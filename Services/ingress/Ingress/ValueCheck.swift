@@ -22,7 +22,7 @@ enum ValueCheck {
         guard let name = mapping.to.tokens.first, let property = interface.properties[name] else {
             return "\(interface.id) has no property '\(mapping.to.tokens.first ?? "")' (for \(target))"
         }
-        guard let schema = schema(property.schema, following: mapping.to.tokens.dropFirst(), in: model.models) else { return nil }
+        guard let schema = model.models.schema(property.schema, following: mapping.to.tokens.dropFirst()) else { return nil }
         do {
             try model.models.validate(value, against: schema, at: target)
             return nil
@@ -46,19 +46,6 @@ enum ValueCheck {
             }
             return nil
         default: return nil
-        }
-    }
-
-    private static func schema(_ schema: Schema, following tokens: ArraySlice<String>, in models: ModelSet) -> Schema? {
-        guard let token = tokens.first else { return schema }
-        switch schema {
-        case .object(let fields):
-            guard let field = fields.first(where: { $0.name == token }) else { return nil }
-            return Self.schema(field.schema, following: tokens.dropFirst(), in: models)
-        case .map(_, let value): return Self.schema(value, following: tokens.dropFirst(), in: models)
-        case .array(let element): return Self.schema(element, following: tokens.dropFirst(), in: models)
-        case .reference(let id): return models.schema(id).flatMap { Self.schema($0, following: tokens, in: models) }
-        case .primitive, .enumeration: return nil
         }
     }
 }

@@ -27,7 +27,7 @@ extension DigitalTwinGraph {
         let laneCount = commands.count < 64 ? 1 : 2
         return PreparedCommands(
             commands: commands,
-            origins: commands.map { ChangeOrigin(traceparent: $0.traceparent) },
+            origins: commands.map { ChangeOrigin(traceparent: $0.traceparent, hop: $0.hop) },
             laneCount: laneCount,
             lanes: commands.map { PatchPreparation.lane(of: $0.twinID, among: laneCount) }
         )

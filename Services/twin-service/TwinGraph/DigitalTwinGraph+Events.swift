@@ -12,13 +12,17 @@ public enum EventType {
     public static let telemetry = "microsoft.iot.telemetry"
 }
 
-/// What caused a change: the trace its notification continues.
+/// What caused a change: the trace its notification continues, and the propagation step it came from.
 public struct ChangeOrigin: Sendable, Hashable {
     public var traceparent: String
+    /// How many propagation steps led to the change (a command's `hop`); notifications carry it as
+    /// ``TwinNotification/hopExtension`` when it is not 0.
+    public var hop: Int
 
     /// `traceparent` when it is valid W3C trace context, otherwise a new trace.
-    public init(traceparent: String? = nil) {
+    public init(traceparent: String? = nil, hop: Int = 0) {
         self.traceparent = traceparent.flatMap { Traceparent.isValid($0) ? $0 : nil } ?? Traceparent.random()
+        self.hop = hop
     }
 }
 
@@ -81,7 +85,8 @@ extension DigitalTwinGraph {
             twinID: twinID,
             attributes: CloudEventAttributes(
                 id: RandomID.uuid(), type: type, source: instanceName, subject: subject, time: time,
-                dataContentType: "application/json", traceparent: origin.traceparent
+                dataContentType: "application/json", traceparent: origin.traceparent,
+                extensions: origin.hop > 0 ? [TwinNotification.hopExtension: String(origin.hop)] : [:]
             ),
             data: data
         )

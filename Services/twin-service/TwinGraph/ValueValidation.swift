@@ -134,3 +134,28 @@ extension ModelSet {
         }
     }
 }
+
+extension ModelSet {
+    /// The schema of the value at `tokens` inside a value of `schema` (following objects' fields,
+    /// maps' values, arrays' elements and schema references), or `nil` when the path leaves what
+    /// the schema describes.
+    public func schema(_ schema: Schema, following tokens: ArraySlice<String>) -> Schema? {
+        guard let token = tokens.first else { return schema }
+        switch schema {
+        case .object(let fields):
+            guard let field = fields.first(where: { $0.name == token }) else { return nil }
+            return self.schema(field.schema, following: tokens.dropFirst())
+        case .map(_, let value): return self.schema(value, following: tokens.dropFirst())
+        case .array(let element): return self.schema(element, following: tokens.dropFirst())
+        case .reference(let id): return self.schema(id).flatMap { self.schema($0, following: tokens) }
+        case .primitive, .enumeration: return nil
+        }
+    }
+
+    /// The schema of the twin value at `pointer` (a property, or a path inside one) for a twin of
+    /// `model`, or `nil` when the model or the path is not known.
+    public func schema(ofTwinValueAt pointer: JSONPointer, model: DTMI) -> Schema? {
+        guard let name = pointer.tokens.first, let property = resolvedInterface(model)?.properties[name] else { return nil }
+        return schema(property.schema, following: pointer.tokens.dropFirst())
+    }
+}

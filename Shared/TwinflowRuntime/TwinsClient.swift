@@ -5,7 +5,7 @@ import TwinflowCodec
 import FoundationNetworking
 #endif
 
-/// The few calls ingress makes to twin-service's REST API (`TWINS_URL`), which is ADT's.
+/// The calls services make to twin-service's REST API (`TWINS_URL`), which is ADT's.
 public struct TwinsClient: Sendable {
     public let baseURL: URL
     private let session: URLSession
@@ -33,6 +33,12 @@ public struct TwinsClient: Sendable {
         let reply = try await send("GET", path: "models", query: query)
         if reply.status == 404 { return nil }
         let page = try reply.json(expecting: 200)
+        return (page["value"]?.arrayValue ?? []).compactMap { $0["model"] }
+    }
+
+    /// `GET /models?includeModelDefinition=true`: the definitions of every model twin-service holds.
+    public func allModelDefinitions() async throws(TwinsClientError) -> [JSONValue] {
+        let page = try await send("GET", path: "models", query: "includeModelDefinition=true").json(expecting: 200)
         return (page["value"]?.arrayValue ?? []).compactMap { $0["model"] }
     }
 
@@ -106,7 +112,11 @@ public struct TwinsClient: Sendable {
     }
 }
 
-/// twin-service did not answer, or answered something ingress cannot use.
+/// twin-service did not answer, or answered something the service cannot use.
 public struct TwinsClientError: Error, Sendable, CustomStringConvertible {
     public var description: String
+
+    public init(description: String) {
+        self.description = description
+    }
 }

@@ -1,0 +1,145 @@
+import TwinGraph
+import TwinflowCodec
+
+/// The propagator's decisions for a batch of twin notifications, made against the relationship
+/// view: which parents get which value, and what is left out and why. Pure bookkeeping in memory;
+/// the handler sends what it decides.
+struct Propagation {
+    /// A patch for a parent, caused by one notification.
+    struct Output {
+        var position: Int
+        var command: TwinCommand
+    }
+
+    struct Outcome {
+        var outputs: [Output] = []
+        /// Notifications whose value does not fit the parent's model, by position, with the reason.
+        var refused: [(position: Int, reason: String)] = []
+        var counts = PropagatorCounters.Counts()
+        /// Twins to name in the log, once each: children with no parent, and changes stopped by the hop limit.
+        var orphans: [String] = []
+        var hopLimited: [String] = []
+    }
+
+    let rules: [PropagationRule]
+    let hopLimit: Int
+    /// How long a value sent to a parent counts as on its way (after that, sending it again is not skipped).
+    let pendingTimeout: Duration
+
+    /// The rules a notification's change falls under: its model matches and the change touches the
+    /// rule's source property.
+    func matchingRules(_ notification: TwinNotification, models: ModelSet) -> [(rule: PropagationRule, change: TwinNotification.ValueChange)] {
+        switch notification.change {
+        case .twinCreated, .twinUpdated: break
+        default: return []
+        }
+        return rules.compactMap { rule in
+            guard models.matches(notification.modelID, rule), let change = notification.value(at: rule.sourceProperty) else { return nil }
+            return (rule, change)
+        }
+    }
+
+    /// Whether any notification falls under a rule but has no parent in the view yet.
+    func hasOrphans(_ notifications: [(position: Int, notification: TwinNotification)], in state: RelationshipView.State, models: ModelSet) -> Bool {
+        notifications.contains { _, notification in
+            matchingRules(notification, models: models).contains { state.parents(of: notification.twinID, by: $0.rule).isEmpty }
+        }
+    }
+
+    /// Decides the batch, in order, updating the view with each change first (so an aggregate
+    /// counts the value that triggered it) and `memory` with the newest sequence per child and rule.
+    func decide(
+        _ notifications: [(position: Int, notification: TwinNotification)], view: inout RelationshipView.State, memory: inout [String: Int64],
+        models: ModelSet, tracked: Set<JSONPointer>, now: ContinuousClock.Instant
+    ) -> Outcome {
+        var outcome = Outcome()
+        for (position, notification) in notifications {
+            let matches = matchingRules(notification, models: models)
+            RelationshipView.updateValues(notification, in: &view, tracked: tracked)
+            for (rule, change) in matches {
+                let memoryKey = "\(rule.key)\u{0}\(notification.twinID)"
+                if let sequence = notification.sequence {
+                    if let newest = memory[memoryKey], sequence <= newest {
+                        outcome.counts.stale += 1
+                        continue
+                    }
+                    memory[memoryKey] = sequence
+                }
+                let parents = view.parents(of: notification.twinID, by: rule)
+                if parents.isEmpty {
+                    outcome.counts.orphans += 1
+                    outcome.orphans.append(notification.twinID)
+                    continue
+                }
+                if notification.hop + 1 > hopLimit {
+                    outcome.counts.hopLimited += 1
+                    outcome.hopLimited.append(notification.twinID)
+                    continue
+                }
+                for parent in parents {
+                    guard let value = self.value(for: parent, by: rule, change: change, in: view) else {
+                        outcome.counts.noValue += 1
+                        continue
+                    }
+                    if let problem = models.problem(with: value, at: rule.targetProperty, model: view.twins[parent]?.model) {
+                        outcome.refused.append((position, "\(rule) cannot set \(parent)'s \(rule.targetProperty): \(problem)"))
+                        continue
+                    }
+                    if isHeld(value, by: parent, at: rule.targetProperty, in: view, now: now) {
+                        outcome.counts.unchanged += 1
+                        continue
+                    }
+                    view.pending[parent, default: [:]][rule.targetProperty] = (value, now)
+                    outcome.outputs.append(Output(position: position, command: command(parent, rule, value, cause: notification)))
+                    outcome.counts.propagated += 1
+                }
+            }
+        }
+        return outcome
+    }
+
+    /// The value `rule` gives `parent`: the child's own for `copy`, else made from every child's
+    /// current number; `nil` when there is nothing to set.
+    private func value(
+        for parent: String, by rule: PropagationRule, change: TwinNotification.ValueChange, in view: RelationshipView.State
+    ) -> JSONValue? {
+        guard rule.kind.aggregates else {
+            if case .set(let value) = change { return value }
+            return nil
+        }
+        let numbers = view.children(of: parent, by: rule).compactMap { view.value(of: $0, at: rule.sourceProperty)?.doubleValue }.filter(\.isFinite)
+        guard !numbers.isEmpty else { return nil }
+        switch rule.kind {
+        case .average: return .double(numbers.reduce(0, +) / Double(numbers.count))
+        case .min: return Self.number(numbers.min()!)
+        case .max: return Self.number(numbers.max()!)
+        case .copy: return nil
+        }
+    }
+
+    /// A whole number as an integer, so an integer property takes a minimum or maximum of integers.
+    private static func number(_ value: Double) -> JSONValue {
+        if value.rounded() == value, abs(value) < 9e15 { return .integer(Int64(value)) }
+        return .double(value)
+    }
+
+    /// Whether `parent` holds `value` already, or is about to: the view shows it and nothing else
+    /// is on its way, or this instance sent it a moment ago.
+    private func isHeld(
+        _ value: JSONValue, by parent: String, at pointer: JSONPointer, in view: RelationshipView.State, now: ContinuousClock.Instant
+    ) -> Bool {
+        if let pending = view.pending[parent]?[pointer], now - pending.sent < pendingTimeout {
+            return pending.value == value
+        }
+        return view.value(of: parent, at: pointer) == value
+    }
+
+    /// The patch for `parent`: its ID is derived from the cause's ID and the rule, so a notification
+    /// read twice makes the same command, which twin-service applies once.
+    private func command(_ parent: String, _ rule: PropagationRule, _ value: JSONValue, cause: TwinNotification) -> TwinCommand {
+        TwinCommand(
+            id: "\(cause.attributes.id)/\(rule.key)/\(parent)", twinID: parent,
+            patch: JSONPatch([.add(path: rule.targetProperty, value: value)]), causationID: cause.attributes.id, hop: cause.hop + 1,
+            traceparent: Traceparent.child(of: cause.attributes.traceparent))
+    }
+}

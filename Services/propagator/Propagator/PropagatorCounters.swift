@@ -1,0 +1,53 @@
+import Synchronization
+
+/// What the propagator did with the notifications it consumed, counted once each (after the
+/// batch's outputs were delivered), served at `GET /metrics` in Prometheus' text format.
+public final class PropagatorCounters: Sendable {
+    public struct Counts: Sendable, Hashable {
+        /// Patch commands sent to parents.
+        public var propagated = 0
+        /// Parents that held the value already (or had it on its way): nothing sent.
+        public var unchanged = 0
+        /// Changes older than one already propagated for the same child and rule.
+        public var stale = 0
+        /// Changes of twins with no parent under the rule.
+        public var orphans = 0
+        /// Changes not propagated because the hop limit was reached (long chains, cycles).
+        public var hopLimited = 0
+        /// Changes that gave the rule no value (a copied property removed, an aggregate with no numbers).
+        public var noValue = 0
+        public var deadLettered = 0
+
+        public init() {}
+
+        mutating func add(_ other: Counts) {
+            propagated += other.propagated
+            unchanged += other.unchanged
+            stale += other.stale
+            orphans += other.orphans
+            hopLimited += other.hopLimited
+            noValue += other.noValue
+            deadLettered += other.deadLettered
+        }
+    }
+
+    private let counts = Mutex(Counts())
+
+    public init() {}
+
+    public var current: Counts { counts.withLock { $0 } }
+
+    func add(_ batch: Counts) {
+        counts.withLock { $0.add(batch) }
+    }
+
+    /// The counts in Prometheus' text format.
+    public var prometheusText: String {
+        let counts = current
+        let rows: [(String, Int)] = [
+            ("propagated", counts.propagated), ("unchanged", counts.unchanged), ("stale", counts.stale), ("orphans", counts.orphans),
+            ("hop_limited", counts.hopLimited), ("no_value", counts.noValue), ("dead_letters", counts.deadLettered),
+        ]
+        return rows.map { "# TYPE twinflow_propagator_\($0.0)_total counter\ntwinflow_propagator_\($0.0)_total \($0.1)\n" }.joined()
+    }
+}

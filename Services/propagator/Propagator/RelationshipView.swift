@@ -1,0 +1,179 @@
+import Synchronization
+import TwinflowCodec
+
+/// What the propagator knows of the twin graph, kept in memory so that no event costs a round trip:
+/// the relationships its rules follow, and each twin's model and values of the properties its rules
+/// read or write. Loaded from twin-service's API at start, then kept current from the notifications
+/// on `eventgrid.twin-events` (every partition, whichever this instance owns in its group).
+///
+/// Values are kept per twin with the `sequence` of the notification that set them, so a notification
+/// read twice, or late, never takes a twin back to an older value.
+public final class RelationshipView: Sendable {
+    struct Edge: Sendable, Hashable {
+        var source: String
+        var target: String
+    }
+
+    struct TwinState: Sendable {
+        var sequence: Int64 = -1
+        var model: String?
+        var values: [JSONPointer: JSONValue] = [:]
+    }
+
+    struct State: Sendable {
+        /// Relationships by name, then by ID.
+        var edges: [String: [String: Edge]] = [:]
+        /// Relationship IDs by name, then by source twin; and by target twin.
+        var bySource: [String: [String: Set<String>]] = [:]
+        var byTarget: [String: [String: Set<String>]] = [:]
+        var twins: [String: TwinState] = [:]
+        /// Values this instance sent to parents that the view has not seen them take yet, with when.
+        var pending: [String: [JSONPointer: (value: JSONValue, sent: ContinuousClock.Instant)]] = [:]
+        var loaded = false
+        var relationshipCount = 0
+    }
+
+    let tracked: Set<JSONPointer>
+    let names: Set<String>
+    private let state = Mutex(State())
+
+    /// A view of the relationships named `names`, keeping the values at `tracked`.
+    public init(names: Set<String>, tracked: Set<JSONPointer>) {
+        self.names = names
+        self.tracked = tracked
+    }
+
+    public var isLoaded: Bool { state.withLock { $0.loaded } }
+
+    /// Relationships held, and twins with values held.
+    public var size: (relationships: Int, twins: Int) { state.withLock { ($0.relationshipCount, $0.twins.count) } }
+
+    /// Replaces the view with a snapshot from twin-service: its relationships, and its twins'
+    /// documents. Values already known from newer notifications stay.
+    func load(relationships: [TwinNotification.Relationship], twins: [String: JSONValue]) {
+        state.withLock { state in
+            var fresh = State()
+            for relationship in relationships { Self.add(relationship, to: &fresh) }
+            for (id, document) in twins {
+                var twin = TwinState(sequence: -1, model: document["$metadata"]?["$model"]?.stringValue)
+                for pointer in tracked {
+                    if let value = document.value(at: pointer) { twin.values[pointer] = value }
+                }
+                fresh.twins[id] = twin
+            }
+            for (id, known) in state.twins where known.sequence >= 0 { fresh.twins[id] = known }
+            fresh.pending = state.pending
+            fresh.loaded = true
+            state = fresh
+        }
+    }
+
+    /// Applies a notification: relationships added or removed, values and models updated.
+    func apply(_ notification: TwinNotification) {
+        state.withLock { state in Self.apply(notification, to: &state, tracked: tracked, names: names) }
+    }
+
+    func apply(_ notifications: [TwinNotification]) {
+        state.withLock { state in
+            for notification in notifications { Self.apply(notification, to: &state, tracked: tracked, names: names) }
+        }
+    }
+
+    /// Runs `body` with the view held still.
+    func withState<Result>(_ body: (inout State) -> Result) -> Result {
+        state.withLock { body(&$0) }
+    }
+
+    static func apply(_ notification: TwinNotification, to state: inout State, tracked: Set<JSONPointer>, names: Set<String>) {
+        switch notification.change {
+        case .relationshipCreated(let relationship):
+            if names.contains(relationship.name) { add(relationship, to: &state) }
+        case .relationshipDeleted(let relationship):
+            if names.contains(relationship.name) { remove(relationship, from: &state) }
+        case .relationshipUpdated:
+            return
+        case .twinDeleted:
+            state.twins[notification.twinID] = nil
+        case .twinCreated, .twinUpdated:
+            updateValues(notification, in: &state, tracked: tracked)
+        }
+    }
+
+    /// Takes a twin change's values, unless the view already holds a newer change of the twin.
+    /// Returns false for a stale notification.
+    @discardableResult
+    static func updateValues(_ notification: TwinNotification, in state: inout State, tracked: Set<JSONPointer>) -> Bool {
+        var twin = state.twins[notification.twinID] ?? TwinState()
+        if let sequence = notification.sequence {
+            guard sequence > twin.sequence else { return false }
+            twin.sequence = sequence
+        }
+        if case .twinCreated = notification.change { twin.values = [:] }
+        if let model = notification.modelID { twin.model = model }
+        for pointer in tracked {
+            switch notification.value(at: pointer) {
+            case .set(let value)?:
+                twin.values[pointer] = value
+                if state.pending[notification.twinID]?[pointer]?.value == value {
+                    state.pending[notification.twinID]?[pointer] = nil
+                    if state.pending[notification.twinID]?.isEmpty == true { state.pending[notification.twinID] = nil }
+                }
+            case .removed?, .changedInside?: twin.values[pointer] = nil
+            case nil: break
+            }
+        }
+        state.twins[notification.twinID] = twin
+        return true
+    }
+
+    static func add(_ relationship: TwinNotification.Relationship, to state: inout State) {
+        let name = relationship.name
+        if let old = state.edges[name]?[relationship.id] {
+            state.bySource[name]?[old.source]?.remove(relationship.id)
+            state.byTarget[name]?[old.target]?.remove(relationship.id)
+        } else {
+            state.relationshipCount += 1
+        }
+        state.edges[name, default: [:]][relationship.id] = Edge(source: relationship.sourceID, target: relationship.targetID)
+        state.bySource[name, default: [:]][relationship.sourceID, default: []].insert(relationship.id)
+        state.byTarget[name, default: [:]][relationship.targetID, default: []].insert(relationship.id)
+    }
+
+    static func remove(_ relationship: TwinNotification.Relationship, from state: inout State) {
+        let name = relationship.name
+        guard let old = state.edges[name]?.removeValue(forKey: relationship.id) else { return }
+        state.relationshipCount -= 1
+        state.bySource[name]?[old.source]?.remove(relationship.id)
+        if state.bySource[name]?[old.source]?.isEmpty == true { state.bySource[name]?[old.source] = nil }
+        state.byTarget[name]?[old.target]?.remove(relationship.id)
+        if state.byTarget[name]?[old.target]?.isEmpty == true { state.byTarget[name]?[old.target] = nil }
+    }
+}
+
+extension RelationshipView.State {
+    /// The parents of `child` under `rule`, sorted.
+    func parents(of child: String, by rule: PropagationRule) -> [String] {
+        let name = rule.relationship
+        switch rule.direction {
+        case .incoming:
+            return (byTarget[name]?[child] ?? []).compactMap { edges[name]?[$0]?.source }.sorted()
+        case .outgoing:
+            return (bySource[name]?[child] ?? []).compactMap { edges[name]?[$0]?.target }.sorted()
+        }
+    }
+
+    /// The children of `parent` under `rule`.
+    func children(of parent: String, by rule: PropagationRule) -> [String] {
+        let name = rule.relationship
+        switch rule.direction {
+        case .incoming:
+            return (bySource[name]?[parent] ?? []).compactMap { edges[name]?[$0]?.target }
+        case .outgoing:
+            return (byTarget[name]?[parent] ?? []).compactMap { edges[name]?[$0]?.source }
+        }
+    }
+
+    func value(of twin: String, at pointer: JSONPointer) -> JSONValue? {
+        twins[twin]?.values[pointer]
+    }
+}

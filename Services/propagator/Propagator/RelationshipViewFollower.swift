@@ -1,0 +1,153 @@
+import Logging
+import ServiceLifecycle
+import Synchronization
+import TwinflowCodec
+import TwinflowKafka
+import TwinflowRuntime
+
+/// Loads the relationship view from twin-service, then keeps it current from every partition of
+/// `eventgrid.twin-events`, outside the consumer group: each instance sees every relationship,
+/// whichever partitions it owns.
+///
+/// The topic's end offsets are taken before the snapshot is read, and following starts there, so
+/// a change made while the snapshot was read is applied after it (values are kept by sequence, so
+/// reading it twice does no harm). At start the models are loaded too, and rules that do not fit
+/// them stop the service.
+public final class RelationshipViewFollower: Service, Sendable {
+    private struct Progress: Sendable {
+        var partitions: Int?
+        /// The next offset to read, per partition.
+        var next: [Int32: Int64] = [:]
+        var lastError: String?
+    }
+
+    private let view: RelationshipView
+    private let catalog: ModelCatalog
+    private let rules: PropagationRules
+    private let client: TwinsClient
+    private let admin: KafkaAdmin
+    private let kafka: KafkaConfiguration
+    private let topic: String
+    private let clientID: String
+    private let retryInterval: Duration
+    private let logger: Logger
+    private let progress = Mutex(Progress())
+
+    public init(
+        view: RelationshipView, catalog: ModelCatalog, rules: PropagationRules, client: TwinsClient, admin: KafkaAdmin, kafka: KafkaConfiguration,
+        topic: String, clientID: String, retryInterval: Duration = .seconds(2), logger: Logger
+    ) {
+        self.view = view
+        self.catalog = catalog
+        self.rules = rules
+        self.client = client
+        self.admin = admin
+        self.kafka = kafka
+        self.topic = topic
+        self.clientID = clientID
+        self.retryInterval = retryInterval
+        self.logger = logger
+    }
+
+    /// For readiness: loaded (with its size), or why not yet.
+    public var status: ReadinessStatus {
+        if view.isLoaded {
+            let (relationships, twins) = view.size
+            return .ready("\(relationships) relationships (\(view.names.sorted().joined(separator: ", "))), \(twins) twins")
+        }
+        return .notReady(progress.withLock { $0.lastError } ?? "loading from twin-service")
+    }
+
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            let start = try await self.loadUntilDone()
+            try await self.follow(from: start)
+        }
+    }
+
+    private func loadUntilDone() async throws -> [KafkaTopicPartition: Int64] {
+        while true {
+            do {
+                return try await load()
+            } catch let error as RuleError {
+                throw error
+            } catch {
+                try Task.checkCancellation()
+                logger.warning("relationship view not loaded yet; trying again", metadata: ["error": "\(error)", "retryIn": "\(retryInterval)"])
+                progress.withLock { $0.lastError = "\(error)" }
+                try await Task.sleep(for: retryInterval)
+            }
+        }
+    }
+
+    private func load() async throws -> [KafkaTopicPartition: Int64] {
+        guard let partitions = try await admin.metadata().topic(named: topic)?.partitionCount, partitions > 0 else {
+            throw KafkaError(code: .metadata, message: "topic \(topic) does not exist")
+        }
+        let ends = try await admin.highWatermarks(topic: topic, partitions: partitions)
+        try catalog.load(try await client.allModelDefinitions())
+        let misfits = rules.misfits(in: catalog.current)
+        if !misfits.isEmpty { throw RuleError(misfits.joined(separator: "; ")) }
+        var relationships: [TwinNotification.Relationship] = []
+        var twins: [String: JSONValue] = [:]
+        for name in view.names.sorted() {
+            for row in try await client.query("SELECT P, C, R FROM DIGITALTWINS P JOIN C RELATED P.\(name) R") {
+                relationships.append(try TwinNotification.Relationship(decoding: row["R"]))
+                for alias in ["P", "C"] {
+                    if let twin = row[alias], let id = twin["$dtId"]?.stringValue { twins[id] = twin }
+                }
+            }
+        }
+        view.load(relationships: relationships, twins: twins)
+        logger.info("relationship view loaded", metadata: ["relationships": "\(relationships.count)", "twins": "\(twins.count)"])
+        var start: [KafkaTopicPartition: Int64] = [:]
+        for (partition, end) in ends.enumerated() { start[KafkaTopicPartition(topic: topic, partition: Int32(partition))] = end }
+        progress.withLock { progress in
+            progress.partitions = partitions
+            progress.next = Dictionary(uniqueKeysWithValues: ends.enumerated().map { (Int32($0.offset), $0.element) })
+            progress.lastError = nil
+        }
+        return start
+    }
+
+    private func follow(from start: [KafkaTopicPartition: Int64]) async throws {
+        let consumer = try KafkaConsumer(
+            configuration: .reading(start, kafka: kafka, clientID: "\(clientID)-view", maxBatchSize: 10_000), logger: logger)
+        do {
+            while let batch = try await consumer.nextBatch() {
+                var notifications: [TwinNotification] = []
+                notifications.reserveCapacity(batch.count)
+                for message in batch.messages {
+                    // What cannot be read is dead-lettered by the group's consumer, once; here it is passed over.
+                    if let notification = try? TwinNotification(decoding: message) { notifications.append(notification) }
+                }
+                view.apply(notifications)
+                progress.withLock { progress in
+                    for (topicPartition, next) in batch.nextOffsets { progress.next[topicPartition.partition] = next }
+                }
+            }
+        } catch {
+            await consumer.close()
+            throw error
+        }
+        await consumer.close()
+    }
+
+    /// Waits (at most `timeout`) until the view has applied everything on the topic now; false when
+    /// it did not get there in time.
+    public func catchUp(within timeout: Duration) async -> Bool {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        guard let partitions = progress.withLock({ $0.partitions }),
+            let ends = try? await admin.highWatermarks(topic: topic, partitions: partitions, timeout: timeout)
+        else { return false }
+        while clock.now < deadline {
+            let caughtUp = progress.withLock { progress in
+                ends.enumerated().allSatisfy { partition, end in (progress.next[Int32(partition)] ?? 0) >= end }
+            }
+            if caughtUp { return true }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        return false
+    }
+}

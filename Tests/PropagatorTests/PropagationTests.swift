@@ -1,0 +1,253 @@
+import Foundation
+import Testing
+import TwinGraph
+import TwinflowCodec
+import TwinflowKafka
+import TwinflowTestSupport
+
+@testable import Propagator
+
+/// The propagator's decisions on notifications, against a relationship view held in memory.
+struct PropagationTests {
+    static let thermostat = "dtmi:contosocom:DigitalTwins:Thermostat;1"
+    static let room = "dtmi:contosocom:DigitalTwins:Room;1"
+
+    /// The seed's models, a view with `rooms` (room → its thermostats by `rel_has_thermostat`), and
+    /// a propagation by `rules`.
+    struct Scenario {
+        var propagation: Propagation
+        var view: RelationshipView.State
+        var memory: [String: Int64] = [:]
+        let models: ModelSet
+        let tracked: Set<JSONPointer>
+
+        init(rules: PropagationRules = .seed, hopLimit: Int = 8, rooms: [String: [String]]) throws {
+            var models = ModelSet()
+            try models.add(try DTDLParser.parseUpload(try Fixtures.upload("seed")))
+            self.models = models
+            self.tracked = rules.trackedProperties
+            self.propagation = Propagation(rules: rules.rules, hopLimit: hopLimit, pendingTimeout: .seconds(10))
+            let view = RelationshipView(names: rules.relationshipNames, tracked: tracked)
+            var relationships: [TwinNotification.Relationship] = []
+            var twins: [String: JSONValue] = [:]
+            for (room, thermostats) in rooms {
+                twins[room] = ["$dtId": .string(room), "$metadata": ["$model": .string(PropagationTests.room)]]
+                for thermostat in thermostats {
+                    relationships.append(.init(id: "\(room)-\(thermostat)", name: "rel_has_thermostat", sourceID: room, targetID: thermostat))
+                    twins[thermostat] = ["$dtId": .string(thermostat), "$metadata": ["$model": .string(PropagationTests.thermostat)]]
+                }
+            }
+            view.load(relationships: relationships, twins: twins)
+            self.view = view.withState { $0 }
+        }
+
+        mutating func decide(_ notifications: [TwinNotification]) -> Propagation.Outcome {
+            propagation.decide(
+                Array(notifications.enumerated().map { ($0.offset, $0.element) }), view: &view, memory: &memory, models: models, tracked: tracked,
+                now: .now)
+        }
+    }
+
+    static func update(
+        _ twin: String, sequence: Int64, hop: Int = 0, model: String = thermostat, _ operations: [JSONPatch.Operation]
+    )
+        -> TwinNotification
+    {
+        let data: JSONValue = ["modelId": .string(model), "patch": JSONPatch(operations).json]
+        let event = CloudEvent(
+            attributes: CloudEventAttributes(
+                id: "event-\(twin)-\(sequence)", type: "Microsoft.DigitalTwins.Twin.Update", source: "twinflow", subject: twin,
+                traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", sequence: String(sequence),
+                extensions: hop > 0 ? [TwinNotification.hopExtension: String(hop)] : [:]),
+            data: data)
+        return try! TwinNotification(decoding: event.kafkaMessage(topic: "t", key: twin).value)
+    }
+
+    static func temperature(_ twin: String, _ value: JSONValue, sequence: Int64, hop: Int = 0, op: String = "replace") -> TwinNotification {
+        let path = JSONPointer(tokens: ["Temperature"])
+        return update(twin, sequence: sequence, hop: hop, [op == "add" ? .add(path: path, value: value) : .replace(path: path, value: value)])
+    }
+
+    static func values(_ outcome: Propagation.Outcome) -> [String: JSONValue] {
+        var values: [String: JSONValue] = [:]
+        for output in outcome.outputs {
+            guard case .add(_, let value)? = output.command.patch?.operations.first else { continue }
+            values[output.command.twinID] = value
+        }
+        return values
+    }
+
+    @Test func copiesAddAndReplaceToTheParentWithCausationHopTraceAndStableID() throws {
+        var scenario = try Scenario(rooms: ["room1": ["t1"], "room2": ["t2"]])
+        let outcome = scenario.decide([
+            Self.temperature("t1", 21.5, sequence: 1, op: "add"), Self.temperature("t2", 19, sequence: 1, hop: 2),
+        ])
+        #expect(Self.values(outcome) == ["room1": 21.5, "room2": 19])
+        let command = try #require(outcome.outputs.first { $0.command.twinID == "room1" }?.command)
+        #expect(command.patch == JSONPatch([.add(path: JSONPointer(tokens: ["currentTemp"]), value: 21.5)]))
+        #expect(command.causationID == "event-t1-1")
+        #expect(command.hop == 1)
+        #expect(outcome.outputs.first { $0.command.twinID == "room2" }?.command.hop == 3)
+        #expect(command.traceparent?.hasPrefix("00-0af7651916cd43dd8448eb211c80319c-") == true, "the same trace")
+        #expect(command.traceparent != "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "a span of its own")
+        #expect(command.id == "event-t1-1/\(PropagationRules.seed.rules[0].key)/room1")
+        #expect(command.kafkaMessage(topic: "twins.commands").key == Array("room1".utf8), "keyed by the parent")
+    }
+
+    @Test func aReplaceOfAWholeObjectHoldingThePropertyCounts() throws {
+        let rule = PropagationRule(
+            sourceProperty: JSONPointer(tokens: ["Front", "Temperature"]), relationship: "rel_has_thermostat",
+            targetProperty: JSONPointer(tokens: ["currentTemp"]))
+        var scenario = try Scenario(rules: PropagationRules([rule]), rooms: ["room1": ["t1"]])
+        let outcome = scenario.decide([
+            Self.update("t1", sequence: 1, [.replace(path: JSONPointer(tokens: ["Front"]), value: ["Temperature": 18.25, "Humidity": 40])])
+        ])
+        #expect(Self.values(outcome) == ["room1": 18.25])
+    }
+
+    @Test func olderChangesOfAChildAreDroppedAndTheParentEndsOnTheNewest() throws {
+        var scenario = try Scenario(rooms: ["room1": ["t1"]])
+        let outcome = scenario.decide([
+            Self.temperature("t1", 25, sequence: 5), Self.temperature("t1", 23, sequence: 3), Self.temperature("t1", 24, sequence: 4),
+        ])
+        #expect(outcome.outputs.map(\.command.twinID) == ["room1"])
+        #expect(Self.values(outcome) == ["room1": 25])
+        #expect(outcome.counts.stale == 2)
+        let again = scenario.decide([Self.temperature("t1", 25, sequence: 5)])
+        #expect(again.outputs.isEmpty && again.counts.stale == 1, "a redelivered change is stale too")
+    }
+
+    @Test func nothingIsSentWhenTheParentHoldsTheValueAlready() throws {
+        var scenario = try Scenario(rooms: ["room1": ["t1"]])
+        scenario.view.twins["room1"]?.values[JSONPointer(tokens: ["currentTemp"])] = 21
+        let outcome = scenario.decide([Self.temperature("t1", 21, sequence: 1)])
+        #expect(outcome.outputs.isEmpty)
+        #expect(outcome.counts.unchanged == 1)
+        let sent = scenario.decide([Self.temperature("t1", 22, sequence: 2)])
+        #expect(Self.values(sent) == ["room1": 22])
+        let back = scenario.decide([Self.temperature("t1", 21, sequence: 3)])
+        #expect(Self.values(back) == ["room1": 21], "22 is on its way: 21 must follow it, although the view still shows 21")
+    }
+
+    @Test func theHopLimitStopsAChangeAndNamesTheTwin() throws {
+        var scenario = try Scenario(hopLimit: 3, rooms: ["room1": ["t1"]])
+        let outcome = scenario.decide([Self.temperature("t1", 21, sequence: 1, hop: 3)])
+        #expect(outcome.outputs.isEmpty)
+        #expect(outcome.counts.hopLimited == 1)
+        #expect(outcome.hopLimited == ["t1"])
+        #expect(Self.values(scenario.decide([Self.temperature("t1", 22, sequence: 2, hop: 2)])) == ["room1": 22], "one step below the limit")
+    }
+
+    @Test func aChildWithNoParentIsCountedNotSent() throws {
+        var scenario = try Scenario(rooms: ["room1": ["t1"]])
+        let outcome = scenario.decide([Self.temperature("lonely", 21, sequence: 1)])
+        #expect(outcome.outputs.isEmpty)
+        #expect(outcome.counts.orphans == 1)
+        #expect(outcome.orphans == ["lonely"])
+    }
+
+    @Test func onlyTheRulesModelAndModelsExtendingItMatch() throws {
+        var scenario = try Scenario(rooms: ["room1": ["t1"]])
+        let outcome = scenario.decide([
+            Self.update("t1", sequence: 1, model: "dtmi:example:Other;1", [.replace(path: JSONPointer(tokens: ["Temperature"]), value: 30)])
+        ])
+        #expect(outcome.outputs.isEmpty, "the seed rule names the Thermostat model")
+    }
+
+    @Test func averageMinimumAndMaximumOverEveryChildsCurrentValue() throws {
+        for (kind, expected) in [(PropagationRule.Kind.average, JSONValue.double(21.5)), (.min, .integer(20)), (.max, .double(23.5))] {
+            let rule = PropagationRule(
+                sourceModel: Self.thermostat, sourceProperty: JSONPointer(tokens: ["Temperature"]), relationship: "rel_has_thermostat",
+                targetProperty: JSONPointer(tokens: ["currentTemp"]), kind: kind)
+            var scenario = try Scenario(rules: PropagationRules([rule]), rooms: ["room1": ["t1", "t2", "t3"]])
+            let outcome = scenario.decide([
+                Self.temperature("t1", 20, sequence: 1), Self.temperature("t2", 21, sequence: 1), Self.temperature("t3", 23.5, sequence: 1),
+            ])
+            #expect(outcome.outputs.last?.command.patch?.operations == [.add(path: JSONPointer(tokens: ["currentTemp"]), value: expected)], "\(kind)")
+        }
+    }
+
+    @Test func aValueThatDoesNotFitTheParentsModelIsRefused() throws {
+        var scenario = try Scenario(rooms: ["room1": ["t1"]])
+        let outcome = scenario.decide([Self.temperature("t1", "warm", sequence: 1)])
+        #expect(outcome.outputs.isEmpty)
+        #expect(outcome.refused.count == 1)
+        #expect(outcome.refused.first?.reason.contains("currentTemp") == true, "\(outcome.refused)")
+    }
+
+    @Test func relationshipNotificationsKeepTheViewCurrent() throws {
+        let view = RelationshipView(names: ["rel_has_thermostat"], tracked: PropagationRules.seed.trackedProperties)
+        view.load(relationships: [], twins: [:])
+        func relationship(_ type: String, _ source: String, _ target: String) -> TwinNotification {
+            let event = CloudEvent(
+                attributes: CloudEventAttributes(id: UUID().uuidString, type: type, source: "twinflow", subject: "\(source)/relationships/r1"),
+                data: [
+                    "$relationshipId": "r1", "$relationshipName": "rel_has_thermostat", "$sourceId": .string(source), "$targetId": .string(target),
+                ])
+            return try! TwinNotification(event)
+        }
+        view.apply(relationship("Microsoft.DigitalTwins.Relationship.Create", "room1", "t1"))
+        #expect(view.withState { $0.parents(of: "t1", by: PropagationRules.seed.rules[0]) } == ["room1"])
+        view.apply(relationship("Microsoft.DigitalTwins.Relationship.Delete", "room1", "t1"))
+        view.apply(relationship("Microsoft.DigitalTwins.Relationship.Create", "room2", "t1"))
+        #expect(view.withState { $0.parents(of: "t1", by: PropagationRules.seed.rules[0]) } == ["room2"])
+        #expect(view.size.relationships == 1)
+    }
+}
+
+/// The rules file and its check against the models.
+struct PropagationRulesTests {
+    @Test func theContractsExampleReadsWithItsDefaults() throws {
+        let rules = try PropagationRules(
+            json: try JSONValue.parse(
+                #"{"rules": [{"sourceModel": "dtmi:contosocom:DigitalTwins:Thermostat;1", "sourceProperty": "/Temperature", "relationship": "contains", "direction": "incoming", "targetProperty": "/Temperature", "kind": "copy"}, {"sourceProperty": "/Temperature", "relationship": "contains", "targetProperty": "/avg", "kind": "average"}]}"#
+            ))
+        #expect(rules.rules.count == 2)
+        #expect(rules.rules[0].sourceModel == "dtmi:contosocom:DigitalTwins:Thermostat;1")
+        #expect(rules.rules[1].sourceModel == nil)
+        #expect(rules.rules[1].direction == .incoming)
+        #expect(rules.rules[1].kind == .average)
+        #expect(rules.rules[0].key != rules.rules[1].key)
+        #expect(rules.relationshipNames == ["contains"])
+    }
+
+    @Test(arguments: [
+        (#"{"rules": []}"#, "empty"),
+        (#"{"rules": [{"relationship": "contains", "targetProperty": "/t"}]}"#, "rule 1 needs \"sourceProperty\""),
+        (#"{"rules": [{"sourceProperty": "Temperature", "relationship": "contains", "targetProperty": "/t"}]}"#, "JSON pointer"),
+        (#"{"rules": [{"sourceProperty": "/a", "relationship": "contains", "targetProperty": "/t", "kind": "sum"}]}"#, "copy, average, min, max"),
+        (#"{"rules": [{"sourceProperty": "/a", "relationship": "contains", "targetProperty": "/t", "direction": "up"}]}"#, "incoming, outgoing"),
+        (#"{"rules": [{"sourceProperty": "/a", "relationship": "contains", "targetProperty": "/t", "weight": 2}]}"#, "unknown member 'weight'"),
+        (#"{"rules": [{"sourceProperty": "/a", "relationship": "has space", "targetProperty": "/t"}]}"#, "relationship name"),
+    ])
+    func aBadRulesFileIsRefusedWithTheReason(text: String, reason: String) throws {
+        #expect(throws: RuleError.self) { try PropagationRules(json: try JSONValue.parse(text)) }
+        do {
+            _ = try PropagationRules(json: try JSONValue.parse(text))
+        } catch {
+            #expect("\(error)".contains(reason), "\(error)")
+        }
+    }
+
+    @Test func rulesAreCheckedAgainstTheModels() throws {
+        var models = ModelSet()
+        try models.add(try DTDLParser.parseUpload(try Fixtures.upload("seed")))
+        #expect(PropagationRules.seed.misfits(in: models).isEmpty)
+        func rules(_ json: String) throws -> PropagationRules { try PropagationRules(json: try JSONValue.parse(json)) }
+        let misspelt = try rules(
+            #"{"rules": [{"sourceModel": "dtmi:contosocom:DigitalTwins:Thermostat;1", "sourceProperty": "/Temperatur", "relationship": "rel_has_thermostat", "targetProperty": "/currentTemp"}]}"#
+        )
+        #expect(misspelt.misfits(in: models).first?.contains("has no property /Temperatur") == true, "\(misspelt.misfits(in: models))")
+        let unknownTarget = try rules(
+            #"{"rules": [{"sourceModel": "dtmi:contosocom:DigitalTwins:Thermostat;1", "sourceProperty": "/Temperature", "relationship": "rel_has_thermostat", "targetProperty": "/temp"}]}"#
+        )
+        #expect(unknownTarget.misfits(in: models).first?.contains("Room;1 has no property /temp") == true, "\(unknownTarget.misfits(in: models))")
+        let building = try Fixtures.upload("building")
+        var buildingModels = ModelSet()
+        try buildingModels.add(try DTDLParser.parseUpload(building))
+        let adtSample = try rules(#"{"rules": [{"sourceProperty": "/Temperature", "relationship": "contains", "targetProperty": "/Temperature"}]}"#)
+        #expect(adtSample.misfits(in: buildingModels).isEmpty, "\(adtSample.misfits(in: buildingModels))")
+        let wrongType = try rules(#"{"rules": [{"sourceProperty": "/Temperature", "relationship": "contains", "targetProperty": "/name"}]}"#)
+        #expect(wrongType.misfits(in: buildingModels).contains { $0.contains("is string") }, "\(wrongType.misfits(in: buildingModels))")
+    }
+}
