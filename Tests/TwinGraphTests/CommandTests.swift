@@ -196,6 +196,25 @@ import TwinflowCodec
         #expect(twin.document["$metadata"]?["Temperature"]?["sourceTime"] == "2026-11-26T16:00:00Z")
     }
 
+    /// A propagated command's hop travels on its notification (the `twinflowhop` extension), so the
+    /// next propagation step counts from it; a device's command (hop 0) adds nothing to ADT's shape.
+    @Test func aCommandsHopTravelsOnItsNotification() async throws {
+        let fixture = try await GraphFixture.seed()
+        let graph = fixture.graph
+        let before = try await graph.pendingEvents(after: 0, limit: 1000).count
+        _ = try await graph.apply([
+            TwinCommand(id: "device", twinID: "thermo_0001", patch: try setPatch(20)),
+            TwinCommand(id: "propagated", twinID: "thermo_0001", patch: try setPatch(21), causationID: "e1", hop: 3),
+        ])
+        let events = Array(try await graph.pendingEvents(after: 0, limit: 100).dropFirst(before)).map(\.event)
+        #expect(events.map { $0.attributes.extensions[TwinNotification.hopExtension] } == [nil, "3"])
+        let notification = try TwinNotification(
+            decoding: CloudEvent(attributes: events[1].attributes, data: try JSONValue.parse(events[1].data)).json.serialized())
+        #expect(notification.hop == 3)
+        #expect(notification.twinID == "thermo_0001")
+        #expect(notification.value(at: JSONPointer(tokens: ["Temperature"])) == .set(21))
+    }
+
     @Test func idempotencyKeysAreForgottenByAge() async throws {
         let fixture = try await GraphFixture.seed()
         let graph = fixture.graph

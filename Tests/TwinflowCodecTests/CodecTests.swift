@@ -251,3 +251,59 @@ import TwinflowTestSupport
         #expect(JSONPatch([]).serialized() == Array("[]".utf8))
     }
 }
+
+/// ADT's notifications as a subscriber reads them.
+struct TwinNotificationTests {
+    static func update(_ patch: JSONValue, sequence: String? = "7", extensions: [String: String] = [:]) throws -> TwinNotification {
+        let event = CloudEvent(
+            attributes: CloudEventAttributes(
+                id: "e1", type: "Microsoft.DigitalTwins.Twin.Update", source: "twinflow", subject: "thermo_0001", sequence: sequence,
+                extensions: extensions),
+            data: ["modelId": "dtmi:contosocom:DigitalTwins:Thermostat;1", "patch": patch])
+        return try TwinNotification(decoding: event.json.serialized())
+    }
+
+    @Test func theFixturesUpdateReadsWithItsTwinModelSequenceAndPatch() throws {
+        let notification = try TwinNotification(decoding: try Fixtures.file("adt-events/twin-update.json"))
+        #expect(notification.hop == 0)
+        guard case .twinUpdated(let patch) = notification.change else {
+            Issue.record("not an update: \(notification.change)")
+            return
+        }
+        #expect(patch.operations == [.replace(path: JSONPointer(tokens: ["Temperature"]), value: 21.5)])
+        #expect(notification.modelID == "dtmi:contosocom:DigitalTwins:Thermostat;1")
+        #expect(notification.twinID == "thermo_0001")
+        #expect(notification.sequence == 42)
+    }
+
+    @Test func aValueIsSetByAddOrReplaceOfItOrOfAnObjectHoldingIt() throws {
+        let temperature = JSONPointer(tokens: ["Front", "Temperature"])
+        #expect(try Self.update([["op": "add", "path": "/Front/Temperature", "value": 21]]).value(at: temperature) == .set(21))
+        #expect(try Self.update([["op": "replace", "path": "/Front", "value": ["Temperature": 22]]]).value(at: temperature) == .set(22))
+        #expect(try Self.update([["op": "replace", "path": "/Front", "value": ["Humidity": 40]]]).value(at: temperature) == .removed)
+        #expect(try Self.update([["op": "remove", "path": "/Front"]]).value(at: temperature) == .removed)
+        #expect(try Self.update([["op": "replace", "path": "/Back/Temperature", "value": 1]]).value(at: temperature) == nil)
+        #expect(
+            try Self.update([["op": "add", "path": "/Front/Temperature/unit", "value": "C"]]).value(at: temperature) == .changedInside)
+    }
+
+    @Test func sequenceAndHopAreReadAndCheckedAsNumbers() throws {
+        let notification = try Self.update([], extensions: [TwinNotification.hopExtension: "2"])
+        #expect(notification.sequence == 7)
+        #expect(notification.hop == 2)
+        #expect(throws: CodecError.self) { try Self.update([], sequence: "seven") }
+        #expect(throws: CodecError.self) { try Self.update([], extensions: [TwinNotification.hopExtension: "-1"]) }
+        #expect(throws: CodecError.self) {
+            try TwinNotification(decoding: Array(#"{"specversion":"1.0","id":"x","type":"Other","source":"s","subject":"t"}"#.utf8))
+        }
+    }
+
+    @Test func aChildSpanKeepsTheTraceAndFlags() {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        let child = Traceparent.child(of: parent)
+        #expect(Traceparent.isValid(child))
+        #expect(child.hasPrefix("00-4bf92f3577b34da6a3ce929d0e0e4736-") && child.hasSuffix("-01"))
+        #expect(child != parent)
+        #expect(Traceparent.isValid(Traceparent.child(of: "garbage")))
+    }
+}
