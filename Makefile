@@ -1,5 +1,5 @@
 # Twinflow: the two commands are `make run` and `make test`.
-.PHONY: deps build test lint format run bench bench-twins bench-commands bench-command-latency bench-ingress clean
+.PHONY: deps build test lint format run bench bench-twins bench-commands bench-command-latency bench-ingress bench-propagator clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -54,6 +54,15 @@ bench-ingress: deps
 	swift build -c release --product ingress
 	swift build -c release --product ingress-bench
 	.build/release/ingress-bench
+
+## Thermostat updates propagated to rooms by one propagator, and thermostat → room latency at
+## 1,000 updates/s (p50/p99 from an HdrHistogram), in release mode.
+bench-propagator: deps
+	swift build -c release --product devbroker
+	swift build -c release --product twin-service
+	swift build -c release --product propagator
+	swift build -c release --product propagator-bench
+	.build/release/propagator-bench
 
 ## Patch command → Twin.Update latency at fixed rates of 100/s and 1,000/s (p50/p99), in release mode.
 bench-command-latency: deps

@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "twin-bench", targets: ["twin-bench"]),
         .executable(name: "command-bench", targets: ["command-bench"]),
         .executable(name: "ingress-bench", targets: ["ingress-bench"]),
+        .executable(name: "propagator-bench", targets: ["propagator-bench"]),
         .library(name: "KafkaRecords", targets: ["KafkaRecords"]),
         .library(name: "TwinflowKafka", targets: ["TwinflowKafka"]),
         .library(name: "TwinflowCodec", targets: ["TwinflowCodec"]),
@@ -32,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // MARK: Shared modules
@@ -255,6 +257,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/ingress-bench",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "propagator-bench",
+            dependencies: [
+                "BenchmarkSupport",
+                "TwinGraph",
+                "TwinflowCodec",
+                "TwinflowKafka",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/propagator-bench",
             swiftSettings: swiftSettings
         ),
 

@@ -5,10 +5,6 @@ import TwinGraph
 import TwinflowCodec
 import TwinflowKafka
 
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
-
 /// A devbroker with each run's topics, and twin-service (the release binary beside this one) on a
 /// store of `devices` thermostats, answering ingress's look-ups. twin-service consumes a commands
 /// topic no run writes to, so it takes no CPU from ingress once the look-ups are done.
@@ -18,7 +14,7 @@ final class BenchFixture {
     let devbroker: DevBrokerChild
     let kafka: KafkaConfiguration
     let twinsURL: String
-    private let service = Process()
+    private let service: ServiceChild
 
     init(devices: Int, runs: Int) async throws {
         // 64 partitions: the mock keeps about 5 MiB a partition, and a run's messages must all stay.
@@ -31,19 +27,14 @@ final class BenchFixture {
         while FileManager.default.fileExists(atPath: storePath + "-wal"), ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(10))
         }
-        let port = Int.random(in: 40000..<50000)
-        twinsURL = "http://127.0.0.1:\(port)"
-        var environment = ProcessInfo.processInfo.environment
-        environment["KAFKA_BOOTSTRAP_SERVERS"] = devbroker.bootstrap
-        environment["TWINFLOW_DATA_DIR"] = directory.path
-        environment["HTTP_PORT"] = "\(port)"
-        environment["LOG_LEVEL"] = "error"
-        environment[Topics.variable(for: Topics.defaults.twinCommands)] = "ingress-bench.unused"
-        service.executableURL = Self.sibling("twin-service")
-        service.environment = environment
-        service.standardOutput = FileHandle.nullDevice
-        try service.run()
-        try await waitForTwinService()
+        service = try ServiceChild(
+            "twin-service",
+            environment: [
+                "KAFKA_BOOTSTRAP_SERVERS": devbroker.bootstrap, "TWINFLOW_DATA_DIR": directory.path,
+                Topics.variable(for: Topics.defaults.twinCommands): "ingress-bench.unused",
+            ])
+        twinsURL = "http://127.0.0.1:\(service.httpPort)"
+        try await service.waitUntilAnswering()
     }
 
     /// The topics of run `run`: device messages, ingress's commands and dead letters, kcat's copy.
@@ -58,34 +49,13 @@ final class BenchFixture {
 
     static func deviceID(_ index: Int) -> String { "thermo-\(index)" }
 
-    static func sibling(_ name: String) -> URL {
-        URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appending(path: name)
-    }
-
     func checkServiceRunning() throws {
-        guard service.isRunning else { throw BenchmarkError("twin-service exited with status \(service.terminationStatus)") }
+        try service.checkRunning()
     }
 
     func stop() {
-        if service.isRunning {
-            service.terminate()
-            service.waitUntilExit()
-        }
+        service.stop()
         devbroker.stop()
-    }
-
-    private func waitForTwinService() async throws {
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline {
-            try checkServiceRunning()
-            if let (_, response) = try? await URLSession.shared.data(from: URL(string: "\(twinsURL)/healthz")!),
-                (response as? HTTPURLResponse)?.statusCode == 200
-            {
-                return
-            }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        throw BenchmarkError("twin-service did not answer at \(twinsURL) within 60 s")
     }
 
     private static func load(devices: Int, into storePath: String) async throws {

@@ -30,7 +30,7 @@ struct IngressRun {
 
     func measure() async throws -> Result {
         try await produce(0..<devices)
-        let ingress = try IngressProcess(run: run, fixture: fixture)
+        let ingress = try ingressProcess(run: run, fixture: fixture)
         defer { ingress.stop() }
         let admin = try KafkaAdmin(configuration: fixture.kafka, logger: logger)
         let started = ContinuousClock.now
@@ -98,7 +98,7 @@ struct IngressRun {
     /// Waits until the commands topic holds `expected` commands; the rate from the first new
     /// command seen to the last. Fails when the count stands still too long, or when a message was
     /// dead-lettered or sent twice.
-    private func waitForCommands(_ expected: Int, ingress: IngressProcess, admin: KafkaAdmin) async throws -> Double {
+    private func waitForCommands(_ expected: Int, ingress: ServiceChild, admin: KafkaAdmin) async throws -> Double {
         func count(_ topic: String) async throws -> Int {
             Int(try await admin.highWatermarks(topic: topic, partitions: BenchFixture.partitions).reduce(0, +))
         }
@@ -141,41 +141,19 @@ struct IngressRun {
     }
 }
 
-/// The ingress release binary beside this one, on the run's topics, with this process's environment.
-final class IngressProcess {
-    private let process = Process()
-
-    init(run: Int, fixture: BenchFixture) throws {
-        process.executableURL = BenchFixture.sibling("ingress")
-        var environment = ProcessInfo.processInfo.environment
-        environment["KAFKA_BOOTSTRAP_SERVERS"] = fixture.kafka.bootstrapServers
-        environment["TWINS_URL"] = fixture.twinsURL
-        environment["HTTP_PORT"] = "\(Int.random(in: 50000..<60000))"
-        environment["LOG_LEVEL"] = "error"
-        // Paused while the measured messages are produced and kcat runs: its session must outlast that.
-        environment["KAFKA_CONFIG_SESSION_TIMEOUT_MS"] = environment["KAFKA_CONFIG_SESSION_TIMEOUT_MS"] ?? "20000"
-        // A group of its own per run: a run's join never waits on the member of the run before.
-        environment["KAFKA_CONFIG_GROUP_ID"] = "ingress-bench-\(run)"
-        environment[Topics.variable(for: Topics.defaults.deviceMessages)] = BenchFixture.deviceTopic(run)
-        environment[Topics.variable(for: Topics.defaults.twinCommands)] = BenchFixture.commandsTopic(run)
-        environment[Topics.variable(for: Topics.defaults.deadLetter)] = BenchFixture.deadLetterTopic(run)
-        process.environment = environment
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-    }
-
-    func checkRunning() throws {
-        guard process.isRunning else { throw BenchmarkError("ingress exited with status \(process.terminationStatus)") }
-    }
-
-    func pause() { kill(process.processIdentifier, SIGSTOP) }
-
-    func resume() { kill(process.processIdentifier, SIGCONT) }
-
-    func stop() {
-        guard process.isRunning else { return }
-        resume()
-        process.terminate()
-        process.waitUntilExit()
-    }
+/// The ingress release binary beside this one, on the run's topics.
+func ingressProcess(run: Int, fixture: BenchFixture) throws -> ServiceChild {
+    let environment = ProcessInfo.processInfo.environment
+    return try ServiceChild(
+        "ingress",
+        environment: [
+            "KAFKA_BOOTSTRAP_SERVERS": fixture.kafka.bootstrapServers, "TWINS_URL": fixture.twinsURL,
+            // Paused while the measured messages are produced and kcat runs: its session must outlast that.
+            "KAFKA_CONFIG_SESSION_TIMEOUT_MS": environment["KAFKA_CONFIG_SESSION_TIMEOUT_MS"] ?? "20000",
+            // A group of its own per run: a run's join never waits on the member of the run before.
+            "KAFKA_CONFIG_GROUP_ID": "ingress-bench-\(run)",
+            Topics.variable(for: Topics.defaults.deviceMessages): BenchFixture.deviceTopic(run),
+            Topics.variable(for: Topics.defaults.twinCommands): BenchFixture.commandsTopic(run),
+            Topics.variable(for: Topics.defaults.deadLetter): BenchFixture.deadLetterTopic(run),
+        ])
 }

@@ -1,0 +1,67 @@
+import Foundation
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A Twinflow executable built beside this benchmark (the release binaries), run as a child process
+/// with this process's environment plus `environment`, its standard output discarded.
+public final class ServiceChild {
+    public let name: String
+    public let httpPort: Int
+    private let process = Process()
+
+    public init(_ name: String, environment: [String: String], httpPort: Int = Int.random(in: 40000..<60000)) throws {
+        self.name = name
+        self.httpPort = httpPort
+        process.executableURL = Self.sibling(name)
+        var merged = ProcessInfo.processInfo.environment
+        merged["HTTP_PORT"] = "\(httpPort)"
+        merged["LOG_LEVEL"] = merged["LOG_LEVEL"] ?? "error"
+        merged.merge(environment) { _, new in new }
+        process.environment = merged
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    /// An executable beside this one.
+    public static func sibling(_ name: String) -> URL {
+        URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appending(path: name)
+    }
+
+    /// Throws when the child has exited: nothing more will come from it.
+    public func checkRunning() throws {
+        guard process.isRunning else { throw BenchmarkError("\(name) exited with status \(process.terminationStatus)") }
+    }
+
+    /// Waits until `GET path` on its HTTP port answers 200 (and holds `text`, when given).
+    public func waitUntilAnswering(_ path: String = "/healthz", containing text: String? = nil, within timeout: Duration = .seconds(60))
+        async throws
+    {
+        let deadline = ContinuousClock.now + timeout
+        let url = URL(string: "http://127.0.0.1:\(httpPort)\(path)")!
+        while ContinuousClock.now < deadline {
+            try checkRunning()
+            if let (data, response) = try? await URLSession.shared.data(from: url), (response as? HTTPURLResponse)?.statusCode == 200,
+                text.map({ String(decoding: data, as: UTF8.self).contains($0) }) ?? true
+            {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw BenchmarkError("\(name) did not answer \(path) with 200 at \(url) within \(timeout)")
+    }
+
+    public func pause() { kill(process.processIdentifier, SIGSTOP) }
+
+    public func resume() { kill(process.processIdentifier, SIGCONT) }
+
+    public func stop() {
+        guard process.isRunning else { return }
+        resume()
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
+}

@@ -1,0 +1,144 @@
+import BenchmarkSupport
+import Foundation
+import Histogram
+import Logging
+import Synchronization
+import TwinflowCodec
+import TwinflowKafka
+
+/// The latency run: twin-service and the propagator on the contract's topics, thermostat patch
+/// commands at a fixed rate, and each thermostat's Twin.Update timed to its room's Twin.Update, both
+/// as read from `eventgrid.twin-events` by one consumer (so its own delay counts on both sides).
+/// Every command sets a value no thermostat had before, so the room's update names its cause.
+struct LatencyRun {
+    var rate: Int
+    var seconds: Int
+    var fixture: PropagatorFixture
+    /// One command goes to a thermostat with no room, so its room's update never comes.
+    var losingOne: Bool
+    var logger: Logger
+
+    static let deliveryLimit: Duration = .seconds(10)
+    static let warmUpUpdates = 50
+
+    struct Result {
+        var histogram: Histogram<UInt64>
+        var updates: Int
+    }
+
+    func measure() async throws -> Result {
+        let log = UpdateLog()
+        // The broker answers an empty fetch only after `fetch.wait.max.ms`; this reader asks again after 1 ms.
+        let events = try KafkaConsumer(
+            configuration: KafkaConsumerConfiguration(
+                kafka: KafkaConfiguration(bootstrapServers: fixture.devbroker.bootstrap, properties: ["fetch.wait.max.ms": "1"]),
+                groupID: "propagator-bench-\(UUID())", topics: [Topics.defaults.twinEvents], clientID: "propagator-bench"),
+            logger: logger)
+        let reader = Task {
+            while let batch = try await events.nextBatch() {
+                let arrived = ContinuousClock.now
+                for message in batch.messages { log.record(message, arrivedAt: arrived) }
+            }
+        }
+        defer { reader.cancel() }
+        let propagator = try await fixture.startPropagator()
+        defer { propagator.stop() }
+        let producer = try KafkaProducer(
+            configuration: KafkaProducerConfiguration(
+                kafka: KafkaConfiguration(bootstrapServers: fixture.devbroker.bootstrap, properties: ["linger.ms": "0"]),
+                clientID: "propagator-bench"),
+            logger: logger)
+
+        _ = try await phase(rate: 50, count: Self.warmUpUpdates, first: 0, producer: producer, log: log, propagator: propagator, losingOne: false)
+        let samples = try await phase(
+            rate: rate, count: rate * seconds, first: Self.warmUpUpdates, producer: producer, log: log, propagator: propagator,
+            losingOne: losingOne)
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        for microseconds in samples { histogram.record(microseconds) }
+        await producer.shutdown()
+        events.stopConsuming()
+        try? await reader.value
+        await events.close()
+        return Result(histogram: histogram, updates: samples.count)
+    }
+
+    /// Sends `count` thermostat commands paced at `rate` a second; returns each one's latency in
+    /// microseconds, thermostat update to room update. Throws when a room update did not come
+    /// within ``deliveryLimit`` of the last command.
+    private func phase(
+        rate: Int, count: Int, first: Int, producer: KafkaProducer, log: UpdateLog, propagator: ServiceChild, losingOne: Bool
+    ) async throws -> [UInt64] {
+        let interval = Duration.seconds(1) / rate
+        let start = ContinuousClock.now + .milliseconds(10)
+        var tickets: [KafkaSendTicket] = []
+        var values: [Int] = []
+        for offset in 0..<count {
+            try await Task.sleep(until: start + interval * offset, clock: .continuous)
+            let index = first + offset
+            let thermostat =
+                losingOne && offset == count / 2 ? "thermo-without-room" : PropagatorFixture.thermostatID(index % fixture.rooms)
+            let command = TwinCommand(
+                id: "latency-\(index)", twinID: thermostat,
+                patch: JSONPatch([.add(path: JSONPointer(tokens: ["Temperature"]), value: .integer(Int64(1_000_000 + index)))]))
+            values.append(1_000_000 + index)
+            tickets.append(try await producer.enqueue([command.kafkaMessage(topic: Topics.defaults.twinCommands)][...]))
+        }
+        for ticket in tickets { try await producer.delivered(ticket) }
+        let deadline = ContinuousClock.now + Self.deliveryLimit
+        while log.complete(values) < values.count {
+            try propagator.checkRunning()
+            try fixture.twinService.checkRunning()
+            guard ContinuousClock.now < deadline else {
+                throw BenchmarkError(
+                    "lost updates: \(log.complete(values)) of \(values.count) thermostat updates reached their room within \(Self.deliveryLimit)")
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return log.latencies(values)
+    }
+}
+
+/// When each value was seen on a thermostat and on a room, as the reader met the updates.
+final class UpdateLog: Sendable {
+    private struct Seen {
+        var thermostat: [Int: ContinuousClock.Instant] = [:]
+        var room: [Int: ContinuousClock.Instant] = [:]
+    }
+
+    private let seen = Mutex(Seen())
+
+    func record(_ message: KafkaConsumerMessage, arrivedAt: ContinuousClock.Instant) {
+        guard let notification = try? TwinNotification(decoding: message), case .twinUpdated(let patch) = notification.change,
+            let operation = patch.operations.first, let (path, value) = Self.written(operation), let number = value.integerValue
+        else { return }
+        seen.withLock { seen in
+            switch path.tokens {
+            case ["Temperature"]: seen.thermostat[Int(number)] = seen.thermostat[Int(number)] ?? arrivedAt
+            case ["currentTemp"]: seen.room[Int(number)] = seen.room[Int(number)] ?? arrivedAt
+            default: break
+            }
+        }
+    }
+
+    private static func written(_ operation: JSONPatch.Operation) -> (JSONPointer, JSONValue)? {
+        switch operation {
+        case .add(let path, let value), .replace(let path, let value): (path, value)
+        default: nil
+        }
+    }
+
+    /// How many of `values` were seen on both a thermostat and a room.
+    func complete(_ values: [Int]) -> Int {
+        seen.withLock { seen in values.count { seen.thermostat[$0] != nil && seen.room[$0] != nil } }
+    }
+
+    func latencies(_ values: [Int]) -> [UInt64] {
+        seen.withLock { seen in
+            values.compactMap { value in
+                guard let start = seen.thermostat[value], let end = seen.room[value] else { return nil }
+                let duration = end - start
+                return UInt64(max(0, duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000))
+            }
+        }
+    }
+}
