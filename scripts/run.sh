@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make run: devbroker, twin-service and ingress on this host, the seed scenario loaded, until Ctrl-C.
+# make run: devbroker, twin-service, ingress and propagator on this host, the seed scenario loaded, until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.build/debug
@@ -26,6 +26,8 @@ done
 
 "$bin/ingress" 2> .twinflow/ingress.log &
 pids+=($!)
+"$bin/propagator" 2> .twinflow/propagator.log &
+pids+=($!)
 
 # The seed scenario: Rooms with Thermostats by rel_has_thermostat (skipped when already loaded).
 if ! "$bin/twinctl" models get 'dtmi:contosocom:DigitalTwins:Room;1' >/dev/null 2>&1; then
@@ -44,7 +46,8 @@ Twinflow is running (Ctrl-C stops it; logs in .twinflow/):
   the seed scenario   $bin/twinctl query "SELECT Room, T FROM DIGITALTWINS Room JOIN T RELATED Room.rel_has_thermostat"
   notifications       kcat -b localhost:9092 -C -t eventgrid.twin-events -f '%k %s\n'
   ingress             http://localhost:8081/readyz
+  propagator          http://localhost:8082/metrics   (each Room's currentTemp follows its thermostat)
   a device message    echo '{"systemProperties":{"iothub-connection-device-id":"thermo_0001"},"body":{"Temperature":22}}' | kcat -b localhost:9092 -P -t iothub.d2c -k thermo_0001 -X partitioner=murmur2_random
-propagator, tsi-forwarder and tsi-store join as they land.
+tsi-forwarder and tsi-store join as they land.
 TXT
 wait

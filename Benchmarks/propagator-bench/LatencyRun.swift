@@ -24,6 +24,10 @@ struct LatencyRun {
     struct Result {
         var histogram: Histogram<UInt64>
         var updates: Int
+        /// By the broker's timestamps (milliseconds): thermostat update → room command (the
+        /// propagator's hop), and room command → room update (twin-service's).
+        var propagatorHop: Histogram<UInt64>
+        var twinServiceHop: Histogram<UInt64>
     }
 
     func measure() async throws -> Result {
@@ -32,7 +36,8 @@ struct LatencyRun {
         let events = try KafkaConsumer(
             configuration: KafkaConsumerConfiguration(
                 kafka: KafkaConfiguration(bootstrapServers: fixture.devbroker.bootstrap, properties: ["fetch.wait.max.ms": "1"]),
-                groupID: "propagator-bench-\(UUID())", topics: [Topics.defaults.twinEvents], clientID: "propagator-bench"),
+                groupID: "propagator-bench-\(UUID())", topics: [Topics.defaults.twinEvents, Topics.defaults.twinCommands],
+                clientID: "propagator-bench"),
             logger: logger)
         let reader = Task {
             while let batch = try await events.nextBatch() {
@@ -43,6 +48,17 @@ struct LatencyRun {
         defer { reader.cancel() }
         let propagator = try await fixture.startPropagator()
         defer { propagator.stop() }
+        // The thermostats' Create notifications (each with a Temperature) set every room once at
+        // start; the measured updates come after that has settled.
+        let settled = ContinuousClock.now + .seconds(120)
+        while log.roomUpdates < fixture.rooms {
+            guard ContinuousClock.now < settled else {
+                throw BenchmarkError("only \(log.roomUpdates) of \(fixture.rooms) rooms took their thermostat's first value within 120 s")
+            }
+            try propagator.checkRunning()
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try await Task.sleep(for: .seconds(1))
         let producer = try KafkaProducer(
             configuration: KafkaProducerConfiguration(
                 kafka: KafkaConfiguration(bootstrapServers: fixture.devbroker.bootstrap, properties: ["linger.ms": "0"]),
@@ -55,11 +71,18 @@ struct LatencyRun {
             losingOne: losingOne)
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         for microseconds in samples { histogram.record(microseconds) }
+        let values = (Self.warmUpUpdates..<(Self.warmUpUpdates + rate * seconds)).map { 1_000_000 + $0 }
+        var propagatorHop = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        var twinServiceHop = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        for (propagating, applying) in log.hops(values) {
+            propagatorHop.record(propagating * 1000)
+            twinServiceHop.record(applying * 1000)
+        }
         await producer.shutdown()
         events.stopConsuming()
         try? await reader.value
         await events.close()
-        return Result(histogram: histogram, updates: samples.count)
+        return Result(histogram: histogram, updates: samples.count, propagatorHop: propagatorHop, twinServiceHop: twinServiceHop)
     }
 
     /// Sends `count` thermostat commands paced at `rate` a second; returns each one's latency in
@@ -103,19 +126,45 @@ final class UpdateLog: Sendable {
     private struct Seen {
         var thermostat: [Int: ContinuousClock.Instant] = [:]
         var room: [Int: ContinuousClock.Instant] = [:]
+        var roomUpdates = 0
+        /// Broker timestamps (ms) of each value's thermostat update, room command and room update.
+        var stamps: [Int: (thermostat: Int64?, command: Int64?, room: Int64?)] = [:]
     }
 
     private let seen = Mutex(Seen())
 
     func record(_ message: KafkaConsumerMessage, arrivedAt: ContinuousClock.Instant) {
+        if message.topic == Topics.defaults.twinCommands {
+            guard let command = try? TwinCommand(decoding: message), command.hop == 1, let operation = command.patch?.operations.first,
+                let (_, value) = Self.written(operation), let number = value.integerValue, let stamp = message.timestamp
+            else { return }
+            seen.withLock { $0.stamps[Int(number), default: (nil, nil, nil)].command = stamp }
+            return
+        }
         guard let notification = try? TwinNotification(decoding: message), case .twinUpdated(let patch) = notification.change,
             let operation = patch.operations.first, let (path, value) = Self.written(operation), let number = value.integerValue
         else { return }
         seen.withLock { seen in
             switch path.tokens {
-            case ["Temperature"]: seen.thermostat[Int(number)] = seen.thermostat[Int(number)] ?? arrivedAt
-            case ["currentTemp"]: seen.room[Int(number)] = seen.room[Int(number)] ?? arrivedAt
+            case ["Temperature"]:
+                seen.thermostat[Int(number)] = seen.thermostat[Int(number)] ?? arrivedAt
+                seen.stamps[Int(number), default: (nil, nil, nil)].thermostat = message.timestamp
+            case ["currentTemp"]:
+                seen.room[Int(number)] = seen.room[Int(number)] ?? arrivedAt
+                seen.stamps[Int(number), default: (nil, nil, nil)].room = message.timestamp
+                seen.roomUpdates += 1
             default: break
+            }
+        }
+    }
+
+    /// Each value's two hops in milliseconds, by the broker's timestamps.
+    func hops(_ values: [Int]) -> [(UInt64, UInt64)] {
+        seen.withLock { seen in
+            values.compactMap { value in
+                guard let stamps = seen.stamps[value], let thermostat = stamps.thermostat, let command = stamps.command, let room = stamps.room
+                else { return nil }
+                return (UInt64(max(0, command - thermostat)), UInt64(max(0, room - command)))
             }
         }
     }
@@ -126,6 +175,9 @@ final class UpdateLog: Sendable {
         default: nil
         }
     }
+
+    /// Room updates seen so far, whatever their value.
+    var roomUpdates: Int { seen.withLock { $0.roomUpdates } }
 
     /// How many of `values` were seen on both a thermostat and a room.
     func complete(_ values: [Int]) -> Int {

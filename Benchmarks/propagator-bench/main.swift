@@ -25,6 +25,7 @@ let runs = max(1, Int(environment["PROPAGATOR_BENCH_RUNS"] ?? "") ?? 3)
 let rate = Int(environment["PROPAGATOR_BENCH_RATE"] ?? "") ?? 1_000
 let seconds = Int(environment["PROPAGATOR_BENCH_SECONDS"] ?? "") ?? 10
 let losingOne = environment["PROPAGATOR_BENCH_LOSE_ONE"] == "1"
+let parts = Set((environment["PROPAGATOR_BENCH_PARTS"] ?? "throughput,latency").split(separator: ",").map(String.init))
 let throughputGoal = 20_000.0
 let latencyGoal = 20.0
 // The mock broker keeps about 5 MiB a partition; a run's updates (about 400 bytes each) must all stay.
@@ -37,10 +38,10 @@ let logger = {
 
 await runBenchmark("propagator-bench") {
     print("propagator-bench: \(rooms) rooms; \(updates) updates, \(runs) run(s), \(partitions) partitions; latency at \(rate)/s for \(seconds) s")
-    let fixture = try await PropagatorFixture(
-        rooms: rooms, partitions: partitions, topics: (1...runs).flatMap(ThroughputRun.topics(run:)), commandsTopic: "propagator-bench.unused")
     var results: [ThroughputRun.Result] = []
-    do {
+    if parts.contains("throughput") {
+        let fixture = try await PropagatorFixture(
+            rooms: rooms, partitions: partitions, topics: (1...runs).flatMap(ThroughputRun.topics(run:)), commandsTopic: "propagator-bench.unused")
         defer { fixture.stop() }
         for run in 1...runs {
             let result = try await ThroughputRun(
@@ -50,7 +51,7 @@ await runBenchmark("propagator-bench") {
             results.append(result)
         }
     }
-    let throughput = median(results.map(\.rate))
+    let throughput = results.isEmpty ? 0 : median(results.map(\.rate))
 
     let latencyFixture = try await PropagatorFixture(rooms: rooms, partitions: 8, topics: [])
     defer { latencyFixture.stop() }
@@ -59,6 +60,9 @@ await runBenchmark("propagator-bench") {
     let p99 = Double(latency.histogram.valueAtPercentile(99)) / 1000
     let maximum = Double(latency.histogram.max) / 1000
     print("latency at \(rate)/s: \(latency.updates) room updates, p50 \(String(format: "%.2f", p50)) ms, p99 \(String(format: "%.2f", p99)) ms")
+    print(
+        "  by the broker's timestamps: propagator hop p50/p99 \(latency.propagatorHop.valueAtPercentile(50) / 1000)/\(latency.propagatorHop.valueAtPercentile(99) / 1000) ms, "
+            + "twin-service hop p50/p99 \(latency.twinServiceHop.valueAtPercentile(50) / 1000)/\(latency.twinServiceHop.valueAtPercentile(99) / 1000) ms")
 
     print("")
     print("| figure | value | goal |")

@@ -48,6 +48,16 @@ import TwinflowTestSupport
             return (process, port)
         }
 
+        /// The seed scenario: Room_01… each with thermo_0001… by `rel_has_thermostat`, thermostats at 0.
+        func seedRooms(_ count: Int) async throws {
+            for index in 1...count {
+                try await twins.putTwin(PropagatorProcessTests.thermostatID(index), model: PropagatorProcessTests.thermostat, ["Temperature": 0])
+                try await twins.putTwin(PropagatorProcessTests.roomID(index), model: PropagatorProcessTests.room)
+                try await twins.relate(
+                    PropagatorProcessTests.roomID(index), "r\(index)", name: "rel_has_thermostat", target: PropagatorProcessTests.thermostatID(index))
+            }
+        }
+
         func metrics(port: Int) async throws -> [String: Int] { try await propagatorMetrics(port: port) }
 
         /// Waits until `twin`'s `property` is `value`.
@@ -81,11 +91,7 @@ import TwinflowTestSupport
         let stack = try await Stack(models: "seed")
         defer { stack.stop() }
         let rooms = 8
-        for index in 1...rooms {
-            try await stack.twins.putTwin(Self.thermostatID(index), model: Self.thermostat, ["Temperature": 0])
-            try await stack.twins.putTwin(Self.roomID(index), model: Self.room)
-            try await stack.twins.relate(Self.roomID(index), "r\(index)", name: "rel_has_thermostat", target: Self.thermostatID(index))
-        }
+        try await stack.seedRooms(rooms)
         let (_, propagatorPort) = try await stack.startPropagator()
         let ingressPort = unusedPort()
         stack.others.append(
@@ -232,11 +238,7 @@ import TwinflowTestSupport
         let stack = try await Stack(models: "seed")
         defer { stack.stop() }
         let rooms = 4
-        for index in 1...rooms {
-            try await stack.twins.putTwin(Self.thermostatID(index), model: Self.thermostat, ["Temperature": 0])
-            try await stack.twins.putTwin(Self.roomID(index), model: Self.room)
-            try await stack.twins.relate(Self.roomID(index), "r\(index)", name: "rel_has_thermostat", target: Self.thermostatID(index))
-        }
+        try await stack.seedRooms(rooms)
         let (_, port) = try await stack.startPropagator()
         var burst: [KafkaProducerMessage] = []
         for index in 1...rooms {

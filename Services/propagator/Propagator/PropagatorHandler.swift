@@ -62,6 +62,10 @@ public final class PropagatorHandler: Sendable {
                 prepared.counts.deadLettered += 1
             }
         }
+        // Before the view is loaded every child looks like an orphan: wait for it.
+        while !view.isLoaded {
+            try await Task.sleep(for: .milliseconds(10))
+        }
         try await catalog.learn(Set(notifications.compactMap(\.notification.modelID)))
         var models = catalog.current
         if let follower, view.withState({ propagation.hasOrphans(notifications, in: $0, models: models) }) {
