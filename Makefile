@@ -1,5 +1,5 @@
 # Twinflow: the two commands are `make run` and `make test`.
-.PHONY: deps build test lint format run bench bench-twins bench-commands bench-command-latency bench-ingress bench-propagator clean
+.PHONY: deps build test lint format run bench bench-twins bench-commands bench-command-latency bench-ingress bench-propagator bench-tsi clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -63,6 +63,16 @@ bench-propagator: deps
 	swift build -c release --product propagator
 	swift build -c release --product propagator-bench
 	.build/release/propagator-bench
+
+## tsi-forwarder and tsi-store: events/s of each in steady state, aggregateSeries p99 over 1,000,000
+## stored events of one twin (PT1M over a day, PT1H over 30 days), and eventhub.telemetry → visible
+## in a query at 1,000 events/s (p50/p99), in release mode.
+bench-tsi: deps
+	swift build -c release --product devbroker
+	swift build -c release --product tsi-forwarder
+	swift build -c release --product tsi-store
+	swift build -c release --product tsi-bench
+	.build/release/tsi-bench
 
 ## Patch command → Twin.Update latency at fixed rates of 100/s and 1,000/s (p50/p99), in release mode.
 bench-command-latency: deps

@@ -20,6 +20,9 @@ let package = Package(
         .executable(name: "command-bench", targets: ["command-bench"]),
         .executable(name: "ingress-bench", targets: ["ingress-bench"]),
         .executable(name: "propagator-bench", targets: ["propagator-bench"]),
+        .executable(name: "tsi-forwarder", targets: ["tsi-forwarder"]),
+        .executable(name: "tsi-store", targets: ["tsi-store"]),
+        .executable(name: "tsi-bench", targets: ["tsi-bench"]),
         .library(name: "KafkaRecords", targets: ["KafkaRecords"]),
         .library(name: "TwinflowKafka", targets: ["TwinflowKafka"]),
         .library(name: "TwinflowCodec", targets: ["TwinflowCodec"]),
@@ -378,6 +381,84 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/PropagatorTests",
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: tsi-forwarder and tsi-store
+
+        .target(
+            name: "TsiForwarder",
+            dependencies: [
+                "TwinflowCodec",
+                "TwinflowKafka",
+                "TwinflowRuntime",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Services/tsi-forwarder/TsiForwarder",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "tsi-forwarder",
+            dependencies: [
+                .target(name: "CTCMalloc", condition: .when(platforms: [.linux])),
+                "TsiForwarder",
+                "TwinflowRuntime",
+            ],
+            path: "Services/tsi-forwarder/Main",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TsiStore",
+            dependencies: [
+                "TwinflowCodec",
+                "TwinflowKafka",
+                "TwinflowRuntime",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Services/tsi-store/TsiStore",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "tsi-store",
+            dependencies: [
+                .target(name: "CTCMalloc", condition: .when(platforms: [.linux])),
+                "TsiStore",
+                "TwinflowRuntime",
+            ],
+            path: "Services/tsi-store/Main",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "tsi-bench",
+            dependencies: [
+                "BenchmarkSupport",
+                "TsiStore",
+                "TwinflowCodec",
+                "TwinflowKafka",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/tsi-bench",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TsiTests",
+            dependencies: [
+                "TsiForwarder",
+                "TsiStore",
+                "TwinflowCodec",
+                "TwinflowKafka",
+                "TwinflowTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/TsiTests",
             swiftSettings: swiftSettings
         ),
     ]

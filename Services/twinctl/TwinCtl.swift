@@ -12,7 +12,7 @@ struct TwinCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "twinctl",
         abstract: "Manage Twinflow's twin graph through the twin service's REST API.",
-        subcommands: [Models.self, Twins.self, Relationships.self, QueryCommand.self]
+        subcommands: [Models.self, Twins.self, Relationships.self, QueryCommand.self, SeriesCommand.self]
     )
 }
 

@@ -1,0 +1,87 @@
+import BenchmarkSupport
+import Foundation
+import Histogram
+import Logging
+
+/// tsi-bench: tsi-forwarder and tsi-store (the release binaries beside this one) on a devbroker.
+///
+/// - Throughput: `TSI_BENCH_EVENTS` events (200,000) of `TSI_BENCH_TWINS` twins (1,000) through
+///   one tsi-forwarder, then through one tsi-store, each in steady state (see `ThroughputRun`).
+/// - Queries: `aggregateSeries` over `TSI_BENCH_QUERY_EVENTS` (1,000,000) stored events of one
+///   twin over 30 days: one-minute buckets over a day and one-hour buckets over the month,
+///   `TSI_BENCH_QUERIES` (200) of each, p50 and p99.
+/// - Latency: telemetry on `eventhub.telemetry` at `TSI_BENCH_RATE` a second (1,000) for
+///   `TSI_BENCH_SECONDS` (10) until it is visible in a query, p50 and p99.
+///
+///     make bench-tsi
+///     TSI_BENCH_EVENTS=20000 TSI_BENCH_QUERY_EVENTS=50000 TSI_BENCH_QUERIES=20 TSI_BENCH_RATE=200 TSI_BENCH_SECONDS=3 .build/debug/tsi-bench
+let environment = ProcessInfo.processInfo.environment
+let events = Int(environment["TSI_BENCH_EVENTS"] ?? "") ?? 200_000
+let twins = Int(environment["TSI_BENCH_TWINS"] ?? "") ?? 1_000
+let queryEvents = Int(environment["TSI_BENCH_QUERY_EVENTS"] ?? "") ?? 1_000_000
+let queries = Int(environment["TSI_BENCH_QUERIES"] ?? "") ?? 200
+let rate = Int(environment["TSI_BENCH_RATE"] ?? "") ?? 1_000
+let seconds = Int(environment["TSI_BENCH_SECONDS"] ?? "") ?? 10
+let throughputGoal = 60_000.0
+let queryGoal = 20.0
+let latencyGoal = 500.0
+// The mock broker keeps about 5 MiB a partition; a run's events (about 400 bytes each) must all stay.
+let partitions = 64
+let logger = {
+    var logger = Logger(label: "tsi-bench")
+    logger.logLevel = .warning
+    return logger
+}()
+
+func milliseconds(_ histogram: Histogram<UInt64>, _ percentile: Double) -> Double {
+    (Double(histogram.valueAtPercentile(percentile)) / 10).rounded() / 100
+}
+
+func format(_ value: Double) -> String { String(format: "%.2f", value) }
+
+await runBenchmark("tsi-bench") {
+    print(
+        "tsi-bench: \(events) events of \(twins) twins, \(partitions) partitions; queries over \(queryEvents) events; latency at \(rate)/s for \(seconds) s"
+    )
+    let devbroker = try DevBrokerChild(partitions: partitions, topics: ThroughputRun.topics(run: 1) + ThroughputRun.topics(run: 2))
+    defer { devbroker.stop() }
+    let forwarder = try await ThroughputRun(
+        part: .forwarder, run: 1, events: events, twins: twins, devbroker: devbroker, partitions: partitions, logger: logger
+    ).measure()
+    print("tsi-forwarder: \(String(format: "%.0f", forwarder.rate)) events/s (warm-up \(String(format: "%.1f", forwarder.warmUp)) s)")
+    let store = try await ThroughputRun(
+        part: .store, run: 2, events: events, twins: twins, devbroker: devbroker, partitions: partitions, logger: logger
+    )
+    .measure()
+    print("tsi-store: \(String(format: "%.0f", store.rate)) events/s (warm-up \(String(format: "%.1f", store.warmUp)) s)")
+    let query = try await QueryRun(events: queryEvents, queries: queries, devbroker: devbroker, logger: logger).measure()
+    print("queries: \(queryEvents) events loaded in \(String(format: "%.1f", query.loadSeconds)) s")
+    let latency = try await LatencyRun(rate: rate, seconds: seconds, devbroker: devbroker, logger: logger).measure()
+
+    let dayP99 = milliseconds(query.day, 99)
+    let monthP99 = milliseconds(query.month, 99)
+    let latencyP99 = milliseconds(latency.histogram, 99)
+    print("")
+    print("| figure | value | goal |")
+    print("| --- | --- | --- |")
+    print("| tsi-forwarder events/s | \(String(format: "%.0f", forwarder.rate)) | ≥ \(Int(throughputGoal)) |")
+    print("| tsi-store ingest events/s | \(String(format: "%.0f", store.rate)) | ≥ \(Int(throughputGoal)) |")
+    print("| aggregateSeries PT1M over a day (\(queryEvents) events stored), p50 | \(format(milliseconds(query.day, 50))) ms | |")
+    print("| aggregateSeries PT1M over a day, p99 | \(format(dayP99)) ms | < \(Int(queryGoal)) ms |")
+    print("| aggregateSeries PT1H over 30 days, p50 | \(format(milliseconds(query.month, 50))) ms | |")
+    print("| aggregateSeries PT1H over 30 days, p99 | \(format(monthP99)) ms | < \(Int(queryGoal)) ms |")
+    print("| eventhub.telemetry → visible in a query at \(rate)/s, p50 | \(format(milliseconds(latency.histogram, 50))) ms | |")
+    print("| eventhub.telemetry → visible in a query at \(rate)/s, p99 | \(format(latencyP99)) ms | < \(Int(latencyGoal)) ms |")
+    let met =
+        forwarder.rate >= throughputGoal && store.rate >= throughputGoal && dayP99 < queryGoal && monthP99 < queryGoal && latencyP99 < latencyGoal
+    print("lost: 0; goals \(met ? "met" : "missed")")
+    let summary: [String: Any] = [
+        "events": events, "twins": twins, "forwarder_events_per_s": forwarder.rate.rounded(), "store_events_per_s": store.rate.rounded(),
+        "query_events": queryEvents, "queries": queries,
+        "p50_ms_aggregate_day_pt1m": milliseconds(query.day, 50), "p99_ms_aggregate_day_pt1m": dayP99,
+        "p50_ms_aggregate_month_pt1h": milliseconds(query.month, 50), "p99_ms_aggregate_month_pt1h": monthP99,
+        "latency_rate_per_s": rate, "latency_samples": latency.events,
+        "p50_ms_telemetry_to_query": milliseconds(latency.histogram, 50), "p99_ms_telemetry_to_query": latencyP99, "lost": 0,
+    ]
+    print(String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self))
+}

@@ -1,0 +1,111 @@
+import Foundation
+import KafkaRecords
+import TwinflowCodec
+
+/// How twin telemetry and twin changes become Time Series Insights events: `{"$dtId", "timestamp",
+/// …values}`, values flattened (`{"Front":{"Temperature":1}}` and the path `/Front/Temperature`
+/// both become `Front.Temperature`). Pure: no I/O.
+public enum TimeSeriesMapping {
+    /// ADT's telemetry type; other types routed to the telemetry topic are ignored.
+    public static let telemetryType = "microsoft.iot.telemetry"
+    public static let twinUpdateType = "Microsoft.DigitalTwins.Twin.Update"
+
+    /// Why an event cannot become a time-series event; it goes to the dead letters with this reason.
+    public struct Refusal: Error, Sendable, Hashable, CustomStringConvertible {
+        public var description: String
+        public init(_ description: String) { self.description = description }
+    }
+
+    /// The time-series event of a telemetry event (binary mode): `$dtId` from the source
+    /// (`<host>/digitaltwins/<id>`) or else the subject or the Kafka key; `timestamp` from the
+    /// `telemetrysourcetime` extension, or else the event's `time`, or else `fallbackTime`; the
+    /// payload's members flattened. The ID is `telemetry/<the event's id>`.
+    public static func event(fromTelemetry event: BinaryCloudEvent, key: String?, fallbackTime: Int64) throws(Refusal) -> TimeSeriesEvent {
+        let attributes = event.attributes
+        guard let twinID = twinID(source: attributes.source, subject: attributes.subject, key: key) else {
+            throw Refusal("no twin ID: the source is not <host>/digitaltwins/<id> and there is no subject or key")
+        }
+        let milliseconds: Int64
+        if let sourceTime = attributes.extensions["telemetrysourcetime"] {
+            guard let parsed = TimeSeriesTime.milliseconds(from: sourceTime) else {
+                throw Refusal("telemetrysourcetime '\(sourceTime)' is not an RFC 3339 time")
+            }
+            milliseconds = parsed
+        } else if let time = attributes.time {
+            guard let parsed = TimeSeriesTime.milliseconds(from: time) else { throw Refusal("time '\(time)' is not an RFC 3339 time") }
+            milliseconds = parsed
+        } else {
+            milliseconds = fallbackTime
+        }
+        let payload: JSONValue
+        do {
+            payload = try JSONValue.parse(event.data)
+        } catch {
+            throw Refusal("the telemetry is not JSON: \(error)")
+        }
+        guard case .object(let object) = payload else { throw Refusal("the telemetry must be a JSON object, not \(payload.typeName)") }
+        var values: [String: JSONValue] = [:]
+        values.reserveCapacity(object.count)
+        for (name, value) in object where !reservedNames.contains(name) {
+            flatten(value, name: name, into: &values)
+        }
+        return TimeSeriesEvent(
+            twinID: twinID, timestamp: TimeSeriesTime.string(milliseconds: milliseconds), values: values, id: "telemetry/\(attributes.id)")
+    }
+
+    /// The time-series event of a `Twin.Update` notification: its `add` and `replace` operations'
+    /// values by flattened path, at the event's `time`; `nil` for other notifications, and for an
+    /// update with no such operation. The ID is `update/<the event's id>`.
+    public static func event(fromNotification notification: TwinNotification, fallbackTime: Int64) throws(Refusal) -> TimeSeriesEvent? {
+        guard case .twinUpdated(let patch) = notification.change else { return nil }
+        var values: [String: JSONValue] = [:]
+        for operation in patch.operations {
+            switch operation {
+            case .add(let path, let value), .replace(let path, let value):
+                guard !path.tokens.isEmpty else { continue }
+                let name = path.tokens.joined(separator: ".")
+                guard !reservedNames.contains(name) else { continue }
+                flatten(value, name: name, into: &values)
+            default:
+                continue
+            }
+        }
+        guard !values.isEmpty else { return nil }
+        var milliseconds = fallbackTime
+        if let time = notification.attributes.time {
+            guard let parsed = TimeSeriesTime.milliseconds(from: time) else { throw Refusal("time '\(time)' is not an RFC 3339 time") }
+            milliseconds = parsed
+        }
+        return TimeSeriesEvent(
+            twinID: notification.twinID, timestamp: TimeSeriesTime.string(milliseconds: milliseconds), values: values,
+            id: "update/\(notification.attributes.id)")
+    }
+
+    /// The members the event's own `$dtId` and `timestamp` take: a payload member of either name is dropped.
+    static let reservedNames: Set<String> = ["$dtId", "timestamp"]
+
+    /// `value` under `name`, an object's members under `name.member` (recursively); an empty object
+    /// and `null` leave nothing. Arrays are kept whole, as TSI keeps them (a dynamic value).
+    public static func flatten(_ value: JSONValue, name: String, into values: inout [String: JSONValue]) {
+        switch value {
+        case .object(let members):
+            for (member, inner) in members { flatten(inner, name: "\(name).\(member)", into: &values) }
+        case .null:
+            return
+        default:
+            values[name] = value
+        }
+    }
+
+    /// `thermo_0001` from `twinflow.local/digitaltwins/thermo_0001`; else the subject, else the key.
+    public static func twinID(source: String, subject: String?, key: String?) -> String? {
+        if let range = source.range(of: "/digitaltwins/") {
+            let rest = source[range.upperBound...]
+            let id = rest.prefix { $0 != "/" }
+            if !id.isEmpty { return String(id) }
+        }
+        if let subject, !subject.isEmpty { return subject }
+        if let key, !key.isEmpty { return key }
+        return nil
+    }
+}

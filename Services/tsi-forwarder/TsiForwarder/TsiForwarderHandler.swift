@@ -1,0 +1,88 @@
+import Foundation
+import Logging
+import TwinflowCodec
+import TwinflowKafka
+
+/// Turns a batch from `eventhub.telemetry` (and `eventgrid.twin-events`, when configured) into
+/// time-series events on `eventhub.tsi`, keyed by `$dtId`: decode and map in ``prepare(_:)``, then
+/// send the events and dead letters as one producer batch in ``handle(_:_:)``, which returns once
+/// every delivery report arrived, so the batch's offsets may be stored.
+public final class TsiForwarderHandler: Sendable {
+    public static let serviceName = "tsi-forwarder"
+
+    private let producer: KafkaProducer
+    private let topics: Topics
+    private let counters: TsiForwarderCounters
+    private let logger: Logger
+
+    public init(producer: KafkaProducer, topics: Topics, counters: TsiForwarderCounters, logger: Logger) {
+        self.producer = producer
+        self.topics = topics
+        self.counters = counters
+        self.logger = logger
+    }
+
+    /// A batch's outputs, ready to send.
+    public struct PreparedBatch: Sendable {
+        public var messages: [KafkaProducerMessage] = []
+        public var counts = TsiForwarderCounters.Counts()
+    }
+
+    /// Maps every message of the batch; what cannot be mapped becomes a dead letter.
+    public func prepare(_ batch: KafkaConsumerBatch) async throws -> PreparedBatch {
+        Self.map(batch.messages, topics: topics, now: Int64(Date().timeIntervalSince1970 * 1000))
+    }
+
+    /// The outputs of `messages`, in their order (so a twin's events keep their order on its partition).
+    public static func map(_ messages: [KafkaConsumerMessage], topics: Topics, now: Int64) -> PreparedBatch {
+        var prepared = PreparedBatch()
+        prepared.messages.reserveCapacity(messages.count)
+        for message in messages {
+            let fallbackTime = message.timestamp ?? now
+            do {
+                if message.topic == topics.twinEvents {
+                    let notification: TwinNotification
+                    do {
+                        notification = try TwinNotification(decoding: message)
+                    } catch {
+                        throw TimeSeriesMapping.Refusal("not a twin notification: \(error)")
+                    }
+                    guard let event = try TimeSeriesMapping.event(fromNotification: notification, fallbackTime: fallbackTime) else {
+                        prepared.counts.ignored += 1
+                        continue
+                    }
+                    prepared.messages.append(event.kafkaMessage(topic: topics.timeSeries))
+                    prepared.counts.twinUpdates += 1
+                } else {
+                    let event: BinaryCloudEvent
+                    do {
+                        event = try BinaryCloudEvent(decoding: message)
+                    } catch {
+                        throw TimeSeriesMapping.Refusal("not a binary-mode CloudEvent: \(error)")
+                    }
+                    guard event.attributes.type == TimeSeriesMapping.telemetryType else {
+                        prepared.counts.ignored += 1
+                        continue
+                    }
+                    let mapped = try TimeSeriesMapping.event(fromTelemetry: event, key: message.keyString, fallbackTime: fallbackTime)
+                    prepared.messages.append(mapped.kafkaMessage(topic: topics.timeSeries))
+                    prepared.counts.telemetry += 1
+                }
+            } catch {
+                prepared.messages.append(
+                    DeadLetter(service: serviceName, reason: "\(error)", original: message).kafkaMessage(for: message, topic: topics.deadLetter))
+                prepared.counts.deadLettered += 1
+            }
+        }
+        return prepared
+    }
+
+    /// Sends the batch's events and dead letters and waits for every delivery report.
+    public func handle(_ batch: KafkaConsumerBatch, _ prepared: PreparedBatch) async throws {
+        if !prepared.messages.isEmpty { try await producer.send(prepared.messages) }
+        counters.add(prepared.counts)
+        if prepared.counts.deadLettered > 0 {
+            logger.warning("events dead-lettered", metadata: ["count": "\(prepared.counts.deadLettered)"])
+        }
+    }
+}

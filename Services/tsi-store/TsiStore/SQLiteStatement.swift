@@ -1,0 +1,71 @@
+import GRDB
+import GRDBSQLite
+
+/// A statement the writer runs for every event of a batch, bound and stepped through SQLite's C
+/// API: GRDB's argument boxing costs more than such a statement itself. The SQLite statement stays
+/// owned by GRDB's statement cache; only the writer's transaction uses it.
+struct SQLiteStatement {
+    private let statement: Statement
+    private let db: Database
+
+    init(_ db: Database, _ sql: String) throws {
+        self.statement = try db.cachedStatement(sql: sql)
+        self.db = db
+    }
+
+    private var handle: OpaquePointer { statement.sqliteStatement }
+
+    /// Binds the parameters (in order) and steps once: true when a row is ready to read, false when
+    /// the statement is done. Call ``reset()`` after reading.
+    @discardableResult
+    func step(_ parameters: Parameter...) throws -> Bool {
+        sqlite3_reset(handle)
+        for (offset, parameter) in parameters.enumerated() {
+            let index = Int32(offset + 1)
+            let code: Int32
+            switch parameter {
+            case .integer(let value):
+                code = sqlite3_bind_int64(handle, index, value)
+            case .double(let value):
+                code = sqlite3_bind_double(handle, index, value)
+            case .text(let value):
+                var value = value
+                code = value.withUTF8 { sqlite3_bind_text(handle, index, $0.baseAddress, Int32($0.count), Self.transient) }
+            case .blob(let bytes):
+                code = bytes.withUnsafeBufferPointer { sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), Self.transient) }
+            }
+            guard code == SQLITE_OK else { throw failure(code) }
+        }
+        switch sqlite3_step(handle) {
+        case SQLITE_ROW: return true
+        case SQLITE_DONE: return false
+        case let code:
+            let error = failure(code)
+            sqlite3_reset(handle)
+            throw error
+        }
+    }
+
+    func reset() {
+        sqlite3_reset(handle)
+    }
+
+    func integer(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
+
+    /// Rows the last step changed.
+    var changes: Int32 { sqlite3_changes(db.sqliteConnection) }
+
+    private func failure(_ code: Int32) -> DatabaseError {
+        DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)), sql: statement.sql)
+    }
+
+    /// SQLite copies what it binds: the Swift buffers live only during the call.
+    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+    enum Parameter {
+        case integer(Int64)
+        case double(Double)
+        case text(String)
+        case blob([UInt8])
+    }
+}

@@ -1,0 +1,303 @@
+import Foundation
+import GRDB
+import Synchronization
+import TwinflowCodec
+
+/// The embedded store: one SQLite file in WAL mode through GRDB. A batch is one write transaction
+/// (GRDB's writer, off the cooperative pool); queries run concurrently on its reader pool.
+///
+/// Raw events are rows of `events` (a unique index by series and event ID drops repeats, an index
+/// by series and time serves ranges); `rollups` holds per series, variable and minute the count,
+/// sum, minimum, maximum, first and last (with their times), updated in the events' transaction.
+public final class SQLiteTimeSeriesStore: TimeSeriesStore {
+    private let pool: DatabasePool
+    private let retention: RetentionPolicy
+    /// Series IDs by name, and variables with a type already merged into `variables`; both only
+    /// grow, and only after the transaction that wrote them committed.
+    private let seriesIDs = Mutex([String: Int64]())
+    private let knownVariables = Mutex(Set<VariableType>())
+
+    struct VariableType: Hashable {
+        var series: Int64
+        var name: String
+        var type: String
+    }
+
+    static let schemaVersion = 1
+
+    /// Portable SQL (PostgreSQL takes it with BYTEA for BLOB): rollups' `minute` is the minute's
+    /// start in milliseconds; `variable` `''` counts the series' events.
+    static let schema = """
+        CREATE TABLE series (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+        CREATE TABLE variables (series INTEGER NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, PRIMARY KEY (series, name)) WITHOUT ROWID;
+        CREATE TABLE events (series INTEGER NOT NULL, time INTEGER NOT NULL, event_id TEXT NOT NULL, body BLOB NOT NULL);
+        CREATE UNIQUE INDEX events_by_id ON events (series, event_id);
+        CREATE INDEX events_by_time ON events (series, time);
+        CREATE TABLE rollups (
+            series INTEGER NOT NULL, variable TEXT NOT NULL, minute INTEGER NOT NULL, count INTEGER NOT NULL, sum REAL NOT NULL,
+            min REAL NOT NULL, max REAL NOT NULL, first_time INTEGER NOT NULL, first REAL NOT NULL, last_time INTEGER NOT NULL,
+            last REAL NOT NULL, PRIMARY KEY (series, variable, minute)) WITHOUT ROWID;
+        CREATE TABLE probe (id INTEGER PRIMARY KEY CHECK (id = 1), time INTEGER NOT NULL);
+        """
+
+    /// Opens (creating if needed) the store at `path`. `synchronous`: SQLite's setting (`NORMAL`
+    /// keeps every commit through a crash of the process, `FULL` also through a power loss).
+    public init(path: String, retention: RetentionPolicy = .default, synchronous: String = "NORMAL") throws {
+        guard ["NORMAL", "FULL", "EXTRA"].contains(synchronous) else {
+            throw DatabaseError(message: "synchronous must be NORMAL, FULL or EXTRA, not \(synchronous)")
+        }
+        self.retention = retention
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        var configuration = Configuration()
+        // A store another process has just closed may still be locked for a moment.
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+            try db.execute(sql: "PRAGMA cache_size = -65536")
+            try db.execute(sql: "PRAGMA secure_delete = FAST")
+            try db.execute(sql: "PRAGMA mmap_size = 268435456")
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 10000")
+        }
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try pool.write { db in
+            if try Int.fetchOne(db, sql: "PRAGMA user_version") == 0 {
+                try db.execute(sql: Self.schema)
+                try db.execute(sql: "PRAGMA user_version = \(Self.schemaVersion)")
+            }
+        }
+    }
+
+    public func ingest(_ events: [StoredEvent], now: Int64) async throws -> IngestReport {
+        guard !events.isEmpty else { return IngestReport() }
+        let eventCutoff = now - retention.events
+        let rollupCutoff = minuteStart(now - retention.rollups)
+        let (report, newSeries, newVariables) = try await pool.write { db in
+            try self.write(events, eventCutoff: eventCutoff, rollupCutoff: rollupCutoff, db)
+        }
+        if !newSeries.isEmpty { seriesIDs.withLock { $0.merge(newSeries) { old, _ in old } } }
+        if !newVariables.isEmpty { knownVariables.withLock { $0.formUnion(newVariables) } }
+        return report
+    }
+
+    private func write(
+        _ events: [StoredEvent], eventCutoff: Int64, rollupCutoff: Int64, _ db: Database
+    ) throws -> (
+        IngestReport, [String: Int64], Set<VariableType>
+    ) {
+        var report = IngestReport()
+        var newSeries: [String: Int64] = [:]
+        let insertSeries = try SQLiteStatement(db, "INSERT INTO series (name) VALUES (?) ON CONFLICT (name) DO UPDATE SET name = name RETURNING id")
+        let insertEvent = try SQLiteStatement(db, "INSERT INTO events (series, time, event_id, body) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
+        var cells: [RollupKey: RollupCell] = [:]
+        var types: [VariableKey: String] = [:]
+        var lastSeries: (name: String, id: Int64)?
+        for event in events {
+            guard event.time >= eventCutoff else {
+                report.expired += 1
+                continue
+            }
+            let series: Int64
+            if let lastSeries, lastSeries.name == event.series {
+                series = lastSeries.id
+            } else if let known = newSeries[event.series] ?? seriesIDs.withLock({ $0[event.series] }) {
+                series = known
+            } else {
+                guard try insertSeries.step(.text(event.series)) else { throw DatabaseError(message: "no id for series \(event.series)") }
+                series = insertSeries.integer(0)
+                insertSeries.reset()
+                newSeries[event.series] = series
+            }
+            lastSeries = (event.series, series)
+            try insertEvent.step(.integer(series), .integer(event.time), .text(event.id), .blob(event.body))
+            let inserted = insertEvent.changes > 0
+            insertEvent.reset()
+            guard inserted else {
+                report.duplicates += 1
+                continue
+            }
+            report.stored += 1
+            let minute = minuteStart(event.time)
+            let rolledUp = minute >= rollupCutoff
+            if rolledUp { cells[RollupKey(series: series, variable: "", minute: minute), default: RollupCell()].add(1, at: event.time) }
+            for (name, value) in event.values {
+                let type = timeSeriesType(of: value)
+                let key = VariableKey(series: series, name: name)
+                if let seen = types[key] {
+                    if seen != type { types[key] = mergedTimeSeriesType(seen, type) }
+                } else {
+                    types[key] = type
+                }
+                if rolledUp, let number = value.doubleValue {
+                    cells[RollupKey(series: series, variable: name, minute: minute), default: RollupCell()].add(number, at: event.time)
+                }
+            }
+        }
+        let upsertRollup = try SQLiteStatement(
+            db,
+            """
+            INSERT INTO rollups (series, variable, minute, count, sum, min, max, first_time, first, last_time, last)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (series, variable, minute) DO UPDATE SET
+                count = count + excluded.count, sum = sum + excluded.sum, min = MIN(min, excluded.min), max = MAX(max, excluded.max),
+                first = CASE WHEN excluded.first_time < first_time THEN excluded.first ELSE first END,
+                first_time = MIN(first_time, excluded.first_time),
+                last = CASE WHEN excluded.last_time >= last_time THEN excluded.last ELSE last END,
+                last_time = MAX(last_time, excluded.last_time)
+            """)
+        for (key, cell) in cells {
+            try upsertRollup.step(
+                .integer(key.series), .text(key.variable), .integer(key.minute), .integer(cell.count), .double(cell.sum), .double(cell.min),
+                .double(cell.max), .integer(cell.firstTime), .double(cell.first), .integer(cell.lastTime), .double(cell.last))
+        }
+        upsertRollup.reset()
+        var newVariables = Set<VariableType>()
+        let known = knownVariables.withLock { known in
+            types.filter { known.contains(VariableType(series: $0.key.series, name: $0.key.name, type: $0.value)) }
+        }
+        let upsertVariable = try SQLiteStatement(
+            db,
+            """
+            INSERT INTO variables (series, name, type) VALUES (?, ?, ?) ON CONFLICT (series, name) DO UPDATE SET type =
+                CASE WHEN type = excluded.type THEN type WHEN type IN ('Long', 'Double') AND excluded.type IN ('Long', 'Double') THEN 'Double'
+                ELSE 'Dynamic' END
+            """)
+        for (key, type) in types where known[key] == nil {
+            try upsertVariable.step(.integer(key.series), .text(key.name), .text(type))
+            newVariables.insert(VariableType(series: key.series, name: key.name, type: type))
+        }
+        upsertVariable.reset()
+        return (report, newSeries, newVariables)
+    }
+
+    struct VariableKey: Hashable {
+        var series: Int64
+        var name: String
+    }
+
+    private func seriesID(_ name: String, _ db: Database) throws -> Int64? {
+        if let known = seriesIDs.withLock({ $0[name] }) { return known }
+        return try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM series WHERE name = ?"), arguments: [name])
+    }
+
+    public func events(series: String, from: Int64, to: Int64, after cursor: EventCursor?, limit: Int) async throws -> [EventRow] {
+        try await pool.read { db in
+            guard let id = try self.seriesID(series, db) else { return [] }
+            let start = cursor ?? EventCursor(time: from, sequence: Int64.min)
+            let rows = try Row.fetchCursor(
+                db.cachedStatement(
+                    sql: """
+                        SELECT rowid, time, body FROM events WHERE series = ? AND time >= ? AND time < ? AND (time > ? OR (time = ? AND rowid > ?))
+                        ORDER BY time, rowid LIMIT ?
+                        """),
+                arguments: [id, from, to, start.time, start.time, start.sequence, limit])
+            var result: [EventRow] = []
+            while let row = try rows.next() {
+                let body: Data = row[2]
+                result.append(EventRow(cursor: EventCursor(time: row[1], sequence: row[0]), body: Array(body)))
+            }
+            return result
+        }
+    }
+
+    public func aggregates(
+        series: String, variables: [String], from: Int64, to: Int64, bucket: Int64, withEnds: Bool
+    ) async throws
+        -> [String: [BucketAggregate]]
+    {
+        try await pool.read { db in
+            guard let id = try self.seriesID(series, db) else { return [:] }
+            var result: [String: [BucketAggregate]] = [:]
+            for variable in Set(variables) {
+                var buckets: [BucketAggregate] = []
+                let rows = try Row.fetchCursor(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT (minute - ?) / ? AS b, SUM(count), SUM(sum), MIN(min), MAX(max) FROM rollups
+                            WHERE series = ? AND variable = ? AND minute >= ? AND minute < ? GROUP BY b ORDER BY b
+                            """),
+                    arguments: [from, bucket, id, variable, from, to])
+                while let row = try rows.next() {
+                    buckets.append(BucketAggregate(index: row[0], count: row[1], sum: row[2], min: row[3], max: row[4]))
+                }
+                if withEnds, !buckets.isEmpty {
+                    var position: [Int: Int] = [:]
+                    for (offset, bucket) in buckets.enumerated() { position[bucket.index] = offset }
+                    // SQLite gives a bare column the value of the row the one MIN or MAX picked.
+                    for (sql, isFirst) in [
+                        ("SELECT (minute - ?) / ? AS b, MIN(first_time), first FROM rollups", true),
+                        ("SELECT (minute - ?) / ? AS b, MAX(last_time), last FROM rollups", false),
+                    ] {
+                        let ends = try Row.fetchCursor(
+                            db.cachedStatement(sql: sql + " WHERE series = ? AND variable = ? AND minute >= ? AND minute < ? GROUP BY b"),
+                            arguments: [from, bucket, id, variable, from, to])
+                        while let row = try ends.next() {
+                            guard let offset = position[row[0]] else { continue }
+                            if isFirst { buckets[offset].first = row[2] } else { buckets[offset].last = row[2] }
+                        }
+                    }
+                }
+                result[variable] = buckets
+            }
+            return result
+        }
+    }
+
+    public func instances(after: String?, limit: Int) async throws -> [SeriesInstance] {
+        try await pool.read { db in
+            let series = try Row.fetchAll(
+                db, sql: "SELECT id, name FROM series WHERE name > ? ORDER BY name LIMIT ?", arguments: [after ?? "", limit])
+            return try series.map { row in
+                let variables = try Row.fetchAll(db, sql: "SELECT name, type FROM variables WHERE series = ?", arguments: [row[0] as Int64])
+                return SeriesInstance(id: row[1], variables: Dictionary(uniqueKeysWithValues: variables.map { ($0[0], $0[1]) }))
+            }
+        }
+    }
+
+    /// Deletes in chunks of `chunk` rows, each its own transaction, so ingest waits at most one chunk.
+    public func applyRetention(now: Int64) async throws -> (events: Int, rollups: Int) {
+        let chunk = 10_000
+        let eventCutoff = now - retention.events
+        let rollupCutoff = minuteStart(now - retention.rollups)
+        let series = try await pool.read { db in try Int64.fetchAll(db, sql: "SELECT id FROM series") }
+        var deletedEvents = 0
+        var deletedRollups = 0
+        for id in series {
+            while true {
+                let deleted = try await pool.write { db in
+                    try db.execute(
+                        sql: "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE series = ? AND time < ? LIMIT ?)",
+                        arguments: [id, eventCutoff, chunk])
+                    return db.changesCount
+                }
+                deletedEvents += deleted
+                if deleted < chunk { break }
+            }
+            let variables = try await pool.read { db in
+                [""] + (try String.fetchAll(db, sql: "SELECT name FROM variables WHERE series = ?", arguments: [id]))
+            }
+            for variable in variables {
+                while true {
+                    let deleted = try await pool.write { db in
+                        try db.execute(
+                            sql: """
+                                DELETE FROM rollups WHERE series = ? AND variable = ? AND minute IN
+                                (SELECT minute FROM rollups WHERE series = ? AND variable = ? AND minute < ? LIMIT ?)
+                                """,
+                            arguments: [id, variable, id, variable, rollupCutoff, chunk])
+                        return db.changesCount
+                    }
+                    deletedRollups += deleted
+                    if deleted < chunk { break }
+                }
+            }
+        }
+        return (deletedEvents, deletedRollups)
+    }
+
+    public func probe() async throws {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        try await pool.write { db in
+            try db.execute(sql: "INSERT INTO probe (id, time) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET time = excluded.time", arguments: [now])
+        }
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import TwinflowCodec
+
+/// Answers ``TimeSeriesQuery`` requests from any ``TimeSeriesStore``, in TSI Gen2's response
+/// shapes: `{"timestamps": […], "properties": [{"name", "type", "values"}], "continuationToken", "progress"}`.
+public struct TimeSeriesQueryEngine: Sendable {
+    public let store: any TimeSeriesStore
+    /// Events read from the store per step while a page is filled.
+    static let readChunk = 5_000
+
+    public init(store: any TimeSeriesStore) {
+        self.store = store
+    }
+
+    public func answer(_ query: TimeSeriesQuery) async throws -> JSONValue {
+        switch query {
+        case .getEvents(let request): try await getEvents(request)
+        case .getSeries(let request): try await getSeries(request)
+        case .aggregateSeries(let request): try await aggregateSeries(request)
+        }
+    }
+
+    /// Reads events of the span in order until `take` pass `filter`; the cursor to go on from, when more may follow.
+    private func page(
+        series: String, span: TimeSeriesQuery.SearchSpan, filter: Tsx.Filter?, take: Int, after: EventCursor?
+    ) async throws -> (events: [(time: Int64, values: [String: JSONValue])], next: EventCursor?) {
+        var events: [(time: Int64, values: [String: JSONValue])] = []
+        var cursor = after
+        while events.count < take {
+            let limit = filter == nil ? take - events.count : Self.readChunk
+            let rows = try await store.events(series: series, from: span.from, to: span.to, after: cursor, limit: limit)
+            for row in rows {
+                cursor = row.cursor
+                guard let values = (try? JSONValue.parse(row.body))?.objectValue else { continue }
+                if let filter, !filter.matches(values) { continue }
+                events.append((row.cursor.time, values))
+                if events.count == take { return (events, row.cursor) }
+            }
+            if rows.count < limit { return (events, nil) }
+        }
+        return (events, cursor)
+    }
+
+    private func getEvents(_ request: TimeSeriesQuery.GetEvents) async throws -> JSONValue {
+        let (events, next) = try await page(
+            series: request.series, span: request.span, filter: request.filter, take: request.take, after: request.continuation)
+        var names = request.projected ?? []
+        if request.projected == nil {
+            var seen = Set<String>()
+            for event in events { seen.formUnion(event.values.keys) }
+            names = seen.sorted()
+        }
+        let properties: [JSONValue] = names.map { name in
+            var type: String?
+            let values: [JSONValue] = events.map { event in
+                guard let value = event.values[name] else { return .null }
+                let valueType = timeSeriesType(of: value)
+                type = type.map { mergedTimeSeriesType($0, valueType) } ?? valueType
+                return value
+            }
+            return ["name": .string(name), "type": .string(type ?? "Dynamic"), "values": .array(values)]
+        }
+        return Self.response(timestamps: events.map(\.time), properties: properties, next: next)
+    }
+
+    private func getSeries(_ request: TimeSeriesQuery.GetSeries) async throws -> JSONValue {
+        let (events, next) = try await page(
+            series: request.series, span: request.span, filter: request.filter, take: request.take, after: request.continuation)
+        let properties: [JSONValue] = request.variables.map { variable in
+            let values: [JSONValue] = events.map { event in
+                if let filter = variable.filter, !filter.matches(event.values) { return .null }
+                return event.values[variable.property]?.doubleValue.map(JSONValue.double) ?? .null
+            }
+            return ["name": .string(variable.name), "type": "Double", "values": .array(values)]
+        }
+        return Self.response(timestamps: events.map(\.time), properties: properties, next: next)
+    }
+
+    private func aggregateSeries(_ request: TimeSeriesQuery.AggregateSeries) async throws -> JSONValue {
+        let count = request.intervals
+        let withEnds = request.variables.contains { $0.function == .first || $0.function == .last }
+        let aggregates = try await store.aggregates(
+            series: request.series, variables: request.variables.map(\.property), from: request.span.from, to: request.span.to,
+            bucket: request.interval, withEnds: withEnds)
+        let properties: [JSONValue] = request.variables.map { variable in
+            var values = [JSONValue](repeating: variable.function == .count ? .integer(0) : .null, count: count)
+            for bucket in aggregates[variable.property] ?? [] where bucket.index >= 0 && bucket.index < count && bucket.count > 0 {
+                values[bucket.index] =
+                    switch variable.function {
+                    case .count: .integer(bucket.count)
+                    case .sum: .double(bucket.sum)
+                    case .avg: .double(bucket.sum / Double(bucket.count))
+                    case .min: .double(bucket.min)
+                    case .max: .double(bucket.max)
+                    case .first: bucket.first.map(JSONValue.double) ?? .null
+                    case .last: bucket.last.map(JSONValue.double) ?? .null
+                    }
+            }
+            return ["name": .string(variable.name), "type": variable.function == .count ? "Long" : "Double", "values": .array(values)]
+        }
+        let timestamps = (0..<count).map { request.span.from + Int64($0) * request.interval }
+        return Self.response(timestamps: timestamps, properties: properties, next: nil)
+    }
+
+    static func response(timestamps: [Int64], properties: [JSONValue], next: EventCursor?) -> JSONValue {
+        [
+            "timestamps": .array(timestamps.map { .string(TimeSeriesTime.string(milliseconds: $0)) }),
+            "properties": .array(properties),
+            "continuationToken": next.map { .string(TimeSeriesQuery.token($0)) } ?? .null,
+            "progress": 100,
+        ]
+    }
+
+    /// `GET /timeseries/instances`: TSI's instance list, each with the variables its events carried.
+    public func instances(continuationToken: String?, maximumCount: Int) async throws -> JSONValue {
+        let after = try continuationToken.map { (token) throws(QueryError) -> String in
+            guard let data = Data(base64Encoded: token) else { throw QueryError("the continuation token is not one this service gave") }
+            return String(decoding: data, as: UTF8.self)
+        }
+        let instances = try await store.instances(after: after, limit: maximumCount)
+        let list: [JSONValue] = instances.map { instance in
+            [
+                "timeSeriesId": [.string(instance.id)],
+                "variables": .object(instance.variables.mapValues { ["type": .string($0)] }),
+            ]
+        }
+        let next: JSONValue =
+            instances.count == maximumCount ? instances.last.map { .string(Data($0.id.utf8).base64EncodedString()) } ?? .null : .null
+        return ["instances": .array(list), "continuationToken": next]
+    }
+}

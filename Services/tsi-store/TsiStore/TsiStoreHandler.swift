@@ -1,0 +1,65 @@
+import Foundation
+import Logging
+import TwinflowCodec
+import TwinflowKafka
+
+/// Stores a batch from `eventhub.tsi`: decode in ``prepare(_:)``, then in ``handle(_:_:)`` one
+/// store transaction for the batch and the dead letters of what could not be read; it returns once
+/// both are done, so the batch's offsets are stored only after the commit.
+public final class TsiStoreHandler: Sendable {
+    public static let serviceName = "tsi-store"
+
+    private let store: any TimeSeriesStore
+    private let producer: KafkaProducer
+    private let topics: Topics
+    private let counters: TsiStoreCounters
+    private let logger: Logger
+
+    public init(store: any TimeSeriesStore, producer: KafkaProducer, topics: Topics, counters: TsiStoreCounters, logger: Logger) {
+        self.store = store
+        self.producer = producer
+        self.topics = topics
+        self.counters = counters
+        self.logger = logger
+    }
+
+    public struct PreparedBatch: Sendable {
+        public var events: [StoredEvent] = []
+        public var deadLetters: [KafkaProducerMessage] = []
+    }
+
+    public func prepare(_ batch: KafkaConsumerBatch) async throws -> PreparedBatch {
+        Self.decode(batch.messages, deadLetterTopic: topics.deadLetter)
+    }
+
+    /// The events of `messages`; an event without an ID header gets `<topic>/<partition>/<offset>`,
+    /// so a redelivery of the same message is still a repeat.
+    public static func decode(_ messages: [KafkaConsumerMessage], deadLetterTopic: String) -> PreparedBatch {
+        var prepared = PreparedBatch()
+        prepared.events.reserveCapacity(messages.count)
+        for message in messages {
+            do {
+                let event = try TimeSeriesEvent(decoding: message)
+                guard let time = event.milliseconds else { throw CodecError(field: "timestamp", reason: "must be an RFC 3339 time") }
+                prepared.events.append(
+                    StoredEvent(
+                        series: event.twinID, time: time, id: event.id ?? "\(message.topic)/\(message.partition)/\(message.offset)",
+                        values: event.values))
+            } catch {
+                prepared.deadLetters.append(
+                    DeadLetter(service: serviceName, reason: "not a time-series event: \(error)", original: message).kafkaMessage(
+                        for: message, topic: deadLetterTopic))
+            }
+        }
+        return prepared
+    }
+
+    public func handle(_ batch: KafkaConsumerBatch, _ prepared: PreparedBatch) async throws {
+        let report = try await store.ingest(prepared.events, now: Int64(Date().timeIntervalSince1970 * 1000))
+        if !prepared.deadLetters.isEmpty {
+            try await producer.send(prepared.deadLetters)
+            logger.warning("events dead-lettered", metadata: ["count": "\(prepared.deadLetters.count)"])
+        }
+        counters.add(report, deadLettered: prepared.deadLetters.count)
+    }
+}

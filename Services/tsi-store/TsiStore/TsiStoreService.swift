@@ -1,0 +1,57 @@
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import TwinflowCodec
+import TwinflowKafka
+import TwinflowRuntime
+
+/// tsi-store's parts, in start order: the producer (dead letters), the retention task, and the
+/// consumer of `eventhub.tsi` in the group `tsi-store` (which stops first).
+///
+/// Settings beyond the contract's: `TSI_STORE_EVENT_RETENTION` (`P31D`) and
+/// `TSI_STORE_ROLLUP_RETENTION` (`P731D`), ISO 8601 durations; `TSI_STORE_RETENTION_INTERVAL_SECONDS`
+/// (60), `TSI_STORE_MAX_BATCH` (10,000 events) and `TSI_STORE_SYNCHRONOUS` (`NORMAL`, or `FULL`).
+/// The store is `$TWINFLOW_DATA_DIR/timeseries.sqlite`.
+public enum TsiStoreService {
+    public static func services(
+        environment: ServiceEnvironment, logger: Logger, readiness: Readiness, router: Router<BasicRequestContext>? = nil
+    ) throws -> [any Service] {
+        if let url = environment.variables["TWINFLOW_DATABASE_URL"], !url.isEmpty {
+            throw SettingError(variable: "TWINFLOW_DATABASE_URL", value: url, expected: "unset: tsi-store keeps its events in SQLite for now")
+        }
+        let retention = RetentionPolicy(
+            events: try duration("TSI_STORE_EVENT_RETENTION", environment) ?? RetentionPolicy.default.events,
+            rollups: try duration("TSI_STORE_ROLLUP_RETENTION", environment) ?? RetentionPolicy.default.rollups)
+        let store = try SQLiteTimeSeriesStore(
+            path: (environment.dataDirectory as NSString).appendingPathComponent("timeseries.sqlite"), retention: retention,
+            synchronous: try environment.choice("TSI_STORE_SYNCHRONOUS", of: ["NORMAL", "FULL"]) ?? "NORMAL")
+        let producer = try KafkaProducer(configuration: environment.producerConfiguration, logger: logger)
+        let consumer = try KafkaConsumer(
+            configuration: environment.consumerConfiguration(
+                topics: [environment.topics.timeSeries], maxBatchSize: try environment.integer("TSI_STORE_MAX_BATCH", in: 1...100_000) ?? 10_000),
+            logger: logger)
+        let counters = TsiStoreCounters()
+        let handler = TsiStoreHandler(store: store, producer: producer, topics: environment.topics, counters: counters, logger: logger)
+        readiness.registerConsumerGroup(consumer, group: environment.serviceName)
+        readiness.registerStore { try await store.probe() }
+        if let router {
+            router.get("metrics") { _, _ in counters.prometheusText }
+            TimeSeriesRoutes.add(to: router, engine: TimeSeriesQueryEngine(store: store))
+        }
+        let interval = try environment.integer("TSI_STORE_RETENTION_INTERVAL_SECONDS", in: 1...86_400) ?? 60
+        return [
+            producer,
+            RetentionService(store: store, interval: .seconds(interval), counters: counters, logger: logger),
+            BatchConsumerService(consumer: consumer, logger: logger, prepare: handler.prepare, handle: handler.handle),
+        ]
+    }
+
+    static func duration(_ variable: String, _ environment: ServiceEnvironment) throws(SettingError) -> Int64? {
+        guard let text = environment.variables[variable] else { return nil }
+        guard let milliseconds = ISODuration.milliseconds(text) else {
+            throw SettingError(variable: variable, value: text, expected: "an ISO 8601 duration such as P7D or PT12H")
+        }
+        return milliseconds
+    }
+}

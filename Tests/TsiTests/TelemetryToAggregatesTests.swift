@@ -1,0 +1,210 @@
+import Foundation
+import KafkaRecords
+import Testing
+import TsiForwarder
+import TsiStore
+import TwinflowCodec
+import TwinflowTestSupport
+
+/// Telemetry in, aggregates out, through tsi-forwarder's mapping, tsi-store's decoding, the SQLite
+/// store and the query engine, batch by batch as the services run them, with exact numbers.
+@Suite struct TelemetryToAggregatesTests {
+    static let twin = "thermo_0001"
+
+    /// The pipeline on a new store.
+    struct Pipeline {
+        let store: SQLiteTimeSeriesStore
+        let engine: TimeSeriesQueryEngine
+        var now: Int64 = TimeSeriesTime.milliseconds(from: "2026-11-26T12:00:00Z")!
+
+        init(retention: RetentionPolicy = .default) throws {
+            let directory = ScratchDirectory.make("tsi-pipeline")
+            store = try SQLiteTimeSeriesStore(path: directory.appending(path: "timeseries.sqlite").path, retention: retention)
+            engine = TimeSeriesQueryEngine(store: store)
+        }
+
+        /// One batch of telemetry `(message id, source time, payload)` through forwarder and store.
+        @discardableResult
+        func batch(_ telemetry: [(String, String, String)], twin: String = TelemetryToAggregatesTests.twin) async throws -> IngestReport {
+            let messages = telemetry.enumerated().map { offset, item in
+                TimeSeriesMappingTests.telemetry(id: item.0, twin: twin, sourceTime: item.1, payload: item.2)
+            }
+            let forwarded = TsiForwarderHandler.map(messages, topics: .defaults, now: now)
+            let received = forwarded.messages.enumerated().map { offset, message in
+                KafkaConsumerMessage(
+                    topic: message.topic, partition: 0, offset: Int64(offset), key: message.key, value: message.value, headers: message.headers)
+            }
+            let decoded = TsiStoreHandler.decode(received, deadLetterTopic: Topics.defaults.deadLetter)
+            #expect(decoded.deadLetters.isEmpty)
+            return try await store.ingest(decoded.events, now: now)
+        }
+
+        func query(_ body: JSONValue) async throws -> JSONValue {
+            try await engine.answer(try TimeSeriesQuery(json: body))
+        }
+
+        func aggregate(_ interval: String, from: String = "2026-11-26T10:00:00Z", to: String = "2026-11-26T10:04:00Z") async throws -> JSONValue {
+            func numeric(_ property: String, _ aggregation: String) -> JSONValue {
+                ["kind": "numeric", "value": ["tsx": .string("$event.\(property)")], "aggregation": ["tsx": .string(aggregation)]]
+            }
+            return try await query([
+                "aggregateSeries": [
+                    "timeSeriesId": [.string(TelemetryToAggregatesTests.twin)], "searchSpan": ["from": .string(from), "to": .string(to)],
+                    "interval": .string(interval),
+                    "inlineVariables": [
+                        "Avg": numeric("Temperature", "avg($value)"), "Min": numeric("Temperature", "min($value)"),
+                        "Max": numeric("Temperature", "max($value)"), "Sum": numeric("Temperature", "sum($value)"),
+                        "First": numeric("Temperature", "first($value)"), "Last": numeric("Temperature", "last($value)"),
+                        "Values": ["kind": "aggregate", "aggregation": ["tsx": "count($event.Temperature.Double)"]],
+                        "Events": ["kind": "aggregate", "aggregation": ["tsx": "count()"]],
+                        "FrontAvg": numeric("Front.Temperature", "avg($value)"),
+                    ],
+                    "projectedVariables": ["Avg", "Min", "Max", "Sum", "First", "Last", "Values", "Events", "FrontAvg"],
+                ]
+            ])
+        }
+    }
+
+    /// Each projected property's values by name.
+    static func values(_ response: JSONValue) -> [String: [JSONValue]] {
+        var result: [String: [JSONValue]] = [:]
+        for property in response["properties"]?.arrayValue ?? [] {
+            result[property["name"]!.stringValue!] = property["values"]!.arrayValue!
+        }
+        return result
+    }
+
+    /// Two batches: the second repeats an event, brings one late for a minute already rolled up,
+    /// and one after an empty minute; 10:01:00.000 and 10:01:59.999 sit on the minute's two edges.
+    static func load(_ pipeline: Pipeline) async throws {
+        let first = try await pipeline.batch([
+            ("m1", "2026-11-26T10:00:10Z", #"{"Temperature":20,"Front":{"Temperature":5}}"#),
+            ("m2", "2026-11-26T10:00:50Z", #"{"Temperature":22}"#),
+            ("m3", "2026-11-26T10:01:00.000Z", #"{"Temperature":30}"#),
+            ("m4", "2026-11-26T10:01:59.999Z", #"{"Temperature":31,"Status":"ok"}"#),
+        ])
+        #expect(first == IngestReport(stored: 4))
+        let second = try await pipeline.batch([
+            ("m2", "2026-11-26T10:00:50Z", #"{"Temperature":22}"#),
+            ("m5", "2026-11-26T10:00:05Z", #"{"Temperature":18}"#),
+            ("m6", "2026-11-26T10:03:30Z", #"{"Temperature":40}"#),
+            ("m1", "2026-11-26T10:00:10Z", #"{"Temperature":20,"Front":{"Temperature":5}}"#),
+        ])
+        #expect(second == IngestReport(stored: 2, duplicates: 2))
+    }
+
+    @Test func perMinuteAggregatesWithLateEventsRepeatsEdgesAndAnEmptyMinute() async throws {
+        let pipeline = try Pipeline()
+        try await Self.load(pipeline)
+        let response = try await pipeline.aggregate("PT1M")
+        #expect(
+            response["timestamps"]
+                == ["2026-11-26T10:00:00.000Z", "2026-11-26T10:01:00.000Z", "2026-11-26T10:02:00.000Z", "2026-11-26T10:03:00.000Z"])
+        let values = Self.values(response)
+        #expect(values["Avg"] == [20.0, 30.5, nil, 40.0])
+        #expect(values["Min"] == [18.0, 30.0, nil, 40.0])
+        #expect(values["Max"] == [22.0, 31.0, nil, 40.0])
+        #expect(values["Sum"] == [60.0, 61.0, nil, 40.0])
+        #expect(values["First"] == [18.0, 30.0, nil, 40.0], "the late 10:00:05 event is the first of its minute")
+        #expect(values["Last"] == [22.0, 31.0, nil, 40.0])
+        #expect(values["Values"] == [3, 2, 0, 1])
+        #expect(values["Events"] == [3, 2, 0, 1])
+        #expect(values["FrontAvg"] == [5.0, nil, nil, nil], "nested telemetry is flattened to Front.Temperature")
+        let types = response["properties"]?.arrayValue?.map { $0["type"]?.stringValue ?? "" }
+        #expect(types == ["Double", "Double", "Double", "Double", "Double", "Double", "Long", "Long", "Double"])
+    }
+
+    @Test func longerIntervalsCombineMinutesAndWidenTheSpanToWholeIntervals() async throws {
+        let pipeline = try Pipeline()
+        try await Self.load(pipeline)
+        let twoMinutes = Self.values(try await pipeline.aggregate("PT2M"))
+        #expect(twoMinutes["Events"] == [5, 1])
+        #expect(twoMinutes["Avg"] == [24.2, 40.0])
+        #expect(twoMinutes["First"] == [18.0, 40.0])
+        #expect(twoMinutes["Last"] == [31.0, 40.0])
+        #expect(twoMinutes["Min"] == [18.0, 40.0])
+        #expect(twoMinutes["Max"] == [31.0, 40.0])
+        let hour = try await pipeline.aggregate("PT1H", from: "2026-11-26T10:00:30Z", to: "2026-11-26T10:30:00Z")
+        #expect(hour["timestamps"] == ["2026-11-26T10:00:00.000Z"])
+        #expect(Self.values(hour)["Sum"] == [161.0])
+        #expect(Self.values(hour)["Events"] == [6])
+        let day = try await pipeline.aggregate("P1D", from: "2026-11-25T00:00:00Z", to: "2026-11-27T00:00:00Z")
+        #expect(day["timestamps"] == ["2026-11-25T00:00:00.000Z", "2026-11-26T00:00:00.000Z"])
+        #expect(Self.values(day)["Events"] == [0, 6])
+        #expect(Self.values(day)["Avg"] == [nil, .double(161.0 / 6)])
+    }
+
+    @Test func getEventsFiltersAndPagesInTimeOrder() async throws {
+        let pipeline = try Pipeline()
+        try await Self.load(pipeline)
+        func page(_ token: JSONValue) async throws -> JSONValue {
+            try await pipeline.query([
+                "getEvents": [
+                    "timeSeriesId": [.string(Self.twin)], "searchSpan": ["from": "2026-11-26T10:00:00Z", "to": "2026-11-26T10:04:00Z"],
+                    "filter": ["tsx": "$event.Temperature.Double > 20 AND NOT ($event.Status = 'ok')"], "take": 2, "continuationToken": token,
+                ]
+            ])
+        }
+        let first = try await page(.null)
+        #expect(first["timestamps"] == ["2026-11-26T10:00:50.000Z", "2026-11-26T10:01:00.000Z"])
+        #expect(Self.values(first)["Temperature"] == [22, 30])
+        let token = try #require(first["continuationToken"]?.stringValue)
+        let second = try await page(.string(token))
+        #expect(second["timestamps"] == ["2026-11-26T10:03:30.000Z"])
+        #expect(Self.values(second)["Temperature"] == [40])
+        #expect(second["continuationToken"] == .null)
+
+        let all = try await pipeline.query([
+            "getEvents": ["timeSeriesId": [.string(Self.twin)], "searchSpan": ["from": "2026-11-26T10:00:00Z", "to": "2026-11-26T10:04:00Z"]]
+        ])
+        #expect(Self.values(all)["Temperature"] == [18, 20, 22, 30, 31, 40])
+        #expect(Self.values(all)["Front.Temperature"] == [nil, 5, nil, nil, nil, nil])
+        #expect(Self.values(all)["Status"] == [nil, nil, nil, nil, "ok", nil])
+    }
+
+    @Test func getSeriesProjectsVariablesAtEachEvent() async throws {
+        let pipeline = try Pipeline()
+        try await Self.load(pipeline)
+        let response = try await pipeline.query([
+            "getSeries": [
+                "timeSeriesId": [.string(Self.twin)], "searchSpan": ["from": "2026-11-26T10:00:00Z", "to": "2026-11-26T10:01:00Z"],
+                "inlineVariables": ["T": ["kind": "numeric", "value": ["tsx": "$event['Front.Temperature']"]]],
+            ]
+        ])
+        #expect(response["timestamps"]?.arrayValue?.count == 3)
+        #expect(Self.values(response)["T"] == [nil, 5.0, nil])
+    }
+
+    @Test func instancesListTheSeriesWithTheirVariables() async throws {
+        let pipeline = try Pipeline()
+        try await Self.load(pipeline)
+        try await pipeline.batch(
+            [("x1", "2026-11-26T10:00:00Z", #"{"Level":1}"#), ("x2", "2026-11-26T10:00:01Z", #"{"Level":1.5}"#)], twin: "tank-1")
+        let response = try await pipeline.engine.instances(continuationToken: nil, maximumCount: 10)
+        #expect(
+            response["instances"]
+                == [
+                    ["timeSeriesId": ["tank-1"], "variables": ["Level": ["type": "Double"]]],
+                    [
+                        "timeSeriesId": ["thermo_0001"],
+                        "variables": ["Temperature": ["type": "Long"], "Front.Temperature": ["type": "Long"], "Status": ["type": "String"]],
+                    ],
+                ])
+    }
+
+    @Test func retentionDropsOldEventsAndRollupsSeparately() async throws {
+        var pipeline = try Pipeline(retention: RetentionPolicy(events: 3_600_000, rollups: 7_200_000))
+        pipeline.now = TimeSeriesTime.milliseconds(from: "2026-11-26T10:30:00Z")!
+        try await Self.load(pipeline)
+        let expired = try await pipeline.batch([("old", "2026-11-26T09:00:00Z", #"{"Temperature":1}"#)])
+        #expect(expired == IngestReport(expired: 1))
+        // Two hours later the raw events are gone, the rollups stay; three hours later both are gone.
+        var deleted = try await pipeline.store.applyRetention(now: TimeSeriesTime.milliseconds(from: "2026-11-26T11:30:00Z")!)
+        #expect(deleted.events == 6 && deleted.rollups == 0)
+        #expect(Self.values(try await pipeline.aggregate("PT1M"))["Events"] == [3, 2, 0, 1])
+        deleted = try await pipeline.store.applyRetention(now: TimeSeriesTime.milliseconds(from: "2026-11-26T12:30:00Z")!)
+        #expect(deleted.events == 0)
+        #expect(deleted.rollups > 0)
+        #expect(Self.values(try await pipeline.aggregate("PT1M"))["Events"] == [0, 0, 0, 0])
+    }
+}

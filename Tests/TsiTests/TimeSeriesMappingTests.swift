@@ -1,0 +1,122 @@
+import KafkaRecords
+import Testing
+import TsiForwarder
+import TwinflowCodec
+
+/// tsi-forwarder's mapping: telemetry and Twin.Update notifications into TSI events.
+@Suite struct TimeSeriesMappingTests {
+    static func telemetry(
+        id: String = "m-1", twin: String = "thermo_0001", component: String? = nil, time: String? = "2026-11-26T10:00:00.000Z",
+        sourceTime: String? = nil, payload: String = #"{"Temperature":21.5}"#, type: String = "microsoft.iot.telemetry"
+    ) -> KafkaConsumerMessage {
+        let event = BinaryCloudEvent(
+            attributes: CloudEventAttributes(
+                id: id, type: type, source: "twinflow.local/digitaltwins/\(twin)", subject: component, time: time,
+                dataSchema: "dtmi:contosocom:DigitalTwins:Thermostat;1", extensions: sourceTime.map { ["telemetrysourcetime": $0] } ?? [:]),
+            data: Array(payload.utf8))
+        let message = event.kafkaMessage(topic: Topics.defaults.telemetry, key: twin)
+        return KafkaConsumerMessage(
+            topic: message.topic, partition: 0, offset: 7, key: message.key, value: message.value, headers: message.headers, timestamp: 1_000)
+    }
+
+    static func update(
+        id: String = "u-1", twin: String = "thermo_0001", patch: JSONValue, time: String = "2026-11-26T10:00:00.000Z"
+    )
+        -> KafkaConsumerMessage
+    {
+        let event = CloudEvent(
+            attributes: CloudEventAttributes(
+                id: id, type: "Microsoft.DigitalTwins.Twin.Update", source: "twinflow.local", subject: twin, time: time, sequence: "3"),
+            data: ["modelId": "dtmi:contosocom:DigitalTwins:Thermostat;1", "patch": patch])
+        let message = event.kafkaMessage(topic: Topics.defaults.twinEvents, key: twin)
+        return KafkaConsumerMessage(topic: message.topic, partition: 0, offset: 9, key: message.key, value: message.value, headers: message.headers)
+    }
+
+    static func published(_ messages: [KafkaConsumerMessage]) throws -> (events: [TimeSeriesEvent], keys: [String], deadLetters: [String]) {
+        let prepared = TsiForwarderHandler.map(messages, topics: .defaults, now: 0)
+        var events: [TimeSeriesEvent] = []
+        var keys: [String] = []
+        var deadLetters: [String] = []
+        for message in prepared.messages {
+            if message.topic == Topics.defaults.deadLetter {
+                deadLetters.append(message.headers.string(for: DeadLetter.reasonHeader) ?? "")
+                continue
+            }
+            #expect(message.topic == Topics.defaults.timeSeries)
+            let received = KafkaConsumerMessage(
+                topic: message.topic, partition: 0, offset: 0, key: message.key, value: message.value, headers: message.headers)
+            events.append(try TimeSeriesEvent(decoding: received))
+            keys.append(String(decoding: message.key ?? [], as: UTF8.self))
+        }
+        return (events, keys, deadLetters)
+    }
+
+    @Test func telemetryBecomesAnEventKeyedByTheTwinWithTheSourceTime() throws {
+        let (events, keys, deadLetters) = try Self.published([
+            Self.telemetry(
+                sourceTime: "2026-11-26T09:59:58.5+00:00",
+                payload: #"{"Temperature":21.5,"Front":{"Temperature":5,"Door":{"Open":true}},"Empty":{},"Gone":null}"#)
+        ])
+        #expect(deadLetters.isEmpty)
+        #expect(keys == ["thermo_0001"])
+        #expect(
+            events == [
+                TimeSeriesEvent(
+                    twinID: "thermo_0001", timestamp: "2026-11-26T09:59:58.500Z",
+                    values: ["Temperature": 21.5, "Front.Temperature": 5, "Front.Door.Open": true], id: "telemetry/m-1")
+            ])
+    }
+
+    @Test func withoutASourceTimeTheEventTimeCountsAndWithoutEitherTheKafkaTimestamp() throws {
+        let (events, _, _) = try Self.published([Self.telemetry(), Self.telemetry(id: "m-2", time: nil)])
+        #expect(events.map(\.timestamp) == ["2026-11-26T10:00:00.000Z", "1970-01-01T00:00:01.000Z"])
+    }
+
+    @Test func aComponentsTelemetryBelongsToItsTwin() throws {
+        let (events, keys, _) = try Self.published([Self.telemetry(component: "thermostat1")])
+        #expect(events.map(\.twinID) == ["thermo_0001"])
+        #expect(keys == ["thermo_0001"])
+        #expect(TimeSeriesMapping.twinID(source: "elsewhere", subject: "room-1", key: nil) == "room-1")
+    }
+
+    @Test func twinUpdatesKeepAddAndReplaceWithFlattenedPaths() throws {
+        let (events, keys, deadLetters) = try Self.published([
+            Self.update(patch: [
+                ["op": "replace", "path": "/Front/Temperature", "value": 19.5],
+                ["op": "add", "path": "/Humidity", "value": 40],
+                ["op": "remove", "path": "/Old"],
+                ["op": "add", "path": "/Back", "value": ["Temperature": 18, "Fan": ["Speed": 2]]],
+            ]),
+            Self.update(id: "u-2", patch: [["op": "remove", "path": "/Humidity"]]),
+        ])
+        #expect(deadLetters.isEmpty)
+        #expect(keys == ["thermo_0001"])
+        #expect(
+            events == [
+                TimeSeriesEvent(
+                    twinID: "thermo_0001", timestamp: "2026-11-26T10:00:00.000Z",
+                    values: ["Front.Temperature": 19.5, "Humidity": 40, "Back.Temperature": 18, "Back.Fan.Speed": 2], id: "update/u-1")
+            ])
+    }
+
+    @Test func badEventsGoToTheDeadLettersWithTheReason() throws {
+        var notACloudEvent = Self.telemetry()
+        notACloudEvent.headers.removeAll { $0.key == "ce_id" }
+        let (events, _, deadLetters) = try Self.published([
+            notACloudEvent, Self.telemetry(payload: "[1,2]"), Self.telemetry(payload: "{not json"),
+            Self.telemetry(sourceTime: "yesterday"), Self.telemetry(type: "Microsoft.DigitalTwins.Twin.Create"),
+        ])
+        #expect(events.isEmpty)
+        #expect(deadLetters.count == 4)
+        #expect(deadLetters[0].contains("ce_id"))
+        #expect(deadLetters[1].contains("JSON object"))
+        #expect(deadLetters[2].contains("not JSON"))
+        #expect(deadLetters[3].contains("telemetrysourcetime"))
+    }
+
+    @Test func aRepeatOfTheSourceEventHasTheSameID() throws {
+        let (events, _, _) = try Self.published([Self.telemetry(), Self.telemetry()])
+        #expect(events.count == 2)
+        #expect(events[0].id == events[1].id)
+    }
+}

@@ -1,0 +1,75 @@
+import Testing
+import TsiStore
+import TwinflowCodec
+
+/// Requests in TSI Gen2's shapes, read and checked before the store is asked anything.
+@Suite struct TimeSeriesQueryTests {
+    @Test(arguments: [("PT1M", 60_000), ("PT1H", 3_600_000), ("P1D", 86_400_000), ("P1W", 604_800_000), ("P1DT12H", 129_600_000), ("PT0.5S", 500)])
+    func durations(text: String, milliseconds: Int) {
+        #expect(ISODuration.milliseconds(text) == Int64(milliseconds))
+    }
+
+    @Test(arguments: ["P1M", "P1Y", "PT", "1H", "PT1X", "P0D", ""])
+    func durationsWithoutAFixedLengthAreRefused(text: String) {
+        #expect(ISODuration.milliseconds(text) == nil)
+    }
+
+    static func aggregate(_ changes: [String: JSONValue]) -> JSONValue {
+        var request: [String: JSONValue] = [
+            "timeSeriesId": ["t1"], "searchSpan": ["from": "2026-11-26T10:00:00Z", "to": "2026-11-26T11:00:00Z"], "interval": "PT1M",
+            "inlineVariables": ["Avg": ["kind": "numeric", "value": ["tsx": "$event.Temperature"], "aggregation": ["tsx": "avg($value)"]]],
+        ]
+        for (key, value) in changes { request[key] = value }
+        return ["aggregateSeries": .object(request)]
+    }
+
+    @Test func anAggregateSeriesReadsTheContractsShape() throws {
+        guard case .aggregateSeries(let request) = try TimeSeriesQuery(json: Self.aggregate([:])) else {
+            Issue.record("not an aggregateSeries")
+            return
+        }
+        #expect(request.series == "t1")
+        #expect(request.interval == 60_000)
+        #expect(request.intervals == 60)
+        #expect(request.variables == [.init(name: "Avg", property: "Temperature", function: .avg)])
+    }
+
+    static let badRequests: [(String, JSONValue, String)] = [
+        ("interval", "PT30S", "whole number of minutes"),
+        ("interval", "P1M", "fixed length"),
+        ("timeSeriesId", ["a", "b"], "array of one"),
+        ("searchSpan", ["from": "2026-11-26T11:00:00Z", "to": "2026-11-26T10:00:00Z"], "before"),
+        ("searchSpan", ["from": "yesterday", "to": "2026-11-26T10:00:00Z"], "RFC 3339"),
+        ("filter", ["tsx": "$event.Temperature > 1"], "no filter"),
+        ("inlineVariables", ["X": ["kind": "categorical", "value": ["tsx": "$event.A"], "aggregation": ["tsx": "avg($value)"]]], "categorical"),
+        (
+            "inlineVariables", ["X": ["kind": "numeric", "value": ["tsx": "$event.A"], "aggregation": ["tsx": "median($value)"]]],
+            "not an aggregation"
+        ),
+        ("projectedVariables", ["Nope"], "not among inlineVariables"),
+        ("interval", "PT1M", "intervals of"),
+    ]
+
+    @Test(arguments: badRequests)
+    func badRequestsAreRefusedWithTheReason(field: String, value: JSONValue, reason: String) {
+        var changes = [field: value]
+        if reason == "intervals of" { changes["searchSpan"] = ["from": "2000-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"] }
+        do {
+            _ = try TimeSeriesQuery(json: Self.aggregate(changes))
+            Issue.record("accepted \(field) = \(value)")
+        } catch {
+            #expect(error.code == "InvalidInput")
+            #expect(error.message.contains(reason), "\(error.message)")
+        }
+    }
+
+    @Test func filtersReadTsxComparisons() throws {
+        let filter = try Tsx.filter("($event.Temperature >= 20.5 or $event['Front.Door'] = true) and not $event.Status != 'o''k'")
+        #expect(filter.matches(["Temperature": 21, "Status": "o'k"]))
+        #expect(!filter.matches(["Temperature": 20, "Status": "o'k"]))
+        #expect(filter.matches(["Temperature": 1, "Front.Door": true, "Status": "o'k"]))
+        #expect(!filter.matches(["Temperature": 30, "Status": "bad"]))
+        #expect(throws: QueryError.self) { try Tsx.filter("$event.Temperature >") }
+        #expect(throws: QueryError.self) { try Tsx.filter("$event.Temperature > 1 2") }
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+import Logging
+import Testing
+import TwinflowCodec
+import TwinflowKafka
+import TwinflowTestSupport
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// devbroker, twin-service, tsi-forwarder and tsi-store as separate processes: telemetry posted to
+/// twins comes back out of `aggregateSeries`.
+@Suite(.serialized) struct TsiProcessTests {
+    static let thermostat = "dtmi:contosocom:DigitalTwins:Thermostat;1"
+
+    /// `POST /digitaltwins/{id}/telemetry` with ADT's headers.
+    static func postTelemetry(_ twins: TwinServiceEndpoint, _ twin: String, messageID: String, sourceTime: String, _ payload: String) async throws {
+        var request = URLRequest(url: URL(string: "\(twins.url)/digitaltwins/\(twin)/telemetry")!)
+        request.httpMethod = "POST"
+        request.httpBody = Data(payload.utf8)
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        request.setValue(messageID, forHTTPHeaderField: "Message-Id")
+        request.setValue(sourceTime, forHTTPHeaderField: "Telemetry-Source-Time")
+        let (_, response) = try await URLSession.shared.data(for: request)
+        let status = (response as? HTTPURLResponse)?.statusCode
+        try #require(status == 204, "telemetry of \(twin) answered \(status ?? 0)")
+    }
+
+    static func query(port: Int, _ body: JSONValue) async throws -> (status: Int, body: JSONValue) {
+        let reply = try await httpRequest("http://127.0.0.1:\(port)/timeseries/query", method: "POST", body: body.serialized())
+        return (reply.status, (try? JSONValue.parse(reply.body)) ?? .null)
+    }
+
+    static func values(_ response: JSONValue, _ name: String) -> [JSONValue]? {
+        response["properties"]?.arrayValue?.first { $0["name"]?.stringValue == name }?["values"]?.arrayValue
+    }
+
+    @Test func telemetryPostedToTwinsComesBackOutOfAggregateSeries() async throws {
+        let devbroker = try DevBrokerProcess(partitions: 4)
+        defer { devbroker.terminate() }
+        let twinPort = unusedPort()
+        let twinService = try twinServiceProcess(bootstrap: devbroker.bootstrap, port: twinPort)
+        defer { twinService.terminate() }
+        let twins = TwinServiceEndpoint(port: twinPort)
+        try #require(await twins.waitUntilUp())
+        try await twins.uploadModels("seed")
+        try await twins.putTwin("thermo_1", model: Self.thermostat, ["Temperature": 0])
+        try await twins.putTwin("thermo_2", model: Self.thermostat, ["Temperature": 0])
+
+        let forwarderPort = unusedPort()
+        let forwarder = try serviceProcess(
+            "tsi-forwarder", bootstrap: devbroker.bootstrap, port: forwarderPort, environment: ["TSI_FORWARDER_TWIN_UPDATES": "true"])
+        defer { forwarder.terminate() }
+        let storePort = unusedPort()
+        let store = try serviceProcess(
+            "tsi-store", bootstrap: devbroker.bootstrap, port: storePort,
+            environment: ["TWINFLOW_DATA_DIR": ScratchDirectory.make("tsi-store").path])
+        defer { store.terminate() }
+        try #require(await waitUntilReady(port: forwarderPort))
+        try #require(await waitUntilReady(port: storePort, containing: "accepts writes"))
+        let reader = try TopicReader(
+            kafka: KafkaConfiguration(bootstrapServers: devbroker.bootstrap), topics: [Topics.defaults.timeSeries], logger: Logger(label: "test"))
+
+        // An hour ago, on a whole minute: within the default retention whatever the clock says.
+        let base = (Int64(Date().timeIntervalSince1970 * 1000) - 3_600_000) / 60_000 * 60_000
+        func at(_ seconds: Int64) -> String { TimeSeriesTime.string(milliseconds: base + seconds * 1000) }
+        try await Self.postTelemetry(twins, "thermo_1", messageID: "m1", sourceTime: at(10), #"{"Temperature":20,"Front":{"Temperature":5}}"#)
+        try await Self.postTelemetry(twins, "thermo_1", messageID: "m2", sourceTime: at(50), #"{"Temperature":22}"#)
+        try await Self.postTelemetry(twins, "thermo_1", messageID: "m3", sourceTime: at(90), #"{"Temperature":30}"#)
+        try await Self.postTelemetry(twins, "thermo_1", messageID: "m2", sourceTime: at(50), #"{"Temperature":22}"#)
+        try await Self.postTelemetry(twins, "thermo_2", messageID: "m1", sourceTime: at(5), #"{"Temperature":99}"#)
+        try await twins.set("thermo_2", ["Temperature": 25])
+
+        let aggregate: JSONValue = [
+            "aggregateSeries": [
+                "timeSeriesId": ["thermo_1"], "searchSpan": ["from": .string(at(0)), "to": .string(at(180))], "interval": "PT1M",
+                "inlineVariables": [
+                    "Avg": ["kind": "numeric", "value": ["tsx": "$event.Temperature"], "aggregation": ["tsx": "avg($value)"]],
+                    "Front": ["kind": "numeric", "value": ["tsx": "$event.Front.Temperature"], "aggregation": ["tsx": "max($value)"]],
+                    "Count": ["kind": "aggregate", "aggregation": ["tsx": "count()"]],
+                ],
+                "projectedVariables": ["Avg", "Front", "Count"],
+            ]
+        ]
+        let arrived = await eventually(timeout: .seconds(60)) {
+            guard let (status, body) = try? await Self.query(port: storePort, aggregate), status == 200 else { return false }
+            return Self.values(body, "Count") == [2, 1, 0]
+        }
+        #expect(arrived, "thermo_1's three readings (one posted twice) reach tsi-store")
+        let (status, response) = try await Self.query(port: storePort, aggregate)
+        #expect(status == 200)
+        #expect(response["timestamps"] == [.string(at(0)), .string(at(60)), .string(at(120))])
+        #expect(Self.values(response, "Avg") == [21.0, 30.0, nil])
+        #expect(Self.values(response, "Front") == [5.0, nil, nil])
+
+        // The Twin.Update of thermo_2 joins its telemetry, at the update's time.
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let events: JSONValue = [
+            "getEvents": [
+                "timeSeriesId": ["thermo_2"],
+                "searchSpan": ["from": .string(at(0)), "to": .string(TimeSeriesTime.string(milliseconds: now + 3_600_000))],
+            ]
+        ]
+        let updated = await eventually(timeout: .seconds(30)) {
+            Self.values((try? await Self.query(port: storePort, events))?.body ?? .null, "Temperature") == [99, 25]
+        }
+        #expect(updated, "thermo_2's telemetry, then its Twin.Update")
+
+        // Every time-series event is keyed by its $dtId.
+        let published = try reader.messages(on: Topics.defaults.timeSeries)
+        #expect(published.count >= 5)
+        for message in published {
+            let event = try TimeSeriesEvent(decoding: message)
+            #expect(message.keyString == event.twinID)
+            #expect(event.id != nil)
+        }
+        try await reader.stop()
+
+        let instances = try JSONValue.parse(try await httpRequest("http://127.0.0.1:\(storePort)/timeseries/instances").body)
+        #expect(instances["instances"]?.arrayValue?.compactMap { $0["timeSeriesId"]?.arrayValue?.first } == ["thermo_1", "thermo_2"])
+
+        let (badStatus, bad) = try await Self.query(port: storePort, ["aggregateSeries": ["timeSeriesId": ["thermo_1"]]])
+        #expect(badStatus == 400)
+        #expect(bad["error"]?["code"] == "InvalidInput")
+        #expect(bad["error"]?["message"]?.stringValue?.contains("searchSpan") == true)
+        let garbled = try await httpRequest("http://127.0.0.1:\(storePort)/timeseries/query", method: "POST", body: Array("{".utf8))
+        #expect(garbled.status == 400)
+        #expect((try? JSONValue.parse(garbled.body))?["error"]?["code"] == "InvalidInput")
+
+        let metrics = try await httpRequest("http://127.0.0.1:\(storePort)/metrics").text
+        #expect(metrics.contains("twinflow_tsi_store_dead_letters_total 0"))
+        #expect(forwarder.process.isRunning && store.process.isRunning)
+    }
+}

@@ -1,0 +1,41 @@
+import Foundation
+import KafkaRecords
+import Testing
+import TwinflowCodec
+
+@Suite struct TimeSeriesTimeTests {
+    @Test(arguments: [
+        "2026-11-26T17:00:00.123Z", "2026-11-26T17:00:00Z", "1970-01-01T00:00:00Z", "2024-02-29T23:59:59.999Z", "1969-12-31T23:59:59.5Z",
+        "2026-11-26T18:30:00.1234567+01:30", "2026-11-26t17:00:00z", "2000-03-01T00:00:00-05:00",
+    ])
+    func readsAsFoundationDoes(text: String) throws {
+        let expected = try #require(Timestamp.date(from: text.uppercased()))
+        let milliseconds = try #require(TimeSeriesTime.milliseconds(from: text))
+        #expect(milliseconds == Int64((expected.timeIntervalSince1970 * 1000).rounded(.down)))
+    }
+
+    @Test(arguments: [
+        "yesterday", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-11-26T17:00:00", "2026-11-26T17:00:00.Z", "2026-11-26T25:00:00Z",
+    ])
+    func refusesWhatIsNotRFC3339(text: String) {
+        #expect(TimeSeriesTime.milliseconds(from: text) == nil)
+    }
+
+    @Test func writesMillisecondsInUTC() {
+        for milliseconds: Int64 in [0, 1_795_712_400_123, -500, 951_782_400_000, 4_102_444_799_999] {
+            let text = TimeSeriesTime.string(milliseconds: milliseconds)
+            #expect(text == Timestamp.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000)))
+            #expect(TimeSeriesTime.milliseconds(from: text) == milliseconds)
+        }
+    }
+
+    @Test func theEventIDTravelsInAHeader() throws {
+        let event = TimeSeriesEvent(twinID: "t1", timestamp: "2026-11-26T17:00:00.123Z", values: ["A.B": 1], id: "telemetry:m-1")
+        let message = event.kafkaMessage(topic: "eventhub.tsi")
+        #expect(message.headers.string(for: TimeSeriesEvent.idHeader) == "telemetry:m-1")
+        let received = KafkaConsumerMessage(
+            topic: message.topic, partition: 0, offset: 0, key: message.key, value: message.value, headers: message.headers, timestamp: nil)
+        #expect(try TimeSeriesEvent(decoding: received) == event)
+        #expect(event.milliseconds == 1_795_712_400_123)
+    }
+}
