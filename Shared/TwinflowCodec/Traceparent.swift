@@ -28,9 +28,19 @@ public enum Traceparent {
 
     /// True when `value` has the version-00 shape.
     public static func isValid(_ value: String) -> Bool {
-        let parts = value.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 4, parts[0].count == 2, parts[1].count == 32, parts[2].count == 16, parts[3].count == 2 else { return false }
-        return parts.allSatisfy { $0.allSatisfy(\.isHexDigit) } && parts[1] != String(repeating: "0", count: 32)
-            && parts[2] != String(repeating: "0", count: 16)
+        var value = value
+        return value.withUTF8 { bytes in
+            guard bytes.count == 55, bytes[2] == UInt8(ascii: "-"), bytes[35] == UInt8(ascii: "-"), bytes[52] == UInt8(ascii: "-") else {
+                return false
+            }
+            func hex(_ range: Range<Int>) -> Bool {
+                range.allSatisfy { index in
+                    let byte = bytes[index]
+                    return (48...57).contains(byte) || (97...102).contains(byte) || (65...70).contains(byte)
+                }
+            }
+            func zeros(_ range: Range<Int>) -> Bool { range.allSatisfy { bytes[$0] == UInt8(ascii: "0") } }
+            return hex(0..<2) && hex(3..<35) && hex(36..<52) && hex(53..<55) && !zeros(3..<35) && !zeros(36..<52)
+        }
     }
 }

@@ -42,8 +42,9 @@ struct PropagationTests {
         }
 
         mutating func decide(_ notifications: [TwinNotification]) -> Propagation.Outcome {
-            propagation.decide(
-                Array(notifications.enumerated().map { ($0.offset, $0.element) }), view: &view, memory: &memory, models: models, tracked: tracked,
+            var lookup = ModelLookup(models)
+            return propagation.decide(
+                Array(notifications.enumerated().map { ($0.offset, $0.element) }), view: &view, memory: &memory, models: &lookup, tracked: tracked,
                 now: .now)
         }
     }
@@ -192,6 +193,32 @@ struct PropagationTests {
         view.apply(relationship("Microsoft.DigitalTwins.Relationship.Create", "room2", "t1"))
         #expect(view.withState { $0.parents(of: "t1", by: PropagationRules.seed.rules[0]) } == ["room2"])
         #expect(view.size.relationships == 1)
+    }
+}
+
+/// What the view's follower may pass over unread.
+struct NotificationFilterTests {
+    @Test func onlyUpdatesNamingNoTrackedPropertyArePassedOver() throws {
+        let filter = NotificationFilter(tracked: PropagationRules.seed.trackedProperties)
+        func bytes(_ notification: TwinNotification) -> [UInt8] {
+            CloudEvent(
+                attributes: notification.attributes,
+                data: ["modelId": "m", "patch": { if case .twinUpdated(let patch) = notification.change { return patch.json } else { return [] } }()]
+            ).kafkaMessage(topic: "t", key: "k").value ?? []
+        }
+        #expect(
+            !filter.mayMatter(bytes(PropagationTests.temperature("t1", 20, sequence: 1))),
+            "a thermostat's own reading: the seed rule copies it from the change")
+        let room = PropagationTests.update(
+            "r1", sequence: 1, model: PropagationTests.room, [.add(path: JSONPointer(tokens: ["currentTemp"]), value: 20)])
+        #expect(filter.mayMatter(bytes(room)), "a room's currentTemp is kept")
+        let relationship = CloudEvent(
+            attributes: CloudEventAttributes(id: "e", type: "Microsoft.DigitalTwins.Relationship.Create", source: "s", subject: "r1/relationships/x"),
+            data: ["$relationshipId": "x", "$relationshipName": "rel_has_thermostat", "$sourceId": "r1", "$targetId": "t1"])
+        #expect(filter.mayMatter(relationship.kafkaMessage(topic: "t", key: "r1").value))
+        #expect(NotificationFilter.contains(Array("abcabd".utf8), Array("abd".utf8)))
+        #expect(!NotificationFilter.contains(Array("abcab".utf8), Array("abd".utf8)))
+        #expect(NotificationFilter.contains(Array("abd".utf8), Array("abd".utf8)))
     }
 }
 

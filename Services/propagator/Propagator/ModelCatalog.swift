@@ -39,23 +39,55 @@ public final class ModelCatalog: Sendable {
     }
 }
 
-extension ModelSet {
-    /// Whether a twin of `model` is one `rule` reads: any model when the rule names none, else the
-    /// named model or one extending it.
-    func matches(_ model: String?, _ rule: PropagationRule) -> Bool {
-        guard let wanted = rule.sourceModel else { return true }
-        guard let model else { return false }
-        if model == wanted { return true }
-        guard let id = DTMI(model), let base = DTMI(wanted) else { return false }
-        return self.model(id, isOfModel: base)
+/// The models as one batch's decisions ask about them, with the answers remembered for the batch:
+/// a model ID is parsed and looked up once, not once per event.
+struct ModelLookup {
+    let models: ModelSet
+    private var ids: [String: DTMI?] = [:]
+    private var matching: [String: [Bool]] = [:]
+    private var schemas: [String: [JSONPointer: Schema?]] = [:]
+
+    init(_ models: ModelSet) {
+        self.models = models
+    }
+
+    private mutating func dtmi(_ text: String) -> DTMI? {
+        if let known = ids[text] { return known }
+        let id = DTMI(text)
+        ids[text] = id
+        return id
+    }
+
+    /// For each of `rules`, whether a twin of `model` is one it reads: any model when the rule
+    /// names none, else the named model or one extending it.
+    mutating func matches(_ model: String?, _ rules: [PropagationRule]) -> [Bool] {
+        let key = model ?? ""
+        if let known = matching[key] { return known }
+        let answers = rules.map { rule -> Bool in
+            guard let wanted = rule.sourceModel else { return true }
+            guard let model else { return false }
+            if model == wanted { return true }
+            guard let id = dtmi(model), let base = dtmi(wanted) else { return false }
+            return models.model(id, isOfModel: base)
+        }
+        matching[key] = answers
+        return answers
     }
 
     /// Why `value` does not fit `pointer` of a twin of `model`, or `nil` when it fits (or the model
     /// or property is not known, which twin-service then judges).
-    func problem(with value: JSONValue, at pointer: JSONPointer, model: String?) -> String? {
-        guard let model, let id = DTMI(model), let schema = schema(ofTwinValueAt: pointer, model: id) else { return nil }
+    mutating func problem(with value: JSONValue, at pointer: JSONPointer, model: String?) -> String? {
+        guard let model else { return nil }
+        let schema: Schema?
+        if let known = schemas[model]?[pointer] {
+            schema = known
+        } else {
+            schema = dtmi(model).flatMap { models.schema(ofTwinValueAt: pointer, model: $0) }
+            schemas[model, default: [:]][pointer] = schema
+        }
+        guard let schema else { return nil }
         do {
-            try validate(value, against: schema, at: pointer.description)
+            try models.validate(value, against: schema, at: pointer.description)
             return nil
         } catch {
             return "\(model): \(error)"

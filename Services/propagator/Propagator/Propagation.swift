@@ -28,21 +28,25 @@ struct Propagation {
 
     /// The rules a notification's change falls under: its model matches and the change touches the
     /// rule's source property.
-    func matchingRules(_ notification: TwinNotification, models: ModelSet) -> [(rule: PropagationRule, change: TwinNotification.ValueChange)] {
+    func matchingRules(_ notification: TwinNotification, models: inout ModelLookup) -> [(rule: PropagationRule, change: TwinNotification.ValueChange)]
+    {
         switch notification.change {
         case .twinCreated, .twinUpdated: break
         default: return []
         }
-        return rules.compactMap { rule in
-            guard models.matches(notification.modelID, rule), let change = notification.value(at: rule.sourceProperty) else { return nil }
-            return (rule, change)
+        let matching = models.matches(notification.modelID, rules)
+        return rules.indices.compactMap { index in
+            guard matching[index], let change = notification.value(at: rules[index].sourceProperty) else { return nil }
+            return (rules[index], change)
         }
     }
 
     /// Whether any notification falls under a rule but has no parent in the view yet.
-    func hasOrphans(_ notifications: [(position: Int, notification: TwinNotification)], in state: RelationshipView.State, models: ModelSet) -> Bool {
+    func hasOrphans(
+        _ notifications: [(position: Int, notification: TwinNotification)], in state: RelationshipView.State, models: inout ModelLookup
+    ) -> Bool {
         notifications.contains { _, notification in
-            matchingRules(notification, models: models).contains { state.parents(of: notification.twinID, by: $0.rule).isEmpty }
+            matchingRules(notification, models: &models).contains { state.parents(of: notification.twinID, by: $0.rule).isEmpty }
         }
     }
 
@@ -50,11 +54,11 @@ struct Propagation {
     /// counts the value that triggered it) and `memory` with the newest sequence per child and rule.
     func decide(
         _ notifications: [(position: Int, notification: TwinNotification)], view: inout RelationshipView.State, memory: inout [String: Int64],
-        models: ModelSet, tracked: Set<JSONPointer>, now: ContinuousClock.Instant
+        models: inout ModelLookup, tracked: Set<JSONPointer>, now: ContinuousClock.Instant
     ) -> Outcome {
         var outcome = Outcome()
         for (position, notification) in notifications {
-            let matches = matchingRules(notification, models: models)
+            let matches = matchingRules(notification, models: &models)
             RelationshipView.updateValues(notification, in: &view, tracked: tracked)
             for (rule, change) in matches {
                 let memoryKey = "\(rule.key)\u{0}\(notification.twinID)"

@@ -76,8 +76,12 @@ public struct PropagationRules: Sendable, Hashable {
             relationship: "rel_has_thermostat", direction: .incoming, targetProperty: JSONPointer(tokens: ["currentTemp"]), kind: .copy)
     ])
 
-    /// Every property a rule reads or writes, which the relationship view keeps per twin.
-    public var trackedProperties: Set<JSONPointer> { Set(rules.flatMap { [$0.sourceProperty, $0.targetProperty] }) }
+    /// The properties the relationship view keeps per twin: every target (so a parent that holds
+    /// the value already is left alone), and the sources an aggregate reads from every child. A
+    /// copied source is taken from the change itself.
+    public var trackedProperties: Set<JSONPointer> {
+        Set(rules.flatMap { rule in rule.kind.aggregates ? [rule.sourceProperty, rule.targetProperty] : [rule.targetProperty] })
+    }
 
     /// Every relationship name a rule follows.
     public var relationshipNames: Set<String> { Set(rules.map(\.relationship)) }

@@ -67,15 +67,14 @@ public final class PropagatorHandler: Sendable {
             try await Task.sleep(for: .milliseconds(10))
         }
         try await catalog.learn(Set(notifications.compactMap(\.notification.modelID)))
-        var models = catalog.current
-        if let follower, view.withState({ propagation.hasOrphans(notifications, in: $0, models: models) }) {
+        var models = ModelLookup(catalog.current)
+        if let follower, view.withState({ propagation.hasOrphans(notifications, in: $0, models: &models) }) {
             _ = await follower.catchUp(within: .seconds(1))
-            models = catalog.current
         }
         let tracked = view.tracked
         let now = ContinuousClock.now
         let outcome = memory.withLock { memory in
-            view.withState { state in propagation.decide(notifications, view: &state, memory: &memory, models: models, tracked: tracked, now: now) }
+            view.withState { state in propagation.decide(notifications, view: &state, memory: &memory, models: &models, tracked: tracked, now: now) }
         }
         // A value that does not fit one parent's model leaves the other parents' commands be; the
         // notification goes to the dead letters once, with the first reason.

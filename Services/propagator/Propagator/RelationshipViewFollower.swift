@@ -5,6 +5,10 @@ import TwinflowCodec
 import TwinflowKafka
 import TwinflowRuntime
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Loads the relationship view from twin-service, then keeps it current from every partition of
 /// `eventgrid.twin-events`, outside the consumer group: each instance sees every relationship,
 /// whichever partitions it owns.
@@ -111,13 +115,14 @@ public final class RelationshipViewFollower: Service, Sendable {
     }
 
     private func follow(from start: [KafkaTopicPartition: Int64]) async throws {
+        let filter = NotificationFilter(tracked: view.tracked)
         let consumer = try KafkaConsumer(
             configuration: .reading(start, kafka: kafka, clientID: "\(clientID)-view", maxBatchSize: 10_000), logger: logger)
         do {
             while let batch = try await consumer.nextBatch() {
                 var notifications: [TwinNotification] = []
                 notifications.reserveCapacity(batch.count)
-                for message in batch.messages {
+                for message in batch.messages where filter.mayMatter(message.value) {
                     // What cannot be read is dead-lettered by the group's consumer, once; here it is passed over.
                     if let notification = try? TwinNotification(decoding: message) { notifications.append(notification) }
                 }
@@ -149,5 +154,46 @@ public final class RelationshipViewFollower: Service, Sendable {
             try? await Task.sleep(for: .milliseconds(2))
         }
         return false
+    }
+}
+
+/// Tells, from a notification's bytes alone, that reading it cannot change the view: a twin update
+/// that names none of the tracked properties. Every instance reads the whole topic, most of it
+/// updates of the children's own properties, which the view does not keep; parsing them would
+/// double the propagator's work.
+struct NotificationFilter {
+    private let update = Array("Microsoft.DigitalTwins.Twin.Update".utf8)
+    /// The first token of each tracked property: any patch path that touches the property, or an
+    /// object holding it, names it.
+    private let names: [[UInt8]]
+
+    init(tracked: Set<JSONPointer>) {
+        names = Set(tracked.compactMap(\.tokens.first)).map { Array($0.utf8) }
+    }
+
+    func mayMatter(_ value: [UInt8]?) -> Bool {
+        guard let value else { return false }
+        guard Self.contains(value, update) else { return true }
+        return names.contains { Self.contains(value, $0) }
+    }
+
+    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty, haystack.count >= needle.count else { return needle.isEmpty }
+        return haystack.withUnsafeBufferPointer { hay in
+            needle.withUnsafeBufferPointer { pin in
+                let first = pin[0]
+                var start = 0
+                let last = hay.count - pin.count
+                while start <= last {
+                    guard let found = UnsafeRawPointer(hay.baseAddress! + start).flatMap({ memchr($0, Int32(first), last - start + 1) }) else {
+                        return false
+                    }
+                    start = hay.baseAddress!.distance(to: found.assumingMemoryBound(to: UInt8.self))
+                    if memcmp(hay.baseAddress! + start, pin.baseAddress!, pin.count) == 0 { return true }
+                    start += 1
+                }
+                return false
+            }
+        }
     }
 }
