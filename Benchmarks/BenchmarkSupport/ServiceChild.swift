@@ -35,7 +35,9 @@ public final class ServiceChild {
     }
 
     /// Waits until `GET path` on its HTTP port answers 200 (and holds `text`, when given).
-    public func waitUntilAnswering(_ path: String = "/healthz", containing text: String? = nil, within timeout: Duration = .seconds(60))
+    public func waitUntilAnswering(
+        _ path: String = "/healthz", containing text: String? = nil, within timeout: Duration = .seconds(60)
+    )
         async throws
     {
         let deadline = ContinuousClock.now + timeout

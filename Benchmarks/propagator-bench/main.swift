@@ -62,7 +62,8 @@ await runBenchmark("propagator-bench") {
     print("latency at \(rate)/s: \(latency.updates) room updates, p50 \(String(format: "%.2f", p50)) ms, p99 \(String(format: "%.2f", p99)) ms")
     print(
         "  by the broker's timestamps: propagator hop p50/p99 \(latency.propagatorHop.valueAtPercentile(50) / 1000)/\(latency.propagatorHop.valueAtPercentile(99) / 1000) ms, "
-            + "twin-service hop p50/p99 \(latency.twinServiceHop.valueAtPercentile(50) / 1000)/\(latency.twinServiceHop.valueAtPercentile(99) / 1000) ms")
+            + "twin-service hop p50/p99 \(latency.twinServiceHop.valueAtPercentile(50) / 1000)/\(latency.twinServiceHop.valueAtPercentile(99) / 1000) ms"
+    )
 
     print("")
     print("| figure | value | goal |")
