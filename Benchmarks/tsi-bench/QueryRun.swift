@@ -6,7 +6,7 @@ import TsiStore
 import TwinflowCodec
 
 /// `aggregateSeries` latency over `events` stored events of one twin, spread evenly over 30 days
-/// up to a minute ago: loaded straight into a store file, then answered by tsi-store (the release
+/// up to the last whole hour: loaded straight into a store file, then answered by tsi-store (the release
 /// binary beside this one) over HTTP. Two queries: one-minute buckets over the last day, and
 /// one-hour buckets over the month; each asks avg, min, max and count, and is checked against the
 /// number of events the span holds.
@@ -28,7 +28,7 @@ struct QueryRun {
     func measure() async throws -> Result {
         let directory = FileManager.default.temporaryDirectory.appending(path: "tsi-bench-query-\(UUID())")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let end = (Telemetry.now() - 60_000) / 60_000 * 60_000
+        let end = Telemetry.now() / 3_600_000 * 3_600_000
         let start = end - Self.month
         let loading = ContinuousClock.now
         try await load(into: directory.appending(path: "timeseries.sqlite").path, from: start, to: end)

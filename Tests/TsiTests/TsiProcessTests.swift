@@ -108,7 +108,7 @@ import FoundationNetworking
         #expect(updated, "thermo_2's telemetry, then its Twin.Update")
 
         // Every time-series event is keyed by its $dtId.
-        let published = try reader.messages(on: Topics.defaults.timeSeries)
+        let published = try await reader.waitFor(5, on: Topics.defaults.timeSeries, timeout: .seconds(30))
         #expect(published.count >= 5)
         for message in published {
             let event = try TimeSeriesEvent(decoding: message)

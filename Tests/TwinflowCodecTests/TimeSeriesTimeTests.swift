@@ -21,12 +21,13 @@ import TwinflowCodec
         #expect(TimeSeriesTime.milliseconds(from: text) == nil)
     }
 
-    @Test func writesMillisecondsInUTC() {
-        for milliseconds: Int64 in [0, 1_795_712_400_123, -500, 951_782_400_000, 4_102_444_799_999] {
-            let text = TimeSeriesTime.string(milliseconds: milliseconds)
-            #expect(text == Timestamp.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000)))
-            #expect(TimeSeriesTime.milliseconds(from: text) == milliseconds)
-        }
+    @Test(arguments: [
+        (Int64(0), "1970-01-01T00:00:00.000Z"), (1_795_712_400_123, "2026-11-26T17:00:00.123Z"), (-500, "1969-12-31T23:59:59.500Z"),
+        (951_782_400_000, "2000-02-29T00:00:00.000Z"), (4_102_444_799_999, "2099-12-31T23:59:59.999Z"),
+    ])
+    func writesMillisecondsInUTC(milliseconds: Int64, text: String) {
+        #expect(TimeSeriesTime.string(milliseconds: milliseconds) == text)
+        #expect(TimeSeriesTime.milliseconds(from: text) == milliseconds)
     }
 
     @Test func theEventIDTravelsInAHeader() throws {

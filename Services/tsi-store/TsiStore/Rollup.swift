@@ -24,9 +24,25 @@ struct RollupCell: Sendable, Hashable {
             last = value
         }
     }
+
+    /// Adds the values of `other`, a cell of later arrivals.
+    mutating func merge(_ other: RollupCell) {
+        count += other.count
+        sum += other.sum
+        if other.min < min { min = other.min }
+        if other.max > max { max = other.max }
+        if other.firstTime < firstTime {
+            firstTime = other.firstTime
+            first = other.first
+        }
+        if other.lastTime >= lastTime {
+            lastTime = other.lastTime
+            last = other.last
+        }
+    }
 }
 
-/// A rollup row's key: series, variable (`""` for the event count) and minute (ms of its start).
+/// A rollup row's key: series, variable (`""` for the event count) and the start (ms) of its minute or hour.
 struct RollupKey: Sendable, Hashable {
     var series: Int64
     var variable: String
@@ -37,4 +53,10 @@ struct RollupKey: Sendable, Hashable {
 func minuteStart(_ time: Int64) -> Int64 {
     let remainder = time % 60_000
     return remainder < 0 ? time - remainder - 60_000 : time - remainder
+}
+
+/// The start of the hour holding `time`.
+func hourStart(_ time: Int64) -> Int64 {
+    let remainder = time % 3_600_000
+    return remainder < 0 ? time - remainder - 3_600_000 : time - remainder
 }

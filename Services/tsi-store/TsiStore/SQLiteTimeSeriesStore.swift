@@ -7,7 +7,7 @@ import TwinflowCodec
 /// (GRDB's writer, off the cooperative pool); queries run concurrently on its reader pool.
 ///
 /// Raw events are rows of `events` (a unique index by series and event ID drops repeats, an index
-/// by series and time serves ranges); `rollups` holds per series, variable and minute the count,
+/// by series and time serves ranges); `rollups` (and `hourly_rollups`) hold per series, variable and minute (hour) the count,
 /// sum, minimum, maximum, first and last (with their times), updated in the events' transaction.
 public final class SQLiteTimeSeriesStore: TimeSeriesStore {
     private let pool: DatabasePool
@@ -25,8 +25,9 @@ public final class SQLiteTimeSeriesStore: TimeSeriesStore {
 
     static let schemaVersion = 1
 
-    /// Portable SQL (PostgreSQL takes it with BYTEA for BLOB): rollups' `minute` is the minute's
-    /// start in milliseconds; `variable` `''` counts the series' events.
+    /// Portable SQL (PostgreSQL takes it with BYTEA for BLOB): `rollups` per minute, and the same
+    /// per hour in `hourly_rollups` (so a month of hourly buckets reads 720 rows, not 43,200),
+    /// `start` in milliseconds; `variable` `''` counts the series' events.
     static let schema = """
         CREATE TABLE series (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
         CREATE TABLE variables (series INTEGER NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, PRIMARY KEY (series, name)) WITHOUT ROWID;
@@ -34,9 +35,13 @@ public final class SQLiteTimeSeriesStore: TimeSeriesStore {
         CREATE UNIQUE INDEX events_by_id ON events (series, event_id);
         CREATE INDEX events_by_time ON events (series, time);
         CREATE TABLE rollups (
-            series INTEGER NOT NULL, variable TEXT NOT NULL, minute INTEGER NOT NULL, count INTEGER NOT NULL, sum REAL NOT NULL,
+            series INTEGER NOT NULL, variable TEXT NOT NULL, start INTEGER NOT NULL, count INTEGER NOT NULL, sum REAL NOT NULL,
             min REAL NOT NULL, max REAL NOT NULL, first_time INTEGER NOT NULL, first REAL NOT NULL, last_time INTEGER NOT NULL,
-            last REAL NOT NULL, PRIMARY KEY (series, variable, minute)) WITHOUT ROWID;
+            last REAL NOT NULL, PRIMARY KEY (series, variable, start)) WITHOUT ROWID;
+        CREATE TABLE hourly_rollups (
+            series INTEGER NOT NULL, variable TEXT NOT NULL, start INTEGER NOT NULL, count INTEGER NOT NULL, sum REAL NOT NULL,
+            min REAL NOT NULL, max REAL NOT NULL, first_time INTEGER NOT NULL, first REAL NOT NULL, last_time INTEGER NOT NULL,
+            last REAL NOT NULL, PRIMARY KEY (series, variable, start)) WITHOUT ROWID;
         CREATE TABLE probe (id INTEGER PRIMARY KEY CHECK (id = 1), time INTEGER NOT NULL);
         """
 
@@ -132,24 +137,30 @@ public final class SQLiteTimeSeriesStore: TimeSeriesStore {
                 }
             }
         }
-        let upsertRollup = try SQLiteStatement(
-            db,
-            """
-            INSERT INTO rollups (series, variable, minute, count, sum, min, max, first_time, first, last_time, last)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (series, variable, minute) DO UPDATE SET
-                count = count + excluded.count, sum = sum + excluded.sum, min = MIN(min, excluded.min), max = MAX(max, excluded.max),
-                first = CASE WHEN excluded.first_time < first_time THEN excluded.first ELSE first END,
-                first_time = MIN(first_time, excluded.first_time),
-                last = CASE WHEN excluded.last_time >= last_time THEN excluded.last ELSE last END,
-                last_time = MAX(last_time, excluded.last_time)
-            """)
+        var hours: [RollupKey: RollupCell] = [:]
         for (key, cell) in cells {
-            try upsertRollup.step(
-                .integer(key.series), .text(key.variable), .integer(key.minute), .integer(cell.count), .double(cell.sum), .double(cell.min),
-                .double(cell.max), .integer(cell.firstTime), .double(cell.first), .integer(cell.lastTime), .double(cell.last))
+            hours[RollupKey(series: key.series, variable: key.variable, minute: hourStart(key.minute)), default: RollupCell()].merge(cell)
         }
-        upsertRollup.reset()
+        for (table, rows) in [("rollups", cells), ("hourly_rollups", hours)] {
+            let upsert = try SQLiteStatement(
+                db,
+                """
+                INSERT INTO \(table) (series, variable, start, count, sum, min, max, first_time, first, last_time, last)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (series, variable, start) DO UPDATE SET
+                    count = count + excluded.count, sum = sum + excluded.sum, min = MIN(min, excluded.min), max = MAX(max, excluded.max),
+                    first = CASE WHEN excluded.first_time < first_time THEN excluded.first ELSE first END,
+                    first_time = MIN(first_time, excluded.first_time),
+                    last = CASE WHEN excluded.last_time >= last_time THEN excluded.last ELSE last END,
+                    last_time = MAX(last_time, excluded.last_time)
+                """)
+            for (key, cell) in rows {
+                try upsert.step(
+                    .integer(key.series), .text(key.variable), .integer(key.minute), .integer(cell.count), .double(cell.sum), .double(cell.min),
+                    .double(cell.max), .integer(cell.firstTime), .double(cell.first), .integer(cell.lastTime), .double(cell.last))
+            }
+            upsert.reset()
+        }
         var newVariables = Set<VariableType>()
         let known = knownVariables.withLock { known in
             types.filter { known.contains(VariableType(series: $0.key.series, name: $0.key.name, type: $0.value)) }
@@ -206,14 +217,16 @@ public final class SQLiteTimeSeriesStore: TimeSeriesStore {
     {
         try await pool.read { db in
             guard let id = try self.seriesID(series, db) else { return [:] }
+            // Whole hours read the hourly rollups.
+            let table = bucket % 3_600_000 == 0 && from % 3_600_000 == 0 ? "hourly_rollups" : "rollups"
             var result: [String: [BucketAggregate]] = [:]
             for variable in Set(variables) {
                 var buckets: [BucketAggregate] = []
                 let rows = try Row.fetchCursor(
                     db.cachedStatement(
                         sql: """
-                            SELECT (minute - ?) / ? AS b, SUM(count), SUM(sum), MIN(min), MAX(max) FROM rollups
-                            WHERE series = ? AND variable = ? AND minute >= ? AND minute < ? GROUP BY b ORDER BY b
+                            SELECT (start - ?) / ? AS b, SUM(count), SUM(sum), MIN(min), MAX(max) FROM \(table)
+                            WHERE series = ? AND variable = ? AND start >= ? AND start < ? GROUP BY b ORDER BY b
                             """),
                     arguments: [from, bucket, id, variable, from, to])
                 while let row = try rows.next() {
@@ -224,11 +237,11 @@ public final class SQLiteTimeSeriesStore: TimeSeriesStore {
                     for (offset, bucket) in buckets.enumerated() { position[bucket.index] = offset }
                     // SQLite gives a bare column the value of the row the one MIN or MAX picked.
                     for (sql, isFirst) in [
-                        ("SELECT (minute - ?) / ? AS b, MIN(first_time), first FROM rollups", true),
-                        ("SELECT (minute - ?) / ? AS b, MAX(last_time), last FROM rollups", false),
+                        ("SELECT (start - ?) / ? AS b, MIN(first_time), first FROM \(table)", true),
+                        ("SELECT (start - ?) / ? AS b, MAX(last_time), last FROM \(table)", false),
                     ] {
                         let ends = try Row.fetchCursor(
-                            db.cachedStatement(sql: sql + " WHERE series = ? AND variable = ? AND minute >= ? AND minute < ? GROUP BY b"),
+                            db.cachedStatement(sql: sql + " WHERE series = ? AND variable = ? AND start >= ? AND start < ? GROUP BY b"),
                             arguments: [from, bucket, id, variable, from, to])
                         while let row = try ends.next() {
                             guard let offset = position[row[0]] else { continue }
@@ -276,18 +289,20 @@ public final class SQLiteTimeSeriesStore: TimeSeriesStore {
                 [""] + (try String.fetchAll(db, sql: "SELECT name FROM variables WHERE series = ?", arguments: [id]))
             }
             for variable in variables {
-                while true {
-                    let deleted = try await pool.write { db in
-                        try db.execute(
-                            sql: """
-                                DELETE FROM rollups WHERE series = ? AND variable = ? AND minute IN
-                                (SELECT minute FROM rollups WHERE series = ? AND variable = ? AND minute < ? LIMIT ?)
-                                """,
-                            arguments: [id, variable, id, variable, rollupCutoff, chunk])
-                        return db.changesCount
+                for table in ["rollups", "hourly_rollups"] {
+                    while true {
+                        let deleted = try await pool.write { db in
+                            try db.execute(
+                                sql: """
+                                    DELETE FROM \(table) WHERE series = ? AND variable = ? AND start IN
+                                    (SELECT start FROM \(table) WHERE series = ? AND variable = ? AND start < ? LIMIT ?)
+                                    """,
+                                arguments: [id, variable, id, variable, table == "rollups" ? rollupCutoff : hourStart(rollupCutoff), chunk])
+                            return db.changesCount
+                        }
+                        deletedRollups += deleted
+                        if deleted < chunk { break }
                     }
-                    deletedRollups += deleted
-                    if deleted < chunk { break }
                 }
             }
         }
