@@ -234,7 +234,7 @@ import TwinflowTestSupport
     /// A burst of a thermostat's notifications redelivered out of order (newer sequences than
     /// twin-service has used, written straight onto the topic): the room ends on the newest value,
     /// and the older ones are counted as stale.
-    @Test func outOfOrderRedeliveriesLeaveEveryRoomOnTheNewest() async throws {
+    @Test func outOfOrderRedeliveriesLeaveEveryRoomOnTheNewestAndGarbageIsDeadLettered() async throws {
         let stack = try await Stack(models: "seed")
         defer { stack.stop() }
         let rooms = 4
@@ -257,9 +257,19 @@ import TwinflowTestSupport
                 burst.append(event.kafkaMessage(topic: Topics.defaults.twinEvents, key: Self.thermostatID(index)))
             }
         }
+        // A message that is no notification at all, in the middle of the burst: dead-lettered, untouched, and the rest goes on.
+        burst.insert(
+            KafkaProducerMessage(topic: Topics.defaults.twinEvents, key: "thermo_0001", value: Array("not an event".utf8)), at: burst.count / 2)
+        let deadLetters = try TopicReader(kafka: stack.kafka, topics: [Topics.defaults.deadLetter], logger: Logger(label: "test"))
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: stack.kafka), logger: Logger(label: "test"))
         try await producer.send(burst)
         await producer.shutdown()
+        let dead = try await deadLetters.waitFor(1, on: Topics.defaults.deadLetter)
+        #expect(dead.first?.value == Array("not an event".utf8), "the value untouched")
+        let letter = try DeadLetter(decoding: try #require(dead.first))
+        #expect(letter.service == "propagator" && letter.sourceTopic == Topics.defaults.twinEvents, "\(letter)")
+        #expect(letter.reason.hasPrefix("not a twin notification"), "\(letter.reason)")
+        try await deadLetters.stop()
         for index in 1...rooms {
             #expect(await stack.waitFor(Self.roomID(index), "currentTemp", .double(Double(index * 100 + 9))), "\(Self.roomID(index)) on the newest")
         }
