@@ -32,6 +32,20 @@ import FoundationNetworking
         return (reply.status, (try? JSONValue.parse(reply.body)) ?? .null)
     }
 
+    /// Runs twinctl; its standard output.
+    static func twinctl(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = try builtExecutable("twinctl")
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        try #require(process.terminationStatus == 0, "twinctl \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
+        return String(decoding: data, as: UTF8.self)
+    }
+
     static func values(_ response: JSONValue, _ name: String) -> [JSONValue]? {
         response["properties"]?.arrayValue?.first { $0["name"]?.stringValue == name }?["values"]?.arrayValue
     }
@@ -93,6 +107,14 @@ import FoundationNetworking
         #expect(response["timestamps"] == [.string(at(0)), .string(at(60)), .string(at(120))])
         #expect(Self.values(response, "Avg") == [21.0, 30.0, nil])
         #expect(Self.values(response, "Front") == [5.0, nil, nil])
+
+        // twinctl prints the same series as a table.
+        let table = try Self.twinctl([
+            "series", "thermo_1", "--store", "http://127.0.0.1:\(storePort)", "--from", at(0), "--to", at(180), "--interval", "PT1M", "--agg", "avg",
+        ])
+        let rows = table.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        #expect(rows.first == ["timestamp", "avg(Temperature)"])
+        #expect(rows.dropFirst(2).map { $0.last ?? "" } == ["21", "30", "-"], "\(table)")
 
         // The Twin.Update of thermo_2 joins its telemetry, at the update's time.
         let now = Int64(Date().timeIntervalSince1970 * 1000)
