@@ -207,18 +207,16 @@ public enum TimeSeriesQuery: Sendable, Hashable {
         return names.map { ($0, inline[$0]!) }
     }
 
-    /// A continuation token: the base64 of `<time>:<sequence>` of the last event of the page before.
+    /// A continuation token: the base64 of `<time>:<event ID>` of the last event of the page before.
     public static func token(_ cursor: EventCursor) -> String {
-        Data("\(cursor.time):\(cursor.sequence)".utf8).base64EncodedString()
+        Data("\(cursor.time):\(cursor.id)".utf8).base64EncodedString()
     }
 
     static func continuation(_ token: String?) throws(QueryError) -> EventCursor? {
         guard let token, !token.isEmpty else { return nil }
         guard let data = Data(base64Encoded: token) else { throw QueryError("the continuation token is not one this service gave") }
-        let parts = String(decoding: data, as: UTF8.self).split(separator: ":")
-        guard parts.count == 2, let time = Int64(parts[0]), let sequence = Int64(parts[1]) else {
-            throw QueryError("the continuation token is not one this service gave")
-        }
-        return EventCursor(time: time, sequence: sequence)
+        let parts = String(decoding: data, as: UTF8.self).split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, let time = Int64(parts[0]) else { throw QueryError("the continuation token is not one this service gave") }
+        return EventCursor(time: time, id: String(parts[1]))
     }
 }

@@ -4,12 +4,12 @@ import TwinflowCodec
 /// only through this protocol, so a store on another database (PostgreSQL) drops in beside
 /// ``SQLiteTimeSeriesStore``. Times are milliseconds since 1970, UTC.
 public protocol TimeSeriesStore: Sendable {
-    /// Stores a batch in one transaction: each event not stored before (by series and ID) goes in
+    /// Stores a batch in one transaction: each event not stored before (by series, time and ID) goes in
     /// with its numeric values added to the rollups of its own minute; repeats change nothing;
     /// events older than the raw retention are not stored.
     func ingest(_ events: [StoredEvent], now: Int64) async throws -> IngestReport
 
-    /// Events of `series` with `from <= time < to`, by time (then arrival), after `cursor`, at most `limit`.
+    /// Events of `series` with `from <= time < to`, by time (then event ID), after `cursor`, at most `limit`.
     func events(series: String, from: Int64, to: Int64, after cursor: EventCursor?, limit: Int) async throws -> [EventRow]
 
     /// Per-bucket aggregates of each of `variables` (`""` is the series' event count) over
@@ -65,7 +65,7 @@ public struct StoredEvent: Sendable, Hashable {
 /// What a batch did to the store.
 public struct IngestReport: Sendable, Hashable {
     public var stored = 0
-    /// Events stored before (by series and event ID): dropped.
+    /// Events stored before (same series, time and event ID): dropped.
     public var duplicates = 0
     /// Events older than the raw retention: dropped.
     public var expired = 0
@@ -77,14 +77,14 @@ public struct IngestReport: Sendable, Hashable {
     }
 }
 
-/// A position in a series' events: its time, then its place in arrival order.
+/// A position in a series' events, which are ordered by time, then event ID.
 public struct EventCursor: Sendable, Hashable {
     public var time: Int64
-    public var sequence: Int64
+    public var id: String
 
-    public init(time: Int64, sequence: Int64) {
+    public init(time: Int64, id: String) {
         self.time = time
-        self.sequence = sequence
+        self.id = id
     }
 }
 

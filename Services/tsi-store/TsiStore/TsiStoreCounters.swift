@@ -5,7 +5,7 @@ import Synchronization
 public final class TsiStoreCounters: Sendable {
     public struct Counts: Sendable, Hashable {
         public var stored = 0
-        /// Repeats of events stored before (same series and event ID).
+        /// Repeats of events stored before (same series, time and event ID).
         public var duplicates = 0
         /// Events older than the raw retention.
         public var expired = 0
