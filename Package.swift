@@ -187,7 +187,9 @@ let package = Package(
             name: "twinctl",
             dependencies: [
                 "TwinflowCodec",
+                "TwinflowKafka",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Services/twinctl",
             swiftSettings: swiftSettings
@@ -459,6 +461,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/TsiTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DeploymentTests",
+            dependencies: ["TwinflowCodec", "TwinflowKafka", "TwinflowTestSupport", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/DeploymentTests",
             swiftSettings: swiftSettings
         ),
     ]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Twinflow needs beyond Swift, from Debian's packages, when it is missing:
 # librdkafka (headers and library), tcmalloc (every service's allocator), SQLite's headers,
-# and kcat (used by tests and benchmarks).
+# kcat (used by tests and benchmarks), and Python's YAML and JSON Schema modules (the compose
+# file's check).
 set -euo pipefail
 
 missing=()
@@ -10,6 +11,8 @@ command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 compgen -G '/usr/lib/*/libtcmalloc_minimal.so.4' >/dev/null || missing+=(libtcmalloc-minimal4)
 [ -f /usr/include/sqlite3.h ] || missing+=(libsqlite3-dev)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
+python3 -c 'import jsonschema' >/dev/null 2>&1 || missing+=(python3-jsonschema)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

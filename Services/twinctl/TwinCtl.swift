@@ -6,13 +6,17 @@ import TwinflowCodec
 import FoundationNetworking
 #endif
 
-/// twinctl: the twin service from the command line (models, twins, relationships, queries).
+/// twinctl: the twin service from the command line (models, twins, relationships, queries, event
+/// routes, time series), simulated devices, and any topic as it flows.
 @main
 struct TwinCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "twinctl",
         abstract: "Manage Twinflow's twin graph through the twin service's REST API.",
-        subcommands: [Models.self, Twins.self, Relationships.self, QueryCommand.self, SeriesCommand.self]
+        subcommands: [
+            Models.self, Twins.self, Relationships.self, QueryCommand.self, RoutesCommand.self, SeriesCommand.self, SimulateCommand.self,
+            TailCommand.self,
+        ]
     )
 }
 

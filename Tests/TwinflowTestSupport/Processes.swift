@@ -121,7 +121,7 @@ enum SourceTree {
     static func folders(of executable: String) -> [String] {
         switch executable {
         case "devbroker": ["Services/devbroker", "Shared/KafkaRecords", "Shared/TwinflowKafka", "Shared/TwinflowCodec"]
-        case "twinctl": ["Services/twinctl", "Shared/KafkaRecords", "Shared/TwinflowCodec"]
+        case "twinctl": ["Services/twinctl", "Shared/KafkaRecords", "Shared/TwinflowCodec", "Shared/TwinflowKafka"]
         case "ingress": ["Services/ingress", "Services/twin-service/TwinGraph", "Shared"]
         case "propagator": ["Services/propagator", "Services/twin-service/TwinGraph", "Shared"]
         default: ["Services/\(executable)", "Shared"]

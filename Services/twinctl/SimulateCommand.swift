@@ -1,0 +1,85 @@
+import ArgumentParser
+import Foundation
+import Logging
+import TwinflowCodec
+import TwinflowKafka
+
+/// `twinctl simulate`: thermostats sending IoT Hub-shaped device messages to `iothub.d2c`.
+struct SimulateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "simulate",
+        abstract: "Simulate devices: IoT Hub device messages with a Temperature, at a rate, for a duration.")
+
+    enum Pattern: String, ExpressibleByArgument, CaseIterable {
+        case constant, ramp, sine
+        case randomWalk = "random-walk"
+    }
+
+    @OptionGroup var kafka: KafkaOptions
+    @Option(help: "How many devices.") var devices = 3
+    @Option(help: "Device IDs: the prefix, then a number of four digits (thermo_0001, …).") var prefix = "thermo_"
+    @Option(help: "Messages per second, over all devices.") var rate = 10.0
+    @Option(help: "Seconds to run; 0 runs until interrupted.") var duration = 0.0
+    @Option(help: "The values: \(Pattern.allCases.map(\.rawValue).joined(separator: ", ")).") var pattern = Pattern.sine
+    @Option(help: "The value the pattern starts from, or moves around.") var base = 21.0
+    @Option(help: "The topic.") var topic = Topics.fromEnvironment(ProcessInfo.processInfo.environment).deviceMessages
+
+    func validate() throws {
+        guard devices > 0, rate > 0, duration >= 0 else { throw ValidationError("devices and rate must be positive, duration not negative") }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "twinctl")
+        logger.logLevel = .error
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: kafka.configuration, clientID: "twinctl"), logger: logger)
+        let interval = Duration.seconds(1 / rate)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let progress = isatty(STDERR_FILENO) != 0
+        var values = [Double](repeating: base, count: devices)
+        var sent = 0
+        var lastReport = start
+        while duration == 0 || clock.now - start < .seconds(duration) {
+            try await Task.sleep(until: start + interval * sent, clock: clock)
+            let device = sent % devices
+            let elapsed = (clock.now - start).seconds
+            values[device] = next(values[device], device: device, step: sent / devices, elapsed: elapsed)
+            let message = DeviceMessage(
+                deviceID: String(format: "%@%04d", prefix, device + 1), enqueuedTime: Timestamp.now(), messageID: UUID().uuidString,
+                body: ["Temperature": .double((values[device] * 100).rounded() / 100)])
+            try await producer.send([message.kafkaMessage(topic: topic)])
+            sent += 1
+            if clock.now - lastReport >= .seconds(1) {
+                lastReport = clock.now
+                let line = "sent \(sent) messages from \(devices) devices, \(String(format: "%.1f", Double(sent) / elapsed))/s"
+                FileHandle.standardError.write(Data((progress ? "\r\(line)" : "\(line)\n").utf8))
+            }
+        }
+        await producer.shutdown()
+        FileHandle.standardError.write(Data("\(progress ? "\n" : "")sent \(sent) messages to \(topic)\n".utf8))
+    }
+
+    private func next(_ current: Double, device: Int, step: Int, elapsed: Double) -> Double {
+        switch pattern {
+        case .constant: base
+        case .ramp: base + Double(step % 100) / 10
+        case .sine: base + 3 * sin(2 * .pi * (elapsed / 60 + Double(device) / Double(devices)))
+        case .randomWalk: current + Double.random(in: -0.5...0.5)
+        }
+    }
+}
+
+/// Where Kafka is: `--brokers`, else `KAFKA_BOOTSTRAP_SERVERS` (and any `KAFKA_CONFIG_*`).
+struct KafkaOptions: ParsableArguments {
+    @Option(help: "The brokers (default: $KAFKA_BOOTSTRAP_SERVERS or localhost:9092).") var brokers: String?
+
+    var configuration: KafkaConfiguration {
+        var configuration = KafkaConfiguration.fromEnvironment(ProcessInfo.processInfo.environment)
+        if let brokers { configuration.bootstrapServers = brokers }
+        return configuration
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
