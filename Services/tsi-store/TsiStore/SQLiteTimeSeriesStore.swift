@@ -268,47 +268,48 @@ public final class SQLiteTimeSeriesStore: TimeSeriesStore {
         }
     }
 
-    /// Deletes in chunks of `chunk` rows, each its own transaction, so ingest waits at most one chunk.
+    /// Deletes in chunks of 10,000 rows, each its own transaction, so ingest waits at most one
+    /// chunk; what holds nothing old is found by a read (an index probe) and not written to.
     public func applyRetention(now: Int64) async throws -> (events: Int, rollups: Int) {
-        let chunk = 10_000
         let eventCutoff = now - retention.events
         let rollupCutoff = minuteStart(now - retention.rollups)
         let series = try await pool.read { db in try Int64.fetchAll(db, sql: "SELECT id FROM series") }
         var deletedEvents = 0
         var deletedRollups = 0
         for id in series {
-            while true {
-                let deleted = try await pool.write { db in
-                    try db.execute(
-                        sql: "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE series = ? AND time < ? LIMIT ?)",
-                        arguments: [id, eventCutoff, chunk])
-                    return db.changesCount
-                }
-                deletedEvents += deleted
-                if deleted < chunk { break }
-            }
+            deletedEvents += try await deleteChunks(
+                probe: "SELECT 1 FROM events WHERE series = ? AND time < ? LIMIT 1", [id, eventCutoff],
+                delete: "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE series = ? AND time < ? LIMIT 10000)")
             let variables = try await pool.read { db in
                 [""] + (try String.fetchAll(db, sql: "SELECT name FROM variables WHERE series = ?", arguments: [id]))
             }
             for variable in variables {
-                for table in ["rollups", "hourly_rollups"] {
-                    while true {
-                        let deleted = try await pool.write { db in
-                            try db.execute(
-                                sql: """
-                                    DELETE FROM \(table) WHERE series = ? AND variable = ? AND start IN
-                                    (SELECT start FROM \(table) WHERE series = ? AND variable = ? AND start < ? LIMIT ?)
-                                    """,
-                                arguments: [id, variable, id, variable, table == "rollups" ? rollupCutoff : hourStart(rollupCutoff), chunk])
-                            return db.changesCount
-                        }
-                        deletedRollups += deleted
-                        if deleted < chunk { break }
-                    }
+                for (table, cutoff) in [("rollups", rollupCutoff), ("hourly_rollups", hourStart(rollupCutoff))] {
+                    deletedRollups += try await deleteChunks(
+                        probe: "SELECT 1 FROM \(table) WHERE series = ? AND variable = ? AND start < ? LIMIT 1", [id, variable, cutoff],
+                        delete: """
+                            DELETE FROM \(table) WHERE series = ?1 AND variable = ?2 AND start IN
+                            (SELECT start FROM \(table) WHERE series = ?1 AND variable = ?2 AND start < ?3 LIMIT 10000)
+                            """)
                 }
             }
         }
         return (deletedEvents, deletedRollups)
+    }
+
+    /// Runs `delete` (which takes `arguments` and deletes at most 10,000 rows) until it deletes
+    /// fewer, when `probe` finds a row; the rows deleted.
+    private func deleteChunks(probe: String, _ arguments: StatementArguments, delete: String) async throws -> Int {
+        guard try await pool.read({ db in try Bool.fetchOne(db, sql: probe, arguments: arguments) ?? false }) else { return 0 }
+        var total = 0
+        while true {
+            let deleted = try await pool.write { db in
+                try db.execute(sql: delete, arguments: arguments)
+                return db.changesCount
+            }
+            total += deleted
+            if deleted < 10_000 { return total }
+        }
     }
 
     public func probe() async throws {
