@@ -11,8 +11,8 @@ struct SeriesCommand: AsyncParsableCommand {
     @Option(help: "The time-series store (default: $TSI_URL or http://localhost:8084).")
     var store: String = ProcessInfo.processInfo.environment["TSI_URL"] ?? "http://localhost:8084"
     @Argument(help: "The twin ID (the time-series ID).") var id: String
-    @Option(help: "Start: an RFC 3339 time, 'now', or relative to now such as -1h, -30m, -7d.") var from: String = "-1h"
-    @Option(help: "End (exclusive), in the same forms.") var to: String = "now"
+    @Option(parsing: .unconditional, help: "Start: an RFC 3339 time, 'now', or relative to now such as -1h, -30m, -7d.") var from: String = "-1h"
+    @Option(parsing: .unconditional, help: "End (exclusive), in the same forms.") var to: String = "now"
     @Option(help: "The interval, an ISO 8601 duration of whole minutes (PT1M, PT1H, P1D).") var interval: String = "PT1M"
     @Option(help: "The aggregate: avg, min, max, sum, count, first or last.") var agg: String = "avg"
     @Option(help: "The telemetry property, flattened (Front.Temperature).") var property: String = "Temperature"
