@@ -46,11 +46,25 @@ struct SQLiteStatement {
         }
     }
 
+    /// Steps to the next row of a statement already stepped by ``step(_:)``: true when a row is ready.
+    func next() throws -> Bool {
+        switch sqlite3_step(handle) {
+        case SQLITE_ROW: return true
+        case SQLITE_DONE: return false
+        case let code:
+            let error = failure(code)
+            sqlite3_reset(handle)
+            throw error
+        }
+    }
+
     func reset() {
         sqlite3_reset(handle)
     }
 
     func integer(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
+
+    func double(_ column: Int32) -> Double { sqlite3_column_double(handle, column) }
 
     /// Rows the last step changed.
     var changes: Int32 { sqlite3_changes(db.sqliteConnection) }

@@ -212,6 +212,9 @@ public final class SQLiteTimeSeriesStore: TimeSeriesStore {
         }
     }
 
+    /// Reads the rollup rows of the span in order (no sorting: the primary key's order) and
+    /// combines consecutive rows of a bucket here; a bucket's first value is its first row's, its
+    /// last value its last row's, since rows do not overlap in time.
     public func aggregates(
         series: String, variables: [String], from: Int64, to: Int64, bucket: Int64, withEnds: Bool
     ) async throws
@@ -221,36 +224,35 @@ public final class SQLiteTimeSeriesStore: TimeSeriesStore {
             guard let id = try self.seriesID(series, db) else { return [:] }
             // Whole hours read the hourly rollups.
             let table = bucket % 3_600_000 == 0 && from % 3_600_000 == 0 ? "hourly_rollups" : "rollups"
+            let statement = try SQLiteStatement(
+                db,
+                "SELECT start, count, sum, min, max, first, last FROM \(table) WHERE series = ? AND variable = ? AND start >= ? AND start < ? ORDER BY start"
+            )
             var result: [String: [BucketAggregate]] = [:]
             for variable in Set(variables) {
                 var buckets: [BucketAggregate] = []
-                let rows = try Row.fetchCursor(
-                    db.cachedStatement(
-                        sql: """
-                            SELECT (start - ?) / ? AS b, SUM(count), SUM(sum), MIN(min), MAX(max) FROM \(table)
-                            WHERE series = ? AND variable = ? AND start >= ? AND start < ? GROUP BY b ORDER BY b
-                            """),
-                    arguments: [from, bucket, id, variable, from, to])
-                while let row = try rows.next() {
-                    buckets.append(BucketAggregate(index: row[0], count: row[1], sum: row[2], min: row[3], max: row[4]))
-                }
-                if withEnds, !buckets.isEmpty {
-                    var position: [Int: Int] = [:]
-                    for (offset, bucket) in buckets.enumerated() { position[bucket.index] = offset }
-                    // SQLite gives a bare column the value of the row the one MIN or MAX picked.
-                    for (sql, isFirst) in [
-                        ("SELECT (start - ?) / ? AS b, MIN(first_time), first FROM \(table)", true),
-                        ("SELECT (start - ?) / ? AS b, MAX(last_time), last FROM \(table)", false),
-                    ] {
-                        let ends = try Row.fetchCursor(
-                            db.cachedStatement(sql: sql + " WHERE series = ? AND variable = ? AND start >= ? AND start < ? GROUP BY b"),
-                            arguments: [from, bucket, id, variable, from, to])
-                        while let row = try ends.next() {
-                            guard let offset = position[row[0]] else { continue }
-                            if isFirst { buckets[offset].first = row[2] } else { buckets[offset].last = row[2] }
-                        }
+                var hasRow = try statement.step(.integer(id), .text(variable), .integer(from), .integer(to))
+                while hasRow {
+                    let index = Int((statement.integer(0) - from) / bucket)
+                    let count = statement.integer(1)
+                    let sum = statement.double(2)
+                    let minimum = statement.double(3)
+                    let maximum = statement.double(4)
+                    if let lastIndex = buckets.indices.last, buckets[lastIndex].index == index {
+                        buckets[lastIndex].count += count
+                        buckets[lastIndex].sum += sum
+                        buckets[lastIndex].min = Swift.min(buckets[lastIndex].min, minimum)
+                        buckets[lastIndex].max = Swift.max(buckets[lastIndex].max, maximum)
+                        if withEnds { buckets[lastIndex].last = statement.double(6) }
+                    } else {
+                        buckets.append(
+                            BucketAggregate(
+                                index: index, count: count, sum: sum, min: minimum, max: maximum, first: withEnds ? statement.double(5) : nil,
+                                last: withEnds ? statement.double(6) : nil))
                     }
+                    hasRow = try statement.next()
                 }
+                statement.reset()
                 result[variable] = buckets
             }
             return result
