@@ -2,6 +2,8 @@ import KafkaRecords
 import Testing
 import TsiForwarder
 import TwinflowCodec
+import TwinflowKafka
+import TwinflowTestSupport
 
 /// tsi-forwarder's mapping: telemetry and Twin.Update notifications into TSI events.
 @Suite struct TimeSeriesMappingTests {
@@ -118,5 +120,29 @@ import TwinflowCodec
         let (events, _, _) = try Self.published([Self.telemetry(), Self.telemetry()])
         #expect(events.count == 2)
         #expect(events[0].id == events[1].id)
+    }
+
+    @Test func aLargeBatchMappedInPartsKeepsItsOrder() async throws {
+        let messages = (0..<5000).map { index in
+            index % 997 == 0
+                ? Self.telemetry(id: "bad-\(index)", payload: "[]")
+                : Self.telemetry(id: "m-\(index)", twin: "thermo-\(index % 7)", payload: #"{"Temperature":"# + "\(index)}")
+        }
+        let kafka = try MockKafka()
+        let producer = try kafka.makeProducer()
+        let handler = TsiForwarderHandler(producer: producer, topics: .defaults, counters: TsiForwarderCounters(), logger: kafka.logger)
+        let prepared = try await handler.prepare(KafkaConsumerBatch(messages: messages))
+        let whole = TsiForwarderHandler.map(messages, topics: .defaults, now: 0)
+        // Dead letters carry the time they were made; the rest must be equal.
+        func shape(_ message: KafkaProducerMessage) -> [[UInt8]] {
+            [
+                Array(message.topic.utf8), message.key ?? [], message.value ?? [],
+                Array((message.headers.string(for: TimeSeriesEvent.idHeader) ?? "").utf8),
+            ]
+        }
+        let same = prepared.messages.map(shape) == whole.messages.map(shape)
+        #expect(same, "the parts' outputs joined in the batch's order")
+        #expect(prepared.counts == whole.counts)
+        #expect(prepared.counts.telemetry == 4994 && prepared.counts.deadLettered == 6)
     }
 }

@@ -14,7 +14,7 @@ public final class TsiForwarderCounters: Sendable {
 
         public init() {}
 
-        mutating func add(_ other: Counts) {
+        public mutating func add(_ other: Counts) {
             telemetry += other.telemetry
             twinUpdates += other.twinUpdates
             ignored += other.ignored

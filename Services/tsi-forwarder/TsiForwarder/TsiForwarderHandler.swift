@@ -28,9 +28,33 @@ public final class TsiForwarderHandler: Sendable {
         public var counts = TsiForwarderCounters.Counts()
     }
 
-    /// Maps every message of the batch; what cannot be mapped becomes a dead letter.
+    /// Maps every message of the batch; what cannot be mapped becomes a dead letter. A large batch
+    /// is mapped in a contiguous part per core, the parts' outputs joined in the batch's order (so
+    /// each twin's events keep their order).
     public func prepare(_ batch: KafkaConsumerBatch) async throws -> PreparedBatch {
-        Self.map(batch.messages, topics: topics, now: Int64(Date().timeIntervalSince1970 * 1000))
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let count = max(1, min(ProcessInfo.processInfo.activeProcessorCount, batch.count / 1024))
+        guard count > 1 else { return Self.map(batch.messages, topics: topics, now: now) }
+        let messages = batch.messages
+        let size = (messages.count + count - 1) / count
+        let topics = self.topics
+        let parts = await withTaskGroup(of: (Int, PreparedBatch).self) { group in
+            for index in 0..<count {
+                group.addTask {
+                    (index, Self.map(Array(messages[(index * size)..<min(messages.count, (index + 1) * size)]), topics: topics, now: now))
+                }
+            }
+            var parts = [PreparedBatch?](repeating: nil, count: count)
+            for await (index, part) in group { parts[index] = part }
+            return parts
+        }
+        var prepared = PreparedBatch()
+        prepared.messages.reserveCapacity(messages.count)
+        for case let part? in parts {
+            prepared.messages += part.messages
+            prepared.counts.add(part.counts)
+        }
+        return prepared
     }
 
     /// The outputs of `messages`, in their order (so a twin's events keep their order on its partition).
