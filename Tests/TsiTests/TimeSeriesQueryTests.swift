@@ -63,6 +63,10 @@ import TwinflowCodec
         }
     }
 
+    @Test func aNullFilterIsNoFilter() throws {
+        #expect(throws: Never.self) { try TimeSeriesQuery(json: Self.aggregate(["filter": nil])) }
+    }
+
     @Test func filtersReadTsxComparisons() throws {
         let filter = try Tsx.filter("($event.Temperature >= 20.5 or $event['Front.Door'] = true) and not $event.Status != 'o''k'")
         #expect(filter.matches(["Temperature": 21, "Status": "o'k"]))

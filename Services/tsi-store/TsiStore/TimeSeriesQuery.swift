@@ -77,7 +77,7 @@ public enum TimeSeriesQuery: Sendable, Hashable {
         }
         let series = try Self.series(request["timeSeriesId"])
         let span = try Self.span(request["searchSpan"])
-        let filter = try request["filter"].map { (value) throws(QueryError) in try Tsx.filter(try Self.tsx(value, "filter")) }
+        let filter = try Self.present(request["filter"]).map { (value) throws(QueryError) in try Tsx.filter(try Self.tsx(value, "filter")) }
         switch kind {
         case "getEvents":
             var projected: [String]?
@@ -100,7 +100,7 @@ public enum TimeSeriesQuery: Sendable, Hashable {
                     throw QueryError("getSeries takes numeric variables; \(name) is \(definition["kind"]?.stringValue ?? "without a kind")")
                 }
                 let property = try Tsx.property(try Self.tsx(definition["value"], "inlineVariables.\(name).value"))
-                let filter = try definition["filter"].map { (value) throws(QueryError) in
+                let filter = try Self.present(definition["filter"]).map { (value) throws(QueryError) in
                     try Tsx.filter(try Self.tsx(value, "inlineVariables.\(name).filter"))
                 }
                 return SeriesVariable(name: name, property: property, filter: filter)
@@ -150,6 +150,11 @@ public enum TimeSeriesQuery: Sendable, Hashable {
         default:
             throw QueryError("'\(kind)' is not a query: use getEvents, getSeries or aggregateSeries")
         }
+    }
+
+    /// A member's value, `nil` when it is absent or `null`.
+    static func present(_ value: JSONValue?) -> JSONValue? {
+        value == .null ? nil : value
     }
 
     static func floor(_ value: Int64, _ step: Int64) -> Int64 {
