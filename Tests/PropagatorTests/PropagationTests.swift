@@ -118,6 +118,18 @@ struct PropagationTests {
         #expect(again.outputs.isEmpty && again.counts.stale == 1, "a redelivered change is stale too")
     }
 
+    @Test func aBatchSendsOneCommandPerParentAndPropertyTheLast() throws {
+        var scenario = try Scenario(rooms: ["room1": ["t1"], "room2": ["t2"]])
+        let outcome = scenario.decide([
+            Self.temperature("t1", 20, sequence: 1), Self.temperature("t2", 30, sequence: 1), Self.temperature("t1", 21, sequence: 2),
+            Self.temperature("t1", 22, sequence: 3),
+        ])
+        #expect(outcome.outputs.map(\.command.twinID) == ["room2", "room1"])
+        #expect(Self.values(outcome) == ["room1": 22, "room2": 30])
+        #expect(outcome.outputs.last?.command.causationID == "event-t1-3", "the command of the last change")
+        #expect(outcome.counts.coalesced == 2 && outcome.counts.propagated == 2)
+    }
+
     @Test func nothingIsSentWhenTheParentHoldsTheValueAlready() throws {
         var scenario = try Scenario(rooms: ["room1": ["t1"]])
         scenario.view.twins["room1"]?.values[JSONPointer(tokens: ["currentTemp"])] = 21

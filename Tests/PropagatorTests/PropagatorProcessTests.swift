@@ -160,8 +160,11 @@ import TwinflowTestSupport
         #expect(await stack.waitFor("roomB", "currentTemp", 22), "the new room takes the change")
         #expect(try await stack.twins.twin("roomA")["currentTemp"] == 18, "the old room no longer does")
 
-        try await stack.twins.relate("roomA", "a-t1-again", name: "rel_has_thermostat", target: "t1")
-        try await stack.twins.set("t1", ["Temperature": 23])
+        // A thermostat with no room yet gets one and changes at once: finding no parent, the
+        // propagator first reads the rest of the topic, so the new relationship counts.
+        try await stack.twins.putTwin("t2", model: Self.thermostat)
+        try await stack.twins.relate("roomA", "a-t2", name: "rel_has_thermostat", target: "t2")
+        try await stack.twins.set("t2", ["Temperature": 23])
         #expect(await stack.waitFor("roomA", "currentTemp", 23), "a relationship made just before the change counts (the view catches up)")
     }
 

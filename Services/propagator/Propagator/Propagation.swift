@@ -99,7 +99,23 @@ struct Propagation {
                 }
             }
         }
+        outcome.outputs = Self.coalesced(outcome.outputs, counts: &outcome.counts)
         return outcome
+    }
+
+    /// Only the last command of a batch for each parent and property: the ones before it would be
+    /// overwritten at once (a busy thermostat's readings, or many children of one aggregate).
+    static func coalesced(_ outputs: [Output], counts: inout PropagatorCounters.Counts) -> [Output] {
+        var last: [String: Int] = [:]
+        for (index, output) in outputs.enumerated() {
+            guard let path = output.command.patch?.operations.first?.path else { continue }
+            last["\(output.command.twinID)\u{0}\(path)"] = index
+        }
+        guard last.count < outputs.count else { return outputs }
+        let kept = Set(last.values)
+        counts.coalesced += outputs.count - kept.count
+        counts.propagated -= outputs.count - kept.count
+        return outputs.indices.filter { kept.contains($0) || outputs[$0].command.patch == nil }.map { outputs[$0] }
     }
 
     /// The value `rule` gives `parent`: the child's own for `copy`, else made from every child's

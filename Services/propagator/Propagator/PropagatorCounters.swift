@@ -6,6 +6,8 @@ public final class PropagatorCounters: Sendable {
     public struct Counts: Sendable, Hashable {
         /// Patch commands sent to parents.
         public var propagated = 0
+        /// Commands left out because a later change in the same batch set the same parent's property.
+        public var coalesced = 0
         /// Parents that held the value already (or had it on its way): nothing sent.
         public var unchanged = 0
         /// Changes older than one already propagated for the same child and rule.
@@ -22,6 +24,7 @@ public final class PropagatorCounters: Sendable {
 
         mutating func add(_ other: Counts) {
             propagated += other.propagated
+            coalesced += other.coalesced
             unchanged += other.unchanged
             stale += other.stale
             orphans += other.orphans
@@ -45,7 +48,8 @@ public final class PropagatorCounters: Sendable {
     public var prometheusText: String {
         let counts = current
         let rows: [(String, Int)] = [
-            ("propagated", counts.propagated), ("unchanged", counts.unchanged), ("stale", counts.stale), ("orphans", counts.orphans),
+            ("propagated", counts.propagated), ("coalesced", counts.coalesced), ("unchanged", counts.unchanged), ("stale", counts.stale),
+            ("orphans", counts.orphans),
             ("hop_limited", counts.hopLimited), ("no_value", counts.noValue), ("dead_letters", counts.deadLettered),
         ]
         return rows.map { "# TYPE twinflow_propagator_\($0.0)_total counter\ntwinflow_propagator_\($0.0)_total \($0.1)\n" }.joined()
