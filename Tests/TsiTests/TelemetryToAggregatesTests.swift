@@ -11,16 +11,20 @@ import TwinflowTestSupport
 @Suite struct TelemetryToAggregatesTests {
     static let twin = "thermo_0001"
 
-    /// The pipeline on a new store.
+    /// The pipeline on a new store, read and written only through ``TimeSeriesStore``, so another
+    /// store (PostgreSQL) runs the same tests by its own `makeStore`.
     struct Pipeline {
-        let store: SQLiteTimeSeriesStore
+        let store: any TimeSeriesStore
         let engine: TimeSeriesQueryEngine
         var now: Int64 = TimeSeriesTime.milliseconds(from: "2026-11-26T12:00:00Z")!
 
-        init(retention: RetentionPolicy = .default) throws {
-            let directory = ScratchDirectory.make("tsi-pipeline")
-            store = try SQLiteTimeSeriesStore(path: directory.appending(path: "timeseries.sqlite").path, retention: retention)
+        init(retention: RetentionPolicy = .default, makeStore: (RetentionPolicy) throws -> any TimeSeriesStore = Pipeline.sqlite) throws {
+            store = try makeStore(retention)
             engine = TimeSeriesQueryEngine(store: store)
+        }
+
+        static func sqlite(_ retention: RetentionPolicy) throws -> any TimeSeriesStore {
+            try SQLiteTimeSeriesStore(path: ScratchDirectory.make("tsi-pipeline").appending(path: "timeseries.sqlite").path, retention: retention)
         }
 
         /// One batch of telemetry `(message id, source time, payload)` through forwarder and store.
