@@ -23,6 +23,7 @@ let package = Package(
         .executable(name: "tsi-forwarder", targets: ["tsi-forwarder"]),
         .executable(name: "tsi-store", targets: ["tsi-store"]),
         .executable(name: "tsi-bench", targets: ["tsi-bench"]),
+        .executable(name: "pipeline-bench", targets: ["pipeline-bench"]),
         .library(name: "KafkaRecords", targets: ["KafkaRecords"]),
         .library(name: "TwinflowKafka", targets: ["TwinflowKafka"]),
         .library(name: "TwinflowCodec", targets: ["TwinflowCodec"]),
@@ -268,6 +269,7 @@ let package = Package(
             name: "propagator-bench",
             dependencies: [
                 "BenchmarkSupport",
+                "TwinBenchSupport",
                 "TwinGraph",
                 "TwinflowCodec",
                 "TwinflowKafka",
@@ -275,6 +277,25 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/propagator-bench",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "TwinBenchSupport",
+            dependencies: ["BenchmarkSupport", "TwinGraph", "TwinflowCodec", "TwinflowKafka"],
+            path: "Benchmarks/TwinBenchSupport",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "pipeline-bench",
+            dependencies: [
+                "BenchmarkSupport",
+                "TwinBenchSupport",
+                "TwinflowCodec",
+                "TwinflowKafka",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/pipeline-bench",
             swiftSettings: swiftSettings
         ),
 

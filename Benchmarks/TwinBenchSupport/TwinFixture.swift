@@ -1,26 +1,29 @@
 import BenchmarkSupport
 import Foundation
-import Logging
 import TwinGraph
 import TwinflowCodec
 import TwinflowKafka
 
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
 /// A devbroker, and twin-service (the release binary beside this one) on a store of `rooms` Rooms,
 /// each with a Thermostat by `rel_has_thermostat`: the seed scenario, loaded straight into the store.
-final class PropagatorFixture {
-    let devbroker: DevBrokerChild
-    let kafka: KafkaConfiguration
-    let twinService: ServiceChild
-    let rooms: Int
+public final class TwinFixture {
+    public let devbroker: DevBrokerChild
+    public let kafka: KafkaConfiguration
+    public let twinService: ServiceChild
+    public let rooms: Int
     private let directory: URL
 
     /// `commandsTopic` is the topic twin-service reads its commands from (a topic no one writes to
-    /// keeps it idle while the propagator alone is measured).
-    init(rooms: Int, partitions: Int, topics: [String], commandsTopic: String = Topics.defaults.twinCommands) async throws {
+    /// keeps it idle while another service alone is measured).
+    public init(rooms: Int, partitions: Int, topics: [String], commandsTopic: String = Topics.defaults.twinCommands) async throws {
         self.rooms = rooms
         devbroker = try DevBrokerChild(partitions: partitions, topics: topics)
         kafka = KafkaConfiguration(bootstrapServers: devbroker.bootstrap)
-        directory = FileManager.default.temporaryDirectory.appending(path: "propagator-bench-\(UUID())")
+        directory = FileManager.default.temporaryDirectory.appending(path: "twin-fixture-\(UUID())")
         let storePath = directory.appending(path: "twins.sqlite").path
         try await Self.load(rooms: rooms, into: storePath)
         // SQLite removes the write-ahead log when the loading store's last connection closes.
@@ -37,14 +40,17 @@ final class PropagatorFixture {
         try await twinService.waitUntilAnswering()
     }
 
-    var twinsURL: String { "http://127.0.0.1:\(twinService.httpPort)" }
+    public var twinsURL: String { "http://127.0.0.1:\(twinService.httpPort)" }
 
-    static func thermostatID(_ index: Int) -> String { "thermo-\(index)" }
-    static func roomID(_ index: Int) -> String { "room-\(index)" }
+    /// A directory of this fixture's, removed when it stops: for other services' data.
+    public var dataDirectory: URL { directory }
+
+    public static func thermostatID(_ index: Int) -> String { "thermo-\(index)" }
+    public static func roomID(_ index: Int) -> String { "room-\(index)" }
 
     /// A propagator on this fixture's twin-service, with `environment` on top, ready once its
     /// relationship view is loaded.
-    func startPropagator(environment: [String: String] = [:]) async throws -> ServiceChild {
+    public func startPropagator(environment: [String: String] = [:]) async throws -> ServiceChild {
         let propagator = try ServiceChild(
             "propagator",
             environment: ["KAFKA_BOOTSTRAP_SERVERS": devbroker.bootstrap, "TWINS_URL": twinsURL].merging(environment) { _, new in new })
@@ -52,7 +58,26 @@ final class PropagatorFixture {
         return propagator
     }
 
-    func stop() {
+    /// Every room's `currentTemp` (absent when it has none), by twin-service's query API.
+    public func roomTemperatures() async throws -> [String: Double] {
+        var temperatures: [String: Double] = [:]
+        var continuation: String?
+        repeat {
+            let body: JSONValue = [
+                "query": "SELECT * FROM DIGITALTWINS T WHERE IS_OF_MODEL(T, 'dtmi:contosocom:DigitalTwins:Room;1')",
+                "continuationToken": continuation.map(JSONValue.string) ?? .null,
+            ]
+            let page = try await postJSON("\(twinsURL)/query", body)
+            for twin in page["value"]?.arrayValue ?? [] {
+                guard let id = twin["$dtId"]?.stringValue else { continue }
+                temperatures[id] = twin["currentTemp"]?.doubleValue
+            }
+            continuation = page["continuationToken"]?.stringValue
+        } while continuation != nil
+        return temperatures
+    }
+
+    public func stop() {
         twinService.stop()
         devbroker.stop()
         try? FileManager.default.removeItem(at: directory)
@@ -79,4 +104,18 @@ final class PropagatorFixture {
             try await group.waitForAll()
         }
     }
+}
+
+/// `POST url` with a JSON body; the answer's JSON, or an error naming the answer unless it is 200.
+public func postJSON(_ url: String, _ body: JSONValue) async throws -> JSONValue {
+    var request = URLRequest(url: URL(string: url)!)
+    request.httpMethod = "POST"
+    request.httpBody = Data(body.serialized())
+    request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+    let (data, response) = try await URLSession.shared.data(for: request)
+    guard (response as? HTTPURLResponse)?.statusCode == 200 else {
+        throw BenchmarkError(
+            "POST \(url) answered \((response as? HTTPURLResponse)?.statusCode ?? 0): \(String(decoding: data, as: UTF8.self).prefix(300))")
+    }
+    return try JSONValue.parse(Array(data))
 }

@@ -3,6 +3,7 @@ import Foundation
 import Histogram
 import Logging
 import Synchronization
+import TwinBenchSupport
 import TwinflowCodec
 import TwinflowKafka
 
@@ -13,7 +14,7 @@ import TwinflowKafka
 struct LatencyRun {
     var rate: Int
     var seconds: Int
-    var fixture: PropagatorFixture
+    var fixture: TwinFixture
     /// One command goes to a thermostat with no room, so its room's update never comes.
     var losingOne: Bool
     var logger: Logger
@@ -99,7 +100,7 @@ struct LatencyRun {
             try await Task.sleep(until: start + interval * offset, clock: .continuous)
             let index = first + offset
             let thermostat =
-                losingOne && offset == count / 2 ? "thermo-without-room" : PropagatorFixture.thermostatID(index % fixture.rooms)
+                losingOne && offset == count / 2 ? "thermo-without-room" : TwinFixture.thermostatID(index % fixture.rooms)
             let command = TwinCommand(
                 id: "latency-\(index)", twinID: thermostat,
                 patch: JSONPatch([.add(path: JSONPointer(tokens: ["Temperature"]), value: .integer(Int64(1_000_000 + index)))]))

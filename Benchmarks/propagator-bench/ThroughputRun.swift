@@ -1,6 +1,7 @@
 import BenchmarkSupport
 import Foundation
 import Logging
+import TwinBenchSupport
 import TwinflowCodec
 import TwinflowKafka
 
@@ -15,7 +16,7 @@ import TwinflowKafka
 struct ThroughputRun {
     var run: Int
     var updates: Int
-    var fixture: PropagatorFixture
+    var fixture: TwinFixture
     var partitions: Int
     /// One update goes to a thermostat with no room, so no command comes for it.
     var losingOne: Bool
@@ -64,7 +65,7 @@ struct ThroughputRun {
         for start in stride(from: indices.lowerBound, to: indices.upperBound, by: 10_000) {
             let batch = (start..<min(start + 10_000, indices.upperBound)).map { index in
                 let thermostat =
-                    losingOne && index == fixture.rooms + updates / 2 ? "thermo-without-room" : PropagatorFixture.thermostatID(index % fixture.rooms)
+                    losingOne && index == fixture.rooms + updates / 2 ? "thermo-without-room" : TwinFixture.thermostatID(index % fixture.rooms)
                 let event = CloudEvent(
                     attributes: CloudEventAttributes(
                         id: "bench-\(run)-\(index)", type: "Microsoft.DigitalTwins.Twin.Update", source: "propagator-bench", subject: thermostat,

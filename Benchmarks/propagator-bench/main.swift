@@ -2,6 +2,7 @@ import BenchmarkSupport
 import Foundation
 import Histogram
 import Logging
+import TwinBenchSupport
 
 /// propagator-bench: the propagator (the release binary beside this one) on a devbroker, with
 /// twin-service holding the seed scenario (`PROPAGATOR_BENCH_ROOMS` Rooms, 10,000, each with a
@@ -40,7 +41,7 @@ await runBenchmark("propagator-bench") {
     print("propagator-bench: \(rooms) rooms; \(updates) updates, \(runs) run(s), \(partitions) partitions; latency at \(rate)/s for \(seconds) s")
     var results: [ThroughputRun.Result] = []
     if parts.contains("throughput") {
-        let fixture = try await PropagatorFixture(
+        let fixture = try await TwinFixture(
             rooms: rooms, partitions: partitions, topics: (1...runs).flatMap(ThroughputRun.topics(run:)), commandsTopic: "propagator-bench.unused")
         defer { fixture.stop() }
         for run in 1...runs {
@@ -53,7 +54,7 @@ await runBenchmark("propagator-bench") {
     }
     let throughput = results.isEmpty ? 0 : median(results.map(\.rate))
 
-    let latencyFixture = try await PropagatorFixture(rooms: rooms, partitions: 8, topics: [])
+    let latencyFixture = try await TwinFixture(rooms: rooms, partitions: 8, topics: [])
     defer { latencyFixture.stop() }
     let latency = try await LatencyRun(rate: rate, seconds: seconds, fixture: latencyFixture, losingOne: losingOne, logger: logger).measure()
     let p50 = Double(latency.histogram.valueAtPercentile(50)) / 1000

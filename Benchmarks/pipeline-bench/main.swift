@@ -1,0 +1,127 @@
+import BenchmarkSupport
+import Foundation
+import Histogram
+import Logging
+
+/// pipeline-bench (`make bench`): the whole pipeline in release on a devbroker, every service the
+/// release binary beside this one on the contract's topics (see `Pipeline`):
+///
+///     iothub.d2c → ingress → twins.commands → twin-service ─┬─ eventgrid.twin-events → propagator → twins.commands → twin-service (room)
+///                                                           └─ eventhub.telemetry → tsi-forwarder → eventhub.tsi → tsi-store
+///
+/// twin-service holds `PIPELINE_BENCH_DEVICES` thermostats (1,000), each in a room by
+/// `rel_has_thermostat`, loaded straight into its store. Every device message carries a unique
+/// `Temperature` that increases for each device, a unique message ID and a recent `enqueuedTime`.
+///
+/// 1. Highest sustainable rate (`ThroughputRun`). A message from every device first warms the
+///    pipeline up (groups joined, twins looked up, every room set). Then ingress is paused (SIGSTOP)
+///    while `PIPELINE_BENCH_MESSAGES` messages (100,000) are produced round the devices, and kcat
+///    copies them once (`kcat -C … | kcat -P …` with Twinflow's producer properties): the broker's
+///    raw pass-through in the same run. Ingress goes on (SIGCONT); end to end is those messages over
+///    the time from then until tsi-store has stored every one (its `twinflow_tsi_store_stored_total`)
+///    and the Twin.Updates stopped with every room on its thermostat's last value (twin-service's
+///    query API). Each stage's rate is its output's growth over the span from its first growth to
+///    its last, sampled every 20 ms: the topics' high watermarks (`twins.commands` holds ingress's
+///    commands and the propagator's room commands; `eventgrid.twin-events` the thermostats' and the
+///    rooms' updates; `eventhub.telemetry` one event per device message) and tsi-store's stored count.
+///    Lost = messages not stored in tsi-store + rooms not on their last value, counted when nothing
+///    moved for 20 s; anything lost fails the run.
+/// 2. Latency at fixed rates (`LatencyRun`), 1,000 and 10,000 messages/s for `PIPELINE_BENCH_SECONDS`
+///    (10) each: device message (just before it is produced) → its room's Twin.Update with
+///    `currentTemp` (a reader of its own on `eventgrid.twin-events`, matched by the unique value; a
+///    later value of the same thermostat stands for one the propagator coalesced), and device message
+///    → queryable in tsi-store (every tenth message goes to one probe device, whose events a poller
+///    asks for with `getEvents` as fast as tsi-store answers). p50 and p99 from HdrHistograms.
+///
+/// The mock broker keeps about 5 MiB or 100,000 messages a partition and drops older ones, so the
+/// contract's topics get `PIPELINE_BENCH_PARTS` partitions (64): a run's messages (about 300 bytes
+/// on `iothub.d2c`, and two Twin.Updates per message on `eventgrid.twin-events`) stay whole while
+/// the throughput run is not paced. The fixed-rate runs are paced by the producer.
+///
+/// `PIPELINE_BENCH_LOSE_ONE=1` sends one message of the throughput run from a device with no twin:
+/// ingress dead-letters it, tsi-store never stores it, and the run fails naming what was lost.
+///
+///     make bench
+///     swift build -c release --product pipeline-bench (and devbroker, twin-service, ingress, propagator, tsi-forwarder, tsi-store)
+///     PIPELINE_BENCH_MESSAGES=20000 PIPELINE_BENCH_DEVICES=200 PIPELINE_BENCH_SECONDS=3 .build/release/pipeline-bench
+let environment = ProcessInfo.processInfo.environment
+let messages = Int(environment["PIPELINE_BENCH_MESSAGES"] ?? "") ?? 100_000
+let devices = max(2, Int(environment["PIPELINE_BENCH_DEVICES"] ?? "") ?? 1_000)
+let seconds = max(1, Int(environment["PIPELINE_BENCH_SECONDS"] ?? "") ?? 10)
+let partitions = max(1, Int(environment["PIPELINE_BENCH_PARTS"] ?? "") ?? 64)
+let losingOne = environment["PIPELINE_BENCH_LOSE_ONE"] == "1"
+let rates = [1_000, 10_000]
+let throughputGoal = 20_000.0
+let latencyGoal = 50.0
+let logger = {
+    var logger = Logger(label: "pipeline-bench")
+    logger.logLevel = .warning
+    return logger
+}()
+
+func format(_ value: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", value) }
+func milliseconds(_ histogram: Histogram<UInt64>, _ percentile: Double) -> Double {
+    (Double(histogram.valueAtPercentile(percentile)) / 10).rounded() / 100
+}
+
+await runBenchmark("pipeline-bench") {
+    print(
+        "pipeline-bench: \(messages) device messages from \(devices) devices, \(partitions) partitions a topic (not paced); "
+            + "latency at \(rates.map(String.init).joined(separator: " and ")) msgs/s (paced) for \(seconds) s each")
+    let pipeline = try await Pipeline(devices: devices, partitions: partitions, logger: logger)
+    defer { pipeline.stop() }
+    let throughput = try await ThroughputRun(pipeline: pipeline, devices: devices, messages: messages, losingOne: losingOne).measure()
+    print(
+        "throughput: \(format(throughput.endToEnd)) msgs/s end to end (\(messages) in \(format(throughput.seconds, 2)) s; warm-up \(format(throughput.warmUp, 1)) s), "
+            + "kcat \(format(throughput.kcat)) msgs/s")
+    var latencies: [(rate: Int, result: LatencyRun.Result)] = []
+    var nextValue = ThroughputRun.value(devices + messages) + 1_000_000
+    for rate in rates {
+        let result = try await LatencyRun(pipeline: pipeline, devices: devices, rate: rate, seconds: seconds, firstValue: nextValue).measure()
+        nextValue += rate * seconds + 10 * devices + 1_000_000
+        print(
+            "latency at \(rate)/s: device → room p50/p99 \(milliseconds(result.room, 50))/\(milliseconds(result.room, 99)) ms (\(result.room.totalCount)), "
+                + "device → tsi-store p50/p99 \(milliseconds(result.tsi, 50))/\(milliseconds(result.tsi, 99)) ms (\(result.tsi.totalCount))")
+        latencies.append((rate, result))
+    }
+
+    print("")
+    print("| figure | value | goal |")
+    print("| --- | --- | --- |")
+    print(
+        "| device messages/s end to end (device → stored in tsi-store and room updated) | \(format(throughput.endToEnd)) | ≥ \(Int(throughputGoal)) |"
+    )
+    for stage in throughput.stages {
+        print("| \(stage.name): \(stage.count) messages | \(format(stage.rate))/s | |")
+    }
+    print("| kcat one hop (raw broker pass-through), same run | \(format(throughput.kcat))/s | |")
+    print("| end to end / kcat | \(format(throughput.endToEnd / throughput.kcat * 100))% | |")
+    for (rate, result) in latencies {
+        let goal = rate == 1_000 ? "< \(Int(latencyGoal)) ms (p99)" : ""
+        print(
+            "| device → room currentTemp at \(rate)/s, p50 / p99 | \(milliseconds(result.room, 50)) / \(milliseconds(result.room, 99)) ms | \(goal) |"
+        )
+        print("| device → queryable in tsi-store at \(rate)/s, p50 / p99 | \(milliseconds(result.tsi, 50)) / \(milliseconds(result.tsi, 99)) ms | |")
+    }
+    print("| lost | 0 | 0 |")
+    let atGoalRate = latencies.first { $0.rate == 1_000 }?.result ?? latencies[0].result
+    let p99Room = milliseconds(atGoalRate.room, 99)
+    print(
+        "partitions: \(partitions) a topic for the unpaced throughput run, paced producer for the fixed rates; goals \(throughput.endToEnd >= throughputGoal && p99Room < latencyGoal ? "met" : "missed")"
+    )
+    var summary: [String: Any] = [
+        "e2e_msgs_per_s": throughput.endToEnd.rounded(), "lost": 0, "p50_ms_device_to_room": milliseconds(atGoalRate.room, 50),
+        "p99_ms_device_to_room": p99Room, "p50_ms_device_to_tsi": milliseconds(atGoalRate.tsi, 50),
+        "p99_ms_device_to_tsi": milliseconds(atGoalRate.tsi, 99), "kcat_msgs_per_s": throughput.kcat.rounded(),
+        "e2e_to_kcat": (throughput.endToEnd / throughput.kcat * 100).rounded() / 100, "messages": messages, "devices": devices,
+        "partitions": partitions, "retention": "partitions", "latency_seconds": seconds,
+        "stage_msgs_per_s": Dictionary(uniqueKeysWithValues: throughput.stages.map { ($0.name, $0.rate.rounded()) }),
+    ]
+    for (rate, result) in latencies {
+        summary["p50_ms_device_to_room_at_\(rate)"] = milliseconds(result.room, 50)
+        summary["p99_ms_device_to_room_at_\(rate)"] = milliseconds(result.room, 99)
+        summary["p50_ms_device_to_tsi_at_\(rate)"] = milliseconds(result.tsi, 50)
+        summary["p99_ms_device_to_tsi_at_\(rate)"] = milliseconds(result.tsi, 99)
+    }
+    print(String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self))
+}
