@@ -21,7 +21,8 @@ final class Pipeline {
     let propagator: ServiceChild
     let forwarder: ServiceChild
     let store: ServiceChild
-    let admin: KafkaAdmin
+    /// Released before the broker stops, so it does not log the broker's going.
+    private var admin: KafkaAdmin?
     let logger: Logger
 
     init(devices: Int, partitions: Int, logger: Logger) async throws {
@@ -49,6 +50,7 @@ final class Pipeline {
 
     func stop() {
         for service in [ingress, propagator, forwarder, store] { service.stop() }
+        admin = nil
         fixture.stop()
     }
 
@@ -71,7 +73,8 @@ final class Pipeline {
 
     /// Messages on `topic`: the sum of its partitions' high watermarks (what the broker acknowledged).
     func count(_ topic: String) async throws -> Int {
-        Int(try await admin.highWatermarks(topic: topic, partitions: partitions).reduce(0, +))
+        guard let admin else { throw BenchmarkError("the pipeline was stopped") }
+        return Int(try await admin.highWatermarks(topic: topic, partitions: partitions).reduce(0, +))
     }
 
     /// Events tsi-store has stored (`twinflow_tsi_store_stored_total`).

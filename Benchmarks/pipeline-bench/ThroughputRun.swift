@@ -138,7 +138,7 @@ struct ThroughputRun {
                     "lost: \(lost) (\(max(0, expected - stored)) of \(expected) device messages not stored in tsi-store, \(behind.count) rooms not on their last value)"
                 )
                 throw BenchmarkError(
-                    "lost \(lost): tsi-store stored \(stored) of \(expected) device messages and \(behind.count) of \(devices) rooms are not on their thermostat's last value \(behind.prefix(5)) after nothing moved for \(Self.stallLimit)"
+                    "lost \(lost): tsi-store stored \(stored) of \(expected) device messages, and \(behind.count) of \(devices) rooms are not on their thermostat's last value\(behind.isEmpty ? "" : " (\(behind.prefix(5).joined(separator: ", "))…)"), when nothing had moved for \(Self.stallLimit)"
                 )
             }
             try await Task.sleep(for: .milliseconds(20))
