@@ -71,20 +71,13 @@ final class Pipeline {
             logger: logger)
     }
 
-    /// Messages on `topic`: the sum of its partitions' high watermarks (what the broker acknowledged).
-    func count(_ topic: String) async throws -> Int {
-        guard let admin else { throw BenchmarkError("the pipeline was stopped") }
-        return Int(try await admin.highWatermarks(topic: topic, partitions: partitions).reduce(0, +))
-    }
-
-    /// Events tsi-store has stored (`twinflow_tsi_store_stored_total`).
-    func stored() async throws -> Int {
-        let name = "twinflow_tsi_store_stored_total"
-        let (data, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(store.httpPort)/metrics")!)
-        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") where line.hasPrefix(name + " ") {
-            return Int(Double(line.dropFirst(name.count + 1)) ?? 0)
+    /// The counts the benchmark reads while the pipeline runs.
+    var counts: PipelineCounts {
+        get throws {
+            guard let admin else { throw BenchmarkError("the pipeline was stopped") }
+            return PipelineCounts(
+                admin: admin, partitions: partitions, ingressPort: ingress.httpPort, propagatorPort: propagator.httpPort, storePort: store.httpPort)
         }
-        return 0
     }
 
     /// `POST /timeseries/query` on tsi-store at `port`.
@@ -112,8 +105,33 @@ final class Pipeline {
         try reader.waitForSuccess()
         try writer.waitForSuccess()
         let elapsed = (ContinuousClock.now - start).seconds
-        let copied = try await self.count(Self.kcatTopic)
+        let copied = try await counts.count(Self.kcatTopic)
         guard copied == count else { throw BenchmarkError("kcat copied \(copied) of \(count) device messages") }
         return Double(count) / elapsed
+    }
+}
+
+/// Messages on a topic and counters of the services, read without a consumer taking CPU from them.
+struct PipelineCounts: Sendable {
+    var admin: KafkaAdmin
+    var partitions: Int
+    var ingressPort: Int
+    var propagatorPort: Int
+    var storePort: Int
+
+    /// Messages on `topic`: the sum of its partitions' high watermarks (what the broker acknowledged).
+    func count(_ topic: String) async throws -> Int {
+        Int(try await admin.highWatermarks(topic: topic, partitions: partitions).reduce(0, +))
+    }
+
+    /// The sum of counters `names` in the `/metrics` at `port` (a counter it does not show counts 0).
+    func counters(port: Int, _ names: [String]) async throws -> Int {
+        let (data, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/metrics")!)
+        var sum = 0
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+            guard let space = line.firstIndex(of: " "), names.contains(String(line[..<space])) else { continue }
+            sum += Int(Double(line[line.index(after: space)...]) ?? 0)
+        }
+        return sum
     }
 }

@@ -20,14 +20,29 @@ struct ThroughputRun {
     static let stallLimit: Duration = .seconds(20)
     static let missingDevice = "thermo-missing"
 
+    /// Where a stage's output is counted: a topic's high watermarks, or a service's counters.
+    enum Source {
+        case topic(String)
+        case counters(Service, [String])
+    }
+
+    enum Service { case ingress, propagator, store }
+
     /// What is sampled, in the order of the pipeline.
-    static let stages: [(name: String, topic: String?)] = [
-        ("ingress + propagator → twins.commands", Topics.defaults.twinCommands),
-        ("twin-service → eventgrid.twin-events", Topics.defaults.twinEvents),
-        ("twin-service → eventhub.telemetry", Topics.defaults.telemetry),
-        ("tsi-forwarder → eventhub.tsi", Topics.defaults.timeSeries),
-        ("tsi-store: stored", nil),
+    static let stages: [(name: String, source: Source)] = [
+        ("ingress: twin commands", .counters(.ingress, ["twinflow_ingress_commands_total"])),
+        ("twin-service → eventhub.telemetry", .topic(Topics.defaults.telemetry)),
+        ("twin-service → eventgrid.twin-events (thermostats and rooms)", .topic(Topics.defaults.twinEvents)),
+        (
+            "propagator: thermostat changes propagated or coalesced",
+            .counters(.propagator, ["twinflow_propagator_propagated_total", "twinflow_propagator_coalesced_total"])
+        ),
+        ("twins.commands (ingress's and the propagator's)", .topic(Topics.defaults.twinCommands)),
+        ("tsi-forwarder → eventhub.tsi", .topic(Topics.defaults.timeSeries)),
+        ("tsi-store: stored", .counters(.store, ["twinflow_tsi_store_stored_total"])),
     ]
+    static let storedStage = stages.count - 1
+    static let roomsStage = 2
 
     struct Stage {
         var name: String
@@ -78,16 +93,24 @@ struct ThroughputRun {
         await producer.shutdown()
     }
 
+    /// Every stage's count, read at once.
     private func sample() async throws -> [Int] {
-        var counts: [Int] = []
-        for stage in Self.stages {
-            if let topic = stage.topic {
-                counts.append(try await pipeline.count(topic))
-            } else {
-                counts.append(try await pipeline.stored())
+        try await withThrowingTaskGroup(of: (Int, Int).self) { group in
+            let read = try pipeline.counts
+            for (index, stage) in Self.stages.enumerated() {
+                group.addTask {
+                    switch stage.source {
+                    case .topic(let topic): (index, try await read.count(topic))
+                    case .counters(.ingress, let names): (index, try await read.counters(port: read.ingressPort, names))
+                    case .counters(.propagator, let names): (index, try await read.counters(port: read.propagatorPort, names))
+                    case .counters(.store, let names): (index, try await read.counters(port: read.storePort, names))
+                    }
+                }
             }
+            var counts = [Int](repeating: 0, count: Self.stages.count)
+            for try await (index, count) in group { counts[index] = count }
+            return counts
         }
-        return counts
     }
 
     /// Waits until tsi-store has stored `expected` more events than in `before` and every room
@@ -105,24 +128,25 @@ struct ThroughputRun {
         var last = [ContinuousClock.Instant](repeating: .now, count: counts.count)
         var lastProgress = ContinuousClock.now
         var lastRoomCheck = ContinuousClock.now - .seconds(1)
-        let storedIndex = Self.stages.count - 1
-        let eventsIndex = 1
+        var previous = ContinuousClock.now
         while true {
             try pipeline.checkRunning()
             let now = try await sample()
             let seen = ContinuousClock.now
+            defer { previous = seen }
             for stage in counts.indices where now[stage] > counts[stage] {
-                if first[stage] == nil { first[stage] = seen }
+                // Its growth began after the sample before.
+                if first[stage] == nil { first[stage] = previous }
                 counts[stage] = now[stage]
                 last[stage] = seen
                 lastProgress = seen
             }
-            let stored = counts[storedIndex] - before[storedIndex]
+            let stored = counts[Self.storedStage] - before[Self.storedStage]
             if stored >= expected, seen - lastRoomCheck >= .milliseconds(250) {
                 lastRoomCheck = seen
                 if try await roomsBehind(lastIndex: lastIndex).isEmpty {
                     guard stored == expected else { throw BenchmarkError("tsi-store stored \(stored) events for \(expected) device messages") }
-                    let end = max(last[storedIndex], last[eventsIndex])
+                    let end = max(last[Self.storedStage], last[Self.roomsStage])
                     let stages = Self.stages.indices.map { stage in
                         let count = counts[stage] - before[stage]
                         let span = first[stage].map { (last[stage] - $0).seconds } ?? 0

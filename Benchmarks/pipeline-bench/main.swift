@@ -20,10 +20,15 @@ import Logging
 ///    raw pass-through in the same run. Ingress goes on (SIGCONT); end to end is those messages over
 ///    the time from then until tsi-store has stored every one (its `twinflow_tsi_store_stored_total`)
 ///    and the Twin.Updates stopped with every room on its thermostat's last value (twin-service's
-///    query API). Each stage's rate is its output's growth over the span from its first growth to
-///    its last, sampled every 20 ms: the topics' high watermarks (`twins.commands` holds ingress's
-///    commands and the propagator's room commands; `eventgrid.twin-events` the thermostats' and the
-///    rooms' updates; `eventhub.telemetry` one event per device message) and tsi-store's stored count.
+///    query API). Each stage's rate is its output's growth over the span from the sample before its
+///    first growth to the sample of its last, all sampled at once every 20 ms without a consumer
+///    taking CPU from the pipeline: ingress's `twinflow_ingress_commands_total`, the high watermarks
+///    of `eventhub.telemetry` (one event per device message applied by twin-service),
+///    `eventgrid.twin-events` (the thermostats' and the rooms' Twin.Updates) and `twins.commands`
+///    (ingress's commands and the propagator's room commands), the propagator's
+///    `twinflow_propagator_{propagated,coalesced}_total` (the thermostat changes it handled; it sends
+///    one command per room and batch), `eventhub.tsi` (tsi-forwarder) and tsi-store's
+///    `twinflow_tsi_store_stored_total`.
 ///    Lost = messages not stored in tsi-store + rooms not on their last value, counted when nothing
 ///    moved for 20 s; anything lost fails the run.
 /// 2. Latency at fixed rates (`LatencyRun`), 1,000 and 10,000 messages/s for `PIPELINE_BENCH_SECONDS`
@@ -34,9 +39,10 @@ import Logging
 ///    asks for with `getEvents` as fast as tsi-store answers). p50 and p99 from HdrHistograms.
 ///
 /// The mock broker keeps about 5 MiB or 100,000 messages a partition and drops older ones, so the
-/// contract's topics get `PIPELINE_BENCH_PARTS` partitions (64): a run's messages (about 300 bytes
-/// on `iothub.d2c`, and two Twin.Updates per message on `eventgrid.twin-events`) stay whole while
-/// the throughput run is not paced. The fixed-rate runs are paced by the producer.
+/// contract's topics get `PIPELINE_BENCH_PARTS` partitions (64): the throughput run is not paced, and
+/// its messages (a few hundred bytes each on `iothub.d2c`, up to two Twin.Updates per message on
+/// `eventgrid.twin-events`) stay whole, as kcat's copy checks (it must find every message of
+/// `iothub.d2c`). The fixed-rate runs are paced by the producer, and the pipeline keeps up with them.
 ///
 /// `PIPELINE_BENCH_LOSE_ONE=1` sends one message of the throughput run from a device with no twin:
 /// ingress dead-letters it, tsi-store never stores it, and the run fails naming what was lost.
@@ -114,7 +120,8 @@ await runBenchmark("pipeline-bench") {
         "p99_ms_device_to_room": p99Room, "p50_ms_device_to_tsi": milliseconds(atGoalRate.tsi, 50),
         "p99_ms_device_to_tsi": milliseconds(atGoalRate.tsi, 99), "kcat_msgs_per_s": throughput.kcat.rounded(),
         "e2e_to_kcat": (throughput.endToEnd / throughput.kcat * 100).rounded() / 100, "messages": messages, "devices": devices,
-        "partitions": partitions, "retention": "partitions", "latency_seconds": seconds,
+        "partitions": partitions, "retention": "\(partitions) partitions for the throughput run, a paced producer for the fixed rates",
+        "latency_seconds": seconds,
         "stage_msgs_per_s": Dictionary(uniqueKeysWithValues: throughput.stages.map { ($0.name, $0.rate.rounded()) }),
     ]
     for (rate, result) in latencies {
