@@ -27,6 +27,8 @@ struct LatencyRun {
     struct Result {
         var room: Histogram<UInt64>
         var tsi: Histogram<UInt64>
+        /// Device message → its thermostat's Twin.Update (ingress and twin-service), the first hop of `room`.
+        var thermostat: Histogram<UInt64>
     }
 
     /// Message `offset`'s device: every tenth goes to device 0 (the probe), the others round the rest.
@@ -107,7 +109,12 @@ struct LatencyRun {
                 for latency in roomLatencies { room.record(latency) }
                 var tsi = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
                 for (offset, seen) in probe.seen { tsi.record(microseconds(seen - sentTimes[offset])) }
-                return Result(room: room, tsi: tsi)
+                var thermostat = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                let thermostats = rooms.thermostatArrivals
+                for offset in 0..<total {
+                    if let arrival = thermostats[first + offset] { thermostat.record(microseconds(arrival - sentTimes[offset])) }
+                }
+                return Result(room: room, tsi: tsi, thermostat: thermostat)
             }
             try pipeline.checkRunning()
             guard ContinuousClock.now < deadline else {
@@ -183,24 +190,30 @@ final class ProbeLog: Sendable {
     var seen: [Int: ContinuousClock.Instant] { mutex.withLock { $0 } }
 }
 
-/// When each `currentTemp` value was first seen on a room, as the reader met the Twin.Updates.
+/// When each `currentTemp` value was first seen on a room, and each `Temperature` on a thermostat,
+/// as the reader met the Twin.Updates.
 final class RoomLog: Sendable {
-    private let seen = Mutex([Int: ContinuousClock.Instant]())
+    private let seen = Mutex((rooms: [Int: ContinuousClock.Instant](), thermostats: [Int: ContinuousClock.Instant]()))
 
     func record(_ message: KafkaConsumerMessage, arrivedAt: ContinuousClock.Instant) {
         guard let notification = try? TwinNotification(decoding: message), case .twinUpdated(let patch) = notification.change else { return }
         for operation in patch.operations {
             switch operation {
             case .add(let path, let value), .replace(let path, let value):
-                guard path.tokens == ["currentTemp"], let number = value.doubleValue else { continue }
+                guard let number = value.doubleValue.map({ Int($0) }) else { continue }
                 seen.withLock { seen in
-                    if seen[Int(number)] == nil { seen[Int(number)] = arrivedAt }
+                    switch path.tokens {
+                    case ["currentTemp"] where seen.rooms[number] == nil: seen.rooms[number] = arrivedAt
+                    case ["Temperature"] where seen.thermostats[number] == nil: seen.thermostats[number] = arrivedAt
+                    default: break
+                    }
                 }
             default: continue
             }
         }
     }
 
-    var count: Int { seen.withLock { $0.count } }
-    var arrivals: [Int: ContinuousClock.Instant] { seen.withLock { $0 } }
+    var count: Int { seen.withLock { $0.rooms.count } }
+    var arrivals: [Int: ContinuousClock.Instant] { seen.withLock { $0.rooms } }
+    var thermostatArrivals: [Int: ContinuousClock.Instant] { seen.withLock { $0.thermostats } }
 }
