@@ -22,9 +22,13 @@ lint:
 format:
 	swift format format --in-place --parallel --recursive Package.swift Shared Services Tests Benchmarks
 
-## devbroker and twin-service with the seed scenario loaded (Ctrl-C stops them).
-run: build
-	bash scripts/run.sh
+## Every service on this host in release mode (devbroker for Kafka, embedded SQLite), the seed
+## scenario, simulated thermostats and a live view; Ctrl-C stops them. `make run FRESH=1` starts over.
+run: deps
+	@for product in devbroker twin-service ingress propagator tsi-forwarder tsi-store twinctl; do \
+		swift build -c release --product $$product || exit 1; \
+	done
+	FRESH=$(FRESH) bash scripts/run.sh
 
 ## The whole pipeline in release mode: device messages/s end to end with each stage's rate and kcat's
 ## pass-through beside them, device → room and device → tsi-store latency at 1,000 and 10,000 msgs/s

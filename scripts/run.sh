@@ -1,53 +1,82 @@
 #!/usr/bin/env bash
-# make run: devbroker, twin-service, ingress and propagator on this host, the seed scenario loaded, until Ctrl-C.
+# make run: devbroker and every Twinflow service on this host (release build, embedded SQLite), the
+# seed scenario loaded, simulated thermostats sending telemetry, and a live view, until Ctrl-C.
+#
+# A second `make run` resumes: twins and time series stay in .twinflow/data (devbroker keeps its
+# topics in memory, so they start empty). `make run FRESH=1` starts from nothing.
+# TWINFLOW_ROOMS (10) rooms, each with a thermostat; TWINFLOW_SIMULATE_RATE (20) messages/s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=.build/debug
+bin=.build/release
+rooms="${TWINFLOW_ROOMS:-10}"
+rate="${TWINFLOW_SIMULATE_RATE:-20}"
 export TWINFLOW_DATA_DIR="${TWINFLOW_DATA_DIR:-.twinflow/data}"
 export TWINS_URL="${TWINS_URL:-http://localhost:8080}"
-mkdir -p .twinflow
+export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}"
+if [ "${FRESH:-0}" = "1" ]; then rm -rf "$TWINFLOW_DATA_DIR"; fi
+mkdir -p .twinflow "$TWINFLOW_DATA_DIR"
 
 pids=()
 stop() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  trap - EXIT INT TERM
+  echo
+  echo "stopping Twinflow…"
+  # Last started, first stopped, each waited for: the services finish while devbroker still answers.
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${pids[$i]}" 2>/dev/null || true
+    wait "${pids[$i]}" 2>/dev/null || true
+  done
+  echo "stopped: every service finished its batch, committed and left its group; data kept in $TWINFLOW_DATA_DIR (FRESH=1 starts over)."
 }
 trap stop EXIT INT TERM
 
-"$bin/devbroker" 2> .twinflow/devbroker.log &
-pids+=($!)
-"$bin/twin-service" 2> .twinflow/twin-service.log &
-pids+=($!)
+start() { # name, then the command
+  local name=$1
+  shift
+  "$@" 2>".twinflow/$name.log" &
+  pids+=($!)
+}
+ready() { # port
+  for _ in $(seq 1 300); do
+    curl -fs "http://localhost:$1/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "the service on port $1 is not ready; see .twinflow/*.log" >&2
+  return 1
+}
 
-for _ in $(seq 1 100); do
-  curl -fs "$TWINS_URL/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+start devbroker "$bin/devbroker"
+sleep 1
+start twin-service "$bin/twin-service"
+ready 8080
+start ingress "$bin/ingress"
+start propagator "$bin/propagator"
+start tsi-forwarder "$bin/tsi-forwarder"
+start tsi-store "$bin/tsi-store"
+for port in 8081 8082 8083 8084; do ready "$port"; done
 
-"$bin/ingress" 2> .twinflow/ingress.log &
-pids+=($!)
-"$bin/propagator" 2> .twinflow/propagator.log &
-pids+=($!)
-
-# The seed scenario: Rooms with Thermostats by rel_has_thermostat (skipped when already loaded).
+# The seed scenario: Rooms with Thermostats by rel_has_thermostat (kept when already loaded).
 if ! "$bin/twinctl" models get 'dtmi:contosocom:DigitalTwins:Room;1' >/dev/null 2>&1; then
   "$bin/twinctl" models upload deploy/models/seed >/dev/null
-  for n in 01 02 03; do
-    "$bin/twinctl" twins put "thermo_00$n" --model 'dtmi:contosocom:DigitalTwins:Thermostat;1' --properties '{"Temperature":20}' >/dev/null
-    "$bin/twinctl" twins put "Room_$n" --model 'dtmi:contosocom:DigitalTwins:Room;1' --properties '{"currentTemp":20}' >/dev/null
-    "$bin/twinctl" relationships put "Room_$n" "has_thermo_00$n" --name rel_has_thermostat --target "thermo_00$n" >/dev/null
-  done
 fi
+for n in $(seq 1 "$rooms"); do
+  thermostat=$(printf 'thermo_%04d' "$n")
+  room=$(printf 'Room_%02d' "$n")
+  "$bin/twinctl" twins get "$room" >/dev/null 2>&1 && continue
+  "$bin/twinctl" twins put "$thermostat" --model 'dtmi:contosocom:DigitalTwins:Thermostat;1' --properties '{"Temperature":20}' >/dev/null
+  "$bin/twinctl" twins put "$room" --model 'dtmi:contosocom:DigitalTwins:Room;1' --properties '{"currentTemp":20}' >/dev/null
+  "$bin/twinctl" relationships put "$room" "has_$thermostat" --name rel_has_thermostat --target "$thermostat" >/dev/null
+done
+
+start simulator "$bin/twinctl" simulate --devices "$rooms" --rate "$rate" --pattern sine
 
 cat <<TXT
-Twinflow is running (Ctrl-C stops it; logs in .twinflow/):
-  Kafka (devbroker)   localhost:9092      kcat -b localhost:9092 -L
-  twin-service        $TWINS_URL   curl $TWINS_URL/digitaltwins/Room_01
-  the seed scenario   $bin/twinctl query "SELECT Room, T FROM DIGITALTWINS Room JOIN T RELATED Room.rel_has_thermostat"
-  notifications       kcat -b localhost:9092 -C -t eventgrid.twin-events -f '%k %s\n'
-  ingress             http://localhost:8081/readyz
-  propagator          http://localhost:8082/metrics   (each Room's currentTemp follows its thermostat)
-  a device message    echo '{"systemProperties":{"iothub-connection-device-id":"thermo_0001"},"body":{"Temperature":22}}' | kcat -b localhost:9092 -P -t iothub.d2c -k thermo_0001 -X partitioner=murmur2_random
-tsi-forwarder and tsi-store join as they land.
+Twinflow is running: devbroker (Kafka) on localhost:9092, twin-service :8080, ingress :8081,
+propagator :8082, tsi-forwarder :8083, tsi-store :8084; $rooms rooms, thermostats at $rate msgs/s.
+  a room            curl $TWINS_URL/digitaltwins/Room_01
+  a time series     $bin/twinctl series thermo_0001 --interval PT1M --agg avg
+  notifications     $bin/twinctl tail eventgrid.twin-events
+Logs in .twinflow/. The live view starts in a moment; Ctrl-C stops everything.
 TXT
-wait
+sleep 3
+"$bin/twinctl" watch --rooms 12 || true

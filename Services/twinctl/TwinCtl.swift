@@ -15,7 +15,7 @@ struct TwinCtl: AsyncParsableCommand {
         abstract: "Manage Twinflow's twin graph through the twin service's REST API.",
         subcommands: [
             Models.self, Twins.self, Relationships.self, QueryCommand.self, RoutesCommand.self, SeriesCommand.self, SimulateCommand.self,
-            TailCommand.self,
+            TailCommand.self, WatchCommand.self,
         ]
     )
 }

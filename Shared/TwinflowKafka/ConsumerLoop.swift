@@ -154,9 +154,16 @@ final class ConsumerLoop: Sendable {
     }
 
     /// Commits what was stored, leaves the group, and answers every request still queued.
+    ///
+    /// The final commit is sent without waiting for its answer, and `rd_kafka_consumer_close` waits
+    /// for it while it leaves the group: that wait is bounded (by about `session.timeout.ms`), where
+    /// a synchronous commit to a broker that is gone would wait for ever and hang the shutdown.
     private func close() {
-        if case .failure(let error) = commitStored() {
-            client.logger.error("final commit failed", metadata: ["error": "\(error)"])
+        if startOffsets == nil {
+            let err = rd_kafka_commit(client.handle, nil, 1)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET {
+                client.logger.error("final commit failed", metadata: ["error": "\(KafkaError.rdkafka(.commit, err))"])
+            }
         }
         let err = rd_kafka_consumer_close(client.handle)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {

@@ -39,9 +39,11 @@ public struct KafkaClusterMetadata: Sendable {
 /// thread of its own.
 public final class KafkaAdmin: Sendable {
     let client: RDKafkaClient
+    private let configuration: KafkaConfiguration
 
     public init(configuration: KafkaConfiguration, logger: Logger) throws(KafkaError) {
         self.client = try RDKafkaClient(kind: .producer, properties: configuration.clientProperties(defaults: [:]), logger: logger)
+        self.configuration = configuration
     }
 
     /// Reads the brokers and topics of the cluster.
@@ -65,6 +67,33 @@ public final class KafkaAdmin: Sendable {
                 guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .rdkafka(.metadata, err, message: "\(topic) [\(partition)]") }
                 return high
             }
+        }
+    }
+
+    /// The offsets `group` has committed for each of `topic`'s partitions, in partition order (`nil`
+    /// where it committed none), read without joining the group: with ``highWatermarks(topic:partitions:timeout:)``
+    /// they give the group's lag.
+    public func committedOffsets(
+        group: String, topic: String, partitions: Int, timeout: Duration = .seconds(10)
+    ) async throws(KafkaError)
+        -> [Int64?]
+    {
+        var properties = configuration.clientProperties(defaults: [:])
+        properties["group.id"] = group
+        properties["enable.auto.commit"] = "false"
+        let client = try RDKafkaClient(kind: .consumer, properties: properties, logger: self.client.logger)
+        return try await onDedicatedThread(name: "twinflow-admin") { () throws(KafkaError) in
+            let list = rd_kafka_topic_partition_list_new(Int32(partitions))!
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            for partition in 0..<partitions { rd_kafka_topic_partition_list_add(list, topic, Int32(partition)) }
+            let err = rd_kafka_committed(client.handle, list, Int32(timeout.milliseconds))
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .rdkafka(.metadata, err, message: "committed offsets of \(group)") }
+            var offsets = [Int64?](repeating: nil, count: partitions)
+            for index in 0..<Int(list.pointee.cnt) {
+                let element = list.pointee.elems[index]
+                if element.offset >= 0 { offsets[Int(element.partition)] = element.offset }
+            }
+            return offsets
         }
     }
 
