@@ -36,7 +36,9 @@ import Logging
 ///    `currentTemp` (a reader of its own on `eventgrid.twin-events`, matched by the unique value; a
 ///    later value of the same thermostat stands for one the propagator coalesced), and device message
 ///    → queryable in tsi-store (every tenth message goes to one probe device, whose events a poller
-///    asks for with `getEvents` as fast as tsi-store answers). p50 and p99 from HdrHistograms.
+///    asks for with `getEvents` as fast as tsi-store answers). p50 and p99 from HdrHistograms. Beside
+///    them, device message → its thermostat's Twin.Update (ingress and twin-service, the first half of
+///    the way to the room), from the same reader.
 ///
 /// The mock broker keeps about 5 MiB or 100,000 messages a partition and drops older ones, so the
 /// contract's topics get `PIPELINE_BENCH_PARTS` partitions (64): the throughput run is not paced, and
