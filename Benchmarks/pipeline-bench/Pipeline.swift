@@ -126,12 +126,6 @@ struct PipelineCounts: Sendable {
 
     /// The sum of counters `names` in the `/metrics` at `port` (a counter it does not show counts 0).
     func counters(port: Int, _ names: [String]) async throws -> Int {
-        let (data, _) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/metrics")!)
-        var sum = 0
-        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
-            guard let space = line.firstIndex(of: " "), names.contains(String(line[..<space])) else { continue }
-            sum += Int(Double(line[line.index(after: space)...]) ?? 0)
-        }
-        return sum
+        try await metricsCounters(port: port, names)
     }
 }

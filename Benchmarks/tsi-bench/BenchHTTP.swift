@@ -31,11 +31,7 @@ enum BenchHTTP {
 
     /// A counter from `/metrics` (`twinflow_tsi_store_stored_total` …), 0 when absent.
     static func counter(port: Int, _ name: String) async throws -> Int {
-        let (data, _) = try await session.data(from: URL(string: "http://127.0.0.1:\(port)/metrics")!)
-        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") where line.hasPrefix(name + " ") {
-            return Int(line.dropFirst(name.count + 1)) ?? 0
-        }
-        return 0
+        try await metricsCounters(port: port, [name])
     }
 
     /// One property's values of a TSI response.
