@@ -32,23 +32,29 @@ struct SimulateCommand: AsyncParsableCommand {
         var logger = Logger(label: "twinctl")
         logger.logLevel = .error
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: kafka.configuration, clientID: "twinctl"), logger: logger)
-        let interval = Duration.seconds(1 / rate)
         let clock = ContinuousClock()
         let start = clock.now
         let progress = isatty(STDERR_FILENO) != 0
         var values = [Double](repeating: base, count: devices)
         var sent = 0
         var lastReport = start
+        // Every 10 ms, the messages due by then go out as one batch, so the rate holds at any size.
         while duration == 0 || clock.now - start < .seconds(duration) {
-            try await Task.sleep(until: start + interval * sent, clock: clock)
-            let device = sent % devices
-            let elapsed = (clock.now - start).seconds
-            values[device] = next(values[device], device: device, step: sent / devices, elapsed: elapsed)
-            let message = DeviceMessage(
-                deviceID: String(format: "%@%04d", prefix, device + 1), enqueuedTime: Timestamp.now(), messageID: UUID().uuidString,
-                body: ["Temperature": .double((values[device] * 100).rounded() / 100)])
-            try await producer.send([message.kafkaMessage(topic: topic)])
-            sent += 1
+            try await Task.sleep(for: .milliseconds(10))
+            let elapsed = min((clock.now - start).seconds, duration == 0 ? .infinity : duration)
+            let due = Int(elapsed * rate) - sent
+            guard due > 0 else { continue }
+            var batch: [KafkaProducerMessage] = []
+            for index in sent..<(sent + due) {
+                let device = index % devices
+                values[device] = next(values[device], device: device, step: index / devices, elapsed: elapsed)
+                let message = DeviceMessage(
+                    deviceID: String(format: "%@%04d", prefix, device + 1), enqueuedTime: Timestamp.now(), messageID: UUID().uuidString,
+                    body: ["Temperature": .double((values[device] * 100).rounded() / 100)])
+                batch.append(message.kafkaMessage(topic: topic))
+            }
+            try await producer.send(batch)
+            sent += due
             if clock.now - lastReport >= .seconds(1) {
                 lastReport = clock.now
                 let line = "sent \(sent) messages from \(devices) devices, \(String(format: "%.1f", Double(sent) / elapsed))/s"

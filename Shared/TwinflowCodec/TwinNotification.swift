@@ -141,10 +141,18 @@ public struct TwinNotification: Sendable, Hashable {
                     } else if path.isDescendant(of: pointer) {
                         outcome = .changedInside
                     }
-                case .move, .copy, .test:
-                    if operation.path == pointer || pointer.isDescendant(of: operation.path) || operation.path.isDescendant(of: pointer) {
+                case .move(let from, let path):
+                    if from == pointer || pointer.isDescendant(of: from) {
+                        outcome = .removed
+                    } else if path == pointer || pointer.isDescendant(of: path) || path.isDescendant(of: pointer) || from.isDescendant(of: pointer) {
                         outcome = .changedInside
                     }
+                case .copy(_, let path):
+                    if path == pointer || pointer.isDescendant(of: path) || path.isDescendant(of: pointer) {
+                        outcome = .changedInside
+                    }
+                case .test:
+                    continue
                 }
             }
             return outcome

@@ -78,11 +78,13 @@ public final class KafkaAdmin: Sendable {
     ) async throws(KafkaError)
         -> [Int64?]
     {
-        var properties = configuration.clientProperties(defaults: [:])
-        properties["group.id"] = group
-        properties["enable.auto.commit"] = "false"
-        let client = try RDKafkaClient(kind: .consumer, properties: properties, logger: self.client.logger)
+        var groupProperties = configuration.clientProperties(defaults: [:])
+        groupProperties["group.id"] = group
+        groupProperties["enable.auto.commit"] = "false"
+        let properties = groupProperties
+        let logger = self.client.logger
         return try await onDedicatedThread(name: "twinflow-admin") { () throws(KafkaError) in
+            let client = try RDKafkaClient(kind: .consumer, properties: properties, logger: logger)
             let list = rd_kafka_topic_partition_list_new(Int32(partitions))!
             defer { rd_kafka_topic_partition_list_destroy(list) }
             for partition in 0..<partitions { rd_kafka_topic_partition_list_add(list, topic, Int32(partition)) }
@@ -91,6 +93,9 @@ public final class KafkaAdmin: Sendable {
             var offsets = [Int64?](repeating: nil, count: partitions)
             for index in 0..<Int(list.pointee.cnt) {
                 let element = list.pointee.elems[index]
+                guard element.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                    throw .rdkafka(.metadata, element.err, message: "committed offset of \(group) on \(topic) [\(element.partition)]")
+                }
                 if element.offset >= 0 { offsets[Int(element.partition)] = element.offset }
             }
             return offsets

@@ -285,6 +285,9 @@ struct TwinNotificationTests {
         #expect(try Self.update([["op": "replace", "path": "/Back/Temperature", "value": 1]]).value(at: temperature) == nil)
         #expect(
             try Self.update([["op": "add", "path": "/Front/Temperature/unit", "value": "C"]]).value(at: temperature) == .changedInside)
+        #expect(try Self.update([["op": "move", "from": "/Front", "path": "/Back"]]).value(at: temperature) == .removed, "moved away")
+        #expect(try Self.update([["op": "copy", "from": "/Back", "path": "/Front"]]).value(at: temperature) == .changedInside)
+        #expect(try Self.update([["op": "test", "path": "/Front/Temperature", "value": 1]]).value(at: temperature) == nil, "a test changes nothing")
     }
 
     @Test func sequenceAndHopAreReadAndCheckedAsNumbers() throws {

@@ -41,13 +41,16 @@ struct Propagation {
         }
     }
 
-    /// Whether any notification falls under a rule but has no parent in the view yet.
-    func hasOrphans(
+    /// The twins whose notifications fall under a rule but that have no parent in the view yet.
+    func orphans(
         _ notifications: [(position: Int, notification: TwinNotification)], in state: RelationshipView.State, models: inout ModelLookup
-    ) -> Bool {
-        notifications.contains { _, notification in
-            matchingRules(notification, models: &models).contains { state.parents(of: notification.twinID, by: $0.rule).isEmpty }
+    ) -> Set<String> {
+        var orphans: Set<String> = []
+        for (_, notification) in notifications
+        where matchingRules(notification, models: &models).contains(where: { state.parents(of: notification.twinID, by: $0.rule).isEmpty }) {
+            orphans.insert(notification.twinID)
         }
+        return orphans
     }
 
     /// Decides the batch, in order, updating the view with each change first (so an aggregate

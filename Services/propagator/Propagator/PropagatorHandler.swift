@@ -22,6 +22,10 @@ public final class PropagatorHandler: Sendable {
     /// one at a time.
     private let memory = Mutex([String: Int64]())
     private let logged = Mutex(LoggedOnce())
+    /// Twins that had no parent even after the view caught up, with when: they do not make a batch
+    /// catch up again for ``orphanRecheck``.
+    private let knownOrphans = Mutex([String: ContinuousClock.Instant]())
+    static let orphanRecheck: Duration = .seconds(10)
 
     /// `follower` brings the view up to date when a changed twin has no parent yet (the
     /// relationship may have been made a moment before, on another partition).
@@ -68,8 +72,19 @@ public final class PropagatorHandler: Sendable {
         }
         try await catalog.learn(Set(notifications.compactMap(\.notification.modelID)))
         var models = ModelLookup(catalog.current)
-        if let follower, view.withState({ propagation.hasOrphans(notifications, in: $0, models: &models) }) {
-            _ = await follower.catchUp(within: .seconds(1))
+        if let follower {
+            // A twin found without a parent after a catch-up stays one for a while: its changes do not
+            // make every batch wait on the topic's end offsets again.
+            let orphans = view.withState { propagation.orphans(notifications, in: $0, models: &models) }
+            let now = ContinuousClock.now
+            let unknown = knownOrphans.withLock { known in orphans.filter { known[$0].map { now - $0 > Self.orphanRecheck } ?? true } }
+            if !unknown.isEmpty {
+                _ = await follower.catchUp(within: .seconds(1))
+                knownOrphans.withLock { known in
+                    if known.count > 100_000 { known = known.filter { now - $0.value <= Self.orphanRecheck } }
+                    for twin in unknown { known[twin] = now }
+                }
+            }
         }
         let tracked = view.tracked
         let now = ContinuousClock.now

@@ -156,20 +156,21 @@ extension RelationshipView.State {
         let name = rule.relationship
         switch rule.direction {
         case .incoming:
-            return (byTarget[name]?[child] ?? []).compactMap { edges[name]?[$0]?.source }.sorted()
+            return Set((byTarget[name]?[child] ?? []).compactMap { edges[name]?[$0]?.source }).sorted()
         case .outgoing:
-            return (bySource[name]?[child] ?? []).compactMap { edges[name]?[$0]?.target }.sorted()
+            return Set((bySource[name]?[child] ?? []).compactMap { edges[name]?[$0]?.target }).sorted()
         }
     }
 
-    /// The children of `parent` under `rule`.
-    func children(of parent: String, by rule: PropagationRule) -> [String] {
+    /// The children of `parent` under `rule`, each once (two relationships of one name between the
+    /// same twins make one child).
+    func children(of parent: String, by rule: PropagationRule) -> Set<String> {
         let name = rule.relationship
         switch rule.direction {
         case .incoming:
-            return (bySource[name]?[parent] ?? []).compactMap { edges[name]?[$0]?.target }
+            return Set((bySource[name]?[parent] ?? []).compactMap { edges[name]?[$0]?.target })
         case .outgoing:
-            return (byTarget[name]?[parent] ?? []).compactMap { edges[name]?[$0]?.source }
+            return Set((byTarget[name]?[parent] ?? []).compactMap { edges[name]?[$0]?.source })
         }
     }
 
