@@ -9,11 +9,12 @@ build: deps
 
 ## The whole test suite: the format lint, unit tests, the JSON Patch conformance files, and
 ## integration tests against librdkafka's mock cluster over TCP. `swift build --build-tests` builds
-## every executable the tests start (devbroker, twin-service, twinctl) with the tests; a test refuses
-## an executable older than its sources.
+## every executable the tests start (devbroker and every service) with the tests; a test refuses
+## an executable older than its sources. Tests run one at a time: many start a broker and several
+## services as processes, and run side by side on two cores they would time each other out.
 test: deps lint
 	swift build --build-tests
-	swift test --skip-build
+	swift test --skip-build --no-parallel
 
 ## swift-format's lint with the checked-in configuration (.swift-format); `make format` rewrites.
 lint:

@@ -141,7 +141,7 @@ import TwinflowTestSupport
                 }
             }
 
-            let stable = await eventually {
+            let stable = await eventually(timeout: .seconds(60)) {
                 consumers.allSatisfy(\.hasJoinedGroup) && consumers.allSatisfy { !$0.assignment.isEmpty }
                     && consumers[0].assignment.union(consumers[1].assignment).count == 8
             }
@@ -250,10 +250,13 @@ import TwinflowTestSupport
     }
 
     /// A member closing after its broker went away still leaves: the final commit cannot be
-    /// answered, and the close gives up on it within the session timeout instead of waiting for ever.
+    /// answered, and the close gives up on it (within the session and socket timeouts) instead of
+    /// waiting for ever.
     @Test func closeEndsWhenTheBrokerIsGone() async throws {
         let devbroker = try DevBrokerProcess(partitions: 2)
-        let kafka = KafkaConfiguration(bootstrapServers: devbroker.bootstrap, properties: ["session.timeout.ms": "6000"])
+        // A request in flight when the broker went away is given up after `socket.timeout.ms`.
+        let kafka = KafkaConfiguration(
+            bootstrapServers: devbroker.bootstrap, properties: ["session.timeout.ms": "6000", "socket.timeout.ms": "5000"])
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: kafka), logger: Logger(label: "test"))
         try await producer.send([KafkaProducerMessage(topic: "twins.commands", key: "k", value: Array("v".utf8))])
         await producer.shutdown()
@@ -269,7 +272,7 @@ import TwinflowTestSupport
             await consumer.close()
             closed.withLock { $0 = true }
         }
-        #expect(await eventually(timeout: .seconds(30)) { closed.value }, "close returned although the final commit could not be answered")
+        #expect(await eventually(timeout: .seconds(60)) { closed.value }, "close returned although the final commit could not be answered")
     }
 
     @Test func cancelledWaitReturnsNilAndCloseEndsTheStream() async throws {
