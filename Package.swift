@@ -89,12 +89,23 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .target(
+            name: "TwinflowSQLite",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
+            path: "Shared/TwinflowSQLite",
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: twin-service
 
         .target(
             name: "TwinGraph",
             dependencies: [
                 "TwinflowCodec",
+                "TwinflowSQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
@@ -436,6 +447,7 @@ let package = Package(
             name: "TsiStore",
             dependencies: [
                 "TwinflowCodec",
+                "TwinflowSQLite",
                 "TwinflowKafka",
                 "TwinflowRuntime",
                 .product(name: "GRDB", package: "GRDB.swift"),

@@ -124,6 +124,11 @@ enum SourceTree {
         case "twinctl": ["Services/twinctl", "Shared/KafkaRecords", "Shared/TwinflowCodec", "Shared/TwinflowKafka"]
         case "ingress": ["Services/ingress", "Services/twin-service/TwinGraph", "Shared"]
         case "propagator": ["Services/propagator", "Services/twin-service/TwinGraph", "Shared"]
+        case "tsi-forwarder":
+            [
+                "Services/tsi-forwarder", "Shared/KafkaRecords", "Shared/TwinflowKafka", "Shared/TwinflowCodec", "Shared/TwinflowRuntime",
+                "Shared/CTCMalloc",
+            ]
         default: ["Services/\(executable)", "Shared"]
         }
     }

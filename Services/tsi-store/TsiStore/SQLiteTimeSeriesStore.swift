@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Synchronization
 import TwinflowCodec
+import TwinflowSQLite
 
 /// The embedded store: one SQLite file in WAL mode through GRDB. A batch is one write transaction
 /// (GRDB's writer, off the cooperative pool); queries run concurrently on its reader pool.
@@ -93,8 +94,8 @@ public final class SQLiteTimeSeriesStore: TimeSeriesStore {
     ) {
         var report = IngestReport()
         var newSeries: [String: Int64] = [:]
-        let insertSeries = try SQLiteStatement(db, "INSERT INTO series (name) VALUES (?) ON CONFLICT (name) DO UPDATE SET name = name RETURNING id")
-        let insertEvent = try SQLiteStatement(db, "INSERT INTO events (series, time, event_id, body) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
+        let insertSeries = try BatchStatement(db, "INSERT INTO series (name) VALUES (?) ON CONFLICT (name) DO UPDATE SET name = name RETURNING id")
+        let insertEvent = try BatchStatement(db, "INSERT INTO events (series, time, event_id, body) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
         var cells: [RollupKey: RollupCell] = [:]
         var types: [VariableKey: String] = [:]
         var lastSeries: (name: String, id: Int64)?
@@ -144,7 +145,7 @@ public final class SQLiteTimeSeriesStore: TimeSeriesStore {
             hours[RollupKey(series: key.series, variable: key.variable, minute: hourStart(key.minute)), default: RollupCell()].merge(cell)
         }
         for (table, rows) in [("rollups", cells), ("hourly_rollups", hours)] {
-            let upsert = try SQLiteStatement(
+            let upsert = try BatchStatement(
                 db,
                 """
                 INSERT INTO \(table) (series, variable, start, count, sum, min, max, first_time, first, last_time, last)
@@ -167,7 +168,7 @@ public final class SQLiteTimeSeriesStore: TimeSeriesStore {
         let known = knownVariables.withLock { known in
             types.filter { known.contains(VariableType(series: $0.key.series, name: $0.key.name, type: $0.value)) }
         }
-        let upsertVariable = try SQLiteStatement(
+        let upsertVariable = try BatchStatement(
             db,
             """
             INSERT INTO variables (series, name, type) VALUES (?, ?, ?) ON CONFLICT (series, name) DO UPDATE SET type =
@@ -224,7 +225,7 @@ public final class SQLiteTimeSeriesStore: TimeSeriesStore {
             guard let id = try self.seriesID(series, db) else { return [:] }
             // Whole hours read the hourly rollups.
             let table = bucket % 3_600_000 == 0 && from % 3_600_000 == 0 ? "hourly_rollups" : "rollups"
-            let statement = try SQLiteStatement(
+            let statement = try BatchStatement(
                 db,
                 "SELECT start, count, sum, min, max, first, last FROM \(table) WHERE series = ? AND variable = ? AND start >= ? AND start < ? ORDER BY start"
             )

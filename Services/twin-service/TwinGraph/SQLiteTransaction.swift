@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import TwinflowCodec
+import TwinflowSQLite
 
 /// A write transaction of ``SQLiteTwinStore``: valid only inside the database transaction that made it.
 struct SQLiteTransaction: TwinStoreTransaction {
@@ -9,11 +10,11 @@ struct SQLiteTransaction: TwinStoreTransaction {
     let now: String
     let parsedTwins: ParsedTwinCache
     let collector: OutboxCollector
-    private let selectTwinState: HotStatement
-    private let upsertTwin: HotStatement
-    private let updatePreparedTwin: HotStatement
-    private let insertOutbox: HotStatement
-    private let insertKey: HotStatement
+    private let selectTwinState: BatchStatement
+    private let upsertTwin: BatchStatement
+    private let updatePreparedTwin: BatchStatement
+    private let insertOutbox: BatchStatement
+    private let insertKey: BatchStatement
     /// The position of the transaction's first outbox entry, if it emits any.
     private let firstOutboxPosition: Int64
 
@@ -23,8 +24,8 @@ struct SQLiteTransaction: TwinStoreTransaction {
         self.parsedTwins = parsedTwins
         self.collector = collector
         firstOutboxPosition = try Self.lastOutboxPosition(db) + 1
-        selectTwinState = try HotStatement(db, "SELECT version, revision, sequence, document IS NOT NULL FROM twins WHERE id = ?")
-        upsertTwin = try HotStatement(
+        selectTwinState = try BatchStatement(db, "SELECT version, revision, sequence, document IS NOT NULL FROM twins WHERE id = ?")
+        upsertTwin = try BatchStatement(
             db,
             """
             INSERT INTO twins (id, model, version, revision, sequence, document) VALUES (?, ?, ?, ?, ?, ?)
@@ -32,15 +33,15 @@ struct SQLiteTransaction: TwinStoreTransaction {
                 sequence = excluded.sequence, document = excluded.document
             """
         )
-        updatePreparedTwin = try HotStatement(
+        updatePreparedTwin = try BatchStatement(
             db,
             """
             UPDATE twins SET model = ?, version = ?, revision = ?, sequence = ?, document = ?
             WHERE id = ? AND version = ? AND revision = ? AND sequence = ? AND document IS NOT NULL
             """
         )
-        insertOutbox = try HotStatement(db, Self.insertOutboxRow)
-        insertKey = try HotStatement(db, "INSERT INTO idempotency_keys (key, recorded) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
+        insertOutbox = try BatchStatement(db, Self.insertOutboxRow)
+        insertKey = try BatchStatement(db, "INSERT INTO idempotency_keys (key, recorded) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
     }
 
     func twin(_ id: String) throws -> (live: StoredTwin?, lastVersion: Int64, lastSequence: Int64) {
@@ -163,7 +164,7 @@ struct SQLiteTransaction: TwinStoreTransaction {
     static let insertOutboxRow = "INSERT INTO outbox_batches (last_position, first_position, events) VALUES (?, ?, ?)"
 
     /// Stores entries at consecutive positions as one outbox row (nothing when there are none).
-    static func store(_ entries: [OutboxEntry], as insert: HotStatement) throws {
+    static func store(_ entries: [OutboxEntry], as insert: BatchStatement) throws {
         guard let first = entries.first, let last = entries.last else { return }
         precondition(last.position - first.position == Int64(entries.count - 1), "an outbox row holds consecutive positions")
         try insert.step(.integer(last.position), .integer(first.position), .blob(OutboxPacking.pack(entries)))

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import TwinflowCodec
+import TwinflowSQLite
 
 /// The embedded store: one SQLite file in WAL mode through GRDB. Writes are serialized by GRDB's
 /// writer and run off the cooperative pool; reads run concurrently on its reader pool.
@@ -74,7 +75,7 @@ public final class SQLiteTwinStore: TwinStore {
     /// at any gap in positions), positions kept.
     private static func packOutbox(_ db: Database) throws {
         try db.execute(sql: outboxSchema)
-        let insert = try HotStatement(db, SQLiteTransaction.insertOutboxRow)
+        let insert = try BatchStatement(db, SQLiteTransaction.insertOutboxRow)
         var chunk: [OutboxEntry] = []
         let rows = try Row.fetchCursor(db, sql: "SELECT position, twin_id, attributes, data FROM outbox ORDER BY position")
         while let row = try rows.next() {
@@ -223,9 +224,9 @@ public final class SQLiteTwinStore: TwinStore {
         try db.inTransaction(.immediate) {
             let collector = OutboxCollector()
             let transaction = try SQLiteTransaction(db: db, now: Timestamp.now(), parsedTwins: parsedTwins, collector: collector)
-            let savepoint = try HotStatement(db, "SAVEPOINT store_write")
-            let release = try HotStatement(db, "RELEASE SAVEPOINT store_write")
-            let rollback = try HotStatement(db, "ROLLBACK TO SAVEPOINT store_write")
+            let savepoint = try BatchStatement(db, "SAVEPOINT store_write")
+            let release = try BatchStatement(db, "RELEASE SAVEPOINT store_write")
+            let rollback = try BatchStatement(db, "ROLLBACK TO SAVEPOINT store_write")
             for write in writes {
                 if savepointEach { try savepoint.step() }
                 let collected = collector.entries.count
