@@ -1,4 +1,5 @@
 import Synchronization
+import TwinflowRuntime
 
 /// What the propagator did with the notifications it consumed, counted once each (after the
 /// batch's outputs were delivered), served at `GET /metrics` in Prometheus' text format.
@@ -52,6 +53,6 @@ public final class PropagatorCounters: Sendable {
             ("orphans", counts.orphans),
             ("hop_limited", counts.hopLimited), ("no_value", counts.noValue), ("dead_letters", counts.deadLettered),
         ]
-        return rows.map { "# TYPE twinflow_propagator_\($0.0)_total counter\ntwinflow_propagator_\($0.0)_total \($0.1)\n" }.joined()
+        return PrometheusText.counters(service: "propagator", rows)
     }
 }

@@ -1,4 +1,5 @@
 import Synchronization
+import TwinflowRuntime
 
 /// What tsi-forwarder did with the events it consumed, counted once each (after the batch's outputs
 /// were delivered), served at `GET /metrics` in Prometheus' text format.
@@ -39,6 +40,6 @@ public final class TsiForwarderCounters: Sendable {
             ("forwarded", counts.telemetry + counts.twinUpdates), ("telemetry", counts.telemetry), ("twin_updates", counts.twinUpdates),
             ("ignored", counts.ignored), ("dead_letters", counts.deadLettered),
         ]
-        return rows.map { "# TYPE twinflow_tsi_forwarder_\($0.0)_total counter\ntwinflow_tsi_forwarder_\($0.0)_total \($0.1)\n" }.joined()
+        return PrometheusText.counters(service: "tsi_forwarder", rows)
     }
 }

@@ -1,4 +1,5 @@
 import Synchronization
+import TwinflowRuntime
 
 /// What tsi-store did with the events it consumed, counted after each batch's commit, served at
 /// `GET /metrics` in Prometheus' text format.
@@ -45,6 +46,6 @@ public final class TsiStoreCounters: Sendable {
             ("stored", counts.stored), ("duplicates", counts.duplicates), ("expired", counts.expired), ("dead_letters", counts.deadLettered),
             ("retention_deleted_events", counts.retainedEventsDeleted), ("retention_deleted_rollups", counts.retainedRollupsDeleted),
         ]
-        return rows.map { "# TYPE twinflow_tsi_store_\($0.0)_total counter\ntwinflow_tsi_store_\($0.0)_total \($0.1)\n" }.joined()
+        return PrometheusText.counters(service: "tsi_store", rows)
     }
 }
