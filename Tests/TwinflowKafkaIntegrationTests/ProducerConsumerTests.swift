@@ -249,32 +249,6 @@ import TwinflowTestSupport
         await consumer.close()
     }
 
-    /// A member closing after its broker went away still leaves: the final commit cannot be
-    /// answered, and the close gives up on it (within the session and socket timeouts) instead of
-    /// waiting for ever.
-    @Test func closeEndsWhenTheBrokerIsGone() async throws {
-        let devbroker = try DevBrokerProcess(partitions: 2)
-        // A request in flight when the broker went away is given up after `socket.timeout.ms`.
-        let kafka = KafkaConfiguration(
-            bootstrapServers: devbroker.bootstrap, properties: ["session.timeout.ms": "6000", "socket.timeout.ms": "5000"])
-        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: kafka), logger: Logger(label: "test"))
-        try await producer.send([KafkaProducerMessage(topic: "twins.commands", key: "k", value: Array("v".utf8))])
-        await producer.shutdown()
-        let consumer = try KafkaConsumer(
-            configuration: KafkaConsumerConfiguration(kafka: kafka, groupID: "g-\(UUID())", topics: ["twins.commands"]), logger: Logger(label: "test")
-        )
-        let batch = try #require(try await consumer.nextBatch())
-        try consumer.store(batch)
-        #expect(devbroker.terminate() != -1, "the broker is gone")
-        consumer.stopConsuming()
-        let closed = Shared(false)
-        Task {
-            await consumer.close()
-            closed.withLock { $0 = true }
-        }
-        #expect(await eventually(timeout: .seconds(60)) { closed.value }, "close returned although the final commit could not be answered")
-    }
-
     @Test func cancelledWaitReturnsNilAndCloseEndsTheStream() async throws {
         let kafka = try MockKafka()
         let topic = try kafka.makeTopic(partitions: 1)
