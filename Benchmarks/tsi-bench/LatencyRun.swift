@@ -106,6 +106,11 @@ struct LatencyRun {
             let duration = to - from
             histogram.record(UInt64(max(0, duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000)))
         }
+        if ProcessInfo.processInfo.environment["TSI_BENCH_DUMP"] == "1" {
+            for index in 50..<total where (seenTimes[index]! - sentTimes[index]!) > .milliseconds(100) {
+                print("slow \(index) at \(sentTimes[index]! - start): \(seenTimes[index]! - sentTimes[index]!)")
+            }
+        }
         return Result(histogram: histogram, events: total - 50)
     }
 }

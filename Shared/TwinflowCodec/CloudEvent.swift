@@ -102,38 +102,67 @@ public struct CloudEventAttributes: Sendable, Hashable {
     /// Reads attributes from a JSON object of strings; other members (such as `data`) are ignored,
     /// string members with names CloudEvents does not define become extensions.
     public init(json object: [String: JSONValue]) throws(CodecError) {
-        try self.init(
-            named: { (name: String) throws(CodecError) -> String? in try object.optionalString(name, in: "$") },
-            field: { $0 },
-            extensionNames: object.compactMap { name, value in value.stringValue == nil || name == "data" ? nil : name }
-        )
+        var builder = Builder()
+        for (name, value) in object where name != "data" {
+            switch value {
+            case .string(let string):
+                builder.set(name, string)
+            case .null:
+                continue
+            default:
+                if Self.knownNames.contains(name) { throw .wrongType(name, expected: "a string", found: value) }
+            }
+        }
+        self = try builder.attributes(field: { $0 })
     }
 
-    init(
-        named lookup: (String) throws(CodecError) -> String?, field: (String) -> String, extensionNames: [String] = []
-    ) throws(CodecError) {
-        func required(_ name: String) throws(CodecError) -> String {
-            guard let value = try lookup(name), !value.isEmpty else { throw .missing(field(name)) }
-            return value
-        }
-        self.specVersion = try required("specversion")
-        guard specVersion == "1.0" else {
-            throw CodecError(field: field("specversion"), reason: "must be 1.0, found \(specVersion)")
-        }
-        self.id = try required("id")
-        self.type = try required("type")
-        self.source = try required("source")
-        self.subject = try lookup("subject")
-        self.time = try lookup("time")
-        self.dataContentType = try lookup("datacontenttype")
-        self.dataSchema = try lookup("dataschema")
-        self.traceparent = try lookup("traceparent")
-        self.sequence = try lookup("sequence")
+    /// Attributes gathered one at a time, in any order, a later value of a name replacing an earlier
+    /// one; then checked by ``attributes(field:)``. One pass over an event's headers or members.
+    struct Builder {
+        var specVersion: String?
+        var id: String?
+        var type: String?
+        var source: String?
+        var subject: String?
+        var time: String?
+        var dataContentType: String?
+        var dataSchema: String?
+        var traceparent: String?
+        var sequence: String?
         var extensions: [String: String] = [:]
-        for name in extensionNames where !Self.knownNames.contains(name) {
-            extensions[name] = try lookup(name)
+
+        mutating func set(_ name: String, _ value: String) {
+            switch name {
+            case "specversion": specVersion = value
+            case "id": id = value
+            case "type": type = value
+            case "source": source = value
+            case "subject": subject = value
+            case "time": time = value
+            case "datacontenttype": dataContentType = value
+            case "dataschema": dataSchema = value
+            case "traceparent": traceparent = value
+            case "sequence": sequence = value
+            default: extensions[name] = value
+            }
         }
-        self.extensions = extensions
+
+        /// The attributes, or the error naming the first required one missing (by `field`, from its name).
+        func attributes(field: (String) -> String) throws(CodecError) -> CloudEventAttributes {
+            func required(_ value: String?, _ name: String) throws(CodecError) -> String {
+                guard let value, !value.isEmpty else { throw .missing(field(name)) }
+                return value
+            }
+            let specVersion = try required(specVersion, "specversion")
+            guard specVersion == "1.0" else {
+                throw CodecError(field: field("specversion"), reason: "must be 1.0, found \(specVersion)")
+            }
+            var attributes = CloudEventAttributes(
+                id: try required(id, "id"), type: try required(type, "type"), source: try required(source, "source"), subject: subject,
+                time: time, dataContentType: dataContentType, dataSchema: dataSchema, traceparent: traceparent, sequence: sequence)
+            attributes.extensions = extensions
+            return attributes
+        }
     }
 }
 
@@ -213,15 +242,26 @@ public struct BinaryCloudEvent: Sendable, Hashable {
         return KafkaProducerMessage(topic: topic, key: key, value: data, headers: headers)
     }
 
+    /// Reads the `ce_` headers and `content-type` (the data's content type) in one pass, a later
+    /// header of a name winning.
     public init(decoding message: KafkaConsumerMessage) throws(CodecError) {
-        let headers = message.headers
-        self.attributes = try CloudEventAttributes(
-            named: { (name: String) throws(CodecError) -> String? in
-                name == "datacontenttype" ? headers.string(for: "content-type") : headers.string(for: Self.headerPrefix + name)
-            },
-            field: { "header \(Self.headerPrefix)\($0)" },
-            extensionNames: headers.compactMap { $0.key.hasPrefix(Self.headerPrefix) ? String($0.key.dropFirst(Self.headerPrefix.count)) : nil }
-        )
+        var builder = CloudEventAttributes.Builder()
+        var contentType: String?
+        for header in message.headers {
+            guard let value = header.value else { continue }
+            if header.key == "content-type" {
+                contentType = String(decoding: value, as: UTF8.self)
+                continue
+            }
+            let key = header.key.utf8
+            guard key.count > Self.headerPrefixBytes.count, key.starts(with: Self.headerPrefixBytes) else { continue }
+            let name = String(Substring(key.dropFirst(Self.headerPrefixBytes.count)))
+            if name != "datacontenttype" { builder.set(name, String(decoding: value, as: UTF8.self)) }
+        }
+        builder.dataContentType = contentType
+        self.attributes = try builder.attributes(field: { "header \(Self.headerPrefix)\($0)" })
         self.data = message.value ?? []
     }
+
+    private static let headerPrefixBytes: [UInt8] = Array("ce_".utf8)
 }

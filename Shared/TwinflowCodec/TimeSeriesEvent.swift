@@ -52,10 +52,30 @@ public struct TimeSeriesEvent: Sendable, Hashable {
         return .object(object)
     }
 
+    /// ``json`` serialized as ``JSONValue`` writes it (members by name), without building it first:
+    /// the forwarder does this for every event.
+    public func serialized() -> [UInt8] {
+        var members: [(name: String, value: JSONValue)] = [("$dtId", .string(twinID)), ("timestamp", .string(timestamp))]
+        members.reserveCapacity(values.count + 2)
+        for (name, value) in values where name != "$dtId" && name != "timestamp" { members.append((name, value)) }
+        members.sort { $0.name < $1.name }
+        var output: [UInt8] = []
+        output.reserveCapacity(64 + 32 * members.count)
+        output.append(UInt8(ascii: "{"))
+        for (position, member) in members.enumerated() {
+            if position > 0 { output.append(UInt8(ascii: ",")) }
+            JSONWriter.writeString(member.name, into: &output)
+            output.append(UInt8(ascii: ":"))
+            JSONWriter.write(member.value, into: &output)
+        }
+        output.append(UInt8(ascii: "}"))
+        return output
+    }
+
     /// The Kafka message, keyed by twin ID (the partition key of the time series), with the ID header when there is an ID.
     public func kafkaMessage(topic: String) -> KafkaProducerMessage {
         KafkaProducerMessage(
-            topic: topic, key: twinID, value: json.serialized(), headers: id.map { [KafkaHeader(key: Self.idHeader, string: $0)] } ?? [])
+            topic: topic, key: twinID, value: serialized(), headers: id.map { [KafkaHeader(key: Self.idHeader, string: $0)] } ?? [])
     }
 }
 

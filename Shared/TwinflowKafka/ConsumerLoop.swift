@@ -304,6 +304,7 @@ struct BatchBuilder {
         var headers: [KafkaHeader] = []
         var list: OpaquePointer? = nil
         if rd_kafka_message_headers(pointer, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list {
+            headers.reserveCapacity(rd_kafka_header_cnt(list))
             var index = 0
             var name: UnsafePointer<CChar>? = nil
             var bytes: UnsafeRawPointer? = nil

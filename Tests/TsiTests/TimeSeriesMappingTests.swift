@@ -81,6 +81,15 @@ import TwinflowTestSupport
         #expect(TimeSeriesMapping.twinID(source: "elsewhere", subject: "room-1", key: nil) == "room-1")
     }
 
+    @Test func theTwinIDIsTheSegmentAfterDigitalTwinsOrElseTheSubjectOrElseTheKey() {
+        #expect(TimeSeriesMapping.twinID(source: "h.local/digitaltwins/thermo_1/components/c", subject: "x", key: "y") == "thermo_1")
+        #expect(TimeSeriesMapping.twinID(source: "/digitaltwins/räume-1", subject: nil, key: nil) == "räume-1")
+        #expect(TimeSeriesMapping.twinID(source: "h/a/digitaltwin/b/digitaltwins/c", subject: nil, key: nil) == "c")
+        #expect(TimeSeriesMapping.twinID(source: "h.local/digitaltwins/", subject: "room-1", key: "k") == "room-1")
+        #expect(TimeSeriesMapping.twinID(source: "digitaltwins/a", subject: "", key: "k") == "k")
+        #expect(TimeSeriesMapping.twinID(source: "/digitaltwins", subject: nil, key: nil) == nil)
+    }
+
     @Test func twinUpdatesKeepAddAndReplaceWithFlattenedPaths() throws {
         let (events, keys, deadLetters) = try Self.published([
             Self.update(patch: [

@@ -166,6 +166,20 @@ import TwinflowTestSupport
         #expect(try BinaryCloudEvent(decoding: received) == event)
     }
 
+    @Test func binaryModeReadsExtensionsAndTheLastOfARepeatedHeader() throws {
+        let headers = [
+            ("ce_specversion", "1.0"), ("ce_id", "first"), ("ce_type", "microsoft.iot.telemetry"), ("ce_source", "s"),
+            ("ce_telemetrysourcetime", "2026-11-26T17:00:00Z"), ("ce_datacontenttype", "text/plain"), ("other", "x"), ("ce_id", "second"),
+            ("content-type", "application/json"), ("ce_", "no name"),
+        ].map { KafkaHeader(key: $0.0, string: $0.1) }
+        let event = try BinaryCloudEvent(
+            decoding: KafkaConsumerMessage(topic: "t", partition: 0, offset: 0, key: nil, value: [1], headers: headers))
+        #expect(event.attributes.id == "second")
+        #expect(event.attributes.extensions == ["telemetrysourcetime": "2026-11-26T17:00:00Z"])
+        #expect(event.attributes.dataContentType == "application/json", "the data's content type is the content-type header's")
+        #expect(event.data == [1])
+    }
+
     @Test func binaryModeNamesMissingHeader() {
         let message = KafkaConsumerMessage(
             topic: "t", partition: 0, offset: 0, key: nil, value: [], headers: [KafkaHeader(key: "ce_specversion", string: "1.0")])
@@ -179,6 +193,14 @@ import TwinflowTestSupport
 }
 
 @Suite struct TimeSeriesEventTests {
+    @Test func isWrittenAsItsJSONWouldBe() throws {
+        let event = TimeSeriesEvent(
+            twinID: "thermo \"1\"", timestamp: "2026-11-26T17:00:00.123Z",
+            values: ["Temperature": 21.5, "Front.Humidity": 40, "a": ["x", nil], "timestamp": "ignored", "Zone": "é"])
+        #expect(event.serialized() == event.json.serialized())
+        #expect(try JSONValue.parse(event.serialized())["timestamp"] == "2026-11-26T17:00:00.123Z")
+    }
+
     @Test func flattensValues() throws {
         let event = TimeSeriesEvent(twinID: "thermo_0001", timestamp: "2026-11-26T17:00:00.123Z", values: ["Temperature": 21.5])
         let kafka = event.kafkaMessage(topic: Topics.defaults.timeSeries)

@@ -44,10 +44,20 @@ public enum TimeSeriesMapping {
             throw Refusal("the telemetry is not JSON: \(error)")
         }
         guard case .object(let object) = payload else { throw Refusal("the telemetry must be a JSON object, not \(payload.typeName)") }
-        var values: [String: JSONValue] = [:]
-        values.reserveCapacity(object.count)
-        for (name, value) in object where !reservedNames.contains(name) {
-            flatten(value, name: name, into: &values)
+        // Most members are flat already: only the others are taken out and put back flattened.
+        var values = object
+        for (name, value) in object {
+            if isReserved(name) {
+                values[name] = nil
+                continue
+            }
+            switch value {
+            case .object, .null:
+                values[name] = nil
+                flatten(value, name: name, into: &values)
+            default:
+                continue
+            }
         }
         return TimeSeriesEvent(
             twinID: twinID, timestamp: TimeSeriesTime.string(milliseconds: milliseconds), values: values, id: "telemetry/\(attributes.id)")
@@ -64,7 +74,7 @@ public enum TimeSeriesMapping {
             case .add(let path, let value), .replace(let path, let value):
                 guard !path.tokens.isEmpty else { continue }
                 let name = path.tokens.joined(separator: ".")
-                guard !reservedNames.contains(name) else { continue }
+                guard !isReserved(name) else { continue }
                 flatten(value, name: name, into: &values)
             default:
                 continue
@@ -82,7 +92,7 @@ public enum TimeSeriesMapping {
     }
 
     /// The members the event's own `$dtId` and `timestamp` take: a payload member of either name is dropped.
-    static let reservedNames: Set<String> = ["$dtId", "timestamp"]
+    static func isReserved(_ name: String) -> Bool { name == "$dtId" || name == "timestamp" }
 
     /// `value` under `name`, an object's members under `name.member` (recursively); an empty object
     /// and `null` leave nothing. Arrays are kept whole, as TSI keeps them (a dynamic value).
@@ -99,13 +109,28 @@ public enum TimeSeriesMapping {
 
     /// `thermo_0001` from `twinflow.local/digitaltwins/thermo_0001`; else the subject, else the key.
     public static func twinID(source: String, subject: String?, key: String?) -> String? {
-        if let range = source.range(of: "/digitaltwins/") {
-            let rest = source[range.upperBound...]
-            let id = rest.prefix { $0 != "/" }
-            if !id.isEmpty { return String(id) }
-        }
+        if let id = twinID(inSource: source) { return id }
         if let subject, !subject.isEmpty { return subject }
         if let key, !key.isEmpty { return key }
         return nil
     }
+
+    /// The segment after the first `/digitaltwins/` of the source, by bytes (this runs for every event).
+    static func twinID(inSource source: String) -> String? {
+        var source = source
+        return source.withUTF8 { bytes -> String? in
+            let marker = digitalTwinsMarker
+            guard bytes.count > marker.count else { return nil }
+            for start in 0...(bytes.count - marker.count) where bytes[start] == marker[0] {
+                guard (1..<marker.count).allSatisfy({ bytes[start + $0] == marker[$0] }) else { continue }
+                let from = start + marker.count
+                var end = from
+                while end < bytes.count, bytes[end] != UInt8(ascii: "/") { end += 1 }
+                return end > from ? String(decoding: UnsafeBufferPointer(rebasing: bytes[from..<end]), as: UTF8.self) : nil
+            }
+            return nil
+        }
+    }
+
+    private static let digitalTwinsMarker: [UInt8] = Array("/digitaltwins/".utf8)
 }

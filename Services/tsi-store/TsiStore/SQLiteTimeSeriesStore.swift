@@ -12,6 +12,7 @@ import TwinflowSQLite
 /// sum, minimum, maximum, first and last (with their times), updated in the events' transaction.
 public final class SQLiteTimeSeriesStore: TimeSeriesStore {
     private let pool: DatabasePool
+    private let checkpointer: WALCheckpointer
     private let retention: RetentionPolicy
     /// Series IDs by name, and variables with a type already merged into `variables`; both only
     /// grow, and only after the transaction that wrote them committed.
@@ -64,9 +65,11 @@ public final class SQLiteTimeSeriesStore: TimeSeriesStore {
             try db.execute(sql: "PRAGMA cache_size = -65536")
             try db.execute(sql: "PRAGMA secure_delete = FAST")
             try db.execute(sql: "PRAGMA mmap_size = 268435456")
+            // Checkpoints run beside the writer (see `checkpoint()`); this is a backstop.
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 10000")
         }
         pool = try DatabasePool(path: path, configuration: configuration)
+        checkpointer = try WALCheckpointer(path: path, synchronous: synchronous)
         try pool.write { db in
             if try Int.fetchOne(db, sql: "PRAGMA user_version") == 0 {
                 try db.execute(sql: Self.schema)
@@ -314,6 +317,9 @@ public final class SQLiteTimeSeriesStore: TimeSeriesStore {
             if deleted < 10_000 { return total }
         }
     }
+
+    /// A passive checkpoint beside the writer (see ``WALCheckpointer``).
+    public func checkpoint() async throws { try await checkpointer.checkpoint() }
 
     public func probe() async throws {
         let now = Int64(Date().timeIntervalSince1970 * 1000)

@@ -26,6 +26,10 @@ public protocol TimeSeriesStore: Sendable {
     /// Deletes raw events and rollups older than their retention; how many rows of each went.
     func applyRetention(now: Int64) async throws -> (events: Int, rollups: Int)
 
+    /// Moves committed writes out of the store's write-ahead log, beside its writer (a no-op for a
+    /// store that does this itself); tsi-store calls it about once a second.
+    func checkpoint() async throws
+
     /// A small write, for the readiness probe.
     func probe() async throws
 }

@@ -6,8 +6,8 @@ import TwinflowCodec
 import TwinflowKafka
 import TwinflowRuntime
 
-/// tsi-store's parts, in start order: the producer (dead letters), the retention task, and the
-/// consumer of `eventhub.tsi` in the group `tsi-store` (which stops first).
+/// tsi-store's parts, in start order: the producer (dead letters), the retention and checkpoint
+/// tasks, and the consumer of `eventhub.tsi` in the group `tsi-store` (which stops first).
 ///
 /// Settings beyond the contract's: `TSI_STORE_EVENT_RETENTION` (`P31D`) and
 /// `TSI_STORE_ROLLUP_RETENTION` (`P731D`), ISO 8601 durations; `TSI_STORE_RETENTION_INTERVAL_SECONDS`
@@ -43,6 +43,7 @@ public enum TsiStoreService {
         return [
             producer,
             RetentionService(store: store, interval: .seconds(interval), counters: counters, logger: logger),
+            CheckpointService(store: store, interval: .seconds(1), logger: logger),
             BatchConsumerService(consumer: consumer, logger: logger, prepare: handler.prepare, handle: handler.handle),
         ]
     }

@@ -10,9 +10,7 @@ public final class SQLiteTwinStore: TwinStore {
     /// Twins as the writer last parsed or wrote them, so a write need not parse the document again.
     private let parsedTwins: ParsedTwinCache
     private let recentEvents: OutboxBuffer
-    /// A connection beside the writer that moves committed pages from the write-ahead log into the
-    /// database file, so no commit of the writer has to.
-    private let checkpointer: DatabaseQueue
+    private let checkpointer: WALCheckpointer
 
     /// Opens (creating if needed) the store at `path`; a new store starts with `initialRoutes`.
     /// `synchronous`: SQLite's setting. `NORMAL` (the default) keeps every commit through a crash of
@@ -41,10 +39,7 @@ public final class SQLiteTwinStore: TwinStore {
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 100000")
         }
         pool = try DatabasePool(path: path, configuration: configuration)
-        var checkpointing = Configuration()
-        checkpointing.busyMode = .timeout(10)
-        checkpointing.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = \(synchronous)") }
-        checkpointer = try DatabaseQueue(path: path, configuration: checkpointing)
+        checkpointer = try WALCheckpointer(path: path, synchronous: synchronous)
         try pool.write { db in
             switch try Int.fetchOne(db, sql: "PRAGMA user_version") {
             case 0:
@@ -294,15 +289,8 @@ public final class SQLiteTwinStore: TwinStore {
         try await pool.write { db in try db.execute(sql: "PRAGMA user_version = \(Self.schemaVersion)") }
     }
 
-    /// A passive checkpoint on a connection beside the writer: it never waits for the writer, nor the writer for it.
-    /// Busy means another checkpoint runs (the writer's own, past `wal_autocheckpoint`): nothing to do.
-    public func checkpoint() async throws {
-        do {
-            _ = try await checkpointer.writeWithoutTransaction { db in try db.checkpoint(.passive) }
-        } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
-            return
-        }
-    }
+    /// A passive checkpoint beside the writer (see ``WALCheckpointer``).
+    public func checkpoint() async throws { try await checkpointer.checkpoint() }
 
     /// Keys are appended in time order, so their rowids grow with `recorded`: a binary search over
     /// rowids finds the last key to forget, with no index on `recorded` to keep up on every write.
