@@ -38,6 +38,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // MARK: Shared modules
@@ -99,6 +100,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .target(
+            name: "TwinflowPostgres",
+            dependencies: [
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Shared/TwinflowPostgres",
+            swiftSettings: swiftSettings
+        ),
         // MARK: twin-service
 
         .target(
@@ -314,7 +324,13 @@ let package = Package(
 
         .target(
             name: "TwinflowTestSupport",
-            dependencies: ["TwinflowKafka", "TwinflowCodec", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "TwinflowKafka",
+                "TwinflowCodec",
+                "TwinflowPostgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
             path: "Tests/TwinflowTestSupport",
             swiftSettings: swiftSettings
         ),
@@ -448,10 +464,12 @@ let package = Package(
             dependencies: [
                 "TwinflowCodec",
                 "TwinflowSQLite",
+                "TwinflowPostgres",
                 "TwinflowKafka",
                 "TwinflowRuntime",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Twinflow needs beyond Swift, from Debian's packages, when it is missing:
 # librdkafka (headers and library), tcmalloc (every service's allocator), SQLite's headers,
-# kcat (used by tests and benchmarks), and Python's YAML and JSON Schema modules (the compose
-# file's check).
+# kcat (used by tests and benchmarks), Python's YAML and JSON Schema modules (the compose
+# file's check), and the PostgreSQL server (the tests start a throwaway cluster of their own).
 set -euo pipefail
 
 missing=()
@@ -13,6 +13,7 @@ compgen -G '/usr/lib/*/libtcmalloc_minimal.so.4' >/dev/null || missing+=(libtcma
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 python3 -c 'import jsonschema' >/dev/null 2>&1 || missing+=(python3-jsonschema)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null 2>&1 || missing+=(postgresql)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

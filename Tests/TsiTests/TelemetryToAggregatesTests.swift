@@ -11,20 +11,37 @@ import TwinflowTestSupport
 @Suite struct TelemetryToAggregatesTests {
     static let twin = "thermo_0001"
 
-    /// The pipeline on a new store, read and written only through ``TimeSeriesStore``, so another
-    /// store (PostgreSQL) runs the same tests by its own `makeStore`.
+    /// The stores the suite runs on: one suite, two stores.
+    enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        case sqlite
+        case postgres
+
+        var testDescription: String { rawValue }
+
+        /// A new, empty store of this kind, and what must stay alive while it is used.
+        func make(_ retention: RetentionPolicy) throws -> (any TimeSeriesStore, AnyObject?) {
+            switch self {
+            case .sqlite:
+                let path = ScratchDirectory.make("tsi-pipeline").appending(path: "timeseries.sqlite").path
+                return (try SQLiteTimeSeriesStore(path: path, retention: retention), nil)
+            case .postgres:
+                let client = try RunningPostgresClient(url: try PostgresCluster.shared().makeDatabase("tsi"))
+                return (PostgresTimeSeriesStore(client: client.client, retention: retention, logger: client.logger), client)
+            }
+        }
+    }
+
+    /// The pipeline on a new store, read and written only through ``TimeSeriesStore``, so every
+    /// store runs the same tests.
     struct Pipeline {
         let store: any TimeSeriesStore
         let engine: TimeSeriesQueryEngine
+        private let keepAlive: AnyObject?
         var now: Int64 = TimeSeriesTime.milliseconds(from: "2026-11-26T12:00:00Z")!
 
-        init(retention: RetentionPolicy = .default, makeStore: (RetentionPolicy) throws -> any TimeSeriesStore = Pipeline.sqlite) throws {
-            store = try makeStore(retention)
+        init(_ kind: StoreKind, retention: RetentionPolicy = .default) throws {
+            (store, keepAlive) = try kind.make(retention)
             engine = TimeSeriesQueryEngine(store: store)
-        }
-
-        static func sqlite(_ retention: RetentionPolicy) throws -> any TimeSeriesStore {
-            try SQLiteTimeSeriesStore(path: ScratchDirectory.make("tsi-pipeline").appending(path: "timeseries.sqlite").path, retention: retention)
         }
 
         /// One batch of telemetry `(message id, source time, payload)` through forwarder and store.
@@ -97,8 +114,8 @@ import TwinflowTestSupport
         #expect(second == IngestReport(stored: 2, duplicates: 2))
     }
 
-    @Test func perMinuteAggregatesWithLateEventsRepeatsEdgesAndAnEmptyMinute() async throws {
-        let pipeline = try Pipeline()
+    @Test(arguments: StoreKind.allCases) func perMinuteAggregatesWithLateEventsRepeatsEdgesAndAnEmptyMinute(kind: StoreKind) async throws {
+        let pipeline = try Pipeline(kind)
         try await Self.load(pipeline)
         let response = try await pipeline.aggregate("PT1M")
         #expect(
@@ -118,8 +135,8 @@ import TwinflowTestSupport
         #expect(types == ["Double", "Double", "Double", "Double", "Double", "Double", "Long", "Long", "Double"])
     }
 
-    @Test func longerIntervalsCombineMinutesAndWidenTheSpanToWholeIntervals() async throws {
-        let pipeline = try Pipeline()
+    @Test(arguments: StoreKind.allCases) func longerIntervalsCombineMinutesAndWidenTheSpanToWholeIntervals(kind: StoreKind) async throws {
+        let pipeline = try Pipeline(kind)
         try await Self.load(pipeline)
         let twoMinutes = Self.values(try await pipeline.aggregate("PT2M"))
         #expect(twoMinutes["Events"] == [5, 1])
@@ -142,8 +159,8 @@ import TwinflowTestSupport
         #expect(Self.values(day)["Avg"] == [nil, .double(161.0 / 6)])
     }
 
-    @Test func getEventsFiltersAndPagesInTimeOrder() async throws {
-        let pipeline = try Pipeline()
+    @Test(arguments: StoreKind.allCases) func getEventsFiltersAndPagesInTimeOrder(kind: StoreKind) async throws {
+        let pipeline = try Pipeline(kind)
         try await Self.load(pipeline)
         func page(_ token: JSONValue) async throws -> JSONValue {
             try await pipeline.query([
@@ -170,8 +187,8 @@ import TwinflowTestSupport
         #expect(Self.values(all)["Status"] == [nil, nil, nil, nil, "ok", nil])
     }
 
-    @Test func getSeriesProjectsVariablesAtEachEvent() async throws {
-        let pipeline = try Pipeline()
+    @Test(arguments: StoreKind.allCases) func getSeriesProjectsVariablesAtEachEvent(kind: StoreKind) async throws {
+        let pipeline = try Pipeline(kind)
         try await Self.load(pipeline)
         let response = try await pipeline.query([
             "getSeries": [
@@ -183,8 +200,8 @@ import TwinflowTestSupport
         #expect(Self.values(response)["T"] == [nil, 5.0, nil])
     }
 
-    @Test func instancesListTheSeriesWithTheirVariables() async throws {
-        let pipeline = try Pipeline()
+    @Test(arguments: StoreKind.allCases) func instancesListTheSeriesWithTheirVariables(kind: StoreKind) async throws {
+        let pipeline = try Pipeline(kind)
         try await Self.load(pipeline)
         try await pipeline.batch(
             [("x1", "2026-11-26T10:00:00Z", #"{"Level":1}"#), ("x2", "2026-11-26T10:00:01Z", #"{"Level":1.5}"#)], twin: "tank-1")
@@ -200,8 +217,8 @@ import TwinflowTestSupport
                 ])
     }
 
-    @Test func retentionDropsOldEventsAndRollupsSeparately() async throws {
-        var pipeline = try Pipeline(retention: RetentionPolicy(events: 3_600_000, rollups: 7_200_000))
+    @Test(arguments: StoreKind.allCases) func retentionDropsOldEventsAndRollupsSeparately(kind: StoreKind) async throws {
+        var pipeline = try Pipeline(kind, retention: RetentionPolicy(events: 3_600_000, rollups: 7_200_000))
         pipeline.now = TimeSeriesTime.milliseconds(from: "2026-11-26T10:30:00Z")!
         try await Self.load(pipeline)
         let expired = try await pipeline.batch([("old", "2026-11-26T09:00:00Z", #"{"Temperature":1}"#)])

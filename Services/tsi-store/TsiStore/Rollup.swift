@@ -1,3 +1,5 @@
+import TwinflowCodec
+
 /// One variable's values in one minute, combined: what a rollup row holds. Combining is
 /// order-independent except for ties of `first` (the earlier arrival stays) and `last` (the later wins).
 struct RollupCell: Sendable, Hashable {
@@ -59,4 +61,74 @@ func minuteStart(_ time: Int64) -> Int64 {
 func hourStart(_ time: Int64) -> Int64 {
     let remainder = time % 3_600_000
     return remainder < 0 ? time - remainder - 3_600_000 : time - remainder
+}
+
+/// A variable of a series.
+struct VariableKey: Hashable {
+    var series: Int64
+    var name: String
+}
+
+/// What the events a batch stored add to the rollups and to the variables' types: gathered per
+/// batch, so each rollup row is written once per batch, whatever the store.
+struct RollupBatch {
+    /// Minutes before this are past the rollups' retention and left out.
+    let rollupCutoff: Int64
+    private(set) var minutes: [RollupKey: RollupCell] = [:]
+    private(set) var types: [VariableKey: String] = [:]
+
+    init(rollupCutoff: Int64) {
+        self.rollupCutoff = rollupCutoff
+    }
+
+    /// Adds a stored event of `series`: its count (variable `""`) and each numeric value to its
+    /// minute, and each value's type to its variable.
+    mutating func add(_ event: StoredEvent, series: Int64) {
+        let minute = minuteStart(event.time)
+        let rolledUp = minute >= rollupCutoff
+        if rolledUp { minutes[RollupKey(series: series, variable: "", minute: minute), default: RollupCell()].add(1, at: event.time) }
+        for (name, value) in event.values {
+            let type = timeSeriesType(of: value)
+            let key = VariableKey(series: series, name: name)
+            if let seen = types[key] {
+                if seen != type { types[key] = mergedTimeSeriesType(seen, type) }
+            } else {
+                types[key] = type
+            }
+            if rolledUp, let number = value.doubleValue {
+                minutes[RollupKey(series: series, variable: name, minute: minute), default: RollupCell()].add(number, at: event.time)
+            }
+        }
+    }
+
+    /// The minutes combined into their hours.
+    var hours: [RollupKey: RollupCell] {
+        var hours: [RollupKey: RollupCell] = [:]
+        for (key, cell) in minutes {
+            hours[RollupKey(series: key.series, variable: key.variable, minute: hourStart(key.minute)), default: RollupCell()].merge(cell)
+        }
+        return hours
+    }
+}
+
+extension Array where Element == BucketAggregate {
+    /// Adds a rollup row of bucket `index`, rows coming in time order: a row of the last bucket is
+    /// combined with it (its first value stays, its last value is the row's), another starts a bucket.
+    mutating func addRow(
+        index: Int, count: Int64, sum: Double, min minimum: Double, max maximum: Double, first: @autoclosure () -> Double,
+        last: @autoclosure () -> Double, withEnds: Bool
+    ) {
+        if let lastIndex = indices.last, self[lastIndex].index == index {
+            self[lastIndex].count += count
+            self[lastIndex].sum += sum
+            self[lastIndex].min = Swift.min(self[lastIndex].min, minimum)
+            self[lastIndex].max = Swift.max(self[lastIndex].max, maximum)
+            if withEnds { self[lastIndex].last = last() }
+        } else {
+            append(
+                BucketAggregate(
+                    index: index, count: count, sum: sum, min: minimum, max: maximum, first: withEnds ? first() : nil,
+                    last: withEnds ? last() : nil))
+        }
+    }
 }

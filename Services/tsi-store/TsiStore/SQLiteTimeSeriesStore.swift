@@ -99,8 +99,7 @@ public final class SQLiteTimeSeriesStore: TimeSeriesStore {
         var newSeries: [String: Int64] = [:]
         let insertSeries = try BatchStatement(db, "INSERT INTO series (name) VALUES (?) ON CONFLICT (name) DO UPDATE SET name = name RETURNING id")
         let insertEvent = try BatchStatement(db, "INSERT INTO events (series, time, event_id, body) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
-        var cells: [RollupKey: RollupCell] = [:]
-        var types: [VariableKey: String] = [:]
+        var rollups = RollupBatch(rollupCutoff: rollupCutoff)
         var lastSeries: (name: String, id: Int64)?
         for event in events {
             guard event.time >= eventCutoff else {
@@ -127,27 +126,9 @@ public final class SQLiteTimeSeriesStore: TimeSeriesStore {
                 continue
             }
             report.stored += 1
-            let minute = minuteStart(event.time)
-            let rolledUp = minute >= rollupCutoff
-            if rolledUp { cells[RollupKey(series: series, variable: "", minute: minute), default: RollupCell()].add(1, at: event.time) }
-            for (name, value) in event.values {
-                let type = timeSeriesType(of: value)
-                let key = VariableKey(series: series, name: name)
-                if let seen = types[key] {
-                    if seen != type { types[key] = mergedTimeSeriesType(seen, type) }
-                } else {
-                    types[key] = type
-                }
-                if rolledUp, let number = value.doubleValue {
-                    cells[RollupKey(series: series, variable: name, minute: minute), default: RollupCell()].add(number, at: event.time)
-                }
-            }
+            rollups.add(event, series: series)
         }
-        var hours: [RollupKey: RollupCell] = [:]
-        for (key, cell) in cells {
-            hours[RollupKey(series: key.series, variable: key.variable, minute: hourStart(key.minute)), default: RollupCell()].merge(cell)
-        }
-        for (table, rows) in [("rollups", cells), ("hourly_rollups", hours)] {
+        for (table, rows) in [("rollups", rollups.minutes), ("hourly_rollups", rollups.hours)] {
             let upsert = try BatchStatement(
                 db,
                 """
@@ -169,7 +150,7 @@ public final class SQLiteTimeSeriesStore: TimeSeriesStore {
         }
         var newVariables = Set<VariableType>()
         let known = knownVariables.withLock { known in
-            types.filter { known.contains(VariableType(series: $0.key.series, name: $0.key.name, type: $0.value)) }
+            rollups.types.filter { known.contains(VariableType(series: $0.key.series, name: $0.key.name, type: $0.value)) }
         }
         let upsertVariable = try BatchStatement(
             db,
@@ -178,17 +159,12 @@ public final class SQLiteTimeSeriesStore: TimeSeriesStore {
                 CASE WHEN type = excluded.type THEN type WHEN type IN ('Long', 'Double') AND excluded.type IN ('Long', 'Double') THEN 'Double'
                 ELSE 'Dynamic' END
             """)
-        for (key, type) in types where known[key] == nil {
+        for (key, type) in rollups.types where known[key] == nil {
             try upsertVariable.step(.integer(key.series), .text(key.name), .text(type))
             newVariables.insert(VariableType(series: key.series, name: key.name, type: type))
         }
         upsertVariable.reset()
         return (report, newSeries, newVariables)
-    }
-
-    struct VariableKey: Hashable {
-        var series: Int64
-        var name: String
     }
 
     private func seriesID(_ name: String, _ db: Database) throws -> Int64? {
@@ -237,23 +213,10 @@ public final class SQLiteTimeSeriesStore: TimeSeriesStore {
                 var buckets: [BucketAggregate] = []
                 var hasRow = try statement.step(.integer(id), .text(variable), .integer(from), .integer(to))
                 while hasRow {
-                    let index = Int((statement.integer(0) - from) / bucket)
-                    let count = statement.integer(1)
-                    let sum = statement.double(2)
-                    let minimum = statement.double(3)
-                    let maximum = statement.double(4)
-                    if let lastIndex = buckets.indices.last, buckets[lastIndex].index == index {
-                        buckets[lastIndex].count += count
-                        buckets[lastIndex].sum += sum
-                        buckets[lastIndex].min = Swift.min(buckets[lastIndex].min, minimum)
-                        buckets[lastIndex].max = Swift.max(buckets[lastIndex].max, maximum)
-                        if withEnds { buckets[lastIndex].last = statement.double(6) }
-                    } else {
-                        buckets.append(
-                            BucketAggregate(
-                                index: index, count: count, sum: sum, min: minimum, max: maximum, first: withEnds ? statement.double(5) : nil,
-                                last: withEnds ? statement.double(6) : nil))
-                    }
+                    buckets.addRow(
+                        index: Int((statement.integer(0) - from) / bucket), count: statement.integer(1), sum: statement.double(2),
+                        min: statement.double(3), max: statement.double(4), first: statement.double(5), last: statement.double(6),
+                        withEnds: withEnds)
                     hasRow = try statement.next()
                 }
                 statement.reset()

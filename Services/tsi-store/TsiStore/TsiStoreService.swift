@@ -1,31 +1,48 @@
 import Foundation
 import Hummingbird
 import Logging
+import PostgresNIO
 import ServiceLifecycle
 import TwinflowCodec
 import TwinflowKafka
+import TwinflowPostgres
 import TwinflowRuntime
 
-/// tsi-store's parts, in start order: the producer (dead letters), the retention and checkpoint
-/// tasks, and the consumer of `eventhub.tsi` in the group `tsi-store` (which stops first).
+/// tsi-store's parts, in start order: the PostgreSQL client (when there is one), the producer (dead
+/// letters), the retention and checkpoint tasks, and the consumer of `eventhub.tsi` in the group `tsi-store` (which stops first).
 ///
 /// Settings beyond the contract's: `TSI_STORE_EVENT_RETENTION` (`P31D`) and
 /// `TSI_STORE_ROLLUP_RETENTION` (`P731D`), ISO 8601 durations; `TSI_STORE_RETENTION_INTERVAL_SECONDS`
 /// (60), `TSI_STORE_MAX_BATCH` (10,000 events) and `TSI_STORE_SYNCHRONOUS` (`NORMAL`, or `FULL`).
-/// The store is `$TWINFLOW_DATA_DIR/timeseries.sqlite`.
+/// The store is `$TWINFLOW_DATA_DIR/timeseries.sqlite`, or with `TWINFLOW_DATABASE_URL`
+/// (`postgres://user:password@host:port/database`) PostgreSQL, through at most
+/// `TWINFLOW_DATABASE_POOL_SIZE` (8) connections, shared by every instance.
 public enum TsiStoreService {
     public static func services(
         environment: ServiceEnvironment, logger: Logger, readiness: Readiness, router: Router<BasicRequestContext>? = nil
     ) throws -> [any Service] {
-        if let url = environment.variables["TWINFLOW_DATABASE_URL"], !url.isEmpty {
-            throw SettingError(variable: "TWINFLOW_DATABASE_URL", value: url, expected: "unset: tsi-store keeps its events in SQLite for now")
-        }
         let retention = RetentionPolicy(
             events: try duration("TSI_STORE_EVENT_RETENTION", environment) ?? RetentionPolicy.default.events,
             rollups: try duration("TSI_STORE_ROLLUP_RETENTION", environment) ?? RetentionPolicy.default.rollups)
-        let store = try SQLiteTimeSeriesStore(
-            path: (environment.dataDirectory as NSString).appendingPathComponent("timeseries.sqlite"), retention: retention,
-            synchronous: try environment.choice("TSI_STORE_SYNCHRONOUS", of: ["NORMAL", "FULL"]) ?? "NORMAL")
+        let store: any TimeSeriesStore
+        var storeServices: [any Service] = []
+        if let text = environment.variables["TWINFLOW_DATABASE_URL"], !text.isEmpty {
+            let url: DatabaseURL
+            do {
+                url = try DatabaseURL(text)
+            } catch {
+                throw SettingError(variable: "TWINFLOW_DATABASE_URL", value: DatabaseURL.redacting(text), expected: error.description)
+            }
+            let connections = try environment.integer("TWINFLOW_DATABASE_POOL_SIZE", in: 1...1_000) ?? 8
+            let client = PostgresClient(configuration: try url.clientConfiguration(connections: connections), backgroundLogger: logger)
+            store = PostgresTimeSeriesStore(client: client, retention: retention, logger: logger)
+            storeServices = [client]
+            logger.info("storing in PostgreSQL", metadata: ["database": "\(url.host):\(url.port)/\(url.database)", "connections": "\(connections)"])
+        } else {
+            store = try SQLiteTimeSeriesStore(
+                path: (environment.dataDirectory as NSString).appendingPathComponent("timeseries.sqlite"), retention: retention,
+                synchronous: try environment.choice("TSI_STORE_SYNCHRONOUS", of: ["NORMAL", "FULL"]) ?? "NORMAL")
+        }
         let producer = try KafkaProducer(configuration: environment.producerConfiguration, logger: logger)
         let consumer = try KafkaConsumer(
             configuration: environment.consumerConfiguration(
@@ -40,7 +57,7 @@ public enum TsiStoreService {
             TimeSeriesRoutes.add(to: router, engine: TimeSeriesQueryEngine(store: store))
         }
         let interval = try environment.integer("TSI_STORE_RETENTION_INTERVAL_SECONDS", in: 1...86_400) ?? 60
-        return [
+        return storeServices + [
             producer,
             RetentionService(store: store, interval: .seconds(interval), counters: counters, logger: logger),
             CheckpointService(store: store, interval: .seconds(1), logger: logger),
