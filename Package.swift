@@ -493,6 +493,7 @@ let package = Package(
             dependencies: [
                 "BenchmarkSupport",
                 "TsiStore",
+                "TwinflowTestSupport",
                 "TwinflowCodec",
                 "TwinflowKafka",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),

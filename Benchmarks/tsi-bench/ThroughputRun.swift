@@ -22,6 +22,8 @@ struct ThroughputRun {
     var devbroker: DevBrokerChild
     var partitions: Int
     var logger: Logger
+    /// More of the service's environment (tsi-store's `TWINFLOW_DATABASE_URL`).
+    var environment: [String: String] = [:]
 
     static let stallLimit: Duration = .seconds(20)
 
@@ -51,7 +53,7 @@ struct ThroughputRun {
                 Topics.variable(for: Topics.defaults.telemetry): Self.inputTopic(run),
                 Topics.variable(for: Topics.defaults.timeSeries): part == .forwarder ? Self.outputTopic(run) : Self.storeTopic(run),
                 Topics.variable(for: Topics.defaults.deadLetter): Self.deadLetterTopic(run),
-            ])
+            ].merging(environment) { _, extra in extra })
         defer { service.stop() }
         try await service.waitUntilAnswering("/readyz", within: .seconds(120))
         let admin = try KafkaAdmin(configuration: kafka, logger: logger)

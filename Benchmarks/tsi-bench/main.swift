@@ -2,6 +2,7 @@ import BenchmarkSupport
 import Foundation
 import Histogram
 import Logging
+import TwinflowTestSupport
 
 /// tsi-bench: tsi-forwarder and tsi-store (the release binaries beside this one) on a devbroker.
 ///
@@ -13,7 +14,12 @@ import Logging
 /// - Latency: telemetry on `eventhub.telemetry` at `TSI_BENCH_RATE` a second (1,000) for
 ///   `TSI_BENCH_SECONDS` (10) until it is visible in a query, p50 and p99.
 ///
-/// `TSI_BENCH_PARTS` (`forwarder,store,queries,latency`) chooses the parts; the goals count only those run.
+/// - tsi-store ingest into PostgreSQL: the same run as the store's, with `TWINFLOW_DATABASE_URL` on a
+///   new local cluster (PostgreSQL's default settings, fsync on) the benchmark starts and removes, or
+///   on the empty database `TSI_BENCH_DATABASE_URL` names.
+///
+/// `TSI_BENCH_PARTS` (`forwarder,store,store-postgres,queries,latency`) chooses the parts; the goals
+/// count only those run.
 /// `TSI_BENCH_DUMP=1` lists the latency run's events slower than 100 ms, with when they were sent.
 ///
 ///     make bench-tsi
@@ -25,8 +31,9 @@ let queryEvents = Int(environment["TSI_BENCH_QUERY_EVENTS"] ?? "") ?? 1_000_000
 let queries = Int(environment["TSI_BENCH_QUERIES"] ?? "") ?? 200
 let rate = Int(environment["TSI_BENCH_RATE"] ?? "") ?? 1_000
 let seconds = Int(environment["TSI_BENCH_SECONDS"] ?? "") ?? 10
-let parts = Set((environment["TSI_BENCH_PARTS"] ?? "forwarder,store,queries,latency").split(separator: ",").map(String.init))
+let parts = Set((environment["TSI_BENCH_PARTS"] ?? "forwarder,store,store-postgres,queries,latency").split(separator: ",").map(String.init))
 let throughputGoal = 60_000.0
+let postgresGoal = 30_000.0
 let queryGoal = 20.0
 let latencyGoal = 500.0
 // The mock broker keeps about 5 MiB a partition; a run's events (about 400 bytes each) must all stay.
@@ -47,7 +54,8 @@ await runBenchmark("tsi-bench") {
     print(
         "tsi-bench: \(events) events of \(twins) twins, \(partitions) partitions; queries over \(queryEvents) events; latency at \(rate)/s for \(seconds) s"
     )
-    let devbroker = try DevBrokerChild(partitions: partitions, topics: ThroughputRun.topics(run: 1) + ThroughputRun.topics(run: 2))
+    let devbroker = try DevBrokerChild(
+        partitions: partitions, topics: ThroughputRun.topics(run: 1) + ThroughputRun.topics(run: 2) + ThroughputRun.topics(run: 3))
     defer { devbroker.stop() }
     var table: [(figure: String, value: String, goal: String)] = []
     var summary: [String: Any] = ["events": events, "twins": twins, "query_events": queryEvents, "queries": queries, "lost": 0]
@@ -69,6 +77,20 @@ await runBenchmark("tsi-bench") {
         table.append(("tsi-store ingest events/s", String(format: "%.0f", store.rate), "≥ \(Int(throughputGoal))"))
         summary["store_events_per_s"] = store.rate.rounded()
         met = met && store.rate >= throughputGoal
+    }
+    if parts.contains("store-postgres") {
+        // A database of the user's (`TSI_BENCH_DATABASE_URL`, emptied first), or a new cluster of ours.
+        let cluster = environment["TSI_BENCH_DATABASE_URL"] == nil ? try PostgresCluster() : nil
+        defer { cluster?.stop() }
+        let url = try environment["TSI_BENCH_DATABASE_URL"] ?? cluster!.makeDatabase("tsibench")
+        let store = try await ThroughputRun(
+            part: .store, run: 3, events: events, twins: twins, devbroker: devbroker, partitions: partitions, logger: logger,
+            environment: ["TWINFLOW_DATABASE_URL": url]
+        ).measure()
+        print("tsi-store on PostgreSQL: \(String(format: "%.0f", store.rate)) events/s (warm-up \(String(format: "%.1f", store.warmUp)) s)")
+        table.append(("tsi-store ingest into PostgreSQL events/s", String(format: "%.0f", store.rate), "≥ \(Int(postgresGoal))"))
+        summary["store_postgres_events_per_s"] = store.rate.rounded()
+        met = met && store.rate >= postgresGoal
     }
     if parts.contains("queries") {
         let query = try await QueryRun(events: queryEvents, queries: queries, devbroker: devbroker, logger: logger).measure()

@@ -8,13 +8,15 @@ import TwinflowPostgres
 
 /// The scaled store: PostgreSQL through postgres-nio, shared by every tsi-store instance, each of
 /// which answers queries over all of it. The tables are those of ``SQLiteTimeSeriesStore`` with a
-/// `tsi_` prefix. A batch is one transaction of four statements whatever its size: series IDs,
-/// events (`unnest` arrays, repeats dropped by the primary key, the stored ones returned), then
-/// the minute and hour rollups and the variables, each upserted in key order so that two
-/// instances' transactions never wait on each other in a cycle.
+/// `tsi_` prefix. A batch takes a few statements whatever its size: series IDs, then per share of
+/// its series one transaction of the events (`unnest` arrays, repeats dropped by the primary key,
+/// the stored ones returned), the minute and hour rollups and the variables, each upserted in key
+/// order so that two transactions never wait on each other in a cycle.
 public final class PostgresTimeSeriesStore: TimeSeriesStore {
     private let client: PostgresClient
     private let retention: RetentionPolicy
+    /// Transactions that write one batch at once, each for a share of its series.
+    private let writers: Int
     private let logger: Logger
     /// The schema migration, run once by the first call that needs the database (again after a failure).
     private let schema = Mutex<Task<Void, any Error>?>(nil)
@@ -48,8 +50,9 @@ public final class PostgresTimeSeriesStore: TimeSeriesStore {
 
     /// A store on `client`, which must be running (it is one of tsi-store's services). The schema
     /// is created or migrated by the first call.
-    public init(client: PostgresClient, retention: RetentionPolicy = .default, logger: Logger) {
+    public init(client: PostgresClient, retention: RetentionPolicy = .default, writers: Int = 2, logger: Logger) {
         self.client = client
+        self.writers = max(1, writers)
         self.retention = retention
         self.logger = logger
     }
@@ -69,6 +72,10 @@ public final class PostgresTimeSeriesStore: TimeSeriesStore {
         }
     }
 
+    /// The batch's series get their IDs first (a statement of their own); then its events are
+    /// written by ``writers`` transactions at once, each for the series of its own share. When one
+    /// fails after another committed, the batch is run again and the committed share's events are
+    /// repeats, dropped: the batch's effect is the same.
     public func ingest(_ events: [StoredEvent], now: Int64) async throws -> IngestReport {
         guard !events.isEmpty else { return IngestReport() }
         try await schemaReady()
@@ -76,46 +83,73 @@ public final class PostgresTimeSeriesStore: TimeSeriesStore {
         let live = events.filter { $0.time >= eventCutoff }
         var report = IngestReport(expired: events.count - live.count)
         guard !live.isEmpty else { return report }
-        let cached = seriesIDs.withLock { known in
-            Dictionary(uniqueKeysWithValues: Set(live.map(\.series)).compactMap { name in known[name].map { (name, $0) } })
+        let ids = try await seriesIDs(Set(live.map(\.series)))
+        var shares = [[(event: StoredEvent, series: Int64)]](repeating: [], count: writers)
+        for event in live {
+            guard let id = ids[event.series] else { throw PostgresStoreError("no ID for series \(event.series)") }
+            shares[Int(id % Int64(writers))].append((event, id))
         }
-        let (stored, newSeries, newVariables) = try await client.withTransaction(logger: logger) { connection in
-            var ids = cached
-            let missing = Set(live.map(\.series)).filter { ids[$0] == nil }.sorted()
-            var newSeries: [String: Int64] = [:]
-            if !missing.isEmpty {
-                let rows = try await connection.query(
-                    """
-                    INSERT INTO tsi_series (name) SELECT unnest(\(missing)::text[]) ORDER BY 1
-                    ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id, name
-                    """, logger: logger)
-                for try await (id, name) in rows.decode((Int64, String).self) {
-                    ids[name] = id
-                    newSeries[name] = id
-                }
+        let rollupCutoff = minuteStart(now - retention.rollups)
+        let written = try await withThrowingTaskGroup(of: (Int, Set<VariableTypeKey>).self) { group in
+            for share in shares where !share.isEmpty {
+                group.addTask { try await self.write(share, rollupCutoff: rollupCutoff) }
             }
-            let seriesOfEvents = try live.map { event in
-                guard let id = ids[event.series] else { throw PostgresStoreError("no ID for series \(event.series)") }
-                return id
+            var total = (stored: 0, variables: Set<VariableTypeKey>())
+            for try await (stored, variables) in group {
+                total.stored += stored
+                total.variables.formUnion(variables)
             }
-            let bodies = live.map { ByteBuffer(bytes: $0.body) }
+            return total
+        }
+        if !written.variables.isEmpty { knownVariables.withLock { $0.formUnion(written.variables) } }
+        report.stored = written.stored
+        report.duplicates = live.count - written.stored
+        return report
+    }
+
+    /// The IDs of `names`, new series created (in name order, so that two instances never wait on
+    /// each other in a cycle).
+    private func seriesIDs(_ names: Set<String>) async throws -> [String: Int64] {
+        var ids = seriesIDs.withLock { known in
+            Dictionary(uniqueKeysWithValues: names.compactMap { name in known[name].map { (name, $0) } })
+        }
+        let missing = names.filter { ids[$0] == nil }.sorted()
+        guard !missing.isEmpty else { return ids }
+        let rows = try await client.query(
+            """
+            INSERT INTO tsi_series (name) SELECT unnest(\(missing)::text[]) ORDER BY 1
+            ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id, name
+            """, logger: logger)
+        var created: [String: Int64] = [:]
+        for try await (id, name) in rows.decode((Int64, String).self) { created[name] = id }
+        seriesIDs.withLock { $0.merge(created) { old, _ in old } }
+        ids.merge(created) { old, _ in old }
+        return ids
+    }
+
+    /// One transaction: the events (repeats dropped by the primary key, the stored ones returned),
+    /// then what the stored ones add to the minute and hour rollups and to the variables. Returns
+    /// how many were stored, and the variable types written.
+    private func write(_ events: [(event: StoredEvent, series: Int64)], rollupCutoff: Int64) async throws -> (Int, Set<VariableTypeKey>) {
+        try await client.withTransaction(logger: logger) { connection in
             let inserted = try await connection.query(
                 """
                 INSERT INTO tsi_events (series, time, event_id, body)
-                SELECT * FROM unnest(\(seriesOfEvents)::bigint[], \(live.map(\.time))::bigint[], \(live.map(\.id))::text[], \(bodies)::bytea[])
+                SELECT * FROM unnest(\(events.map(\.series))::bigint[], \(events.map(\.event.time))::bigint[],
+                    \(events.map(\.event.id))::text[], \(events.map { ByteBuffer(bytes: $0.event.body) })::bytea[])
                 ON CONFLICT DO NOTHING RETURNING series, time, event_id
                 """, logger: logger)
             var storedKeys = Set<EventKey>()
             for try await (series, time, id) in inserted.decode((Int64, Int64, String).self) {
                 storedKeys.insert(EventKey(series: series, time: time, id: id))
             }
-            var rollups = RollupBatch(rollupCutoff: minuteStart(now - self.retention.rollups))
+            var rollups = RollupBatch(rollupCutoff: rollupCutoff)
             var stored = 0
-            for (index, event) in live.enumerated() {
+            for (event, series) in events {
                 // A repeat within the batch was stored once: only its first occurrence counts.
-                guard storedKeys.remove(EventKey(series: seriesOfEvents[index], time: event.time, id: event.id)) != nil else { continue }
+                guard storedKeys.remove(EventKey(series: series, time: event.time, id: event.id)) != nil else { continue }
                 stored += 1
-                rollups.add(event, series: seriesOfEvents[index])
+                rollups.add(event, series: series)
             }
             try await Self.upsert(rollups.minutes, into: "tsi_rollups", connection, logger)
             try await Self.upsert(rollups.hours, into: "tsi_hourly_rollups", connection, logger)
@@ -132,13 +166,8 @@ public final class PostgresTimeSeriesStore: TimeSeriesStore {
                         WHEN tsi_variables.type IN ('Long', 'Double') AND excluded.type IN ('Long', 'Double') THEN 'Double' ELSE 'Dynamic' END
                     """, logger: logger)
             }
-            return (stored, newSeries, Set(variables.map { VariableTypeKey(series: $0.key.series, name: $0.key.name, type: $0.value) }))
+            return (stored, Set(variables.map { VariableTypeKey(series: $0.key.series, name: $0.key.name, type: $0.value) }))
         }
-        if !newSeries.isEmpty { seriesIDs.withLock { $0.merge(newSeries) { old, _ in old } } }
-        if !newVariables.isEmpty { knownVariables.withLock { $0.formUnion(newVariables) } }
-        report.stored = stored
-        report.duplicates = live.count - stored
-        return report
     }
 
     struct EventKey: Hashable {

@@ -16,7 +16,8 @@ import TwinflowRuntime
 /// (60), `TSI_STORE_MAX_BATCH` (10,000 events) and `TSI_STORE_SYNCHRONOUS` (`NORMAL`, or `FULL`).
 /// The store is `$TWINFLOW_DATA_DIR/timeseries.sqlite`, or with `TWINFLOW_DATABASE_URL`
 /// (`postgres://user:password@host:port/database`) PostgreSQL, through at most
-/// `TWINFLOW_DATABASE_POOL_SIZE` (8) connections, shared by every instance.
+/// `TWINFLOW_DATABASE_POOL_SIZE` (8) connections, shared by every instance, a batch written by
+/// `TSI_STORE_POSTGRES_WRITERS` (2) transactions at once.
 public enum TsiStoreService {
     public static func services(
         environment: ServiceEnvironment, logger: Logger, readiness: Readiness, router: Router<BasicRequestContext>? = nil
@@ -35,7 +36,8 @@ public enum TsiStoreService {
             }
             let connections = try environment.integer("TWINFLOW_DATABASE_POOL_SIZE", in: 1...1_000) ?? 8
             let client = PostgresClient(configuration: try url.clientConfiguration(connections: connections), backgroundLogger: logger)
-            store = PostgresTimeSeriesStore(client: client, retention: retention, logger: logger)
+            let writers = try environment.integer("TSI_STORE_POSTGRES_WRITERS", in: 1...64) ?? 2
+            store = PostgresTimeSeriesStore(client: client, retention: retention, writers: writers, logger: logger)
             storeServices = [client]
             logger.info("storing in PostgreSQL", metadata: ["database": "\(url.host):\(url.port)/\(url.database)", "connections": "\(connections)"])
         } else {
