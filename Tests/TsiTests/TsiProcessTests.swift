@@ -155,6 +155,42 @@ import FoundationNetworking
         #expect(forwarder.process.isRunning && store.process.isRunning)
     }
 
+    /// Time-series events `range` of five twins, an event a second from `base`, `Level` = index.
+    static func levelEvents(_ range: Range<Int>, base: Int64) -> [KafkaProducerMessage] {
+        range.map { index in
+            TimeSeriesEvent(
+                twinID: "twin-\(index % 5)", timestamp: TimeSeriesTime.string(milliseconds: base + Int64(index) * 1000),
+                values: ["Level": .integer(Int64(index))], id: "e-\(index)"
+            ).kafkaMessage(topic: Topics.defaults.timeSeries)
+        }
+    }
+
+    /// The events of the five twins in the hour from `base`, counted by `aggregateSeries` on the tsi-store at `port`.
+    @Sendable static func levelEventCount(port: Int, base: Int64) async throws -> Int64 {
+        var sum: Int64 = 0
+        for twin in 0..<5 {
+            let (_, body) = try await query(
+                port: port,
+                [
+                    "aggregateSeries": [
+                        "timeSeriesId": [.string("twin-\(twin)")],
+                        "searchSpan": [
+                            "from": .string(TimeSeriesTime.string(milliseconds: base)),
+                            "to": .string(TimeSeriesTime.string(milliseconds: base + 3_600_000)),
+                        ],
+                        "interval": "PT1H", "inlineVariables": ["Count": ["kind": "aggregate", "aggregation": ["tsx": "count()"]]],
+                    ]
+                ])
+            sum += values(body, "Count")?.first?.integerValue ?? 0
+        }
+        return sum
+    }
+
+    static func metric(_ name: String, port: Int) async throws -> Int {
+        let metrics = try await httpRequest("http://127.0.0.1:\(port)/metrics").text
+        return metrics.split(separator: "\n").first { $0.hasPrefix("\(name) ") }.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+    }
+
     /// tsi-store killed (SIGKILL) and started again on its file: what it had committed stays, what
     /// comes again (redelivered past its last stored offset, or repeated by the producer) counts once.
     @Test func aKilledStoreCountsEveryEventOnceAfterItsRestart() async throws {
@@ -164,14 +200,6 @@ import FoundationNetworking
         let kafka = KafkaConfiguration(bootstrapServers: devbroker.bootstrap)
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: kafka), logger: Logger(label: "test"))
         let base = (Int64(Date().timeIntervalSince1970 * 1000) - 3_600_000) / 3_600_000 * 3_600_000
-        func events(_ range: Range<Int>) -> [KafkaProducerMessage] {
-            range.map { index in
-                TimeSeriesEvent(
-                    twinID: "twin-\(index % 5)", timestamp: TimeSeriesTime.string(milliseconds: base + Int64(index) * 1000),
-                    values: ["Level": .integer(Int64(index))], id: "e-\(index)"
-                ).kafkaMessage(topic: Topics.defaults.timeSeries)
-            }
-        }
         func start() async throws -> (ChildProcess, Int) {
             let port = unusedPort()
             let store = try serviceProcess(
@@ -179,25 +207,8 @@ import FoundationNetworking
             try #require(await waitUntilReady(port: port, containing: "accepts writes"))
             return (store, port)
         }
-        @Sendable func total(port: Int) async throws -> Int64 {
-            var sum: Int64 = 0
-            for twin in 0..<5 {
-                let (_, body) = try await Self.query(
-                    port: port,
-                    [
-                        "aggregateSeries": [
-                            "timeSeriesId": [.string("twin-\(twin)")],
-                            "searchSpan": [
-                                "from": .string(TimeSeriesTime.string(milliseconds: base)),
-                                "to": .string(TimeSeriesTime.string(milliseconds: base + 3_600_000)),
-                            ],
-                            "interval": "PT1H", "inlineVariables": ["Count": ["kind": "aggregate", "aggregation": ["tsx": "count()"]]],
-                        ]
-                    ])
-                sum += Self.values(body, "Count")?.first?.integerValue ?? 0
-            }
-            return sum
-        }
+        @Sendable func total(port: Int) async throws -> Int64 { try await Self.levelEventCount(port: port, base: base) }
+        func events(_ range: Range<Int>) -> [KafkaProducerMessage] { Self.levelEvents(range, base: base) }
 
         let (first, firstPort) = try await start()
         try await producer.send(events(0..<500))
@@ -210,9 +221,50 @@ import FoundationNetworking
         #expect(await eventually { (try? await total(port: secondPort)) == 1000 })
         try await Task.sleep(for: .seconds(1))
         #expect(try await total(port: secondPort) == 1000, "every event once: none lost, no repeat counted")
-        let metrics = try await httpRequest("http://127.0.0.1:\(secondPort)/metrics").text
-        let duplicates = metrics.split(separator: "\n").first { $0.hasPrefix("twinflow_tsi_store_duplicates_total ") }
-            .flatMap { Int($0.split(separator: " ")[1]) }
-        #expect((duplicates ?? 0) >= 200, "the producer's 200 repeats were dropped as repeats: \(metrics)")
+        let duplicates = try await Self.metric("twinflow_tsi_store_duplicates_total", port: secondPort)
+        #expect(duplicates >= 200, "the producer's 200 repeats were dropped as repeats: \(duplicates)")
+    }
+
+    /// Two tsi-store instances on one PostgreSQL database share `eventhub.tsi`'s partitions, and
+    /// each answers for all the events; one killed (SIGKILL), the other takes its partitions over,
+    /// and every event still counts once.
+    @Test func twoStoresOnPostgreSQLShareThePartitionsAndEachAnswersForAll() async throws {
+        let devbroker = try DevBrokerProcess(partitions: 4)
+        defer { devbroker.terminate() }
+        let database = try PostgresCluster.shared().makeDatabase("tsiprocess")
+        let kafka = KafkaConfiguration(bootstrapServers: devbroker.bootstrap)
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: kafka), logger: Logger(label: "test"))
+        let base = (Int64(Date().timeIntervalSince1970 * 1000) - 3_600_000) / 3_600_000 * 3_600_000
+        func start() async throws -> (ChildProcess, Int) {
+            let port = unusedPort()
+            let store = try serviceProcess(
+                "tsi-store", bootstrap: devbroker.bootstrap, port: port,
+                environment: [
+                    "TWINFLOW_DATABASE_URL": database, "TWINFLOW_DATA_DIR": ScratchDirectory.make("tsi-store").path,
+                    "KAFKA_CONFIG_SESSION_TIMEOUT_MS": "6000",
+                ])
+            try #require(await waitUntilReady(port: port, containing: "accepts writes"))
+            return (store, port)
+        }
+        let (first, firstPort) = try await start()
+        let (second, secondPort) = try await start()
+        defer { second.terminate() }
+        // Both in the group before the events come, so that each gets partitions.
+        #expect(await eventually { (try? await httpRequest("http://127.0.0.1:\(firstPort)/readyz").status) == 200 })
+        try await producer.send(Self.levelEvents(0..<500, base: base))
+        #expect(await eventually { (try? await Self.levelEventCount(port: firstPort, base: base)) == 500 })
+        #expect(try await Self.levelEventCount(port: secondPort, base: base) == 500, "either instance answers for all")
+        let storedByEach = [
+            try await Self.metric("twinflow_tsi_store_stored_total", port: firstPort),
+            try await Self.metric("twinflow_tsi_store_stored_total", port: secondPort),
+        ]
+        #expect(storedByEach.allSatisfy { $0 > 0 } && storedByEach.reduce(0, +) == 500, "the partitions were shared: \(storedByEach)")
+        first.kill()
+        #expect(await eventually { !first.process.isRunning }, "the first instance was killed")
+        try await producer.send(Self.levelEvents(500..<1000, base: base) + Self.levelEvents(0..<100, base: base))
+        await producer.shutdown()
+        #expect(await eventually(timeout: .seconds(60)) { (try? await Self.levelEventCount(port: secondPort, base: base)) == 1000 })
+        try await Task.sleep(for: .seconds(1))
+        #expect(try await Self.levelEventCount(port: secondPort, base: base) == 1000, "every event once after the takeover")
     }
 }
