@@ -6,7 +6,8 @@ import TwinflowTestSupport
 /// The compose file's wiring, proven without Docker: each Twinflow service's command runs as a
 /// local process with the environment the compose file gives it, against a devbroker. Only what
 /// points into the containers' network or file system is rewritten: the bootstrap address, the
-/// ports (`HTTP_PORT`, and `TWINS_URL`'s), the data folders, and the models' folder in the image.
+/// ports (`HTTP_PORT`, and `TWINS_URL`'s), the data folders, the models' folder in the image, and
+/// the database (a new one on the test's own PostgreSQL cluster).
 /// Then the seed service's script and the simulator run the seed scenario through them.
 @Suite(.serialized) struct ComposeWiringTests {
     static let services = ["twin-service", "ingress", "propagator", "tsi-forwarder", "tsi-store"]
@@ -27,6 +28,9 @@ import TwinflowTestSupport
             if let port = ports[name] { environment["HTTP_PORT"] = "\(port)" }
             if environment["TWINS_URL"] != nil { environment["TWINS_URL"] = twinsURL }
             if environment["TWINFLOW_DATA_DIR"] != nil { environment["TWINFLOW_DATA_DIR"] = scratch.appending(path: name).path }
+            if environment["TWINFLOW_DATABASE_URL"] != nil {
+                environment["TWINFLOW_DATABASE_URL"] = try PostgresCluster.shared().makeDatabase(name.replacingOccurrences(of: "-", with: ""))
+            }
             environment["PATH"] = "\(binaries):/usr/bin:/bin"
             return environment
         }
