@@ -60,37 +60,32 @@ await runBenchmark("tsi-bench") {
     var table: [(figure: String, value: String, goal: String)] = []
     var summary: [String: Any] = ["events": events, "twins": twins, "query_events": queryEvents, "queries": queries, "lost": 0]
     var met = true
-    if parts.contains("forwarder") {
-        let forwarder = try await ThroughputRun(
-            part: .forwarder, run: 1, events: events, twins: twins, devbroker: devbroker, partitions: partitions, logger: logger
+    /// One service's steady-state throughput, in the table and the summary.
+    func throughput(
+        _ part: ThroughputRun.Part, run: Int, label: String, key: String, goal: Double, environment: [String: String] = [:]
+    ) async throws {
+        let result = try await ThroughputRun(
+            part: part, run: run, events: events, twins: twins, devbroker: devbroker, partitions: partitions, logger: logger,
+            environment: environment
         ).measure()
-        print("tsi-forwarder: \(String(format: "%.0f", forwarder.rate)) events/s (warm-up \(String(format: "%.1f", forwarder.warmUp)) s)")
-        table.append(("tsi-forwarder events/s", String(format: "%.0f", forwarder.rate), "≥ \(Int(throughputGoal))"))
-        summary["forwarder_events_per_s"] = forwarder.rate.rounded()
-        met = met && forwarder.rate >= throughputGoal
+        print("\(label): \(String(format: "%.0f", result.rate)) events/s (warm-up \(String(format: "%.1f", result.warmUp)) s)")
+        table.append(("\(label) events/s", String(format: "%.0f", result.rate), "≥ \(Int(goal))"))
+        summary[key] = result.rate.rounded()
+        met = met && result.rate >= goal
+    }
+    if parts.contains("forwarder") {
+        try await throughput(.forwarder, run: 1, label: "tsi-forwarder", key: "forwarder_events_per_s", goal: throughputGoal)
     }
     if parts.contains("store") {
-        let store = try await ThroughputRun(
-            part: .store, run: 2, events: events, twins: twins, devbroker: devbroker, partitions: partitions, logger: logger
-        ).measure()
-        print("tsi-store: \(String(format: "%.0f", store.rate)) events/s (warm-up \(String(format: "%.1f", store.warmUp)) s)")
-        table.append(("tsi-store ingest events/s", String(format: "%.0f", store.rate), "≥ \(Int(throughputGoal))"))
-        summary["store_events_per_s"] = store.rate.rounded()
-        met = met && store.rate >= throughputGoal
+        try await throughput(.store, run: 2, label: "tsi-store ingest", key: "store_events_per_s", goal: throughputGoal)
     }
     if parts.contains("store-postgres") {
-        // A database of the user's (`TSI_BENCH_DATABASE_URL`, emptied first), or a new cluster of ours.
+        // An empty database of the user's (`TSI_BENCH_DATABASE_URL`), or one on a new cluster of ours.
         let cluster = environment["TSI_BENCH_DATABASE_URL"] == nil ? try PostgresCluster() : nil
         defer { cluster?.stop() }
-        let url = try environment["TSI_BENCH_DATABASE_URL"] ?? cluster!.makeDatabase("tsibench")
-        let store = try await ThroughputRun(
-            part: .store, run: 3, events: events, twins: twins, devbroker: devbroker, partitions: partitions, logger: logger,
-            environment: ["TWINFLOW_DATABASE_URL": url]
-        ).measure()
-        print("tsi-store on PostgreSQL: \(String(format: "%.0f", store.rate)) events/s (warm-up \(String(format: "%.1f", store.warmUp)) s)")
-        table.append(("tsi-store ingest into PostgreSQL events/s", String(format: "%.0f", store.rate), "≥ \(Int(postgresGoal))"))
-        summary["store_postgres_events_per_s"] = store.rate.rounded()
-        met = met && store.rate >= postgresGoal
+        try await throughput(
+            .store, run: 3, label: "tsi-store ingest into PostgreSQL", key: "store_postgres_events_per_s", goal: postgresGoal,
+            environment: ["TWINFLOW_DATABASE_URL": try environment["TSI_BENCH_DATABASE_URL"] ?? cluster!.makeDatabase("tsibench")])
     }
     if parts.contains("queries") {
         let query = try await QueryRun(events: queryEvents, queries: queries, devbroker: devbroker, logger: logger).measure()

@@ -186,6 +186,14 @@ import FoundationNetworking
         return sum
     }
 
+    /// A tsi-store process on `devbroker` with `environment`, once it is ready; its HTTP port.
+    static func startStore(_ devbroker: DevBrokerProcess, environment: [String: String]) async throws -> (ChildProcess, Int) {
+        let port = unusedPort()
+        let store = try serviceProcess("tsi-store", bootstrap: devbroker.bootstrap, port: port, environment: environment)
+        try #require(await waitUntilReady(port: port, containing: "accepts writes"))
+        return (store, port)
+    }
+
     static func metric(_ name: String, port: Int) async throws -> Int {
         let metrics = try await httpRequest("http://127.0.0.1:\(port)/metrics").text
         return metrics.split(separator: "\n").first { $0.hasPrefix("\(name) ") }.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
@@ -201,11 +209,7 @@ import FoundationNetworking
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: kafka), logger: Logger(label: "test"))
         let base = (Int64(Date().timeIntervalSince1970 * 1000) - 3_600_000) / 3_600_000 * 3_600_000
         func start() async throws -> (ChildProcess, Int) {
-            let port = unusedPort()
-            let store = try serviceProcess(
-                "tsi-store", bootstrap: devbroker.bootstrap, port: port, environment: ["TWINFLOW_DATA_DIR": directory.path])
-            try #require(await waitUntilReady(port: port, containing: "accepts writes"))
-            return (store, port)
+            try await Self.startStore(devbroker, environment: ["TWINFLOW_DATA_DIR": directory.path])
         }
         @Sendable func total(port: Int) async throws -> Int64 { try await Self.levelEventCount(port: port, base: base) }
         func events(_ range: Range<Int>) -> [KafkaProducerMessage] { Self.levelEvents(range, base: base) }
@@ -236,15 +240,12 @@ import FoundationNetworking
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: kafka), logger: Logger(label: "test"))
         let base = (Int64(Date().timeIntervalSince1970 * 1000) - 3_600_000) / 3_600_000 * 3_600_000
         func start() async throws -> (ChildProcess, Int) {
-            let port = unusedPort()
-            let store = try serviceProcess(
-                "tsi-store", bootstrap: devbroker.bootstrap, port: port,
+            try await Self.startStore(
+                devbroker,
                 environment: [
                     "TWINFLOW_DATABASE_URL": database, "TWINFLOW_DATA_DIR": ScratchDirectory.make("tsi-store").path,
                     "KAFKA_CONFIG_SESSION_TIMEOUT_MS": "6000",
                 ])
-            try #require(await waitUntilReady(port: port, containing: "accepts writes"))
-            return (store, port)
         }
         let (first, firstPort) = try await start()
         let (second, secondPort) = try await start()
