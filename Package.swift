@@ -507,6 +507,7 @@ let package = Package(
             dependencies: [
                 "TsiForwarder",
                 "TsiStore",
+                "TwinflowPostgres",
                 "TwinflowCodec",
                 "TwinflowKafka",
                 "TwinflowTestSupport",

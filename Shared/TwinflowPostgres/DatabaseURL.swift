@@ -49,6 +49,7 @@ public struct DatabaseURL: Sendable, Hashable {
             self.host = String(address)
             self.port = 5432
         }
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         guard !host.isEmpty else { throw Invalid(description: "a host: postgres://user@host/database") }
         self.database = database
         var sslMode = "prefer"

@@ -8,7 +8,7 @@ import TwinflowPostgres
 
 /// The scaled store: PostgreSQL through postgres-nio, shared by every tsi-store instance, each of
 /// which answers queries over all of it. The tables are those of ``SQLiteTimeSeriesStore`` with a
-/// `tsi_` prefix. A batch takes a few statements whatever its size: series IDs, then per share of
+/// `tsi_` prefix, text compared bytewise (`COLLATE "C"`) as SQLite does. A batch takes a few statements whatever its size: series IDs, then per share of
 /// its series one transaction of the events (`unnest` arrays, repeats dropped by the primary key,
 /// the stored ones returned), the minute and hour rollups and the variables, each upserted in key
 /// order so that two transactions never wait on each other in a cycle.
@@ -35,12 +35,14 @@ public final class PostgresTimeSeriesStore: TimeSeriesStore {
         component: "tsi-store",
         steps: [
             """
-            CREATE TABLE tsi_series (id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-            CREATE TABLE tsi_variables (series BIGINT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, PRIMARY KEY (series, name));
+            CREATE TABLE tsi_series (id BIGSERIAL PRIMARY KEY, name TEXT COLLATE "C" NOT NULL UNIQUE);
+            CREATE TABLE tsi_variables (
+                series BIGINT NOT NULL, name TEXT COLLATE "C" NOT NULL, type TEXT NOT NULL, PRIMARY KEY (series, name));
             CREATE TABLE tsi_events (
-                series BIGINT NOT NULL, time BIGINT NOT NULL, event_id TEXT NOT NULL, body BYTEA NOT NULL, PRIMARY KEY (series, time, event_id));
+                series BIGINT NOT NULL, time BIGINT NOT NULL, event_id TEXT COLLATE "C" NOT NULL, body BYTEA NOT NULL,
+                PRIMARY KEY (series, time, event_id));
             CREATE TABLE tsi_rollups (
-                series BIGINT NOT NULL, variable TEXT NOT NULL, start BIGINT NOT NULL, count BIGINT NOT NULL, sum DOUBLE PRECISION NOT NULL,
+                series BIGINT NOT NULL, variable TEXT COLLATE "C" NOT NULL, start BIGINT NOT NULL, count BIGINT NOT NULL, sum DOUBLE PRECISION NOT NULL,
                 min DOUBLE PRECISION NOT NULL, max DOUBLE PRECISION NOT NULL, first_time BIGINT NOT NULL, first DOUBLE PRECISION NOT NULL,
                 last_time BIGINT NOT NULL, last DOUBLE PRECISION NOT NULL, PRIMARY KEY (series, variable, start));
             CREATE TABLE tsi_hourly_rollups (LIKE tsi_rollups INCLUDING ALL);
