@@ -508,6 +508,7 @@ let package = Package(
                 "TsiForwarder",
                 "TsiStore",
                 "TwinflowPostgres",
+                "TwinflowRuntime",
                 "TwinflowCodec",
                 "TwinflowKafka",
                 "TwinflowTestSupport",

@@ -3,6 +3,7 @@ import Testing
 import TsiForwarder
 import TwinflowCodec
 import TwinflowKafka
+import TwinflowRuntime
 import TwinflowTestSupport
 
 /// tsi-forwarder's mapping: telemetry and Twin.Update notifications into TSI events.
@@ -139,7 +140,8 @@ import TwinflowTestSupport
         }
         let kafka = try MockKafka()
         let producer = try kafka.makeProducer()
-        let handler = TsiForwarderHandler(producer: producer, topics: .defaults, counters: TsiForwarderCounters(), logger: kafka.logger)
+        let handler = TsiForwarderHandler(
+            producer: producer, topics: .defaults, counters: TsiForwarderCounters(service: "tsi_forwarder"), logger: kafka.logger)
         let prepared = try await handler.prepare(KafkaConsumerBatch(messages: messages))
         let whole = TsiForwarderHandler.map(messages, topics: .defaults, now: 0)
         // Dead letters carry the time they were made; the rest must be equal.

@@ -1,5 +1,6 @@
 import TwinGraph
 import TwinflowCodec
+import TwinflowRuntime
 
 /// The propagator's decisions for a batch of twin notifications, made against the relationship
 /// view: which parents get which value, and what is left out and why. Pure bookkeeping in memory;
@@ -15,7 +16,7 @@ struct Propagation {
         var outputs: [Output] = []
         /// Notifications whose value does not fit the parent's model, by position, with the reason.
         var refused: [(position: Int, reason: String)] = []
-        var counts = PropagatorCounters.Counts()
+        var counts = PropagatorCounts()
         /// Twins to name in the log, once each: children with no parent, and changes stopped by the hop limit.
         var orphans: [String] = []
         var hopLimited: [String] = []
@@ -108,7 +109,7 @@ struct Propagation {
 
     /// Only the last command of a batch for each parent and property: the ones before it would be
     /// overwritten at once (a busy thermostat's readings, or many children of one aggregate).
-    static func coalesced(_ outputs: [Output], counts: inout PropagatorCounters.Counts) -> [Output] {
+    static func coalesced(_ outputs: [Output], counts: inout PropagatorCounts) -> [Output] {
         var last: [String: Int] = [:]
         for (index, output) in outputs.enumerated() {
             guard let path = output.command.patch?.operations.first?.path else { continue }

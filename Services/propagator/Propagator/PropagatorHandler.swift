@@ -2,6 +2,7 @@ import Logging
 import Synchronization
 import TwinflowCodec
 import TwinflowKafka
+import TwinflowRuntime
 
 /// Turns a batch from `eventgrid.twin-events` into patches of parents: decode the notifications,
 /// decide against the relationship view, then send the commands and dead letters as one producer
@@ -46,7 +47,7 @@ public final class PropagatorHandler: Sendable {
     /// A batch's outputs, ready to send.
     public struct PreparedBatch: Sendable {
         public var messages: [KafkaProducerMessage] = []
-        public var counts = PropagatorCounters.Counts()
+        public var counts = PropagatorCounts()
         var orphans: [String] = []
         var hopLimited: [String] = []
     }

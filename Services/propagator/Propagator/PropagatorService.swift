@@ -35,7 +35,7 @@ public enum PropagatorService {
             configuration: environment.consumerConfiguration(
                 topics: [environment.topics.twinEvents], maxBatchSize: try environment.integer("PROPAGATOR_MAX_BATCH", in: 1...100_000) ?? 10_000),
             logger: logger)
-        let counters = PropagatorCounters()
+        let counters = PropagatorCounters(service: "propagator")
         let handler = PropagatorHandler(
             rules: rules, hopLimit: hopLimit, view: view, follower: follower, catalog: catalog, producer: producer, topics: environment.topics,
             counters: counters, logger: logger)

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import TwinflowCodec
 import TwinflowKafka
+import TwinflowRuntime
 
 /// Turns a batch from `eventhub.telemetry` (and `eventgrid.twin-events`, when configured) into
 /// time-series events on `eventhub.tsi`, keyed by `$dtId`: decode and map in ``prepare(_:)``, then
@@ -25,7 +26,7 @@ public final class TsiForwarderHandler: Sendable {
     /// A batch's outputs, ready to send.
     public struct PreparedBatch: Sendable {
         public var messages: [KafkaProducerMessage] = []
-        public var counts = TsiForwarderCounters.Counts()
+        public var counts = TsiForwarderCounts()
     }
 
     /// Maps every message of the batch; what cannot be mapped becomes a dead letter. A large batch

@@ -23,7 +23,7 @@ public enum TsiForwarderService {
             configuration: environment.consumerConfiguration(
                 topics: topics, maxBatchSize: try environment.integer("TSI_FORWARDER_MAX_BATCH", in: 1...100_000) ?? 10_000),
             logger: logger)
-        let counters = TsiForwarderCounters()
+        let counters = TsiForwarderCounters(service: "tsi_forwarder")
         let handler = TsiForwarderHandler(producer: producer, topics: environment.topics, counters: counters, logger: logger)
         readiness.registerConsumerGroup(consumer, group: environment.serviceName)
         router?.get("metrics") { _, _ in counters.prometheusText }

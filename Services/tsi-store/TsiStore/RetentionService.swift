@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import TwinflowRuntime
 
 /// Deletes what is older than the retention every `interval`, until shutdown.
 struct RetentionService: Service {
@@ -14,7 +15,7 @@ struct RetentionService: Service {
             while !Task.isCancelled {
                 do {
                     let deleted = try await store.applyRetention(now: Int64(Date().timeIntervalSince1970 * 1000))
-                    counters.addRetention(events: deleted.events, rollups: deleted.rollups)
+                    counters.add(TsiStoreCounts(retainedEventsDeleted: deleted.events, retainedRollupsDeleted: deleted.rollups))
                     if deleted.events + deleted.rollups > 0 {
                         logger.info("retention", metadata: ["deletedEvents": "\(deleted.events)", "deletedRollups": "\(deleted.rollups)"])
                     }

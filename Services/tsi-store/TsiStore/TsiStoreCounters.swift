@@ -1,51 +1,48 @@
-import Synchronization
 import TwinflowRuntime
 
-/// What tsi-store did with the events it consumed, counted after each batch's commit, served at
-/// `GET /metrics` in Prometheus' text format.
-public final class TsiStoreCounters: Sendable {
-    public struct Counts: Sendable, Hashable {
-        public var stored = 0
-        /// Repeats of events stored before (same series, time and event ID).
-        public var duplicates = 0
-        /// Events older than the raw retention.
-        public var expired = 0
-        public var deadLettered = 0
-        public var retainedEventsDeleted = 0
-        public var retainedRollupsDeleted = 0
+/// What tsi-store did with the events it consumed, counted after each batch's commit, and what
+/// retention deleted.
+public typealias TsiStoreCounters = ServiceCounters<TsiStoreCounts>
 
-        public init() {}
-    }
-
-    private let counts = Mutex(Counts())
+public struct TsiStoreCounts: ServiceCounts, Hashable {
+    public var stored = 0
+    /// Repeats of events stored before (same series, time and event ID).
+    public var duplicates = 0
+    /// Events older than the raw retention.
+    public var expired = 0
+    public var deadLettered = 0
+    public var retainedEventsDeleted = 0
+    public var retainedRollupsDeleted = 0
 
     public init() {}
 
-    public var current: Counts { counts.withLock { $0 } }
-
-    func add(_ report: IngestReport, deadLettered: Int) {
-        counts.withLock {
-            $0.stored += report.stored
-            $0.duplicates += report.duplicates
-            $0.expired += report.expired
-            $0.deadLettered += deadLettered
-        }
+    /// A batch's counts: what the store did with its events, and its dead letters.
+    public init(_ report: IngestReport, deadLettered: Int) {
+        stored = report.stored
+        duplicates = report.duplicates
+        expired = report.expired
+        self.deadLettered = deadLettered
     }
 
-    func addRetention(events: Int, rollups: Int) {
-        counts.withLock {
-            $0.retainedEventsDeleted += events
-            $0.retainedRollupsDeleted += rollups
-        }
+    /// A retention pass's counts.
+    public init(retainedEventsDeleted: Int, retainedRollupsDeleted: Int) {
+        self.retainedEventsDeleted = retainedEventsDeleted
+        self.retainedRollupsDeleted = retainedRollupsDeleted
     }
 
-    /// The counts in Prometheus' text format.
-    public var prometheusText: String {
-        let counts = current
-        let rows: [(String, Int)] = [
-            ("stored", counts.stored), ("duplicates", counts.duplicates), ("expired", counts.expired), ("dead_letters", counts.deadLettered),
-            ("retention_deleted_events", counts.retainedEventsDeleted), ("retention_deleted_rollups", counts.retainedRollupsDeleted),
+    public mutating func add(_ other: TsiStoreCounts) {
+        stored += other.stored
+        duplicates += other.duplicates
+        expired += other.expired
+        deadLettered += other.deadLettered
+        retainedEventsDeleted += other.retainedEventsDeleted
+        retainedRollupsDeleted += other.retainedRollupsDeleted
+    }
+
+    public var counterRows: [(name: String, value: Int)] {
+        [
+            ("stored", stored), ("duplicates", duplicates), ("expired", expired), ("dead_letters", deadLettered),
+            ("retention_deleted_events", retainedEventsDeleted), ("retention_deleted_rollups", retainedRollupsDeleted),
         ]
-        return PrometheusText.counters(service: "tsi_store", rows)
     }
 }

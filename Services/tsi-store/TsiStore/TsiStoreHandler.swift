@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import TwinflowCodec
 import TwinflowKafka
+import TwinflowRuntime
 
 /// Stores a batch from `eventhub.tsi`: decode in ``prepare(_:)``, then in ``handle(_:_:)`` one
 /// store transaction for the batch and the dead letters of what could not be read; it returns once
@@ -60,6 +61,6 @@ public final class TsiStoreHandler: Sendable {
             try await producer.send(prepared.deadLetters)
             logger.warning("events dead-lettered", metadata: ["count": "\(prepared.deadLetters.count)"])
         }
-        counters.add(report, deadLettered: prepared.deadLetters.count)
+        counters.add(TsiStoreCounts(report, deadLettered: prepared.deadLetters.count))
     }
 }

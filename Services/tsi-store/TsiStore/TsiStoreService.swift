@@ -50,7 +50,7 @@ public enum TsiStoreService {
             configuration: environment.consumerConfiguration(
                 topics: [environment.topics.timeSeries], maxBatchSize: try environment.integer("TSI_STORE_MAX_BATCH", in: 1...100_000) ?? 10_000),
             logger: logger)
-        let counters = TsiStoreCounters()
+        let counters = TsiStoreCounters(service: "tsi_store")
         let handler = TsiStoreHandler(store: store, producer: producer, topics: environment.topics, counters: counters, logger: logger)
         readiness.registerConsumerGroup(consumer, group: environment.serviceName)
         readiness.registerStore { try await store.probe() }
