@@ -33,7 +33,7 @@ public final class PostgresCluster: Sendable {
     public init(fsync: Bool = true) throws {
         Self.removeClustersOfEndedProcesses()
         binaries = try Self.findBinaries()
-        directory = FileManager.default.temporaryDirectory.appending(path: "twinflow-postgres-\(getpid())-\(UUID().uuidString.prefix(8))")
+        directory = Self.root.appending(path: "twinflow-postgres-\(getpid())-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         if geteuid() == 0 {
             try FileManager.default.setAttributes([.ownerAccountName: "postgres", .groupOwnerAccountName: "postgres"], ofItemAtPath: directory.path)
@@ -96,9 +96,13 @@ public final class PostgresCluster: Sendable {
         return pid_t(line)
     }
 
+    /// Where clusters live: the temporary directory, or under root `/tmp`, which the `postgres` user
+    /// can reach whatever `TMPDIR` says.
+    private static var root: URL { geteuid() == 0 ? URL(filePath: "/tmp") : FileManager.default.temporaryDirectory }
+
     /// Stops and removes the clusters of test processes that ended without stopping theirs.
     private static func removeClustersOfEndedProcesses() {
-        let temporary = FileManager.default.temporaryDirectory
+        let temporary = root
         for name in (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? [] where name.hasPrefix("twinflow-postgres-") {
             guard let owner = Int32(name.dropFirst("twinflow-postgres-".count).prefix { $0.isNumber }), kill(owner, 0) != 0, errno == ESRCH
             else { continue }
