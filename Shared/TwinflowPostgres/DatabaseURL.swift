@@ -60,14 +60,6 @@ public struct DatabaseURL: Sendable, Hashable {
         self.sslMode = sslMode
     }
 
-    /// `text` with the password (between the user's `:` and the `@`) shown as `***`, for messages.
-    public static func redacting(_ text: String) -> String {
-        guard let scheme = text.firstRange(of: "://"), let at = text[scheme.upperBound...].lastIndex(of: "@"),
-            let colon = text[scheme.upperBound..<at].firstIndex(of: ":")
-        else { return text }
-        return String(text[..<text.index(after: colon)]) + "***" + String(text[at...])
-    }
-
     /// The client's configuration, with at most `connections` connections.
     public func clientConfiguration(connections: Int) throws -> PostgresClient.Configuration {
         let tls: PostgresClient.Configuration.TLS =

@@ -89,4 +89,12 @@ public struct SettingError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(variable)=\"\(value)\" is not valid: expected \(expected)" }
+
+    /// A URL as a message may show it: a password (between the user's `:` and the `@`) as `***`.
+    public static func redactingPassword(_ url: String) -> String {
+        guard let scheme = url.firstRange(of: "://"), let at = url[scheme.upperBound...].lastIndex(of: "@"),
+            let colon = url[scheme.upperBound..<at].firstIndex(of: ":")
+        else { return url }
+        return String(url[..<url.index(after: colon)]) + "***" + String(url[at...])
+    }
 }

@@ -268,4 +268,23 @@ import FoundationNetworking
         try await Task.sleep(for: .seconds(1))
         #expect(try await Self.levelEventCount(port: secondPort, base: base) == 1000, "every event once after the takeover")
     }
+
+    /// A database URL tsi-store cannot use stops it at startup with one line naming the variable,
+    /// the password hidden.
+    @Test func anUnusableDatabaseURLEndsTheStoreWithOneLine() async throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment["KAFKA_BOOTSTRAP_SERVERS"] = "127.0.0.1:\(unusedPort())"
+        environment["HTTP_PORT"] = "0"
+        environment["LOG_LEVEL"] = "critical"
+        environment["TWINFLOW_DATA_DIR"] = ScratchDirectory.make("tsi-store").path
+        environment["TWINFLOW_DATABASE_URL"] = "postgres://twinflow:secret@db:5432"
+        let store = try ChildProcess("tsi-store", environment: environment, capturingStandardError: true)
+        #expect(await store.exitStatus(within: .seconds(20)) == 1)
+        let lines = store.standardErrorText.split(separator: "\n")
+        #expect(lines.count == 1, "\(store.standardErrorText)")
+        #expect(
+            lines.first?.contains(#"tsi-store: cannot start: TWINFLOW_DATABASE_URL="postgres://twinflow:***@db:5432" is not valid"#) == true,
+            "\(store.standardErrorText)")
+        #expect(!store.standardErrorText.contains("secret"))
+    }
 }

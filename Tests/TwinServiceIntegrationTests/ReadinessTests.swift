@@ -118,6 +118,7 @@ extension TwinServiceKafkaTests {
         ("HTTP_PORT", "eighty", "HTTP_PORT=\"eighty\" is not valid"),
         ("LOG_LEVEL", "verbose", "LOG_LEVEL=\"verbose\" is not valid"),
         ("TWINFLOW_SQLITE_SYNCHRONOUS", "SOMETIMES", "TWINFLOW_SQLITE_SYNCHRONOUS=\"SOMETIMES\" is not valid"),
+        ("TWINFLOW_DATABASE_URL", "postgres://twinflow:secret@db/twins", "TWINFLOW_DATABASE_URL=\"postgres://twinflow:***@db/twins\" is not valid"),
     ])
     func anInvalidSettingEndsTheProcessWithOneLineNamingIt(variable: String, value: String, message: String) async throws {
         var environment = serviceEnvironment(httpPort: 0, dataDirectory: ScratchDirectory.make("twin-service"))

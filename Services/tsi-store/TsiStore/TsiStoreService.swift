@@ -32,7 +32,7 @@ public enum TsiStoreService {
             do {
                 url = try DatabaseURL(text)
             } catch {
-                throw SettingError(variable: "TWINFLOW_DATABASE_URL", value: DatabaseURL.redacting(text), expected: error.description)
+                throw SettingError(variable: "TWINFLOW_DATABASE_URL", value: SettingError.redactingPassword(text), expected: error.description)
             }
             let connections = try environment.integer("TWINFLOW_DATABASE_POOL_SIZE", in: 1...1_000) ?? 8
             let client = PostgresClient(configuration: try url.clientConfiguration(connections: connections), backgroundLogger: logger)

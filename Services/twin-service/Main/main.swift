@@ -13,6 +13,11 @@ import CTCMalloc  // links tcmalloc, the services' allocator (see Shared/CTCMall
 /// telemetry through the event routes.
 await ServiceRunner.run(name: "twin-service", defaultHTTPPort: 8080) { context in
     let environment = context.environment
+    if let url = environment.variables["TWINFLOW_DATABASE_URL"], !url.isEmpty {
+        throw SettingError(
+            variable: "TWINFLOW_DATABASE_URL", value: SettingError.redactingPassword(url),
+            expected: "unset: twin-service keeps its graph in SQLite (its PostgreSQL store is yet to come)")
+    }
     let path = URL(filePath: environment.dataDirectory).appending(path: "twins.sqlite").path
     let graph = try await DigitalTwinGraph(
         store: SQLiteTwinStore(
