@@ -61,8 +61,15 @@ public enum TsiStoreService {
         let interval = try environment.integer("TSI_STORE_RETENTION_INTERVAL_SECONDS", in: 1...86_400) ?? 60
         return storeServices + [
             producer,
-            RetentionService(store: store, interval: .seconds(interval), counters: counters, logger: logger),
-            CheckpointService(store: store, interval: .seconds(1), logger: logger),
+            PeriodicService("retention", every: .seconds(interval), logger: logger) {
+                let deleted = try await store.applyRetention(now: Int64(Date().timeIntervalSince1970 * 1000))
+                counters.add(TsiStoreCounts(retainedEventsDeleted: deleted.events, retainedRollupsDeleted: deleted.rollups))
+                if deleted.events + deleted.rollups > 0 {
+                    logger.info("retention", metadata: ["deletedEvents": "\(deleted.events)", "deletedRollups": "\(deleted.rollups)"])
+                }
+            },
+            // Ingest never waits for a checkpoint of its own, one that copies the whole write-ahead log.
+            PeriodicService("store checkpoint", every: .seconds(1), logger: logger) { try await store.checkpoint() },
             BatchConsumerService(consumer: consumer, logger: logger, prepare: handler.prepare, handle: handler.handle),
         ]
     }
