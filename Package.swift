@@ -115,9 +115,12 @@ let package = Package(
             name: "TwinGraph",
             dependencies: [
                 "TwinflowCodec",
+                "TwinflowPostgres",
                 "TwinflowSQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Services/twin-service/TwinGraph",
             swiftSettings: swiftSettings
@@ -144,6 +147,7 @@ let package = Package(
                 .target(name: "CTCMalloc", condition: .when(platforms: [.linux])),
                 "TwinGraph",
                 "TwinService",
+                "TwinflowPostgres",
                 "TwinflowRuntime",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -366,10 +370,12 @@ let package = Package(
                 "TwinService",
                 "TwinflowCodec",
                 "TwinflowKafka",
+                "TwinflowPostgres",
                 "TwinflowTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/TwinGraphTests",
             swiftSettings: swiftSettings

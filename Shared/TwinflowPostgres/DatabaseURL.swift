@@ -73,6 +73,17 @@ public struct DatabaseURL: Sendable, Hashable {
         configuration.options.maximumConnections = connections
         return configuration
     }
+
+    /// The configuration of a single connection of its own (one a component holds, outside any pool).
+    public func connectionConfiguration() throws -> PostgresConnection.Configuration {
+        let tls: PostgresConnection.Configuration.TLS =
+            switch sslMode {
+            case "disable": .disable
+            case "require": .require(try .init(configuration: .makeClientConfiguration()))
+            default: .prefer(try .init(configuration: .makeClientConfiguration()))
+            }
+        return PostgresConnection.Configuration(host: host, port: port, username: username, password: password, database: database, tls: tls)
+    }
 }
 
 extension String {

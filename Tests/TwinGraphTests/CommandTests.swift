@@ -11,8 +11,8 @@ import TwinflowCodec
         try JSONPatch(json: [["op": "replace", "path": "/Temperature", "value": .double(value)]])
     }
 
-    @Test func appliesOncePerIdInOneBatch() async throws {
-        let fixture = try await GraphFixture.seed()
+    @Test(arguments: TwinStoreKind.allCases) func appliesOncePerIdInOneBatch(store: TwinStoreKind) async throws {
+        let fixture = try await GraphFixture.seed(store: store)
         let graph = fixture.graph
         let before = try await graph.pendingEvents(after: 0, limit: 100).count
         let outcomes = try await graph.apply([
@@ -37,8 +37,8 @@ import TwinflowCodec
         #expect(try await graph.pendingEvents(after: 0, limit: 100).count == before + 2, "duplicates emit nothing")
     }
 
-    @Test func aCommandPreparedAfterADuplicateIsWorkedOutAgain() async throws {
-        let fixture = try await GraphFixture.seed()
+    @Test(arguments: TwinStoreKind.allCases) func aCommandPreparedAfterADuplicateIsWorkedOutAgain(store: TwinStoreKind) async throws {
+        let fixture = try await GraphFixture.seed(store: store)
         let graph = fixture.graph
         _ = try await graph.apply([TwinCommand(id: "c1", twinID: "thermo_0001", patch: try setPatch(21))])
         // c2 is prepared against the twin as c1 would leave it; c1 turns out a duplicate, so c2
@@ -63,8 +63,8 @@ import TwinflowCodec
         #expect(updates.compactMap(\.event.attributes.sequence) == ["2", "3"])
     }
 
-    @Test func commandsAndRESTPatchesOfOneTwinInterleavedAllApplyOnce() async throws {
-        let fixture = try await GraphFixture.seed()
+    @Test(arguments: TwinStoreKind.allCases) func commandsAndRESTPatchesOfOneTwinInterleavedAllApplyOnce(store: TwinStoreKind) async throws {
+        let fixture = try await GraphFixture.seed(store: store)
         let graph = fixture.graph
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask {
@@ -89,8 +89,8 @@ import TwinflowCodec
         #expect(sequences == Array(1...301))
     }
 
-    @Test func refusesWhatRESTRefusesAndKeepsNothingOfIt() async throws {
-        let fixture = try await GraphFixture.seed()
+    @Test(arguments: TwinStoreKind.allCases) func refusesWhatRESTRefusesAndKeepsNothingOfIt(store: TwinStoreKind) async throws {
+        let fixture = try await GraphFixture.seed(store: store)
         let graph = fixture.graph
         let before = try await graph.pendingEvents(after: 0, limit: 100).count
         let outcomes = try await graph.apply([
@@ -154,8 +154,8 @@ import TwinflowCodec
         #expect(again[1] != .duplicate, "the refused command's id was not")
     }
 
-    @Test func aRelationshipEventBetweenTwoBatchesKeepsTheSourcesSequenceGapless() async throws {
-        let fixture = try await GraphFixture.seed()
+    @Test(arguments: TwinStoreKind.allCases) func aRelationshipEventBetweenTwoBatchesKeepsTheSourcesSequenceGapless(store: TwinStoreKind) async throws {
+        let fixture = try await GraphFixture.seed(store: store)
         let graph = fixture.graph
         let setRoom = { (value: Int64) in try JSONPatch(json: [["op": "add", "path": "/currentTemp", "value": .integer(value)]]) }
         _ = try await graph.apply([TwinCommand(id: "c1", twinID: "Room_01", patch: try setRoom(20))])
@@ -174,8 +174,8 @@ import TwinflowCodec
         #expect(try await graph.twin("Room_01").document["currentTemp"] == 21)
     }
 
-    @Test func telemetryInACommandFollowsItsPatch() async throws {
-        let fixture = try await GraphFixture.seed()
+    @Test(arguments: TwinStoreKind.allCases) func telemetryInACommandFollowsItsPatch(store: TwinStoreKind) async throws {
+        let fixture = try await GraphFixture.seed(store: store)
         let graph = fixture.graph
         let before = try await graph.pendingEvents(after: 0, limit: 100).count
         _ = try await graph.apply([
@@ -198,8 +198,8 @@ import TwinflowCodec
 
     /// A propagated command's hop travels on its notification (the `twinflowhop` extension), so the
     /// next propagation step counts from it; a device's command (hop 0) adds nothing to ADT's shape.
-    @Test func aCommandsHopTravelsOnItsNotification() async throws {
-        let fixture = try await GraphFixture.seed()
+    @Test(arguments: TwinStoreKind.allCases) func aCommandsHopTravelsOnItsNotification(store: TwinStoreKind) async throws {
+        let fixture = try await GraphFixture.seed(store: store)
         let graph = fixture.graph
         let before = try await graph.pendingEvents(after: 0, limit: 1000).count
         _ = try await graph.apply([
@@ -215,8 +215,8 @@ import TwinflowCodec
         #expect(notification.value(at: JSONPointer(tokens: ["Temperature"])) == .set(21))
     }
 
-    @Test func idempotencyKeysAreForgottenByAge() async throws {
-        let fixture = try await GraphFixture.seed()
+    @Test(arguments: TwinStoreKind.allCases) func idempotencyKeysAreForgottenByAge(store: TwinStoreKind) async throws {
+        let fixture = try await GraphFixture.seed(store: store)
         let graph = fixture.graph
         _ = try await graph.apply([TwinCommand(id: "old", twinID: "thermo_0001", patch: try setPatch(1))])
         try await Task.sleep(for: .milliseconds(20))

@@ -1,26 +1,46 @@
 import Foundation
 import GRDB
+import Logging
 import Testing
 import TwinGraph
 import TwinflowCodec
+import TwinflowPostgres
 import TwinflowTestSupport
 
-/// The graph over the real SQLite store, in a temporary folder.
+/// The stores the graph's suites run on: one suite, two stores.
+enum TwinStoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite
+    case postgres
+
+    var testDescription: String { rawValue }
+
+    /// A new, empty store of this kind (SQLite's file in `directory`).
+    func makeStore(in directory: URL) async throws -> any TwinStore {
+        switch self {
+        case .sqlite: try SQLiteTwinStore(path: directory.appending(path: "twins.sqlite").path)
+        case .postgres:
+            try await PostgresTwinStore(
+                url: DatabaseURL(try PostgresCluster.shared().makeDatabase("twins")), connections: 4, logger: Logger(label: "twin-store-test"))
+        }
+    }
+}
+
+/// The graph over a real store: SQLite in a temporary folder, or a new database on the test
+/// PostgreSQL cluster.
 struct GraphFixture {
     let graph: DigitalTwinGraph
     let directory: URL
 
-    static func make(_ sets: String...) async throws -> GraphFixture {
+    static func make(_ sets: String..., store kind: TwinStoreKind = .sqlite) async throws -> GraphFixture {
         let directory = ScratchDirectory.make("twingraph")
-        let store = try SQLiteTwinStore(path: directory.appending(path: "twins.sqlite").path)
-        let graph = try await DigitalTwinGraph(store: store)
+        let graph = try await DigitalTwinGraph(store: try await kind.makeStore(in: directory))
         for set in sets { _ = try await graph.addModels(Fixtures.upload(set)) }
         return GraphFixture(graph: graph, directory: directory)
     }
 
     /// The seed scenario: Room_01 → thermo_0001 by rel_has_thermostat.
-    static func seed() async throws -> GraphFixture {
-        let fixture = try await make("seed")
+    static func seed(store kind: TwinStoreKind = .sqlite) async throws -> GraphFixture {
+        let fixture = try await make("seed", store: kind)
         try await fixture.graph.putTwin(
             "thermo_0001", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": 20])
         try await fixture.graph.putTwin("Room_01", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Room;1"]])
@@ -42,8 +62,8 @@ func expectServiceError(_ code: String, status: Int, _ body: () async throws -> 
 }
 
 @Suite struct TwinTests {
-    @Test func createdTwinHasADTShape() async throws {
-        let fixture = try await GraphFixture.seed()
+    @Test(arguments: TwinStoreKind.allCases) func createdTwinHasADTShape(store: TwinStoreKind) async throws {
+        let fixture = try await GraphFixture.seed(store: store)
         let twin = try await fixture.graph.twin("thermo_0001")
         let document = twin.document
         #expect(document["$dtId"] == "thermo_0001")
@@ -54,8 +74,8 @@ func expectServiceError(_ code: String, status: Int, _ body: () async throws -> 
         #expect(document["$metadata"]?["Temperature"]?["lastUpdateTime"]?.stringValue != nil)
     }
 
-    @Test func createErrors() async throws {
-        let fixture = try await GraphFixture.seed()
+    @Test(arguments: TwinStoreKind.allCases) func createErrors(store: TwinStoreKind) async throws {
+        let fixture = try await GraphFixture.seed(store: store)
         let graph = fixture.graph
         await expectServiceError("PreconditionFailed", status: 412) {
             try await graph.putTwin("thermo_0001", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"]], ifNoneMatch: true)
@@ -79,8 +99,8 @@ func expectServiceError(_ code: String, status: Int, _ body: () async throws -> 
         await expectServiceError("DigitalTwinNotFound", status: 404) { _ = try await graph.twin("nobody") }
     }
 
-    @Test func patchAppliesValidatesAndChecksETag() async throws {
-        let fixture = try await GraphFixture.seed()
+    @Test(arguments: TwinStoreKind.allCases) func patchAppliesValidatesAndChecksETag(store: TwinStoreKind) async throws {
+        let fixture = try await GraphFixture.seed(store: store)
         let graph = fixture.graph
         let change = try await graph.patchTwin("Room_01", patch: [["op": "replace", "path": "/currentTemp", "value": 21.5]], ifMatch: "W/\"1\"")
         #expect(change.patch?.json == [["op": "add", "path": "/currentTemp", "value": 21.5]], "replace of an unset property applies as add")
@@ -109,8 +129,8 @@ func expectServiceError(_ code: String, status: Int, _ body: () async throws -> 
         #expect(removed.twin.document["$metadata"]?["currentTemp"] == nil)
     }
 
-    @Test func concurrentPatchesOfOneTwinAllApply() async throws {
-        let fixture = try await GraphFixture.seed()
+    @Test(arguments: TwinStoreKind.allCases) func concurrentPatchesOfOneTwinAllApply(store: TwinStoreKind) async throws {
+        let fixture = try await GraphFixture.seed(store: store)
         let graph = fixture.graph
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             for value in 0..<50 {
@@ -123,8 +143,8 @@ func expectServiceError(_ code: String, status: Int, _ body: () async throws -> 
         #expect(try await graph.twin("thermo_0001").version == 51)
     }
 
-    @Test func componentsAreReadAndPatched() async throws {
-        let fixture = try await GraphFixture.make("building")
+    @Test(arguments: TwinStoreKind.allCases) func componentsAreReadAndPatched(store: TwinStoreKind) async throws {
+        let fixture = try await GraphFixture.make("building", store: store)
         let graph = fixture.graph
         let created = try await graph.putTwin("thermostat-1", body: ["$metadata": ["$model": "dtmi:example:building:Thermostat;1"], "mode": "heat"])
         #expect(created.twin.document["settings"]?["$metadata"] != nil, "a component left out starts empty")
@@ -139,8 +159,8 @@ func expectServiceError(_ code: String, status: Int, _ body: () async throws -> 
         }
     }
 
-    @Test func deleteIsRefusedWhileRelatedUnlessCascading() async throws {
-        let fixture = try await GraphFixture.seed()
+    @Test(arguments: TwinStoreKind.allCases) func deleteIsRefusedWhileRelatedUnlessCascading(store: TwinStoreKind) async throws {
+        let fixture = try await GraphFixture.seed(store: store)
         let graph = fixture.graph
         await expectServiceError("RelationshipsNotDeleted", status: 400) { try await graph.deleteTwin("thermo_0001") }
         await expectServiceError("PreconditionFailed", status: 412) { try await graph.deleteTwin("thermo_0001", ifMatch: "W/\"9\"", cascade: true) }
@@ -153,8 +173,8 @@ func expectServiceError(_ code: String, status: Int, _ body: () async throws -> 
 }
 
 @Suite struct RelationshipTests {
-    @Test func createListIncomingAndPatch() async throws {
-        let fixture = try await GraphFixture.seed()
+    @Test(arguments: TwinStoreKind.allCases) func createListIncomingAndPatch(store: TwinStoreKind) async throws {
+        let fixture = try await GraphFixture.seed(store: store)
         let graph = fixture.graph
         let relationship = try await graph.relationship("Room_01", "r1")
         #expect(relationship.document["$sourceId"] == "Room_01")
@@ -175,8 +195,8 @@ func expectServiceError(_ code: String, status: Int, _ body: () async throws -> 
         await expectServiceError("RelationshipNotFound", status: 404) { _ = try await graph.relationship("Room_01", "r1") }
     }
 
-    @Test func relationshipPropertiesAreValidated() async throws {
-        let fixture = try await GraphFixture.make("building")
+    @Test(arguments: TwinStoreKind.allCases) func relationshipPropertiesAreValidated(store: TwinStoreKind) async throws {
+        let fixture = try await GraphFixture.make("building", store: store)
         let graph = fixture.graph
         try await graph.putTwin("room-1", body: ["$metadata": ["$model": "dtmi:example:building:Room;1"]])
         try await graph.putTwin("thermostat-1", body: ["$metadata": ["$model": "dtmi:example:building:Thermostat;1"]])
@@ -208,8 +228,8 @@ func expectServiceError(_ code: String, status: Int, _ body: () async throws -> 
 }
 
 @Suite struct ModelServiceTests {
-    @Test func modelsListDecommissionAndDelete() async throws {
-        let fixture = try await GraphFixture.make("seed")
+    @Test(arguments: TwinStoreKind.allCases) func modelsListDecommissionAndDelete(store: TwinStoreKind) async throws {
+        let fixture = try await GraphFixture.make("seed", store: store)
         let graph = fixture.graph
         let all = try graph.listModels(dependenciesFor: [], includeDefinition: false)
         #expect(all.count == 2)

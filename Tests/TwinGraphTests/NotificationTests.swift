@@ -14,9 +14,8 @@ import TwinflowTestSupport
     static let thermostat = "dtmi:contosocom:DigitalTwins:Thermostat;1"
     static let room = "dtmi:contosocom:DigitalTwins:Room;1"
 
-    func makeGraph(_ sets: String...) async throws -> DigitalTwinGraph {
-        let directory = ScratchDirectory.make("notifications")
-        let graph = try await DigitalTwinGraph(store: SQLiteTwinStore(path: directory.appending(path: "twins.sqlite").path), clock: { Self.time })
+    func makeGraph(_ sets: String..., store kind: TwinStoreKind = .sqlite) async throws -> DigitalTwinGraph {
+        let graph = try await DigitalTwinGraph(store: try await kind.makeStore(in: ScratchDirectory.make("notifications")), clock: { Self.time })
         for set in sets { _ = try await graph.addModels(Fixtures.upload(set)) }
         return graph
     }
@@ -34,8 +33,8 @@ import TwinflowTestSupport
     }
 
     /// ADT's documented Twin.Update example (`ADT-EVENTS.md`), byte for byte but for the random event id.
-    @Test func twinUpdateIsADTsExample() async throws {
-        let graph = try await makeGraph("seed")
+    @Test(arguments: TwinStoreKind.allCases) func twinUpdateIsADTsExample(store: TwinStoreKind) async throws {
+        let graph = try await makeGraph("seed", store: store)
         try await graph.putTwin("thermo_0001", body: ["$metadata": ["$model": .string(Self.thermostat)], "Temperature": 20])
         for value in 0..<40 {
             try await graph.patchTwin("thermo_0001", patch: [["op": "replace", "path": "/Temperature", "value": .integer(Int64(value))]])
@@ -54,8 +53,8 @@ import TwinflowTestSupport
         #expect(key == "thermo_0001")
     }
 
-    @Test func createReplaceAndDeleteCarryTheWholeTwinOrItsPatch() async throws {
-        let graph = try await makeGraph("seed")
+    @Test(arguments: TwinStoreKind.allCases) func createReplaceAndDeleteCarryTheWholeTwinOrItsPatch(store: TwinStoreKind) async throws {
+        let graph = try await makeGraph("seed", store: store)
         let created = try await graph.putTwin(
             "thermo_0001", body: ["$metadata": ["$model": .string(Self.thermostat)], "Temperature": 20], origin: Self.trace)
         try await graph.putTwin("thermo_0001", body: ["$metadata": ["$model": .string(Self.thermostat)]], origin: Self.trace)
@@ -81,8 +80,8 @@ import TwinflowTestSupport
         #expect(delete["sequence"] == "3")
     }
 
-    @Test func relationshipEventsAreKeyedAndNumberedByTheSourceTwin() async throws {
-        let graph = try await makeGraph("seed")
+    @Test(arguments: TwinStoreKind.allCases) func relationshipEventsAreKeyedAndNumberedByTheSourceTwin(store: TwinStoreKind) async throws {
+        let graph = try await makeGraph("seed", store: store)
         try await graph.putTwin("thermo_0001", body: ["$metadata": ["$model": .string(Self.thermostat)], "Temperature": 20])
         try await graph.putTwin("Room_01", body: ["$metadata": ["$model": .string(Self.room)]])
         let created = try await graph.putRelationship("Room_01", "r1", body: ["$targetId": "thermo_0001", "$relationshipName": "rel_has_thermostat"])
@@ -105,8 +104,8 @@ import TwinflowTestSupport
         #expect(entries.filter { $0.key == "thermo_0001" }.map { $0.json["sequence"] } == ["1"])
     }
 
-    @Test func relationshipUpdateNamesTheSourceModel() async throws {
-        let graph = try await makeGraph("building")
+    @Test(arguments: TwinStoreKind.allCases) func relationshipUpdateNamesTheSourceModel(store: TwinStoreKind) async throws {
+        let graph = try await makeGraph("building", store: store)
         try await graph.putTwin("t1", body: ["$metadata": ["$model": "dtmi:example:building:Thermostat;1"]])
         try await graph.putTwin("room1", body: ["$metadata": ["$model": "dtmi:example:building:Room;1"]])
         try await graph.putRelationship("room1", "c1", body: ["$targetId": "t1", "$relationshipName": "contains"])
@@ -118,8 +117,8 @@ import TwinflowTestSupport
             update["data"] == ["modelId": "dtmi:example:building:Room;1", "patch": [["op": "add", "path": "/installedOn", "value": "2026-01-02"]]])
     }
 
-    @Test func aRefusedChangeLeavesNoEvent() async throws {
-        let graph = try await makeGraph("seed")
+    @Test(arguments: TwinStoreKind.allCases) func aRefusedChangeLeavesNoEvent(store: TwinStoreKind) async throws {
+        let graph = try await makeGraph("seed", store: store)
         try await graph.putTwin("thermo_0001", body: ["$metadata": ["$model": .string(Self.thermostat)], "Temperature": 20])
         await expectServiceError("ValidationFailed", status: 400) {
             try await graph.patchTwin("thermo_0001", patch: [["op": "replace", "path": "/Temperature", "value": "warm"]])
@@ -143,8 +142,8 @@ import TwinflowTestSupport
         }
     }
 
-    @Test func concurrentPatchesAllApplyWithDistinctSequences() async throws {
-        let graph = try await makeGraph("seed")
+    @Test(arguments: TwinStoreKind.allCases) func concurrentPatchesAllApplyWithDistinctSequences(store: TwinStoreKind) async throws {
+        let graph = try await makeGraph("seed", store: store)
         try await graph.putTwin("thermo_0001", body: ["$metadata": ["$model": .string(Self.thermostat)], "Temperature": 0])
         try await withThrowingTaskGroup(of: Void.self) { group in
             for value in 1...200 {
@@ -159,8 +158,8 @@ import TwinflowTestSupport
         #expect(sequences == Array(1...201), "sequences follow commit order, no gaps, no repeats")
     }
 
-    @Test func telemetryIsBinaryModeWithTheSendersIdAndDeduplicated() async throws {
-        let graph = try await makeGraph("building")
+    @Test(arguments: TwinStoreKind.allCases) func telemetryIsBinaryModeWithTheSendersIdAndDeduplicated(store: TwinStoreKind) async throws {
+        let graph = try await makeGraph("building", store: store)
         try await graph.putTwin("t1", body: ["$metadata": ["$model": "dtmi:example:building:Thermostat;1"]])
         let payload = Array(#"{ "TemperatureReading": 21.5 }"#.utf8)
         try await graph.publishTelemetry("t1", messageID: "m-1", payload: payload, sourceTime: "2026-11-26T16:59:59Z", origin: Self.trace)
@@ -196,8 +195,8 @@ import TwinflowTestSupport
         #expect(component.attributes.subject == "settings")
     }
 
-    @Test func telemetryErrors() async throws {
-        let graph = try await makeGraph("building")
+    @Test(arguments: TwinStoreKind.allCases) func telemetryErrors(store: TwinStoreKind) async throws {
+        let graph = try await makeGraph("building", store: store)
         try await graph.putTwin("t1", body: ["$metadata": ["$model": "dtmi:example:building:Thermostat;1"]])
         await expectServiceError("InvalidArgument", status: 400) { try await graph.publishTelemetry("t1", messageID: nil, payload: Array("{}".utf8)) }
         await expectServiceError("InvalidArgument", status: 400) { try await graph.publishTelemetry("t1", messageID: "a", payload: Array("{".utf8)) }

@@ -14,6 +14,12 @@ extension DigitalTwinGraph {
         await outboxBell.wait()
     }
 
+    /// Returns once this process may publish the outbox (see ``TwinStore/relayTurn(committedElsewhere:)``);
+    /// while it holds the turn, other processes' commits end ``eventsCommitted()`` too.
+    public func relayTurn() async throws -> any RelayTurn {
+        try await store.relayTurn(committedElsewhere: { [outboxBell] in outboxBell.ring() })
+    }
+
     /// Ends a pending ``eventsCommitted()`` early, for a relay that is shutting down.
     public func interruptEventWait() {
         outboxBell.ring()

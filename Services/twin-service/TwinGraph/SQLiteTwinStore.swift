@@ -289,6 +289,9 @@ public final class SQLiteTwinStore: TwinStore {
         try await pool.write { db in try db.execute(sql: "PRAGMA user_version = \(Self.schemaVersion)") }
     }
 
+    /// Only this process writes the file: its relay always has the turn.
+    public func relayTurn(committedElsewhere: @escaping @Sendable () -> Void) async throws -> any RelayTurn { SoleRelayTurn() }
+
     /// A passive checkpoint beside the writer (see ``WALCheckpointer``).
     public func checkpoint() async throws { try await checkpointer.checkpoint() }
 

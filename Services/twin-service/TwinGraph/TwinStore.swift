@@ -239,6 +239,10 @@ public protocol TwinStore: Sendable {
     /// Makes a small write through the writer that changes nothing a reader sees: it throws when
     /// the store does not accept writes (readiness).
     func probeWrite() async throws
+    /// Returns once this process may publish the outbox: at once for a store only this process
+    /// writes; for a shared one, when no other process publishes it. `committedElsewhere` runs
+    /// while the turn is held whenever another process commits events (and once when it is lost).
+    func relayTurn(committedElsewhere: @escaping @Sendable () -> Void) async throws -> any RelayTurn
 
     func eventRoutes() async throws -> [EventRoute]
     func putEventRoute(_ route: EventRoute) async throws
@@ -263,4 +267,19 @@ public struct KeyPurge: Sendable, Hashable {
         self.steps = steps
         self.longestStep = longestStep
     }
+}
+
+/// The right to publish the outbox, held by one process at a time.
+public protocol RelayTurn: Sendable {
+    /// False once the turn is lost: the relay stops publishing and asks for a turn again.
+    var isHeld: Bool { get }
+    /// Gives the turn up.
+    func release() async
+}
+
+/// The turn of the only process that writes the store: held until the process ends.
+public struct SoleRelayTurn: RelayTurn {
+    public init() {}
+    public var isHeld: Bool { true }
+    public func release() async {}
 }

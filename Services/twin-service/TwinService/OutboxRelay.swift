@@ -58,7 +58,19 @@ public struct OutboxRelay: Service {
             )
         }
         try await withGracefulShutdownHandler {
-            try await relayUntilStopped()
+            while !Task.isShuttingDownGracefully, !Task.isCancelled {
+                let turn: any RelayTurn
+                do {
+                    turn = try await cancelWhenGracefulShutdown { try await graph.relayTurn() }
+                } catch is CancellationError {
+                    break
+                }
+                try await relayUntilStopped(while: turn)
+                await turn.release()
+                if !turn.isHeld, !Task.isShuttingDownGracefully {
+                    logger.warning("the relay's turn was lost; asking for it again")
+                }
+            }
         } onGracefulShutdown: { [graph] in
             graph.interruptEventWait()
         }
@@ -68,14 +80,14 @@ public struct OutboxRelay: Service {
     /// Delivered entries (and idempotency keys past their retention) are forgotten, and the store
     /// checkpointed, by a task beside the relay, so the relay never waits for the store's writer; a
     /// crash before entries are forgotten sends them again, with their ids.
-    private func relayUntilStopped() async throws {
+    private func relayUntilStopped(while turn: any RelayTurn) async throws {
         let status = self.status
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { [graph, logger, keyRetention, keyPurgeInterval] in
                 await Self.forget(through: status, keyRetention: keyRetention, keyPurgeInterval: keyPurgeInterval, graph: graph, logger: logger)
             }
             do {
-                try await relay()
+                try await relay(while: turn)
             } catch {
                 tasks.cancelAll()
                 throw error
@@ -93,10 +105,10 @@ public struct OutboxRelay: Service {
     /// acknowledges the one before, so the relay does not stand still for each round trip.
     static let batchesInFlight = 2
 
-    private func relay() async throws {
-        var sent = InFlightBatches()
+    private func relay(while turn: any RelayTurn) async throws {
+        var sent = InFlightBatches(enqueuedThrough: status.deliveredThrough)
         var backoff = Duration.milliseconds(100)
-        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+        while !Task.isShuttingDownGracefully, !Task.isCancelled, turn.isHeld {
             if sent.batches.count >= (sent.isolating ? 1 : Self.batchesInFlight) {
                 await confirmOldest(of: &sent, backoff: &backoff)
                 continue
