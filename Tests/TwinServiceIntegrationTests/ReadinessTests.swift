@@ -118,7 +118,7 @@ extension TwinServiceKafkaTests {
         ("HTTP_PORT", "eighty", "HTTP_PORT=\"eighty\" is not valid"),
         ("LOG_LEVEL", "verbose", "LOG_LEVEL=\"verbose\" is not valid"),
         ("TWINFLOW_SQLITE_SYNCHRONOUS", "SOMETIMES", "TWINFLOW_SQLITE_SYNCHRONOUS=\"SOMETIMES\" is not valid"),
-        ("TWINFLOW_DATABASE_URL", "postgres://twinflow:secret@db/twins", "TWINFLOW_DATABASE_URL=\"postgres://twinflow:***@db/twins\" is not valid"),
+        ("TWINFLOW_DATABASE_URL", "postgres://twinflow:secret@db:5432", "TWINFLOW_DATABASE_URL=\"postgres://twinflow:***@db:5432\" is not valid"),
     ])
     func anInvalidSettingEndsTheProcessWithOneLineNamingIt(variable: String, value: String, message: String) async throws {
         var environment = serviceEnvironment(httpPort: 0, dataDirectory: ScratchDirectory.make("twin-service"))
@@ -128,6 +128,18 @@ extension TwinServiceKafkaTests {
         let lines = service.standardErrorText.split(separator: "\n")
         #expect(lines.count == 1, "\(service.standardErrorText)")
         #expect(lines.first?.contains("twin-service: cannot start: \(message)") == true, "\(service.standardErrorText)")
+    }
+
+    /// A database that does not answer stops twin-service at startup with one line, not a hang.
+    @Test func anUnreachableDatabaseEndsTheProcessWithOneLine() async throws {
+        var environment = serviceEnvironment(httpPort: 0, dataDirectory: ScratchDirectory.make("twin-service"))
+        environment["TWINFLOW_DATABASE_URL"] = "postgres://twinflow:secret@127.0.0.1:\(unusedPort())/twins?sslmode=disable"
+        let service = try ChildProcess("twin-service", environment: environment, capturingStandardError: true)
+        #expect(await service.exitStatus(within: .seconds(40)) == 1)
+        let lines = service.standardErrorText.split(separator: "\n")
+        #expect(lines.count == 1, "\(service.standardErrorText)")
+        #expect(lines.first?.contains("twin-service: cannot start: the database twins at 127.0.0.1:") == true, "\(service.standardErrorText)")
+        #expect(!service.standardErrorText.contains("secret"))
     }
 
     @Test func anUnwritableDataDirectoryEndsTheProcessWithOneLine() async throws {

@@ -1,3 +1,4 @@
+import Synchronization
 extension DigitalTwinGraph {
     /// The stored models in memory. Those that do not parse, or refer (directly or through another)
     /// to a model the store lacks, are kept as broken rather than stopping the graph from opening.
@@ -62,5 +63,23 @@ extension DigitalTwinGraph {
             pending = next
         }
         for model in pending { state.broken[model.id] = failures[model.id] }
+    }
+}
+
+extension DigitalTwinGraph {
+    /// Reads the models and event routes again when another process changed them since they were
+    /// read (a store several processes share says so by its catalog version): one small read when
+    /// nothing changed, nothing at all for a store only this process writes. The REST API calls it
+    /// before each request, the command handler before each batch and the relay before routing one.
+    public func refreshCatalog() async throws {
+        guard let version = try await store.catalogVersion(), state.withLock({ $0.catalogVersion }) != version else { return }
+        var loaded = Self.loadModels(try await store.models())
+        try await reloadRoutes()
+        loaded.catalogVersion = version
+        state.withLock { current in
+            // A refresh that read a later version finished first: its models stay.
+            guard (current.catalogVersion ?? .min) <= version else { return }
+            current = loaded
+        }
     }
 }

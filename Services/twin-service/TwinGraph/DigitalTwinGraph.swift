@@ -34,6 +34,8 @@ public final class DigitalTwinGraph: Sendable {
         var order: [String] = []
         /// Stored models that could not be loaded, and why; listed, but no twin can use them.
         var broken: [String: ModelError] = [:]
+        /// The store's catalog version these models were read at (see ``refreshCatalog()``).
+        var catalogVersion: Int64?
     }
 
     /// Opens the graph over `store`, loading its models. A stored model that cannot be loaded (one
@@ -50,10 +52,13 @@ public final class DigitalTwinGraph: Sendable {
         self.clock = clock
         self.instanceName = instanceName
         self.endpoints = Dictionary(endpoints.map { ($0.name, $0) }, uniquingKeysWith: { $1 })
+        let catalogVersion = try await store.catalogVersion()
         self.routes = Mutex(RouteTable(active: try await Self.loadRoutes(store)))
         let outboxBell = outboxBell
         self.writes = WriteBatcher(store: store, committed: { outboxBell.ring() })
-        self.state = Mutex(Self.loadModels(try await store.models()))
+        var models = Self.loadModels(try await store.models())
+        models.catalogVersion = catalogVersion
+        self.state = Mutex(models)
     }
 
     var models: ModelSet { state.withLock { $0.set } }

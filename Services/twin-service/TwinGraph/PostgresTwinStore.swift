@@ -25,10 +25,12 @@ public final class PostgresTwinStore: TwinStore {
     let relayTurnRetry: Duration
 
     /// Opens the store, creating or migrating its schema; a new database starts with `initialRoutes`.
-    /// `connections`: the read pool's size (the writer has a connection of its own).
+    /// `connections`: the read pool's size (the writer has a connection of its own). Throws
+    /// ``Unreachable`` when the database does not answer within `startupLimit`.
     public init(
         url: DatabaseURL, connections: Int = 8, initialRoutes: [EventRoute] = EventRoute.defaults,
-        parsedTwinCacheBytes: Int = ParsedTwinCache.defaultCapacityBytes, relayTurnRetry: Duration = .seconds(1), logger: Logger
+        parsedTwinCacheBytes: Int = ParsedTwinCache.defaultCapacityBytes, relayTurnRetry: Duration = .seconds(1),
+        startupLimit: Duration = .seconds(15), logger: Logger
     ) async throws {
         self.url = url
         self.logger = logger
@@ -39,8 +41,44 @@ public final class PostgresTwinStore: TwinStore {
         clientTask = Task { await client.run() }
         writer = PostgresWriter(configuration: try url.connectionConfiguration(), logger: logger)
         do {
-            try await Self.migrations.apply(on: client, logger: logger)
-            try await client.withTransaction(logger: logger) { connection in
+            try await Self.within(startupLimit, or: Unreachable(url: url, limit: startupLimit)) {
+                try await Self.prepare(client, initialRoutes: initialRoutes, logger: logger)
+            }
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    /// The database did not answer at startup.
+    public struct Unreachable: Error, CustomStringConvertible {
+        var url: DatabaseURL
+        var limit: Duration
+        public var description: String {
+            "the database \(url.database) at \(url.host):\(url.port) did not answer within \(limit.components.seconds) s"
+        }
+    }
+
+    private static func within(_ limit: Duration, or timeout: some Error, _ body: @escaping @Sendable () async throws -> Void) async throws {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await body()
+                return true
+            }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                return false
+            }
+            let finished = try await group.next() ?? false
+            group.cancelAll()
+            guard finished else { throw timeout }
+        }
+    }
+
+    /// Migrates the schema and, in a new database, stores the initial routes.
+    private static func prepare(_ client: PostgresClient, initialRoutes: [EventRoute], logger: Logger) async throws {
+        try await Self.migrations.apply(on: client, logger: logger)
+        try await client.withTransaction(logger: logger) { connection in
                 let seeded = try await connection.query(
                     "INSERT INTO twin_store_seeded (id) VALUES (1) ON CONFLICT (id) DO NOTHING RETURNING id", logger: logger)
                 var first = false
@@ -52,10 +90,6 @@ public final class PostgresTwinStore: TwinStore {
                         logger: logger)
                 }
             }
-        } catch {
-            close()
-            throw error
-        }
     }
 
     /// Stops the writer and the pool.
@@ -89,6 +123,8 @@ public final class PostgresTwinStore: TwinStore {
             CREATE INDEX twin_idempotency_keys_by_time ON twin_idempotency_keys (recorded);
             CREATE TABLE twin_event_routes (id TEXT COLLATE "C" PRIMARY KEY, endpoint_name TEXT NOT NULL, filter TEXT NOT NULL);
             CREATE TABLE twin_store_seeded (id INTEGER PRIMARY KEY CHECK (id = 1));
+            CREATE TABLE twin_catalog (id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL);
+            INSERT INTO twin_catalog (id, version) VALUES (1, 0);
             CREATE TABLE twin_probe (id INTEGER PRIMARY KEY CHECK (id = 1), time TEXT NOT NULL)
             """
         ])
@@ -361,7 +397,24 @@ public final class PostgresTwinStore: TwinStore {
         }
     }
 
-    // MARK: Event routes
+    // MARK: Models and event routes
+
+    public func catalogVersion() async throws -> Int64? {
+        for try await version in try await client.query("SELECT version FROM twin_catalog WHERE id = 1", logger: logger).decode(Int64.self) {
+            return version
+        }
+        return 0
+    }
+
+    /// Runs `change` in a transaction that also moves the catalog's version on.
+    @discardableResult
+    private func changeCatalog<Result: Sendable>(_ change: (PostgresConnection) async throws -> Result) async throws -> Result {
+        try await client.withTransaction(logger: logger) { connection in
+            let result = try await change(connection)
+            try await connection.query("UPDATE twin_catalog SET version = version + 1 WHERE id = 1", logger: logger)
+            return result
+        }
+    }
 
     public func eventRoutes() async throws -> [EventRoute] {
         var routes: [EventRoute] = []
@@ -374,19 +427,23 @@ public final class PostgresTwinStore: TwinStore {
     }
 
     public func putEventRoute(_ route: EventRoute) async throws {
-        try await client.query(
+        try await changeCatalog { connection in
+            try await connection.query(
             """
             INSERT INTO twin_event_routes (id, endpoint_name, filter) VALUES (\(route.id), \(route.endpointName), \(route.filter))
             ON CONFLICT (id) DO UPDATE SET endpoint_name = excluded.endpoint_name, filter = excluded.filter
             """, logger: logger)
+        }
     }
 
     public func deleteEventRoute(_ id: String) async throws -> Bool {
-        var deleted = false
-        for try await _ in try await client.query("DELETE FROM twin_event_routes WHERE id = \(id) RETURNING id", logger: logger) {
-            deleted = true
+        try await changeCatalog { connection in
+            var deleted = false
+            for try await _ in try await connection.query("DELETE FROM twin_event_routes WHERE id = \(id) RETURNING id", logger: logger) {
+                deleted = true
+            }
+            return deleted
         }
-        return deleted
     }
 
     // MARK: Models
@@ -403,7 +460,7 @@ public final class PostgresTwinStore: TwinStore {
     }
 
     public func addModels(_ models: [StoredModel]) async throws {
-        try await client.withTransaction(logger: logger) { connection in
+        try await changeCatalog { connection in
             for model in models {
                 try await connection.query(
                     """
@@ -415,10 +472,12 @@ public final class PostgresTwinStore: TwinStore {
     }
 
     public func setDecommissioned(model id: String, _ decommissioned: Bool) async throws {
-        try await client.query("UPDATE twin_models SET decommissioned = \(decommissioned) WHERE id = \(id)", logger: logger)
+        try await changeCatalog { connection in
+            try await connection.query("UPDATE twin_models SET decommissioned = \(decommissioned) WHERE id = \(id)", logger: logger)
+        }
     }
 
     public func deleteModel(_ id: String) async throws {
-        try await client.query("DELETE FROM twin_models WHERE id = \(id)", logger: logger)
+        try await changeCatalog { connection in try await connection.query("DELETE FROM twin_models WHERE id = \(id)", logger: logger) }
     }
 }

@@ -292,6 +292,8 @@ public final class SQLiteTwinStore: TwinStore {
     /// Only this process writes the file: its relay always has the turn.
     public func relayTurn(committedElsewhere: @escaping @Sendable () -> Void) async throws -> any RelayTurn { SoleRelayTurn() }
 
+    public func catalogVersion() async throws -> Int64? { nil }
+
     /// A passive checkpoint beside the writer (see ``WALCheckpointer``).
     public func checkpoint() async throws { try await checkpointer.checkpoint() }
 

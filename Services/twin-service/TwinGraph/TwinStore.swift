@@ -243,6 +243,9 @@ public protocol TwinStore: Sendable {
     /// writes; for a shared one, when no other process publishes it. `committedElsewhere` runs
     /// while the turn is held whenever another process commits events (and once when it is lost).
     func relayTurn(committedElsewhere: @escaping @Sendable () -> Void) async throws -> any RelayTurn
+    /// A number that changes with every change of the models or the event routes, by any process;
+    /// nil for a store only this process writes (it knows its own changes).
+    func catalogVersion() async throws -> Int64?
 
     func eventRoutes() async throws -> [EventRoute]
     func putEventRoute(_ route: EventRoute) async throws

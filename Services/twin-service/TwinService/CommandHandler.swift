@@ -50,6 +50,7 @@ public struct CommandHandler: Sendable {
     /// Applies the batch in one transaction and delivers its dead letters.
     public func handle(_ batch: KafkaConsumerBatch, _ decoded: DecodedBatch) async throws {
         let started = ContinuousClock.now
+        try await graph.refreshCatalog()
         let outcomes = try await graph.apply(decoded.commands)
         logger.debug("commands applied", metadata: ["count": "\(outcomes.count)", "took": "\(ContinuousClock.now - started)"])
         var deadLetters = decoded.deadLetters

@@ -117,6 +117,7 @@ public struct OutboxRelay: Service {
             let entries: [OutboxEntry]
             do {
                 entries = try await graph.pendingEvents(after: sent.enqueuedThrough, limit: sent.isolating ? 1 : batchSize)
+                if !entries.isEmpty { try await graph.refreshCatalog() }
             } catch {
                 logger.error("outbox not readable; trying again", metadata: ["error": "\(error)", "retryIn": "\(backoff)"])
                 await pause(&backoff)

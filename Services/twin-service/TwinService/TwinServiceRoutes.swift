@@ -27,6 +27,7 @@ public enum TwinServiceRoutes {
         maximumModelUploadBytes: Int = defaultMaximumModelUploadBytes
     ) {
         let api = router.group().add(middleware: HeadMiddleware()).add(middleware: ADTErrorMiddleware())
+            .add(middleware: CatalogRefreshMiddleware(graph: graph))
         let limits = BodyLimits(json: maximumBodyBytes, modelUpload: maximumModelUploadBytes)
         addModelRoutes(to: api, graph: graph, limits: limits)
         addTwinRoutes(to: api, graph: graph, limits: limits)
