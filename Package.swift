@@ -387,6 +387,7 @@ let package = Package(
                 "TwinService",
                 "TwinflowCodec",
                 "TwinflowKafka",
+                "TwinflowPostgres",
                 "TwinflowRuntime",
                 "TwinflowTestSupport",
                 .product(name: "Logging", package: "swift-log"),

@@ -15,10 +15,16 @@ public func serviceProcess(
     return try ChildProcess(name, environment: environment, capturingStandardError: capturingStandardError)
 }
 
-/// `twin-service` as a child process with a store in `dataDirectory` (a new scratch folder when nil).
-public func twinServiceProcess(bootstrap: String, port: Int = unusedPort(), dataDirectory: URL? = nil) throws -> ChildProcess {
+/// `twin-service` as a child process with a store in `dataDirectory` (a new scratch folder when nil),
+/// or in the PostgreSQL database at `databaseURL`.
+public func twinServiceProcess(
+    bootstrap: String, port: Int = unusedPort(), dataDirectory: URL? = nil, databaseURL: String? = nil, capturingStandardError: Bool = false
+) throws -> ChildProcess {
     let directory = dataDirectory ?? ScratchDirectory.make("twin-service")
-    return try serviceProcess("twin-service", bootstrap: bootstrap, port: port, environment: ["TWINFLOW_DATA_DIR": directory.path])
+    var environment = ["TWINFLOW_DATA_DIR": directory.path]
+    if let databaseURL { environment["TWINFLOW_DATABASE_URL"] = databaseURL }
+    return try serviceProcess(
+        "twin-service", bootstrap: bootstrap, port: port, environment: environment, capturingStandardError: capturingStandardError)
 }
 
 /// Waits until the service on `port` answers `/readyz` with 200 (and `containing`, when given).

@@ -65,7 +65,9 @@ public struct OutboxRelay: Service {
                 } catch is CancellationError {
                     break
                 }
+                status.noteTurn(held: true)
                 try await relayUntilStopped(while: turn)
+                status.noteTurn(held: false)
                 await turn.release()
                 if !turn.isHeld, !Task.isShuttingDownGracefully {
                     logger.warning("the relay's turn was lost; asking for it again")
@@ -355,6 +357,7 @@ public final class RelayStatus: Sendable {
         var refusal: (position: Int64, attempts: Int, description: String)?
         var failedBatches = 0
         var deadLettered = 0
+        var holdsTurn = false
     }
 
     private let state = Mutex(State())
@@ -371,7 +374,9 @@ public final class RelayStatus: Sendable {
     /// The relay's readiness: not ready while it retries an event the broker refuses.
     public var readiness: ReadinessStatus {
         state.withLock { state in
-            guard let refusal = state.refusal else { return .ready("relaying") }
+            guard let refusal = state.refusal else {
+                return .ready(state.holdsTurn ? "relaying" : "standing by: another instance relays the outbox")
+            }
             return .notReady(refusal.description)
         }
     }
@@ -381,6 +386,10 @@ public final class RelayStatus: Sendable {
             state.deliveredThrough = max(state.deliveredThrough, position)
             if let refusal = state.refusal, refusal.position <= position { state.refusal = nil }
         }
+    }
+
+    func noteTurn(held: Bool) {
+        state.withLock { $0.holdsTurn = held }
     }
 
     func countFailedBatch() {

@@ -1,0 +1,205 @@
+import Foundation
+import Logging
+import Testing
+import TwinGraph
+import TwinflowCodec
+import TwinflowKafka
+import TwinflowPostgres
+import TwinflowTestSupport
+
+/// Several twin-service instances over one PostgreSQL database, as separate processes on a devbroker.
+@Suite(.serialized) struct SharedStoreTests {
+    static let twins = 100
+    static let commands = 50_000
+    static let restTwins = 10
+    static let kills = 4
+    static let thermostat = "dtmi:contosocom:DigitalTwins:Thermostat;1"
+
+    /// Two instances share the commands and the REST API; one of them is killed with SIGKILL again
+    /// and again (the one that relays, every other time). At the end every command took effect once,
+    /// every REST patch that was answered took effect, and every twin's notifications on the topic
+    /// are gapless and in `sequence` order, whichever instance wrote and published them.
+    @Test func twoInstancesKilledAgainAndAgainLoseNothingAndKeepEachTwinsOrder() async throws {
+        let database = try PostgresCluster.shared().makeDatabase("twins")
+        try await createTwins(database)
+        let devbroker = try DevBrokerProcess(partitions: 4)
+        defer { devbroker.terminate() }
+        let kafka = KafkaConfiguration(bootstrapServers: devbroker.bootstrap)
+        var logger = Logger(label: "shared-store-test")
+        logger.logLevel = .warning
+        let reader = try TopicReader(kafka: kafka, topics: [Topics.defaults.twinEvents], logger: logger)
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: kafka), logger: logger)
+        let ports = [unusedPort(), unusedPort()]
+        var instances = try ports.map { try twinServiceProcess(bootstrap: devbroker.bootstrap, port: $0, databaseURL: database) }
+
+        let sending = Task {
+            for start in stride(from: 0, to: Self.commands, by: 500) {
+                let batch = try (start..<min(start + 500, Self.commands)).map { index in
+                    TwinCommand(
+                        id: "cmd-\(index)", twinID: Self.twinID(index % Self.twins),
+                        patch: try JSONPatch(json: [["op": "replace", "path": "/Temperature", "value": .integer(Int64(index))]])
+                    ).kafkaMessage(topic: Topics.defaults.twinCommands)
+                }
+                try await producer.send(batch)
+                try await Task.sleep(for: .milliseconds(60))
+            }
+        }
+        let patching = Task { () -> (answered: [Int], sent: [Int]) in
+            var answered = Array(repeating: 0, count: Self.restTwins)
+            var sent = Array(repeating: 0, count: Self.restTwins)
+            var index = 0
+            while !Task.isCancelled {
+                let twin = index % Self.restTwins
+                let body = Array(#"[{"op": "replace", "path": "/Temperature", "value": \#(index)}]"#.utf8)
+                sent[twin] += 1
+                let reply = try? await httpRequest(
+                    "http://127.0.0.1:\(ports[index % 2])/digitaltwins/\(Self.restTwinID(twin))", method: "PATCH", body: body)
+                if reply?.status == 204 { answered[twin] += 1 }
+                index += 1
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+            return (answered, sent)
+        }
+
+        var killed = 0
+        for round in 0..<Self.kills {
+            let before = (try reader.messages()).count
+            let flowing = try await eventually(timeout: .seconds(120)) { (try reader.messages()).count >= before + 2000 }
+            #expect(flowing, "the instances make progress in round \(round)")
+            try await Task.sleep(for: .milliseconds(Int.random(in: 0...400)))
+            // Every other round the instance that relays, so the relay's turn moves too.
+            let victim = round % 2 == 0 ? try await relayingInstance(ports) : 1 - (try await relayingInstance(ports))
+            instances[victim].kill()
+            #expect(await instances[victim].exitStatus(within: .seconds(10)) != 0, "instance \(victim) was killed")
+            killed += 1
+            try await Task.sleep(for: .milliseconds(500))
+            instances[victim] = try twinServiceProcess(bootstrap: devbroker.bootstrap, port: ports[victim], databaseURL: database)
+        }
+        #expect(killed == Self.kills)
+        try await sending.value
+        patching.cancel()
+        let (answered, sent) = await patching.value
+
+        let expectedCommands = Self.twins + Self.commands
+        let complete = try await eventually(timeout: .seconds(600)) {
+            let updates = try reader.messages().compactMap { try? CloudEvent(decoding: $0) }.filter { $0.attributes.subject?.hasPrefix("thermo_") == true }
+            return Set(updates.map(\.attributes.id)).count >= expectedCommands
+        }
+        #expect(complete, "every command's notification arrived")
+        for instance in instances { #expect(instance.terminate() == 0, "an instance stops cleanly on SIGTERM") }
+        await producer.shutdown()
+
+        let store = try await PostgresTwinStore(url: DatabaseURL(database), connections: 2, logger: logger)
+        defer { store.close() }
+        var restChanges: [String: Int] = [:]
+        for twin in 0..<Self.twins {
+            #expect(try await store.twin(Self.twinID(twin))?.version == Int64(1 + Self.commands / Self.twins), "\(Self.twinID(twin))")
+        }
+        for twin in 0..<Self.restTwins {
+            let version = Int(try await store.twin(Self.restTwinID(twin))?.version ?? 0)
+            #expect(version - 1 >= answered[twin] && version - 1 <= sent[twin], "\(Self.restTwinID(twin)): \(version - 1) changes")
+            restChanges[Self.restTwinID(twin)] = version - 1
+        }
+        let restEvents = restChanges.values.reduce(Self.restTwins, +)
+        let restComplete = try await eventually(timeout: .seconds(60)) {
+            let ids = Set(try reader.messages().compactMap { try? CloudEvent(decoding: $0) }.filter { $0.attributes.subject?.hasPrefix("rest_") == true }.map(\.attributes.id))
+            return ids.count >= restEvents
+        }
+        #expect(restComplete, "every REST patch's notification arrived")
+        try await reader.stop()
+
+        // Each twin's notifications, first sightings only (a repeat keeps its event id), in topic order.
+        var seen = Set<String>()
+        var sequencesByTwin: [String: [Int]] = [:]
+        var idsByValue: [Int64: Set<String>] = [:]
+        let events = try reader.messages().map { try CloudEvent(decoding: $0) }
+        for event in events {
+            if event.attributes.type == "Microsoft.DigitalTwins.Twin.Update", event.attributes.subject?.hasPrefix("thermo_") == true,
+                let value = event.data?["patch"]?[0]?["value"]?.integerValue
+            {
+                idsByValue[value, default: []].insert(event.attributes.id)
+            }
+            guard seen.insert(event.attributes.id).inserted else { continue }
+            sequencesByTwin[event.attributes.subject ?? "", default: []].append(Int(event.attributes.sequence ?? "") ?? -1)
+        }
+        #expect(idsByValue.count == Self.commands, "an update notification for every command")
+        #expect(idsByValue.values.allSatisfy { $0.count == 1 }, "a notification sent twice keeps its event id")
+        for twin in 0..<Self.twins {
+            #expect(sequencesByTwin[Self.twinID(twin)] == Array(1...(1 + Self.commands / Self.twins)), "\(Self.twinID(twin))")
+        }
+        for (twin, changes) in restChanges {
+            #expect(sequencesByTwin[twin] == Array(1...(1 + changes)), "\(twin)")
+        }
+        print("shared store crash test: \(events.count) events, \(events.count - seen.count) sent again, REST patches \(answered.reduce(0, +)) answered of \(sent.reduce(0, +))")
+    }
+
+    /// The instance that relays is killed; the other takes the turn and publishes a change made
+    /// through it within five seconds.
+    @Test func anotherInstanceTakesOverTheRelayWithinFiveSeconds() async throws {
+        let database = try PostgresCluster.shared().makeDatabase("twins")
+        try await createTwins(database, thermostats: 1, restTwins: 0)
+        let devbroker = try DevBrokerProcess(partitions: 4)
+        defer { devbroker.terminate() }
+        var logger = Logger(label: "shared-store-test")
+        logger.logLevel = .warning
+        let reader = try TopicReader(kafka: KafkaConfiguration(bootstrapServers: devbroker.bootstrap), topics: [Topics.defaults.twinEvents], logger: logger)
+        let ports = [unusedPort(), unusedPort()]
+        let instances = try ports.map { try twinServiceProcess(bootstrap: devbroker.bootstrap, port: $0, databaseURL: database) }
+        defer { for instance in instances { _ = instance.terminate() } }
+        for port in ports { #expect(await waitUntilReady(port: port)) }
+        let relaying = try await relayingInstance(ports)
+        let other = 1 - relaying
+        #expect(await readiness(of: ports[other]).contains("another instance relays"), "one instance stands by")
+
+        instances[relaying].kill()
+        #expect(await instances[relaying].exitStatus(within: .seconds(10)) != 0, "the relaying instance was killed")
+        let killedAt = ContinuousClock.now
+        let body = Array(#"[{"op": "replace", "path": "/Temperature", "value": 4242}]"#.utf8)
+        #expect(try await httpRequest("http://127.0.0.1:\(ports[other])/digitaltwins/\(Self.twinID(0))", method: "PATCH", body: body).status == 204)
+        let published = try await eventually(timeout: .seconds(30)) {
+            try reader.messages().contains { (try? CloudEvent(decoding: $0))?.data?["patch"]?[0]?["value"]?.integerValue == 4242 }
+        }
+        let took = ContinuousClock.now - killedAt
+        #expect(published, "the change made after the kill was published")
+        #expect(took < .seconds(5), "the other instance relayed within five seconds (took \(took))")
+        #expect(await readiness(of: ports[other]).contains("\"relaying\""), "the other instance now relays")
+        print("relay fail-over: the change made after the kill was published \(took) after it")
+        try await reader.stop()
+    }
+
+    static func twinID(_ index: Int) -> String { "thermo_\(index)" }
+    static func restTwinID(_ index: Int) -> String { "rest_\(index)" }
+
+    func createTwins(_ database: String, thermostats: Int = Self.twins, restTwins: Int = Self.restTwins) async throws {
+        var logger = Logger(label: "shared-store-test")
+        logger.logLevel = .warning
+        let store = try await PostgresTwinStore(url: DatabaseURL(database), connections: 2, logger: logger)
+        defer { store.close() }
+        let graph = try await DigitalTwinGraph(store: store)
+        _ = try await graph.addModels(Fixtures.upload("seed"))
+        for id in (0..<thermostats).map(Self.twinID) + (0..<restTwins).map(Self.restTwinID) {
+            try await graph.putTwin(id, body: ["$metadata": ["$model": .string(Self.thermostat)], "Temperature": -1])
+        }
+    }
+
+    /// Which of the instances on `ports` says it relays (asked until one does).
+    func relayingInstance(_ ports: [Int]) async throws -> Int {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            for (index, port) in ports.enumerated() where await readiness(of: port).contains("\"relaying\"") { return index }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw PostgresClusterError("no instance says it relays")
+    }
+
+    func readiness(of port: Int) async -> String {
+        (try? await httpRequest("http://127.0.0.1:\(port)/readyz"))?.text ?? ""
+    }
+}
+
+extension JSONValue {
+    fileprivate subscript(index: Int) -> JSONValue? {
+        guard let array = arrayValue, array.indices.contains(index) else { return nil }
+        return array[index]
+    }
+}
