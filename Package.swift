@@ -262,6 +262,11 @@ let package = Package(
         ),
         .target(
             name: "BenchmarkSupport",
+            dependencies: [
+                "TwinflowPostgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
             path: "Benchmarks/BenchmarkSupport",
             swiftSettings: swiftSettings
         ),
@@ -272,6 +277,7 @@ let package = Package(
                 "TwinGraph",
                 "TwinflowCodec",
                 "TwinflowKafka",
+                "TwinflowPostgres",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/command-bench",

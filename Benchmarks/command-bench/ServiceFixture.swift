@@ -4,24 +4,44 @@ import Logging
 import TwinGraph
 import TwinflowCodec
 import TwinflowKafka
+import TwinflowPostgres
 
 /// A fresh devbroker and twin store with `twins` thermostats loaded, and the twin-service built
-/// beside this executable, started on them with this process's environment.
+/// beside this executable, started on them with this process's environment. With
+/// `TWINFLOW_DATABASE_URL` the store is a new database on that PostgreSQL server (see
+/// ``BenchmarkDatabase``), and `COMMAND_BENCH_INSTANCES` (1) twin-service instances share it; otherwise one instance
+/// on a new SQLite file.
 final class ServiceFixture {
     let devbroker: DevBrokerChild
     let kafka: KafkaConfiguration
     let twins: Int
+    let instances: Int
     private let directory: URL
-    private let service = Process()
+    private let database: BenchmarkDatabase?
+    private var services: [Process] = []
     private(set) var started: ContinuousClock.Instant?
 
     init(twins: Int) async throws {
         self.twins = twins
+        let environment = ProcessInfo.processInfo.environment
         devbroker = try DevBrokerChild(partitions: 8, topics: [])
         kafka = KafkaConfiguration(bootstrapServers: devbroker.bootstrap)
         directory = FileManager.default.temporaryDirectory.appending(path: "command-bench-\(UUID())")
+        if let server = environment["TWINFLOW_DATABASE_URL"], !server.isEmpty {
+            instances = max(1, Int(environment["COMMAND_BENCH_INSTANCES"] ?? "") ?? 1)
+            let database = try await BenchmarkDatabase(onServerOf: server, prefix: "commandbench")
+            self.database = database
+            var logger = Logger(label: "command-bench")
+            logger.logLevel = .error
+            let store = try await PostgresTwinStore(url: DatabaseURL(database.url), connections: 8, logger: logger)
+            defer { store.close() }
+            try await Self.load(twins: twins, into: store)
+            return
+        }
+        instances = 1
+        database = nil
         let storePath = directory.appending(path: "twins.sqlite").path
-        try await Self.load(twins: twins, into: storePath)
+        try await Self.load(twins: twins, into: SQLiteTwinStore(path: storePath))
         // SQLite removes the write-ahead log when the store's last connection closes: twin-service
         // opening the store while a checkpoint of the loading store still runs finds it locked.
         let deadline = ContinuousClock.now + .seconds(10)
@@ -31,8 +51,8 @@ final class ServiceFixture {
     }
 
     /// Twins straight into the store; twin-service relays their Create notifications when it starts.
-    private static func load(twins: Int, into storePath: String) async throws {
-        let graph = try await DigitalTwinGraph(store: SQLiteTwinStore(path: storePath))
+    private static func load(twins: Int, into store: any TwinStore) async throws {
+        let graph = try await DigitalTwinGraph(store: store)
         _ = try await graph.addModels(try seedModels())
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in 0..<8 {
@@ -53,26 +73,31 @@ final class ServiceFixture {
     /// A twin no command may find: its command is refused and dead-lettered, so no notification follows.
     static let missingTwinID = "thermo-missing"
 
-    /// Starts twin-service. Its environment is this process's, with the broker, store and port set,
-    /// so `KAFKA_CONFIG_*` variables given to the benchmark reach it.
+    /// Starts the twin-service instances. Their environment is this process's, with the broker,
+    /// store and port set, so `KAFKA_CONFIG_*` variables given to the benchmark reach them.
     func startService() throws {
-        service.executableURL = URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appending(
-            path: "twin-service")
-        var serviceEnvironment = ProcessInfo.processInfo.environment
-        serviceEnvironment["KAFKA_BOOTSTRAP_SERVERS"] = devbroker.bootstrap
-        serviceEnvironment["TWINFLOW_DATA_DIR"] = directory.path
-        serviceEnvironment["HTTP_PORT"] = "\(Int.random(in: 30000..<40000))"
-        serviceEnvironment["LOG_LEVEL"] = serviceEnvironment["COMMAND_BENCH_SERVICE_LOG_LEVEL"] ?? "warning"
-        service.environment = serviceEnvironment
         started = .now
-        try service.run()
+        for _ in 0..<instances {
+            let service = Process()
+            service.executableURL = URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appending(
+                path: "twin-service")
+            var serviceEnvironment = ProcessInfo.processInfo.environment
+            serviceEnvironment["KAFKA_BOOTSTRAP_SERVERS"] = devbroker.bootstrap
+            serviceEnvironment["TWINFLOW_DATA_DIR"] = directory.path
+            if let database { serviceEnvironment["TWINFLOW_DATABASE_URL"] = database.url }
+            serviceEnvironment["HTTP_PORT"] = "\(Int.random(in: 30000..<40000))"
+            serviceEnvironment["LOG_LEVEL"] = serviceEnvironment["COMMAND_BENCH_SERVICE_LOG_LEVEL"] ?? "warning"
+            service.environment = serviceEnvironment
+            try service.run()
+            services.append(service)
+        }
     }
 
-    var serviceIsRunning: Bool { service.isRunning }
+    var serviceIsRunning: Bool { !services.isEmpty && services.allSatisfy(\.isRunning) }
 
-    /// Throws when twin-service has exited: nothing more will arrive.
+    /// Throws when a twin-service instance has exited: nothing more will arrive from it.
     func checkServiceRunning() throws {
-        guard started == nil || service.isRunning else {
+        for service in services where !service.isRunning {
             throw BenchmarkError("twin-service exited with status \(service.terminationStatus)")
         }
     }
@@ -81,10 +106,11 @@ final class ServiceFixture {
     deinit { stop() }
 
     func stop() {
-        if service.isRunning {
+        for service in services where service.isRunning {
             service.terminate()
             service.waitUntilExit()
         }
+        services.removeAll()
         devbroker.stop()
         try? FileManager.default.removeItem(at: directory)
     }

@@ -1,3 +1,4 @@
+import Foundation
 import PostgresNIO
 
 /// A PostgreSQL address as users write it: `postgres://user:password@host:port/database`, with an
@@ -72,6 +73,15 @@ public struct DatabaseURL: Sendable, Hashable {
             host: host, port: port, username: username, password: password, database: database, tls: tls)
         configuration.options.maximumConnections = connections
         return configuration
+    }
+
+    /// The URL of another database on the same server, as users write it (the password kept).
+    public func naming(database name: String) -> String {
+        let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
+        let user = username.addingPercentEncoding(withAllowedCharacters: allowed) ?? username
+        let secret = password.map { ":" + ($0.addingPercentEncoding(withAllowedCharacters: allowed) ?? $0) } ?? ""
+        let address = host.contains(":") ? "[\(host)]" : host
+        return "postgres://\(user)\(secret)@\(address):\(port)/\(name)?sslmode=\(sslMode)"
     }
 
     /// The configuration of a single connection of its own (one a component holds, outside any pool).

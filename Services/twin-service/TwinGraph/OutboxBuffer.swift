@@ -23,6 +23,11 @@ final class OutboxBuffer: Sendable {
         state = Mutex(State(completeAfter: position))
     }
 
+    /// Forgets every entry: the buffer knows those after `position` from now on.
+    func restart(completeAfter position: Int64) {
+        state.withLock { $0 = State(completeAfter: position) }
+    }
+
     /// Entries of a transaction that committed, in position order.
     func append(_ committed: [OutboxEntry]) {
         state.withLock { state in
@@ -46,6 +51,20 @@ final class OutboxBuffer: Sendable {
             guard position >= state.completeAfter else { return nil }
             let start = Self.firstIndex(after: position, in: state.entries)
             return Array(state.entries[start..<min(start + limit, state.entries.count)])
+        }
+    }
+
+    /// For a store several processes write: the entries from `position + 1` on, as far as they follow
+    /// each other without a gap (another process's entries fill gaps), at most `limit`; nil when the
+    /// buffer does not hold `position + 1` (read the database).
+    func consecutiveEntries(after position: Int64, limit: Int) -> [OutboxEntry]? {
+        state.withLock { state in
+            guard position >= state.completeAfter else { return nil }
+            let start = Self.firstIndex(after: position, in: state.entries)
+            guard start < state.entries.count, state.entries[start].position == position + 1 else { return nil }
+            var end = start + 1
+            while end < min(start + limit, state.entries.count), state.entries[end].position == state.entries[end - 1].position + 1 { end += 1 }
+            return Array(state.entries[start..<end])
         }
     }
 

@@ -19,6 +19,8 @@ public final class PostgresTwinStore: TwinStore {
     private let clientTask: Task<Void, Never>
     private let writer: PostgresWriter
     private let parsedTwins: ParsedTwinCache
+    /// This process's newest outbox entries, for the relay when it runs here (see ``outbox(after:limit:)``).
+    private let recentEvents: OutboxBuffer
     let url: DatabaseURL
     let logger: Logger
     /// How often an instance without the relay's turn asks for it.
@@ -36,6 +38,7 @@ public final class PostgresTwinStore: TwinStore {
         self.logger = logger
         self.relayTurnRetry = relayTurnRetry
         parsedTwins = ParsedTwinCache(capacityBytes: parsedTwinCacheBytes)
+        recentEvents = OutboxBuffer(completeAfter: .max)
         let client = PostgresClient(configuration: try url.clientConfiguration(connections: connections), backgroundLogger: logger)
         self.client = client
         clientTask = Task { await client.run() }
@@ -43,6 +46,11 @@ public final class PostgresTwinStore: TwinStore {
         do {
             try await Self.within(startupLimit, or: Unreachable(url: url, limit: startupLimit)) {
                 try await Self.prepare(client, initialRoutes: initialRoutes, logger: logger)
+            }
+            for try await last in try await client.query("SELECT last_given FROM twin_outbox_counter WHERE id = 1", logger: logger).decode(
+                Int64.self)
+            {
+                recentEvents.restart(completeAfter: last)
             }
         } catch {
             close()
@@ -59,7 +67,7 @@ public final class PostgresTwinStore: TwinStore {
         }
     }
 
-    private static func within(_ limit: Duration, or timeout: some Error, _ body: @escaping @Sendable () async throws -> Void) async throws {
+    private static func within(_ limit: Duration, or timeout: Unreachable, _ body: @escaping @Sendable () async throws -> Void) async throws {
         try await withThrowingTaskGroup(of: Bool.self) { group in
             group.addTask {
                 try await body()
@@ -228,14 +236,16 @@ public final class PostgresTwinStore: TwinStore {
     /// commit. A transaction that another instance's deadlocks with, or that read a row another
     /// instance then wrote, is run again (at most ``conflictAttempts`` times).
     public func write(_ writes: [StoreWrite]) async throws -> [Result<any Sendable, any Error>] {
-        let parsedTwins = parsedTwins
+        let (parsedTwins, recentEvents) = (parsedTwins, recentEvents)
         return try await writer.perform { db in
             var attempt = 0
             while true {
                 attempt += 1
                 do {
-                    if let results = try Self.write(writes, db, mode: .deferring, parsedTwins: parsedTwins) { return results }
-                    guard let results = try Self.write(writes, db, mode: .immediate, parsedTwins: parsedTwins) else {
+                    if let results = try Self.write(writes, db, mode: .deferring, parsedTwins: parsedTwins, recentEvents: recentEvents) {
+                        return results
+                    }
+                    guard let results = try Self.write(writes, db, mode: .immediate, parsedTwins: parsedTwins, recentEvents: recentEvents) else {
                         preconditionFailure("a batch with a savepoint per write keeps going past failed writes")
                     }
                     return results
@@ -258,7 +268,8 @@ public final class PostgresTwinStore: TwinStore {
     /// One transaction of the batch; nil (and rolled back) when a write failed, or what was deferred
     /// did not hold, in ``PostgresTransaction/Mode/deferring``.
     private static func write(
-        _ writes: [StoreWrite], _ db: PostgresWriterConnection, mode: PostgresTransaction.Mode, parsedTwins: ParsedTwinCache
+        _ writes: [StoreWrite], _ db: PostgresWriterConnection, mode: PostgresTransaction.Mode, parsedTwins: ParsedTwinCache,
+        recentEvents: OutboxBuffer
     ) throws -> [Result<any Sendable, any Error>]? {
         try db.query("BEGIN")
         do {
@@ -299,8 +310,9 @@ public final class PostgresTwinStore: TwinStore {
                 try db.query("ROLLBACK")
                 return nil
             }
-            try storeOutbox(transaction.events, db)
+            let stored = try storeOutbox(transaction.events, db)
             try db.query("COMMIT")
+            recentEvents.append(stored)
             return results
         } catch {
             if !db.connection.isClosed { _ = try? db.query("ROLLBACK") }
@@ -310,36 +322,43 @@ public final class PostgresTwinStore: TwinStore {
 
     /// The events as one outbox row at the next positions, taken from the counter row (locked until
     /// the commit), and a notification for the relay.
-    private static func storeOutbox(_ events: [PendingEvent], _ db: PostgresWriterConnection) throws {
-        guard !events.isEmpty else { return }
+    private static func storeOutbox(_ events: [PendingEvent], _ db: PostgresWriterConnection) throws -> [OutboxEntry] {
+        guard !events.isEmpty else { return [] }
         let entries = events.enumerated().map { OutboxEntry(position: Int64($0.offset), event: $0.element) }
         let packed = ByteBuffer(bytes: OutboxPacking.pack(entries))
         let count = Int64(events.count)
-        try db.query(
+        let rows = try db.query(
             """
             WITH given AS (UPDATE twin_outbox_counter SET last_given = last_given + \(count) WHERE id = 1 RETURNING last_given),
                 stored AS (INSERT INTO twin_outbox (last_position, first_position, events)
                     SELECT last_given, last_given - \(count) + 1, \(packed) FROM given RETURNING last_position)
-            SELECT last_position, pg_notify(\(outboxChannel), '') FROM stored
+            SELECT stored.last_position FROM stored, pg_notify(\(outboxChannel), '')
             """
-        )
+        ).rows
+        guard let row = rows.first else { throw PostgresStoreConflict(reason: "the outbox counter is missing") }
+        let last = try row.decode(Int64.self)
+        return entries.map { OutboxEntry(position: last - count + 1 + $0.position, event: $0.event) }
     }
 
     // MARK: Outbox
 
+    /// What was delivered is not handed out again, even to a relay that starts from the beginning.
     public func outbox(after position: Int64, limit: Int) async throws -> [OutboxEntry] {
-        let rows = try await client.query(
-            """
-            SELECT first_position, events FROM twin_outbox
-            WHERE last_position > GREATEST(\(position), (SELECT through FROM twin_outbox_delivered WHERE id = 1))
-            ORDER BY last_position LIMIT \(limit)
-            """, logger: logger)
-        var entries: [OutboxEntry] = []
+        if let recent = recentEvents.consecutiveEntries(after: position, limit: limit) { return recent }
         let after = try await deliveredThrough(atLeast: position)
-        for try await (first, events) in rows.decode((Int64, ByteBuffer).self) {
-            guard entries.count < limit else { break }
-            let packed = try OutboxPacking.unpack(Array(buffer: events), firstPosition: first)
-            entries += packed.drop { $0.position <= after }.prefix(limit - entries.count)
+        let rows = try await client.query(
+            "SELECT first_position, events FROM twin_outbox WHERE last_position > \(after) ORDER BY last_position LIMIT \(limit)",
+            logger: logger)
+        var packedRows: [(first: Int64, events: ByteBuffer)] = []
+        for try await row in rows.decode((Int64, ByteBuffer).self) { packedRows.append(row) }
+        return try Self.entries(of: packedRows, after: after, limit: limit)
+    }
+
+    private static func entries(of rows: [(first: Int64, events: ByteBuffer)], after: Int64, limit: Int) throws -> [OutboxEntry] {
+        var entries: [OutboxEntry] = []
+        for row in rows where entries.count < limit {
+            let unpacked = try OutboxPacking.unpack(Array(buffer: row.events), firstPosition: row.first)
+            entries += unpacked.drop { $0.position <= after }.prefix(limit - entries.count)
         }
         return entries
     }
@@ -359,6 +378,7 @@ public final class PostgresTwinStore: TwinStore {
             try await connection.query("UPDATE twin_outbox_delivered SET through = GREATEST(through, \(position)) WHERE id = 1", logger: logger)
             try await connection.query("DELETE FROM twin_outbox WHERE last_position <= \(position)", logger: logger)
         }
+        recentEvents.remove(through: position)
     }
 
     /// PostgreSQL checkpoints by itself.
