@@ -45,6 +45,8 @@ extension DigitalTwinGraph {
     /// known, or changed meanwhile, is worked out again in the transaction.
     public func apply(_ prepared: PreparedCommands) async throws -> [CommandOutcome] {
         let (commands, origins, lanes) = (prepared.commands, prepared.origins, prepared.lanes)
+        let unknown = Set(commands.lazy.filter { $0.patch != nil && self.store.knownTwin($0.twinID) == nil }.map(\.twinID))
+        if !unknown.isEmpty { try await store.learnTwins(Array(unknown)) }
         let preparation = PatchPreparation(count: commands.count, lanes: prepared.laneCount)
         let writes: [StoreWrite] = commands.indices.map { index in
             { [command = commands[index], origin = origins[index], lane = lanes[index]] transaction in

@@ -5,8 +5,8 @@ import TwinflowCodec
 ///
 /// In ``Mode/deferring`` (a batch's first run) the two steps of a command that a batch repeats most,
 /// recording its idempotency key and storing a patch prepared against the twin as last known, are
-/// taken on trust and checked together later, in one statement each: before any other step, and
-/// before the commit. When a check fails (a key recorded before, a twin another instance changed),
+/// taken on trust and checked together later, in one statement each: the patches before any other
+/// step touches a twin that one of them changed, and both before the commit. When a check fails (a key recorded before, a twin another instance changed),
 /// the batch is rolled back and run again in ``Mode/immediate``, where every step is its own
 /// statement and each write has a savepoint.
 final class PostgresTransaction: TwinStoreTransaction {
@@ -42,7 +42,7 @@ final class PostgresTransaction: TwinStoreTransaction {
     }
 
     func twin(_ id: String) throws -> (live: StoredTwin?, lastVersion: Int64, lastSequence: Int64) {
-        try checkDeferred()
+        try checkDeferredUpdate(of: id)
         let rows = try db.query(
             "SELECT model, version, revision, sequence, document FROM twin_twins WHERE id = \(id) FOR UPDATE"
         ).rows
@@ -56,7 +56,7 @@ final class PostgresTransaction: TwinStoreTransaction {
     }
 
     func twinState(_ id: String) throws -> TwinRowState? {
-        try checkDeferred()
+        try checkDeferredUpdate(of: id)
         let rows = try db.query(
             "SELECT version, revision, sequence, document IS NOT NULL FROM twin_twins WHERE id = \(id) FOR UPDATE"
         ).rows
@@ -68,7 +68,7 @@ final class PostgresTransaction: TwinStoreTransaction {
     /// The row is written only if its sequence is still the one before `sequence` (another instance
     /// may have made the twin since this transaction read it); otherwise the batch is run again.
     func putTwin(_ twin: StoredTwin, revision: Int64, serialized document: [UInt8], notification: PendingEvent, sequence: Int64) throws {
-        try checkDeferred()
+        try checkDeferredUpdate(of: twin.id)
         let text = String(decoding: document, as: UTF8.self)
         let written = try db.changes(
             """
@@ -122,12 +122,11 @@ final class PostgresTransaction: TwinStoreTransaction {
     }
 
     func deleteTwin(_ id: String) throws {
-        try checkDeferred()
+        try checkDeferredUpdate(of: id)
         try db.query("UPDATE twin_twins SET document = NULL, version = version + 1, revision = \(RandomID.int64()) WHERE id = \(id)")
     }
 
     func relationship(sourceID: String, id: String) throws -> (live: StoredRelationship?, lastVersion: Int64) {
-        try checkDeferred()
         let rows = try db.query(
             """
             SELECT source_id, id, name, target_id, version, document FROM twin_relationships
@@ -140,13 +139,11 @@ final class PostgresTransaction: TwinStoreTransaction {
     }
 
     func relationships(sourceID: String, name: String?) throws -> [StoredRelationship] {
-        try checkDeferred()
         let rows = try db.query(PostgresTwinStore.relationshipsQuery(sourceID: sourceID, name: name)).rows
         return try rows.compactMap(PostgresTwinStore.relationship(from:))
     }
 
     func incomingRelationships(targetID: String) throws -> [StoredRelationship] {
-        try checkDeferred()
         let rows = try db.query(
             """
             SELECT source_id, id, name, target_id, version, document FROM twin_relationships
@@ -157,7 +154,6 @@ final class PostgresTransaction: TwinStoreTransaction {
     }
 
     func putRelationship(_ relationship: StoredRelationship) throws {
-        try checkDeferred()
         try db.query(
             """
             INSERT INTO twin_relationships (source_id, id, name, target_id, version, document)
@@ -170,7 +166,6 @@ final class PostgresTransaction: TwinStoreTransaction {
     }
 
     func deleteRelationship(sourceID: String, id: String) throws {
-        try checkDeferred()
         try db.query("UPDATE twin_relationships SET document = NULL, version = version + 1 WHERE source_id = \(sourceID) AND id = \(id)")
     }
 
@@ -179,7 +174,7 @@ final class PostgresTransaction: TwinStoreTransaction {
             events.append(event)
             return 0
         }
-        try checkDeferred()
+        try checkDeferredUpdate(of: event.twinID)
         let rows = try db.query("UPDATE twin_twins SET sequence = sequence + 1 WHERE id = \(event.twinID) RETURNING sequence").rows
         guard let row = rows.first else { throw ServiceError.twinNotFound(event.twinID) }
         let sequence = try row.decode(Int64.self)
@@ -198,6 +193,13 @@ final class PostgresTransaction: TwinStoreTransaction {
         }
     }
 
+    /// Stores the deferred patches before a step that reads or writes the twin `id` (when one of them
+    /// changed it).
+    private func checkDeferredUpdate(of id: String) throws {
+        guard deferredUpdates[id] != nil else { return }
+        try storeDeferredUpdates()
+    }
+
     /// Stores what was taken on trust, in two statements, and throws ``PostgresDeferredMismatch``
     /// when the database disagrees: a key was recorded before, or a twin is not as a patch expected.
     func checkDeferred() throws {
@@ -213,6 +215,10 @@ final class PostgresTransaction: TwinStoreTransaction {
             )
             guard recorded == keys.count else { throw PostgresDeferredMismatch() }
         }
+        try storeDeferredUpdates()
+    }
+
+    private func storeDeferredUpdates() throws {
         if !deferredUpdates.isEmpty {
             let updates = deferredUpdates.values.sorted { $0.twin.id < $1.twin.id }
             deferredUpdates.removeAll()

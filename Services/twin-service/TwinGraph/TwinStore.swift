@@ -217,6 +217,9 @@ public protocol TwinStore: Sendable {
     /// Notes the twin as a write prepared against a known twin will leave it, before that write is
     /// stored: a guess like every known twin, for the next write to be prepared against.
     func remember(_ twin: KnownTwin)
+    /// Reads those of the twins this process does not know yet, in one go, so that writes can be
+    /// prepared against them (a no-op for a store whose reads in a write cost little).
+    func learnTwins(_ ids: [String]) async throws
 
     /// Runs the writes in one transaction, in order: a write that throws leaves nothing behind and
     /// its error is its result; the others commit together. Throws only when the transaction itself
