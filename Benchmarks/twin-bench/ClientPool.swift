@@ -111,8 +111,9 @@ final class TwinServiceChild: Sendable {
     private let process: Process
     private let directory: URL
 
-    /// twin-service on `bootstrap`'s Kafka, so its notifications flow while it is measured.
-    init(bootstrap: String) throws {
+    /// twin-service on `bootstrap`'s Kafka, so its notifications flow while it is measured; in the
+    /// PostgreSQL database `databaseURL` when given.
+    init(bootstrap: String, databaseURL: String? = nil) throws {
         port = Int.random(in: 30000..<40000)
         directory = FileManager.default.temporaryDirectory.appending(path: "twin-bench-\(UUID())")
         process = Process()
@@ -123,6 +124,7 @@ final class TwinServiceChild: Sendable {
         environment["TWINFLOW_DATA_DIR"] = directory.path
         environment["LOG_LEVEL"] = "warning"
         environment["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+        environment["TWINFLOW_DATABASE_URL"] = databaseURL
         process.environment = environment
         try process.run()
     }

@@ -12,6 +12,9 @@ import TwinflowCodec
 ///
 ///     swift build -c release --product devbroker --product twin-service --product twin-bench && .build/release/twin-bench
 ///
+/// With `TWINFLOW_DATABASE_URL` twin-service keeps the graph in a new database on that PostgreSQL
+/// server (see ``BenchmarkDatabase``), and with `TWIN_BENCH_INSTANCES=2` a second instance shares
+/// it: the graph is loaded through the first, wrk measures the second (reads of what the other wrote).
 /// `TWIN_BENCH_ROOMS` sets the number of rooms (50,000 unless set; each has a thermostat);
 /// `TWIN_BENCH_WRK_PORT` points wrk at another port than twin-service's, which shows a failed wrk run
 /// stopping the benchmark (a closed port: every connection refused).
@@ -20,10 +23,20 @@ await runBenchmark("twin-bench") {
     guard Wrk.isAvailable else { throw BenchmarkError("wrk is needed (apt-get install wrk)") }
     let devbroker = try DevBrokerChild(partitions: 8, topics: [])
     defer { devbroker.stop() }
-    let service = try TwinServiceChild(bootstrap: devbroker.bootstrap)
-    defer { service.stop() }
-    try await service.waitUntilReady()
-    print("twin-bench: \(rooms * 2) twins, \(rooms * 2) relationships, twin-service on port \(service.port)")
+    let environment = ProcessInfo.processInfo.environment
+    var database: BenchmarkDatabase?
+    if let server = environment["TWINFLOW_DATABASE_URL"], !server.isEmpty {
+        database = try await BenchmarkDatabase(onServerOf: server, prefix: "twinbench")
+    }
+    let instances = database == nil ? 1 : max(1, min(2, Int(environment["TWIN_BENCH_INSTANCES"] ?? "") ?? 1))
+    let services = try (0..<instances).map { _ in try TwinServiceChild(bootstrap: devbroker.bootstrap, databaseURL: database?.url) }
+    defer { for service in services { service.stop() } }
+    for service in services { try await service.waitUntilReady() }
+    let service = services[0]
+    let measured = services[instances - 1]
+    print(
+        "twin-bench: \(rooms * 2) twins, \(rooms * 2) relationships, \(instances) twin-service instance(s) on "
+            + "\(database == nil ? "SQLite" : "PostgreSQL"), loaded through port \(service.port), measured on port \(measured.port)")
 
     let clients = try await ClientPool(port: service.port, count: 8)
     let models = try seedModels()
@@ -82,7 +95,7 @@ await runBenchmark("twin-bench") {
     try await clients.shutdown()
 
     // Latency with one client, throughput with several, from wrk: it costs this 2-core machine little.
-    let wrkPort = Int(ProcessInfo.processInfo.environment["TWIN_BENCH_WRK_PORT"] ?? "") ?? service.port
+    let wrkPort = Int(ProcessInfo.processInfo.environment["TWIN_BENCH_WRK_PORT"] ?? "") ?? measured.port
     let randomThermostat = "return wrk.format(nil, \"/digitaltwins/thermo-\" .. math.random(0, \(rooms - 1)))"
     let get = try Wrk.run(port: wrkPort, connections: 1, seconds: 10, request: randomThermostat)
     let incoming = try Wrk.run(
@@ -127,7 +140,7 @@ await runBenchmark("twin-bench") {
         "get_p50_ms": get.p50Milliseconds, "get_p99_ms": get.p99Milliseconds,
         "incoming_p99_ms": incoming.p99Milliseconds, "join_query_p99_ms": join.percentile(99),
         "join_dtid_and_property_query_p99_ms": joinWithTargetProperty.percentile(99), "join_property_query_p99_ms": joinOnProperty.percentile(99),
-        "single_twin_patches_per_s": singleTwinPerSecond.rounded(),
+        "single_twin_patches_per_s": singleTwinPerSecond.rounded(), "instances": Double(instances),
     ]
     for (clients, result) in zip(patchClients, patches) {
         summary["patches_per_s_\(clients)_clients"] = result.requestsPerSecond.rounded()

@@ -81,10 +81,10 @@ struct ComposeFileTests {
             if ["ingress", "propagator", "tsi-forwarder"].contains(name) {
                 #expect(service["ports"] == nil && service["container_name"] == nil, "\(name) scales: no fixed host port or container name")
             }
-            if name == "tsi-store" {
+            if ["twin-service", "tsi-store"].contains(name) {
                 let ports = service["ports"]?.arrayValue?.compactMap(\.stringValue) ?? []
-                #expect(ports.allSatisfy { $0.contains("-") } && service["container_name"] == nil, "tsi-store scales: host ports from a range")
-                #expect(service["environment"]?["TWINFLOW_DATABASE_URL"] != nil, "tsi-store's instances share a database")
+                #expect(ports.allSatisfy { $0.contains("-") } && service["container_name"] == nil, "\(name) scales: host ports from a range")
+                #expect(service["environment"]?["TWINFLOW_DATABASE_URL"] != nil, "\(name)'s instances share a database")
             }
         }
     }

@@ -167,6 +167,80 @@ import TwinflowTestSupport
         try await reader.stop()
     }
 
+    /// Whatever one instance wrote, the other reads as soon as the write returned: a model (and a
+    /// twin of it made through the other), a twin, an event route, a query's answer.
+    @Test func aWriteThroughOneInstanceIsSeenThroughTheOtherAtOnce() async throws {
+        let database = try PostgresCluster.shared().makeDatabase("twins")
+        let devbroker = try DevBrokerProcess(partitions: 4)
+        defer { devbroker.terminate() }
+        let ports = [unusedPort(), unusedPort()]
+        let instances = try ports.map { try twinServiceProcess(bootstrap: devbroker.bootstrap, port: $0, databaseURL: database) }
+        defer { for instance in instances { _ = instance.terminate() } }
+        for port in ports { #expect(await waitUntilReady(port: port)) }
+        let (first, second) = ("http://127.0.0.1:\(ports[0])", "http://127.0.0.1:\(ports[1])")
+
+        let models = try Fixtures.upload("seed").jsonString()
+        #expect(try await httpRequest("\(first)/models", method: "POST", body: Array(models.utf8)).status == 201)
+        let twin = #"{"$metadata": {"$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"}, "Temperature": 20}"#
+        #expect(try await httpRequest("\(second)/digitaltwins/thermo_1", method: "PUT", body: Array(twin.utf8)).status == 200)
+        #expect(try await httpRequest("\(first)/digitaltwins/thermo_1").status == 200)
+        let listed = try JSONValue.parse(try await httpRequest("\(second)/models").body)
+        #expect(listed["value"]?.arrayValue?.count == 2, "the models uploaded through the first are listed by the second")
+
+        let route = #"{"endpointName": "twin-events", "filter": "type = 'Microsoft.DigitalTwins.Twin.Update'"}"#
+        #expect(try await httpRequest("\(first)/eventroutes/updates-only", method: "PUT", body: Array(route.utf8)).status == 204)
+        #expect(try await httpRequest("\(second)/eventroutes/updates-only").status == 200)
+        #expect(try await httpRequest("\(second)/eventroutes/updates-only", method: "DELETE").status == 204)
+        #expect(try await httpRequest("\(first)/eventroutes/updates-only").status == 404)
+
+        let patch = #"[{"op": "replace", "path": "/Temperature", "value": 31}]"#
+        #expect(try await httpRequest("\(first)/digitaltwins/thermo_1", method: "PATCH", body: Array(patch.utf8)).status == 204)
+        let read = try JSONValue.parse(try await httpRequest("\(second)/digitaltwins/thermo_1").body)
+        #expect(read["Temperature"]?.integerValue == 31)
+        let query = #"{"query": "SELECT T FROM DIGITALTWINS T WHERE T.Temperature = 31"}"#
+        let answer = try JSONValue.parse(try await httpRequest("\(second)/query", method: "POST", body: Array(query.utf8)).body)
+        #expect(answer["value"]?.arrayValue?.count == 1)
+    }
+
+    /// Patches of one twin through both instances at the same moment all apply, one after the other:
+    /// the twin's version counts every one and its notifications are numbered without a gap.
+    @Test func patchesOfOneTwinThroughBothInstancesAllApply() async throws {
+        let database = try PostgresCluster.shared().makeDatabase("twins")
+        try await createTwins(database, thermostats: 1, restTwins: 0)
+        let devbroker = try DevBrokerProcess(partitions: 4)
+        defer { devbroker.terminate() }
+        var logger = Logger(label: "shared-store-test")
+        logger.logLevel = .warning
+        let reader = try TopicReader(kafka: KafkaConfiguration(bootstrapServers: devbroker.bootstrap), topics: [Topics.defaults.twinEvents], logger: logger)
+        let ports = [unusedPort(), unusedPort()]
+        let instances = try ports.map { try twinServiceProcess(bootstrap: devbroker.bootstrap, port: $0, databaseURL: database) }
+        defer { for instance in instances { _ = instance.terminate() } }
+        for port in ports { #expect(await waitUntilReady(port: port)) }
+        let perClient = 50
+        let statuses = try await withThrowingTaskGroup(of: [Int].self) { group in
+            for client in 0..<8 {
+                group.addTask {
+                    var statuses: [Int] = []
+                    for index in 0..<perClient {
+                        let body = Array(#"[{"op": "replace", "path": "/Temperature", "value": \#(client * 1000 + index)}]"#.utf8)
+                        statuses.append(
+                            try await httpRequest("http://127.0.0.1:\(ports[client % 2])/digitaltwins/\(Self.twinID(0))", method: "PATCH", body: body).status)
+                    }
+                    return statuses
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(statuses.count == 8 * perClient && statuses.allSatisfy { $0 == 204 })
+        let twin = try JSONValue.parse(try await httpRequest("http://127.0.0.1:\(ports[0])/digitaltwins/\(Self.twinID(0))").body)
+        #expect(twin["$etag"]?.stringValue == "W/\"\(1 + 8 * perClient)\"", "every patch applied once")
+        let published = try await eventually(timeout: .seconds(30)) { try reader.messages().count >= 1 + 8 * perClient }
+        #expect(published)
+        let sequences = try reader.messages().compactMap { Int(try CloudEvent(decoding: $0).attributes.sequence ?? "") }
+        #expect(sequences == Array(1...(1 + 8 * perClient)), "gapless and in order on the topic")
+        try await reader.stop()
+    }
+
     static func twinID(_ index: Int) -> String { "thermo_\(index)" }
     static func restTwinID(_ index: Int) -> String { "rest_\(index)" }
 

@@ -21,6 +21,9 @@ public final class PostgresTwinStore: TwinStore {
     private let parsedTwins: ParsedTwinCache
     /// This process's newest outbox entries, for the relay when it runs here (see ``outbox(after:limit:)``).
     private let recentEvents: OutboxBuffer
+    /// The last outbox position committed anywhere, as far as this process heard (its own commits,
+    /// and the notifications the relay's turn listens for); nil when it cannot tell.
+    let newestCommitted = NewestCommitted()
     let url: DatabaseURL
     let logger: Logger
     /// How often an instance without the relay's turn asks for it.
@@ -251,16 +254,21 @@ public final class PostgresTwinStore: TwinStore {
     /// commit. A transaction that another instance's deadlocks with, or that read a row another
     /// instance then wrote, is run again (at most ``conflictAttempts`` times).
     public func write(_ writes: [StoreWrite]) async throws -> [Result<any Sendable, any Error>] {
-        let (parsedTwins, recentEvents) = (parsedTwins, recentEvents)
+        let (parsedTwins, recentEvents, newestCommitted) = (parsedTwins, recentEvents, newestCommitted)
         return try await writer.perform { db in
             var attempt = 0
             while true {
                 attempt += 1
                 do {
-                    if let results = try Self.write(writes, db, mode: .deferring, parsedTwins: parsedTwins, recentEvents: recentEvents) {
+                    if let results = try Self.write(
+                        writes, db, mode: .deferring, parsedTwins: parsedTwins, recentEvents: recentEvents, newestCommitted: newestCommitted)
+                    {
                         return results
                     }
-                    guard let results = try Self.write(writes, db, mode: .immediate, parsedTwins: parsedTwins, recentEvents: recentEvents) else {
+                    guard
+                        let results = try Self.write(
+                            writes, db, mode: .immediate, parsedTwins: parsedTwins, recentEvents: recentEvents, newestCommitted: newestCommitted)
+                    else {
                         preconditionFailure("a batch with a savepoint per write keeps going past failed writes")
                     }
                     return results
@@ -284,7 +292,7 @@ public final class PostgresTwinStore: TwinStore {
     /// did not hold, in ``PostgresTransaction/Mode/deferring``.
     private static func write(
         _ writes: [StoreWrite], _ db: PostgresWriterConnection, mode: PostgresTransaction.Mode, parsedTwins: ParsedTwinCache,
-        recentEvents: OutboxBuffer
+        recentEvents: OutboxBuffer, newestCommitted: NewestCommitted
     ) throws -> [Result<any Sendable, any Error>]? {
         try db.query("BEGIN")
         do {
@@ -328,6 +336,7 @@ public final class PostgresTwinStore: TwinStore {
             let stored = try storeOutbox(transaction.events, db)
             try db.query("COMMIT")
             recentEvents.append(stored)
+            if let last = stored.last?.position { newestCommitted.note(last, ifKnown: true) }
             return results
         } catch {
             if !db.connection.isClosed { _ = try? db.query("ROLLBACK") }
@@ -347,7 +356,7 @@ public final class PostgresTwinStore: TwinStore {
             WITH given AS (UPDATE twin_outbox_counter SET last_given = last_given + \(count) WHERE id = 1 RETURNING last_given),
                 stored AS (INSERT INTO twin_outbox (last_position, first_position, events)
                     SELECT last_given, last_given - \(count) + 1, \(packed) FROM given RETURNING last_position)
-            SELECT stored.last_position FROM stored, pg_notify(\(outboxChannel), '')
+            SELECT stored.last_position FROM stored, pg_notify(\(outboxChannel), stored.last_position::text)
             """
         ).rows
         guard let row = rows.first else { throw PostgresStoreConflict(reason: "the outbox counter is missing") }
@@ -360,6 +369,7 @@ public final class PostgresTwinStore: TwinStore {
     /// What was delivered is not handed out again, even to a relay that starts from the beginning.
     public func outbox(after position: Int64, limit: Int) async throws -> [OutboxEntry] {
         if let recent = recentEvents.consecutiveEntries(after: position, limit: limit) { return recent }
+        if let newest = newestCommitted.position, position >= newest { return [] }
         let after = try await deliveredThrough(atLeast: position)
         let rows = try await client.query(
             "SELECT first_position, events FROM twin_outbox WHERE last_position > \(after) ORDER BY last_position LIMIT \(limit)",
@@ -515,4 +525,22 @@ public final class PostgresTwinStore: TwinStore {
     public func deleteModel(_ id: String) async throws {
         try await changeCatalog { connection in try await connection.query("DELETE FROM twin_models WHERE id = \(id)", logger: logger) }
     }
+}
+
+/// The last outbox position committed anywhere, as far as this process heard; nil when it cannot tell
+/// (then the relay reads the database).
+final class NewestCommitted: Sendable {
+    private let value = Mutex<Int64?>(nil)
+
+    var position: Int64? { value.withLock { $0 } }
+
+    /// `ifKnown`: only raise a position already known (this process's own commits do not tell
+    /// of the others').
+    func note(_ position: Int64, ifKnown: Bool = false) {
+        value.withLock { newest in
+            if let known = newest { newest = max(known, position) } else if !ifKnown { newest = position }
+        }
+    }
+
+    func forget() { value.withLock { $0 = nil } }
 }
