@@ -154,7 +154,8 @@ import TwinflowCodec
         #expect(again[1] != .duplicate, "the refused command's id was not")
     }
 
-    @Test(arguments: TwinStoreKind.allCases) func aRelationshipEventBetweenTwoBatchesKeepsTheSourcesSequenceGapless(store: TwinStoreKind) async throws {
+    @Test(arguments: TwinStoreKind.allCases) func aRelationshipEventBetweenTwoBatchesKeepsTheSourcesSequenceGapless(store: TwinStoreKind) async throws
+    {
         let fixture = try await GraphFixture.seed(store: store)
         let graph = fixture.graph
         let setRoom = { (value: Int64) in try JSONPatch(json: [["op": "add", "path": "/currentTemp", "value": .integer(value)]]) }

@@ -82,7 +82,9 @@ import TwinflowTestSupport
 
         let expectedCommands = Self.twins + Self.commands
         let complete = try await eventually(timeout: .seconds(600)) {
-            let updates = try reader.messages().compactMap { try? CloudEvent(decoding: $0) }.filter { $0.attributes.subject?.hasPrefix("thermo_") == true }
+            let updates = try reader.messages().compactMap { try? CloudEvent(decoding: $0) }.filter {
+                $0.attributes.subject?.hasPrefix("thermo_") == true
+            }
             return Set(updates.map(\.attributes.id)).count >= expectedCommands
         }
         #expect(complete, "every command's notification arrived")
@@ -102,7 +104,9 @@ import TwinflowTestSupport
         }
         let restEvents = restChanges.values.reduce(Self.restTwins, +)
         let restComplete = try await eventually(timeout: .seconds(60)) {
-            let ids = Set(try reader.messages().compactMap { try? CloudEvent(decoding: $0) }.filter { $0.attributes.subject?.hasPrefix("rest_") == true }.map(\.attributes.id))
+            let ids = Set(
+                try reader.messages().compactMap { try? CloudEvent(decoding: $0) }.filter { $0.attributes.subject?.hasPrefix("rest_") == true }.map(
+                    \.attributes.id))
             return ids.count >= restEvents
         }
         #expect(restComplete, "every REST patch's notification arrived")
@@ -130,7 +134,9 @@ import TwinflowTestSupport
         for (twin, changes) in restChanges {
             #expect(sequencesByTwin[twin] == Array(1...(1 + changes)), "\(twin)")
         }
-        print("shared store crash test: \(events.count) events, \(events.count - seen.count) sent again, REST patches \(answered.reduce(0, +)) answered of \(sent.reduce(0, +))")
+        print(
+            "shared store crash test: \(events.count) events, \(events.count - seen.count) sent again, REST patches \(answered.reduce(0, +)) answered of \(sent.reduce(0, +))"
+        )
     }
 
     /// The instance that relays is killed; the other takes the turn and publishes a change made
@@ -142,7 +148,8 @@ import TwinflowTestSupport
         defer { devbroker.terminate() }
         var logger = Logger(label: "shared-store-test")
         logger.logLevel = .warning
-        let reader = try TopicReader(kafka: KafkaConfiguration(bootstrapServers: devbroker.bootstrap), topics: [Topics.defaults.twinEvents], logger: logger)
+        let reader = try TopicReader(
+            kafka: KafkaConfiguration(bootstrapServers: devbroker.bootstrap), topics: [Topics.defaults.twinEvents], logger: logger)
         let ports = [unusedPort(), unusedPort()]
         let instances = try ports.map { try twinServiceProcess(bootstrap: devbroker.bootstrap, port: $0, databaseURL: database) }
         defer { for instance in instances { _ = instance.terminate() } }
@@ -211,7 +218,8 @@ import TwinflowTestSupport
         defer { devbroker.terminate() }
         var logger = Logger(label: "shared-store-test")
         logger.logLevel = .warning
-        let reader = try TopicReader(kafka: KafkaConfiguration(bootstrapServers: devbroker.bootstrap), topics: [Topics.defaults.twinEvents], logger: logger)
+        let reader = try TopicReader(
+            kafka: KafkaConfiguration(bootstrapServers: devbroker.bootstrap), topics: [Topics.defaults.twinEvents], logger: logger)
         let ports = [unusedPort(), unusedPort()]
         let instances = try ports.map { try twinServiceProcess(bootstrap: devbroker.bootstrap, port: $0, databaseURL: database) }
         defer { for instance in instances { _ = instance.terminate() } }
@@ -224,7 +232,8 @@ import TwinflowTestSupport
                     for index in 0..<perClient {
                         let body = Array(#"[{"op": "replace", "path": "/Temperature", "value": \#(client * 1000 + index)}]"#.utf8)
                         statuses.append(
-                            try await httpRequest("http://127.0.0.1:\(ports[client % 2])/digitaltwins/\(Self.twinID(0))", method: "PATCH", body: body).status)
+                            try await httpRequest("http://127.0.0.1:\(ports[client % 2])/digitaltwins/\(Self.twinID(0))", method: "PATCH", body: body)
+                                .status)
                     }
                     return statuses
                 }

@@ -1,4 +1,5 @@
 import Synchronization
+
 extension DigitalTwinGraph {
     /// The stored models in memory. Those that do not parse, or refer (directly or through another)
     /// to a model the store lacks, are kept as broken rather than stopping the graph from opening.

@@ -1,6 +1,6 @@
 import Logging
-import Synchronization
 import PostgresNIO
+import Synchronization
 import TwinflowPostgres
 
 /// The relay's turn on a shared PostgreSQL store: a session advisory lock on a connection of its

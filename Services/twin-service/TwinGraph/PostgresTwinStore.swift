@@ -90,17 +90,17 @@ public final class PostgresTwinStore: TwinStore {
     private static func prepare(_ client: PostgresClient, initialRoutes: [EventRoute], logger: Logger) async throws {
         try await Self.migrations.apply(on: client, logger: logger)
         try await client.withTransaction(logger: logger) { connection in
-                let seeded = try await connection.query(
-                    "INSERT INTO twin_store_seeded (id) VALUES (1) ON CONFLICT (id) DO NOTHING RETURNING id", logger: logger)
-                var first = false
-                for try await _ in seeded { first = true }
-                guard first else { return }
-                for route in initialRoutes {
-                    try await connection.query(
-                        "INSERT INTO twin_event_routes (id, endpoint_name, filter) VALUES (\(route.id), \(route.endpointName), \(route.filter))",
-                        logger: logger)
-                }
+            let seeded = try await connection.query(
+                "INSERT INTO twin_store_seeded (id) VALUES (1) ON CONFLICT (id) DO NOTHING RETURNING id", logger: logger)
+            var first = false
+            for try await _ in seeded { first = true }
+            guard first else { return }
+            for route in initialRoutes {
+                try await connection.query(
+                    "INSERT INTO twin_event_routes (id, endpoint_name, filter) VALUES (\(route.id), \(route.endpointName), \(route.filter))",
+                    logger: logger)
             }
+        }
     }
 
     /// Stops the writer and the pool.
@@ -272,7 +272,7 @@ public final class PostgresTwinStore: TwinStore {
                         preconditionFailure("a batch with a savepoint per write keeps going past failed writes")
                     }
                     return results
-                } catch where attempt < Self.conflictAttempts && Self.isConflict(error) {
+                } catch  where attempt < Self.conflictAttempts && Self.isConflict(error) {
                     continue
                 }
             }
@@ -474,10 +474,10 @@ public final class PostgresTwinStore: TwinStore {
     public func putEventRoute(_ route: EventRoute) async throws {
         try await changeCatalog { connection in
             try await connection.query(
-            """
-            INSERT INTO twin_event_routes (id, endpoint_name, filter) VALUES (\(route.id), \(route.endpointName), \(route.filter))
-            ON CONFLICT (id) DO UPDATE SET endpoint_name = excluded.endpoint_name, filter = excluded.filter
-            """, logger: logger)
+                """
+                INSERT INTO twin_event_routes (id, endpoint_name, filter) VALUES (\(route.id), \(route.endpointName), \(route.filter))
+                ON CONFLICT (id) DO UPDATE SET endpoint_name = excluded.endpoint_name, filter = excluded.filter
+                """, logger: logger)
         }
     }
 
