@@ -26,16 +26,7 @@ import TwinflowTestSupport
         let reader = try TopicReader(kafka: kafka, topics: [Topics.defaults.twinEvents], logger: logger)
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: kafka), logger: logger)
         let sending = Task {
-            for start in stride(from: 0, to: Self.commands, by: 500) {
-                let batch = try (start..<min(start + 500, Self.commands)).map { index in
-                    TwinCommand(
-                        id: "cmd-\(index)", twinID: Self.twinID(index % Self.twins),
-                        patch: try JSONPatch(json: [["op": "replace", "path": "/Temperature", "value": .integer(Int64(index))]])
-                    ).kafkaMessage(topic: Topics.defaults.twinCommands)
-                }
-                try await producer.send(batch)
-                try await Task.sleep(for: .milliseconds(40))
-            }
+            try await Self.sendTemperatureCommands(Self.commands, twins: Self.twins, through: producer, pause: .milliseconds(40))
         }
 
         for _ in 0..<Self.kills {
@@ -84,6 +75,21 @@ import TwinflowTestSupport
     }
 
     static func twinID(_ index: Int) -> String { "thermo_\(index)" }
+
+    /// Commands `cmd-0`… setting `thermo_<index % twins>`'s Temperature to the index, 500 at a time,
+    /// `pause` between sends.
+    static func sendTemperatureCommands(_ count: Int, twins: Int, through producer: KafkaProducer, pause: Duration) async throws {
+        for start in stride(from: 0, to: count, by: 500) {
+            let batch = try (start..<min(start + 500, count)).map { index in
+                TwinCommand(
+                    id: "cmd-\(index)", twinID: twinID(index % twins),
+                    patch: try JSONPatch(json: [["op": "replace", "path": "/Temperature", "value": .integer(Int64(index))]])
+                ).kafkaMessage(topic: Topics.defaults.twinCommands)
+            }
+            try await producer.send(batch)
+            try await Task.sleep(for: pause)
+        }
+    }
 
     func createThermostats(_ storePath: String) async throws {
         let graph = try await DigitalTwinGraph(store: SQLiteTwinStore(path: storePath))

@@ -21,7 +21,7 @@ import TwinflowTestSupport
     /// are gapless and in `sequence` order, whichever instance wrote and published them.
     @Test func twoInstancesKilledAgainAndAgainLoseNothingAndKeepEachTwinsOrder() async throws {
         let database = try PostgresCluster.shared().makeDatabase("twins")
-        try await createTwins(database)
+        try await Self.createTwins(database)
         let devbroker = try DevBrokerProcess(partitions: 4)
         defer { devbroker.terminate() }
         let kafka = KafkaConfiguration(bootstrapServers: devbroker.bootstrap)
@@ -33,16 +33,7 @@ import TwinflowTestSupport
         var instances = try ports.map { try twinServiceProcess(bootstrap: devbroker.bootstrap, port: $0, databaseURL: database) }
 
         let sending = Task {
-            for start in stride(from: 0, to: Self.commands, by: 500) {
-                let batch = try (start..<min(start + 500, Self.commands)).map { index in
-                    TwinCommand(
-                        id: "cmd-\(index)", twinID: Self.twinID(index % Self.twins),
-                        patch: try JSONPatch(json: [["op": "replace", "path": "/Temperature", "value": .integer(Int64(index))]])
-                    ).kafkaMessage(topic: Topics.defaults.twinCommands)
-                }
-                try await producer.send(batch)
-                try await Task.sleep(for: .milliseconds(60))
-            }
+            try await CrashTests.sendTemperatureCommands(Self.commands, twins: Self.twins, through: producer, pause: .milliseconds(60))
         }
         let patching = Task { () -> (answered: [Int], sent: [Int]) in
             var answered = Array(repeating: 0, count: Self.restTwins)
@@ -142,18 +133,9 @@ import TwinflowTestSupport
     /// The instance that relays is killed; the other takes the turn and publishes a change made
     /// through it within five seconds.
     @Test func anotherInstanceTakesOverTheRelayWithinFiveSeconds() async throws {
-        let database = try PostgresCluster.shared().makeDatabase("twins")
-        try await createTwins(database, thermostats: 1, restTwins: 0)
-        let devbroker = try DevBrokerProcess(partitions: 4)
-        defer { devbroker.terminate() }
-        var logger = Logger(label: "shared-store-test")
-        logger.logLevel = .warning
-        let reader = try TopicReader(
-            kafka: KafkaConfiguration(bootstrapServers: devbroker.bootstrap), topics: [Topics.defaults.twinEvents], logger: logger)
-        let ports = [unusedPort(), unusedPort()]
-        let instances = try ports.map { try twinServiceProcess(bootstrap: devbroker.bootstrap, port: $0, databaseURL: database) }
-        defer { for instance in instances { _ = instance.terminate() } }
-        for port in ports { #expect(await waitUntilReady(port: port)) }
+        let pair = try await TwoInstances(thermostats: 1)
+        defer { pair.stop() }
+        let (reader, ports, instances): (TopicReader, [Int], [ChildProcess]) = (pair.reader, pair.ports, pair.instances)
         let relaying = try await relayingInstance(ports)
         let other = 1 - relaying
         #expect(await readiness(of: ports[other]).contains("another instance relays"), "one instance stands by")
@@ -177,13 +159,9 @@ import TwinflowTestSupport
     /// Whatever one instance wrote, the other reads as soon as the write returned: a model (and a
     /// twin of it made through the other), a twin, an event route, a query's answer.
     @Test func aWriteThroughOneInstanceIsSeenThroughTheOtherAtOnce() async throws {
-        let database = try PostgresCluster.shared().makeDatabase("twins")
-        let devbroker = try DevBrokerProcess(partitions: 4)
-        defer { devbroker.terminate() }
-        let ports = [unusedPort(), unusedPort()]
-        let instances = try ports.map { try twinServiceProcess(bootstrap: devbroker.bootstrap, port: $0, databaseURL: database) }
-        defer { for instance in instances { _ = instance.terminate() } }
-        for port in ports { #expect(await waitUntilReady(port: port)) }
+        let pair = try await TwoInstances(thermostats: 0, reading: false)
+        defer { pair.stop() }
+        let ports = pair.ports
         let (first, second) = ("http://127.0.0.1:\(ports[0])", "http://127.0.0.1:\(ports[1])")
 
         let models = try Fixtures.upload("seed").jsonString()
@@ -212,18 +190,9 @@ import TwinflowTestSupport
     /// Patches of one twin through both instances at the same moment all apply, one after the other:
     /// the twin's version counts every one and its notifications are numbered without a gap.
     @Test func patchesOfOneTwinThroughBothInstancesAllApply() async throws {
-        let database = try PostgresCluster.shared().makeDatabase("twins")
-        try await createTwins(database, thermostats: 1, restTwins: 0)
-        let devbroker = try DevBrokerProcess(partitions: 4)
-        defer { devbroker.terminate() }
-        var logger = Logger(label: "shared-store-test")
-        logger.logLevel = .warning
-        let reader = try TopicReader(
-            kafka: KafkaConfiguration(bootstrapServers: devbroker.bootstrap), topics: [Topics.defaults.twinEvents], logger: logger)
-        let ports = [unusedPort(), unusedPort()]
-        let instances = try ports.map { try twinServiceProcess(bootstrap: devbroker.bootstrap, port: $0, databaseURL: database) }
-        defer { for instance in instances { _ = instance.terminate() } }
-        for port in ports { #expect(await waitUntilReady(port: port)) }
+        let pair = try await TwoInstances(thermostats: 1)
+        defer { pair.stop() }
+        let (reader, ports): (TopicReader, [Int]) = (pair.reader, pair.ports)
         let perClient = 50
         let statuses = try await withThrowingTaskGroup(of: [Int].self) { group in
             for client in 0..<8 {
@@ -250,18 +219,18 @@ import TwinflowTestSupport
         try await reader.stop()
     }
 
-    static func twinID(_ index: Int) -> String { "thermo_\(index)" }
+    static func twinID(_ index: Int) -> String { CrashTests.twinID(index) }
     static func restTwinID(_ index: Int) -> String { "rest_\(index)" }
 
-    func createTwins(_ database: String, thermostats: Int = Self.twins, restTwins: Int = Self.restTwins) async throws {
+    static func createTwins(_ database: String, thermostats: Int = Self.twins, restTwins: Int = Self.restTwins) async throws {
         var logger = Logger(label: "shared-store-test")
         logger.logLevel = .warning
         let store = try await PostgresTwinStore(url: DatabaseURL(database), connections: 2, logger: logger)
         defer { store.close() }
         let graph = try await DigitalTwinGraph(store: store)
         _ = try await graph.addModels(Fixtures.upload("seed"))
-        for id in (0..<thermostats).map(Self.twinID) + (0..<restTwins).map(Self.restTwinID) {
-            try await graph.putTwin(id, body: ["$metadata": ["$model": .string(Self.thermostat)], "Temperature": -1])
+        for id in (0..<thermostats).map(twinID) + (0..<restTwins).map(restTwinID) {
+            try await graph.putTwin(id, body: ["$metadata": ["$model": .string(thermostat)], "Temperature": -1])
         }
     }
 
@@ -277,6 +246,35 @@ import TwinflowTestSupport
 
     func readiness(of port: Int) async -> String {
         (try? await httpRequest("http://127.0.0.1:\(port)/readyz"))?.text ?? ""
+    }
+}
+
+/// Two twin-service instances as processes on one new database (with `thermostats` thermostats and
+/// the seed's models when there are any) and a devbroker, both ready, and a reader of the twin
+/// events (which a test stops itself) when `reading`.
+struct TwoInstances {
+    let devbroker: DevBrokerProcess
+    let reader: TopicReader!
+    let ports = [unusedPort(), unusedPort()]
+    let instances: [ChildProcess]
+
+    init(thermostats: Int, reading: Bool = true) async throws {
+        let database = try PostgresCluster.shared().makeDatabase("twins")
+        if thermostats > 0 { try await SharedStoreTests.createTwins(database, thermostats: thermostats, restTwins: 0) }
+        devbroker = try DevBrokerProcess(partitions: 4)
+        var logger = Logger(label: "shared-store-test")
+        logger.logLevel = .warning
+        reader =
+            reading
+            ? try TopicReader(kafka: KafkaConfiguration(bootstrapServers: devbroker.bootstrap), topics: [Topics.defaults.twinEvents], logger: logger)
+            : nil
+        instances = try ports.map { [devbroker] in try twinServiceProcess(bootstrap: devbroker.bootstrap, port: $0, databaseURL: database) }
+        for port in ports { #expect(await waitUntilReady(port: port)) }
+    }
+
+    func stop() {
+        for instance in instances { _ = instance.terminate() }
+        _ = devbroker.terminate()
     }
 }
 
