@@ -9,7 +9,7 @@ import PostgresNIO
 final class PostgresWriter: @unchecked Sendable {
     typealias Job = (PostgresWriterConnection) throws -> any Sendable
 
-    // `condition` guards `jobs` and `stopped`.
+    // `condition` (a lock) guards `jobs` and `stopped`: what makes this class Sendable.
     private let condition = NSCondition()
     private var jobs: [(job: Job, done: CheckedContinuation<any Sendable, any Error>)] = []
     private var stopped = false

@@ -200,7 +200,7 @@ public protocol TwinStoreTransaction {
 public typealias StoreWrite = @Sendable (any TwinStoreTransaction) throws -> any Sendable
 
 /// Where the twin graph lives. Reads see every write whose call returned. Implementations: SQLite
-/// (embedded default); PostgreSQL to follow.
+/// (embedded default, one process) and PostgreSQL (shared by several).
 public protocol TwinStore: Sendable {
     func twin(_ id: String) async throws -> StoredTwin?
     /// Live twins in id order, after `id` (from the start when nil), at most `limit`: a scan in pages.
