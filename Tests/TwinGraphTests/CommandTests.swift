@@ -37,6 +37,30 @@ import TwinflowCodec
         #expect(try await graph.pendingEvents(after: 0, limit: 100).count == before + 2, "duplicates emit nothing")
     }
 
+    /// A command whose id PostgreSQL cannot hold as text (a NUL character; SQLite holds it) fails
+    /// alone: its batch's other commands apply, and the batch does not throw, so it is not retried forever.
+    @Test(arguments: TwinStoreKind.allCases) func aCommandTheStoreCannotHoldDoesNotStopItsBatch(store: TwinStoreKind) async throws {
+        let fixture = try await GraphFixture.seed(store: store)
+        let outcomes = try await fixture.graph.apply([
+            TwinCommand(id: "before", twinID: "thermo_0001", patch: try setPatch(21)),
+            TwinCommand(id: "nul\u{0}id", twinID: "thermo_0001", patch: try setPatch(22)),
+            TwinCommand(id: "after", twinID: "thermo_0001", patch: try setPatch(23)),
+        ])
+        guard case .applied = outcomes[0], case .applied = outcomes[2] else {
+            Issue.record("the other commands apply: \(outcomes)")
+            return
+        }
+        let twin = try await fixture.graph.twin("thermo_0001")
+        #expect(twin.document["Temperature"] == 23)
+        switch (store, outcomes[1]) {
+        case (.sqlite, .applied): #expect(twin.version == 4)
+        case (.postgres, .rejected(let error)):
+            #expect(twin.version == 3, "the refused command left nothing behind")
+            #expect(error.code == "InvalidArgument" && error.message.contains("cannot hold"), "\(error)")
+        default: Issue.record("unexpected outcome on \(store): \(outcomes[1])")
+        }
+    }
+
     @Test(arguments: TwinStoreKind.allCases) func aCommandPreparedAfterADuplicateIsWorkedOutAgain(store: TwinStoreKind) async throws {
         let fixture = try await GraphFixture.seed(store: store)
         let graph = fixture.graph

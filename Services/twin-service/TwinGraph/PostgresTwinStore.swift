@@ -281,6 +281,13 @@ public final class PostgresTwinStore: TwinStore {
 
     static let conflictAttempts = 8
 
+    /// PostgreSQL refused what one write holds (a data exception, such as a NUL character in a text,
+    /// which SQLite stores): that write fails alone, the others of its batch commit.
+    private static func isRefusalOfTheWrite(_ error: PSQLError) -> Bool {
+        guard let state = error.serverInfo?[.sqlState] else { return false }
+        return state.hasPrefix("22")
+    }
+
     private static func isConflict(_ error: any Error) -> Bool {
         if error is PostgresStoreConflict { return true }
         guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return false }
@@ -304,7 +311,7 @@ public final class PostgresTwinStore: TwinStore {
                 case .deferring:
                     do {
                         results.append(.success(try write(transaction)))
-                    } catch let error as PSQLError {
+                    } catch let error as PSQLError where !Self.isRefusalOfTheWrite(error) {
                         throw error
                     } catch {
                         try db.query("ROLLBACK")
@@ -316,10 +323,15 @@ public final class PostgresTwinStore: TwinStore {
                     do {
                         results.append(.success(try write(transaction)))
                         try db.query("RELEASE SAVEPOINT store_write")
-                    } catch let error as PSQLError {
+                    } catch let error as PSQLError where !Self.isRefusalOfTheWrite(error) {
                         throw error
                     } catch let error as PostgresStoreConflict {
                         throw error
+                    } catch let error as PSQLError {
+                        try db.query("ROLLBACK TO SAVEPOINT store_write")
+                        transaction.events.removeSubrange(collected...)
+                        let reason = error.serverInfo?[.message] ?? "a data exception"
+                        results.append(.failure(ServiceError.invalidArgument("The store cannot hold a value of this request: \(reason).")))
                     } catch {
                         try db.query("ROLLBACK TO SAVEPOINT store_write")
                         transaction.events.removeSubrange(collected...)
@@ -330,6 +342,10 @@ public final class PostgresTwinStore: TwinStore {
             do {
                 try transaction.checkDeferred()
             } catch is PostgresDeferredMismatch {
+                try db.query("ROLLBACK")
+                return nil
+            } catch let error as PSQLError where Self.isRefusalOfTheWrite(error) {
+                // Which write's key or patch was refused shows when the batch runs step by step.
                 try db.query("ROLLBACK")
                 return nil
             }
