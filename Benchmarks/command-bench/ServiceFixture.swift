@@ -24,11 +24,16 @@ final class ServiceFixture {
     init(twins: Int) async throws {
         self.twins = twins
         let environment = ProcessInfo.processInfo.environment
+        let requested = environment["COMMAND_BENCH_INSTANCES"].map { Int($0) ?? 0 } ?? 1
+        let server = environment["TWINFLOW_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        guard requested >= 1, requested == 1 || server != nil else {
+            throw BenchmarkError("COMMAND_BENCH_INSTANCES must be a number of instances, more than one only with TWINFLOW_DATABASE_URL")
+        }
         devbroker = try DevBrokerChild(partitions: 8, topics: [])
         kafka = KafkaConfiguration(bootstrapServers: devbroker.bootstrap)
         directory = FileManager.default.temporaryDirectory.appending(path: "command-bench-\(UUID())")
-        if let server = environment["TWINFLOW_DATABASE_URL"], !server.isEmpty {
-            instances = max(1, Int(environment["COMMAND_BENCH_INSTANCES"] ?? "") ?? 1)
+        if let server {
+            instances = requested
             let database = try await BenchmarkDatabase(onServerOf: server, prefix: "commandbench")
             self.database = database
             var logger = Logger(label: "command-bench")

@@ -28,7 +28,10 @@ await runBenchmark("twin-bench") {
     if let server = environment["TWINFLOW_DATABASE_URL"], !server.isEmpty {
         database = try await BenchmarkDatabase(onServerOf: server, prefix: "twinbench")
     }
-    let instances = database == nil ? 1 : max(1, min(2, Int(environment["TWIN_BENCH_INSTANCES"] ?? "") ?? 1))
+    let instances = environment["TWIN_BENCH_INSTANCES"].map { Int($0) ?? 0 } ?? 1
+    guard instances == 1 || (instances == 2 && database != nil) else {
+        throw BenchmarkError("TWIN_BENCH_INSTANCES must be 1, or 2 with TWINFLOW_DATABASE_URL")
+    }
     let services = try (0..<instances).map { _ in try TwinServiceChild(bootstrap: devbroker.bootstrap, databaseURL: database?.url) }
     defer { for service in services { service.stop() } }
     for service in services { try await service.waitUntilReady() }

@@ -55,10 +55,15 @@ final class PostgresRelayTurn: RelayTurn {
             do {
                 let connection = try await PostgresConnection.connect(configuration: configuration, id: attempt, logger: logger)
                 var held = false
-                for try await granted in try await connection.query(
-                    "SELECT pg_try_advisory_lock(\(PostgresTwinStore.relayLockKey))", logger: logger
-                ).decode(Bool.self) {
-                    held = granted
+                do {
+                    for try await granted in try await connection.query(
+                        "SELECT pg_try_advisory_lock(\(PostgresTwinStore.relayLockKey))", logger: logger
+                    ).decode(Bool.self) {
+                        held = granted
+                    }
+                } catch {
+                    try? await connection.close()
+                    throw error
                 }
                 if held {
                     logger.info("this instance relays the outbox")

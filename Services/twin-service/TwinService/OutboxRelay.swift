@@ -66,7 +66,13 @@ public struct OutboxRelay: Service {
                     break
                 }
                 status.noteTurn(held: true)
-                try await relayUntilStopped(while: turn)
+                do {
+                    try await relayUntilStopped(while: turn)
+                } catch {
+                    status.noteTurn(held: false)
+                    await turn.release()
+                    throw error
+                }
                 status.noteTurn(held: false)
                 await turn.release()
                 if !turn.isHeld, !Task.isShuttingDownGracefully {
@@ -121,7 +127,7 @@ public struct OutboxRelay: Service {
                 entries = try await graph.pendingEvents(after: sent.enqueuedThrough, limit: sent.isolating ? 1 : batchSize)
                 if !entries.isEmpty { try await graph.refreshCatalog() }
             } catch {
-                logger.error("outbox not readable; trying again", metadata: ["error": "\(error)", "retryIn": "\(backoff)"])
+                logger.error("outbox or models not readable; trying again", metadata: ["error": "\(error)", "retryIn": "\(backoff)"])
                 await pause(&backoff)
                 continue
             }
