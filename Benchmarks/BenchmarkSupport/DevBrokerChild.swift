@@ -24,6 +24,9 @@ public final class DevBrokerChild {
         bootstrap = try String(contentsOf: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// The child's process ID.
+    public var pid: Int32 { process.processIdentifier }
+
     public func stop() {
         guard process.isRunning else { return }
         process.terminate()

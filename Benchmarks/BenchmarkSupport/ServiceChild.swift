@@ -24,6 +24,9 @@ public final class ServiceChild {
         try process.run()
     }
 
+    /// The child's process ID.
+    public var pid: Int32 { process.processIdentifier }
+
     /// An executable beside this one.
     public static func sibling(_ name: String) -> URL {
         URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appending(path: name)

@@ -30,6 +30,10 @@ struct LatencyRun {
         var tsi: Histogram<UInt64>
         /// Device message → its thermostat's Twin.Update (ingress and twin-service), the first hop of `room`.
         var thermostat: Histogram<UInt64>
+        /// p99 of device → room for each second's messages, in milliseconds, in the order they were sent.
+        var roomP99BySecond: [Double]
+        /// Each process's share of one core while the messages were sent and delivered.
+        var cpu: String
     }
 
     /// Message `offset`'s device: every tenth goes to device 0 (the probe), the others round the rest.
@@ -88,6 +92,8 @@ struct LatencyRun {
         let poller = Task { try await Self.poll(port: port, base: base, first: first, total: total, into: probe) }
         defer { poller.cancel() }
         var tickets: [KafkaSendTicket] = []
+        let cpu = CPUShares(
+            [("devbroker", pipeline.fixture.devbroker.pid)] + pipeline.services.map { ($0.name, $0.pid) } + [("benchmark", getpid())])
         let start = ContinuousClock.now + .milliseconds(10)
         let interval = Duration.seconds(1) / rate
         for offset in 0..<total {
@@ -115,7 +121,13 @@ struct LatencyRun {
                 for offset in 0..<total {
                     if let arrival = thermostats[first + offset] { thermostat.record(microseconds(arrival - sentTimes[offset])) }
                 }
-                return Result(room: room, tsi: tsi, thermostat: thermostat)
+                let inSendingOrder = Array(roomLatencies.reversed())
+                let bySecond = stride(from: 0, to: total, by: rate).map { first in
+                    var second = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                    for latency in inSendingOrder[first..<min(first + rate, total)] { second.record(latency) }
+                    return Double(second.valueAtPercentile(99)) / 1000
+                }
+                return Result(room: room, tsi: tsi, thermostat: thermostat, roomP99BySecond: bySecond, cpu: cpu.summary())
             }
             try pipeline.checkRunning()
             guard ContinuousClock.now < deadline else {

@@ -111,6 +111,8 @@ await runBenchmark("pipeline-bench") {
         print(
             "latency at \(rate)/s: device → room p50/p99 \(milliseconds(result.room, 50))/\(milliseconds(result.room, 99)) ms (\(result.room.totalCount)), "
                 + "device → tsi-store p50/p99 \(milliseconds(result.tsi, 50))/\(milliseconds(result.tsi, 99)) ms (\(result.tsi.totalCount))")
+        print("  device → room p99 by second: \(result.roomP99BySecond.map { String(format: "%.1f", $0) }.joined(separator: " ")) ms")
+        print("  CPU (cores): \(result.cpu)")
         latencies.append((rate, result))
     }
 

@@ -29,6 +29,10 @@ struct LatencyRun {
         /// propagator's hop), and room command → room update (twin-service's).
         var propagatorHop: Histogram<UInt64>
         var twinServiceHop: Histogram<UInt64>
+        /// p99 of each second's updates, in milliseconds, in the order they were sent.
+        var p99BySecond: [Double]
+        /// Each process's share of one core during the measured phase.
+        var cpu: String
     }
 
     func measure() async throws -> Result {
@@ -67,11 +71,21 @@ struct LatencyRun {
             logger: logger)
 
         _ = try await phase(rate: 50, count: Self.warmUpUpdates, first: 0, producer: producer, log: log, propagator: propagator, losingOne: false)
+        let cpu = CPUShares([
+            ("devbroker", fixture.devbroker.pid), ("twin-service", fixture.twinService.pid), ("propagator", propagator.pid),
+            ("benchmark", getpid()),
+        ])
         let samples = try await phase(
             rate: rate, count: rate * seconds, first: Self.warmUpUpdates, producer: producer, log: log, propagator: propagator,
             losingOne: losingOne)
+        let cpuSummary = cpu.summary()
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         for microseconds in samples { histogram.record(microseconds) }
+        let p99BySecond = stride(from: 0, to: samples.count, by: rate).map { first in
+            var second = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+            for microseconds in samples[first..<min(first + rate, samples.count)] { second.record(microseconds) }
+            return Double(second.valueAtPercentile(99)) / 1000
+        }
         let values = (Self.warmUpUpdates..<(Self.warmUpUpdates + rate * seconds)).map { 1_000_000 + $0 }
         var propagatorHop = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         var twinServiceHop = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
@@ -83,7 +97,9 @@ struct LatencyRun {
         events.stopConsuming()
         try? await reader.value
         await events.close()
-        return Result(histogram: histogram, updates: samples.count, propagatorHop: propagatorHop, twinServiceHop: twinServiceHop)
+        return Result(
+            histogram: histogram, updates: samples.count, propagatorHop: propagatorHop, twinServiceHop: twinServiceHop,
+            p99BySecond: p99BySecond, cpu: cpuSummary)
     }
 
     /// Sends `count` thermostat commands paced at `rate` a second; returns each one's latency in

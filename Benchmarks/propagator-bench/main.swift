@@ -13,7 +13,9 @@ import TwinBenchSupport
 ///   `PROPAGATOR_BENCH_RUNS` runs (3). Every update must make exactly one room command.
 /// - Latency: thermostat patch commands at `PROPAGATOR_BENCH_RATE` a second (1,000) for
 ///   `PROPAGATOR_BENCH_SECONDS` (10) through twin-service and the propagator on the contract's
-///   topics: a thermostat's Twin.Update to its room's Twin.Update, p50 and p99 from an HdrHistogram.
+///   topics (`PROPAGATOR_BENCH_LATENCY_PARTITIONS`, 8, a topic): a thermostat's Twin.Update to its
+///   room's Twin.Update, p50 and p99 from an HdrHistogram, and the p99 of each second; beside them,
+///   each process's share of a core while it ran.
 ///
 /// `PROPAGATOR_BENCH_LOSE_ONE=1` sends one update of a thermostat with no room in each part, to
 /// show the failure.
@@ -26,6 +28,7 @@ let runs = max(1, Int(environment["PROPAGATOR_BENCH_RUNS"] ?? "") ?? 3)
 let rate = Int(environment["PROPAGATOR_BENCH_RATE"] ?? "") ?? 1_000
 let seconds = Int(environment["PROPAGATOR_BENCH_SECONDS"] ?? "") ?? 10
 let losingOne = environment["PROPAGATOR_BENCH_LOSE_ONE"] == "1"
+let latencyPartitions = Int(environment["PROPAGATOR_BENCH_LATENCY_PARTITIONS"] ?? "") ?? 8
 let parts = Set((environment["PROPAGATOR_BENCH_PARTS"] ?? "throughput,latency").split(separator: ",").map(String.init))
 let throughputGoal = 20_000.0
 let latencyGoal = 20.0
@@ -38,7 +41,9 @@ let logger = {
 }()
 
 await runBenchmark("propagator-bench") {
-    print("propagator-bench: \(rooms) rooms; \(updates) updates, \(runs) run(s), \(partitions) partitions; latency at \(rate)/s for \(seconds) s")
+    print(
+        "propagator-bench: \(rooms) rooms; \(updates) updates, \(runs) run(s), \(partitions) partitions; latency at \(rate)/s for \(seconds) s on \(latencyPartitions) partitions"
+    )
     var results: [ThroughputRun.Result] = []
     if parts.contains("throughput") {
         let fixture = try await TwinFixture(
@@ -54,7 +59,7 @@ await runBenchmark("propagator-bench") {
     }
     let throughput = results.isEmpty ? 0 : median(results.map(\.rate))
 
-    let latencyFixture = try await TwinFixture(rooms: rooms, partitions: 8, topics: [])
+    let latencyFixture = try await TwinFixture(rooms: rooms, partitions: latencyPartitions, topics: [])
     defer { latencyFixture.stop() }
     let latency = try await LatencyRun(rate: rate, seconds: seconds, fixture: latencyFixture, losingOne: losingOne, logger: logger).measure()
     let p50 = Double(latency.histogram.valueAtPercentile(50)) / 1000
@@ -65,6 +70,9 @@ await runBenchmark("propagator-bench") {
         "  by the broker's timestamps: propagator hop p50/p99 \(latency.propagatorHop.valueAtPercentile(50) / 1000)/\(latency.propagatorHop.valueAtPercentile(99) / 1000) ms, "
             + "twin-service hop p50/p99 \(latency.twinServiceHop.valueAtPercentile(50) / 1000)/\(latency.twinServiceHop.valueAtPercentile(99) / 1000) ms"
     )
+
+    print("  p99 by second: \(latency.p99BySecond.map { String(format: "%.1f", $0) }.joined(separator: " ")) ms")
+    print("  CPU (cores): \(latency.cpu)")
 
     print("")
     print("| figure | value | goal |")
