@@ -15,7 +15,8 @@ import TwinBenchSupport
 ///   `PROPAGATOR_BENCH_SECONDS` (10) through twin-service and the propagator on the contract's
 ///   topics (`PROPAGATOR_BENCH_LATENCY_PARTITIONS`, 8, a topic): a thermostat's Twin.Update to its
 ///   room's Twin.Update, p50 and p99 from an HdrHistogram, and the p99 of each second; beside them,
-///   each process's share of a core while it ran.
+///   each process's share of a core while it ran. `PROPAGATOR_BENCH_HOPS=1` also times each hop by
+///   the broker's timestamps (a consumer more of `twins.commands` on the measured path).
 ///
 /// `PROPAGATOR_BENCH_LOSE_ONE=1` sends one update of a thermostat with no room in each part, to
 /// show the failure.
@@ -28,6 +29,7 @@ let runs = max(1, Int(environment["PROPAGATOR_BENCH_RUNS"] ?? "") ?? 3)
 let rate = Int(environment["PROPAGATOR_BENCH_RATE"] ?? "") ?? 1_000
 let seconds = Int(environment["PROPAGATOR_BENCH_SECONDS"] ?? "") ?? 10
 let losingOne = environment["PROPAGATOR_BENCH_LOSE_ONE"] == "1"
+let measuringHops = environment["PROPAGATOR_BENCH_HOPS"] == "1"
 let latencyPartitions = Int(environment["PROPAGATOR_BENCH_LATENCY_PARTITIONS"] ?? "") ?? 8
 let parts = Set((environment["PROPAGATOR_BENCH_PARTS"] ?? "throughput,latency").split(separator: ",").map(String.init))
 let throughputGoal = 20_000.0
@@ -61,15 +63,19 @@ await runBenchmark("propagator-bench") {
 
     let latencyFixture = try await TwinFixture(rooms: rooms, partitions: latencyPartitions, topics: [])
     defer { latencyFixture.stop() }
-    let latency = try await LatencyRun(rate: rate, seconds: seconds, fixture: latencyFixture, losingOne: losingOne, logger: logger).measure()
+    let latency = try await LatencyRun(
+        rate: rate, seconds: seconds, fixture: latencyFixture, losingOne: losingOne, measuringHops: measuringHops, logger: logger
+    ).measure()
     let p50 = Double(latency.histogram.valueAtPercentile(50)) / 1000
     let p99 = Double(latency.histogram.valueAtPercentile(99)) / 1000
     let maximum = Double(latency.histogram.max) / 1000
     print("latency at \(rate)/s: \(latency.updates) room updates, p50 \(String(format: "%.2f", p50)) ms, p99 \(String(format: "%.2f", p99)) ms")
-    print(
-        "  by the broker's timestamps: propagator hop p50/p99 \(latency.propagatorHop.valueAtPercentile(50) / 1000)/\(latency.propagatorHop.valueAtPercentile(99) / 1000) ms, "
-            + "twin-service hop p50/p99 \(latency.twinServiceHop.valueAtPercentile(50) / 1000)/\(latency.twinServiceHop.valueAtPercentile(99) / 1000) ms"
-    )
+    if measuringHops {
+        print(
+            "  by the broker's timestamps: propagator hop p50/p99 \(latency.propagatorHop.valueAtPercentile(50) / 1000)/\(latency.propagatorHop.valueAtPercentile(99) / 1000) ms, "
+                + "twin-service hop p50/p99 \(latency.twinServiceHop.valueAtPercentile(50) / 1000)/\(latency.twinServiceHop.valueAtPercentile(99) / 1000) ms"
+        )
+    }
 
     print("  p99 by second: \(latency.p99BySecond.map { String(format: "%.1f", $0) }.joined(separator: " ")) ms")
     print("  CPU (cores): \(latency.cpu)")
