@@ -21,6 +21,8 @@ struct LatencyRun {
     var seconds: Int
     /// The first value of this run; values are unique and increase for each device.
     var firstValue: Int
+    /// The reader also reads `twins.commands`, to time each hop; a consumer more on the measured path.
+    var measuringHops: Bool
 
     static let deliveryLimit: Duration = .seconds(20)
     static let probeEvery = 10
@@ -34,6 +36,9 @@ struct LatencyRun {
         var roomP99BySecond: [Double]
         /// Each process's share of one core while the messages were sent and delivered.
         var cpu: String
+        /// With `measuringHops`: each hop's milliseconds by the broker's timestamps (the device message
+        /// by the benchmark's clock): ingress, twin-service (thermostat), propagator, twin-service (room).
+        var hops: [(name: String, histogram: Histogram<UInt64>)]
     }
 
     /// Message `offset`'s device: every tenth goes to device 0 (the probe), the others round the rest.
@@ -45,7 +50,9 @@ struct LatencyRun {
             configuration: KafkaConsumerConfiguration(
                 kafka: KafkaConfiguration(
                     bootstrapServers: pipeline.fixture.devbroker.bootstrap, properties: ["fetch.wait.max.ms": "1", "auto.offset.reset": "latest"]),
-                groupID: "pipeline-bench-\(UUID())", topics: [Topics.defaults.twinEvents], clientID: "pipeline-bench"),
+                groupID: "pipeline-bench-\(UUID())",
+                topics: measuringHops ? [Topics.defaults.twinEvents, Topics.defaults.twinCommands] : [Topics.defaults.twinEvents],
+                clientID: "pipeline-bench"),
             logger: pipeline.logger)
         let reader = Task {
             while let batch = try await events.nextBatch() {
@@ -86,6 +93,8 @@ struct LatencyRun {
         let base = now() - 3_600_000
         var sentTimes: [ContinuousClock.Instant] = []
         sentTimes.reserveCapacity(total)
+        var sentStamps: [Int64] = []
+        sentStamps.reserveCapacity(total)
         let probe = ProbeLog()
         let probeCount = (total + Self.probeEvery - 1) / Self.probeEvery
         let port = pipeline.store.httpPort
@@ -102,6 +111,7 @@ struct LatencyRun {
             let message = Pipeline.message(
                 device: Pipeline.deviceID(device), value: first + offset, enqueued: device == 0 ? base + Int64(offset) : now())
             sentTimes.append(ContinuousClock.now)
+            sentStamps.append(now())
             tickets.append(try await producer.enqueue([message][...]))
         }
         for ticket in tickets { try await producer.delivered(ticket) }
@@ -127,7 +137,9 @@ struct LatencyRun {
                     for latency in inSendingOrder[first..<min(first + rate, total)] { second.record(latency) }
                     return Double(second.valueAtPercentile(99)) / 1000
                 }
-                return Result(room: room, tsi: tsi, thermostat: thermostat, roomP99BySecond: bySecond, cpu: cpu.summary())
+                return Result(
+                    room: room, tsi: tsi, thermostat: thermostat, roomP99BySecond: bySecond, cpu: cpu.summary(),
+                    hops: measuringHops ? Self.hops(first: first, sent: sentStamps, stamps: rooms.stamps) : [])
             }
             try pipeline.checkRunning()
             guard ContinuousClock.now < deadline else {
@@ -137,6 +149,21 @@ struct LatencyRun {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
+    }
+
+    /// Each hop's milliseconds for the values that reached their room themselves (not coalesced).
+    private static func hops(first: Int, sent: [Int64], stamps: [Int: HopStamps]) -> [(name: String, histogram: Histogram<UInt64>)] {
+        let names = ["ingress", "twin-service (thermostat)", "propagator", "twin-service (room)"]
+        var histograms = names.map { _ in Histogram<UInt64>(highestTrackableValue: 60_000, numberOfSignificantValueDigits: .three) }
+        for (offset, sentAt) in sent.enumerated() {
+            guard let stamp = stamps[first + offset], let command = stamp.thermostatCommand, let update = stamp.thermostatUpdate,
+                let roomCommand = stamp.roomCommand, let roomUpdate = stamp.roomUpdate
+            else { continue }
+            for (index, (from, to)) in [(sentAt, command), (command, update), (update, roomCommand), (roomCommand, roomUpdate)].enumerated() {
+                histograms[index].record(UInt64(max(0, to - from)))
+            }
+        }
+        return Array(zip(names, histograms))
     }
 
     /// Each message's latency to its room in microseconds: to the first room update with its value
@@ -205,20 +232,43 @@ final class ProbeLog: Sendable {
 }
 
 /// When each `currentTemp` value was first seen on a room, and each `Temperature` on a thermostat,
-/// as the reader met the Twin.Updates.
+/// as the reader met the Twin.Updates; and, by the broker's timestamps (milliseconds), when each
+/// value's thermostat and room commands and Twin.Updates were produced.
 final class RoomLog: Sendable {
-    private let seen = Mutex((rooms: [Int: ContinuousClock.Instant](), thermostats: [Int: ContinuousClock.Instant]()))
+    private struct Seen {
+        var rooms: [Int: ContinuousClock.Instant] = [:]
+        var thermostats: [Int: ContinuousClock.Instant] = [:]
+        var stamps: [Int: HopStamps] = [:]
+    }
+
+    private let seen = Mutex(Seen())
 
     func record(_ message: KafkaConsumerMessage, arrivedAt: ContinuousClock.Instant) {
+        if message.topic == Topics.defaults.twinCommands {
+            guard let command = try? TwinCommand(decoding: message), let operations = command.patch?.operations else { return }
+            record(operations, stamp: message.timestamp, arrivedAt: nil)
+            return
+        }
         guard let notification = try? TwinNotification(decoding: message), case .twinUpdated(let patch) = notification.change else { return }
-        for operation in patch.operations {
+        record(patch.operations, stamp: message.timestamp, arrivedAt: arrivedAt)
+    }
+
+    /// `arrivedAt` is nil for a command.
+    private func record(_ operations: [JSONPatch.Operation], stamp: Int64?, arrivedAt: ContinuousClock.Instant?) {
+        for operation in operations {
             switch operation {
             case .add(let path, let value), .replace(let path, let value):
                 guard let number = value.doubleValue.map({ Int($0) }) else { continue }
                 seen.withLock { seen in
-                    switch path.tokens {
-                    case ["currentTemp"] where seen.rooms[number] == nil: seen.rooms[number] = arrivedAt
-                    case ["Temperature"] where seen.thermostats[number] == nil: seen.thermostats[number] = arrivedAt
+                    switch (path.tokens, arrivedAt) {
+                    case (["currentTemp"], nil): seen.stamps[number, default: HopStamps()].roomCommand = stamp
+                    case (["Temperature"], nil): seen.stamps[number, default: HopStamps()].thermostatCommand = stamp
+                    case (["currentTemp"], let arrivedAt?) where seen.rooms[number] == nil:
+                        seen.rooms[number] = arrivedAt
+                        seen.stamps[number, default: HopStamps()].roomUpdate = stamp
+                    case (["Temperature"], let arrivedAt?) where seen.thermostats[number] == nil:
+                        seen.thermostats[number] = arrivedAt
+                        seen.stamps[number, default: HopStamps()].thermostatUpdate = stamp
                     default: break
                     }
                 }
@@ -230,4 +280,13 @@ final class RoomLog: Sendable {
     var count: Int { seen.withLock { $0.rooms.count } }
     var arrivals: [Int: ContinuousClock.Instant] { seen.withLock { $0.rooms } }
     var thermostatArrivals: [Int: ContinuousClock.Instant] { seen.withLock { $0.thermostats } }
+    var stamps: [Int: HopStamps] { seen.withLock { $0.stamps } }
+}
+
+/// When a value's four messages on the way from device to room were produced (broker timestamps, ms).
+struct HopStamps {
+    var thermostatCommand: Int64?
+    var thermostatUpdate: Int64?
+    var roomCommand: Int64?
+    var roomUpdate: Int64?
 }

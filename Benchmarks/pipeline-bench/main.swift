@@ -51,6 +51,9 @@ import Logging
 /// (up to 20,000), else on `PIPELINE_BENCH_PARTS`. Partitions are not free on the mock: every fetch
 /// carries every partition, and a fetch returns as soon as one partition holds a message set.
 ///
+/// `PIPELINE_BENCH_HOPS=1` also reads `twins.commands` and times each hop by the broker's timestamps
+/// (a consumer more on the measured path).
+///
 /// `PIPELINE_BENCH_RATES` changes the fixed rates (`1000,10000`); the goal's p99 is that at 1,000/s,
 /// else at the first rate. `PIPELINE_BENCH_LOSE_ONE=1` sends one message of the throughput run from a device with no twin:
 /// ingress dead-letters it, tsi-store never stores it, and the run fails naming what was lost.
@@ -63,6 +66,7 @@ let messages = Int(environment["PIPELINE_BENCH_MESSAGES"] ?? "") ?? 100_000
 let devices = max(2, Int(environment["PIPELINE_BENCH_DEVICES"] ?? "") ?? 1_000)
 let seconds = max(1, Int(environment["PIPELINE_BENCH_SECONDS"] ?? "") ?? 10)
 let partitions = max(1, Int(environment["PIPELINE_BENCH_PARTS"] ?? "") ?? 64)
+let measuringHops = environment["PIPELINE_BENCH_HOPS"] == "1"
 let contractPartitions = max(1, Int(environment["PIPELINE_BENCH_LATENCY_PARTS"] ?? "") ?? 8)
 let losingOne = environment["PIPELINE_BENCH_LOSE_ONE"] == "1"
 let rates = (environment["PIPELINE_BENCH_RATES"] ?? "1000,10000").split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
@@ -126,13 +130,21 @@ await runBenchmark("pipeline-bench") {
     for rate in rates {
         let pipeline = try await Pipeline(devices: devices, partitions: latencyPartitions(rate: rate), logger: logger)
         defer { pipeline.stop() }
-        let result = try await LatencyRun(pipeline: pipeline, devices: devices, rate: rate, seconds: seconds, firstValue: nextValue).measure()
+        let result = try await LatencyRun(
+            pipeline: pipeline, devices: devices, rate: rate, seconds: seconds, firstValue: nextValue, measuringHops: measuringHops
+        ).measure()
         nextValue += rate * seconds + 10 * devices + 1_000_000
         print(
             "latency at \(rate)/s (\(latencyPartitions(rate: rate)) partitions): device → room p50/p99 \(milliseconds(result.room, 50))/\(milliseconds(result.room, 99)) ms (\(result.room.totalCount)), "
                 + "device → tsi-store p50/p99 \(milliseconds(result.tsi, 50))/\(milliseconds(result.tsi, 99)) ms (\(result.tsi.totalCount))")
         print("  device → room p99 by second: \(result.roomP99BySecond.map { String(format: "%.1f", $0) }.joined(separator: " ")) ms")
         print("  CPU (cores): \(result.cpu)")
+        if measuringHops {
+            let hops = result.hops.map { "\($0.name) \($0.histogram.valueAtPercentile(50))/\($0.histogram.valueAtPercentile(99))" }
+            print(
+                "  hops p50/p99 ms by the broker's timestamps (\(result.hops.first?.histogram.totalCount ?? 0) values): \(hops.joined(separator: ", "))"
+            )
+        }
         latencies.append((rate, result))
     }
 
