@@ -264,6 +264,7 @@ let package = Package(
             name: "BenchmarkSupport",
             dependencies: [
                 "TwinflowPostgres",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],

@@ -131,12 +131,7 @@ struct LatencyRun {
                 for offset in 0..<total {
                     if let arrival = thermostats[first + offset] { thermostat.record(microseconds(arrival - sentTimes[offset])) }
                 }
-                let inSendingOrder = Array(roomLatencies.reversed())
-                let bySecond = stride(from: 0, to: total, by: rate).map { first in
-                    var second = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
-                    for latency in inSendingOrder[first..<min(first + rate, total)] { second.record(latency) }
-                    return Double(second.valueAtPercentile(99)) / 1000
-                }
+                let bySecond = p99BySecond(roomLatencies.reversed(), rate: rate)
                 return Result(
                     room: room, tsi: tsi, thermostat: thermostat, roomP99BySecond: bySecond, cpu: cpu.summary(),
                     hops: measuringHops ? Self.hops(first: first, sent: sentStamps, stamps: rooms.stamps) : [])

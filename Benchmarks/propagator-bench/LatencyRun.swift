@@ -86,11 +86,7 @@ struct LatencyRun {
         let cpuSummary = cpu.summary()
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         for microseconds in samples { histogram.record(microseconds) }
-        let p99BySecond = stride(from: 0, to: samples.count, by: rate).map { first in
-            var second = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
-            for microseconds in samples[first..<min(first + rate, samples.count)] { second.record(microseconds) }
-            return Double(second.valueAtPercentile(99)) / 1000
-        }
+        let p99BySecond = BenchmarkSupport.p99BySecond(samples, rate: rate)
         let values = (Self.warmUpUpdates..<(Self.warmUpUpdates + rate * seconds)).map { 1_000_000 + $0 }
         var propagatorHop = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         var twinServiceHop = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
