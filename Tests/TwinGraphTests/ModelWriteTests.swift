@@ -1,10 +1,14 @@
 import Foundation
+import Logging
 import Testing
 import TwinGraph
 import TwinflowCodec
+import TwinflowPostgres
+import TwinflowTestSupport
 
 /// Model writes one at a time: concurrent uploads all land, an upload racing a delete never leaves
-/// a dangling `extends`, and a store holding one anyway still opens.
+/// a dangling `extends` (in one process, and in two over one PostgreSQL database), and a store
+/// holding one anyway still opens.
 @Suite struct ModelWriteTests {
     static func interface(_ id: String, extends: String? = nil) -> JSONValue {
         var members: [String: JSONValue] = [
@@ -80,6 +84,47 @@ import TwinflowCodec
         #expect(try Self.ids(graph) == stored)
     }
 
+    /// The same race between two processes' graphs over one PostgreSQL database: each checks a
+    /// change against the models as it last read them, and the store takes the change only while
+    /// no other process changed them since, so exactly one of the two wins each round.
+    @Test func anUploadRacingADeleteInAnotherInstanceLeavesNoDanglingExtends() async throws {
+        let url = try DatabaseURL(PostgresCluster.shared().makeDatabase("twins"))
+        func open() async throws -> DigitalTwinGraph {
+            try await DigitalTwinGraph(store: try await PostgresTwinStore(url: url, connections: 2, logger: Logger(label: "model-race")))
+        }
+        let (uploading, deleting) = (try await open(), try await open())
+        let rounds = 30
+        for round in 0..<rounds {
+            _ = try await uploading.addModels([Self.interface("dtmi:example:Base\(round);1")])
+        }
+        try await deleting.refreshCatalog()
+        var outcomes: [(round: Int, uploaded: Bool, deleted: Bool)] = []
+        for round in 0..<rounds {
+            // Each graph refreshes before a change, as the REST API does before each request.
+            try await uploading.refreshCatalog()
+            try await deleting.refreshCatalog()
+            async let upload: Bool = Self.succeeds {
+                _ = try await uploading.addModels([Self.interface("dtmi:example:Child\(round);1", extends: "dtmi:example:Base\(round);1")])
+            }
+            async let delete: Bool = Self.succeeds { try await deleting.deleteModel("dtmi:example:Base\(round);1") }
+            outcomes.append((round, try await upload, try await delete))
+        }
+        let stored = try Self.ids(try await open())
+        for outcome in outcomes {
+            let child = "dtmi:example:Child\(outcome.round);1"
+            let base = "dtmi:example:Base\(outcome.round);1"
+            #expect(outcome.uploaded != outcome.deleted, "round \(outcome.round): exactly one of upload and delete succeeds")
+            #expect(stored.contains(child) == outcome.uploaded)
+            #expect(stored.contains(base) == !outcome.deleted)
+            #expect(!stored.contains(child) || stored.contains(base), "\(child) without its base")
+        }
+        #expect(try await open().brokenModels.isEmpty)
+        try await uploading.refreshCatalog()
+        try await deleting.refreshCatalog()
+        #expect(try Self.ids(uploading) == stored)
+        #expect(try Self.ids(deleting) == stored)
+    }
+
     /// True when `body` succeeds; false when it fails with the refusal a lost race gets.
     static func succeeds(_ body: () async throws -> Void) async throws -> Bool {
         do {
@@ -95,15 +140,16 @@ import TwinflowCodec
     @Test func aStoreWithADanglingExtendsStillOpens() async throws {
         let fixture = try await GraphFixture.make("seed")
         let store = try SQLiteTwinStore(path: fixture.directory.appending(path: "twins.sqlite").path)
-        try await store.addModels([
-            StoredModel(
-                id: "dtmi:example:Orphan;1", definition: Self.interface("dtmi:example:Orphan;1", extends: "dtmi:example:Gone;1"),
-                uploadTime: "2024-01-01T00:00:00Z", decommissioned: false),
-            StoredModel(
-                id: "dtmi:example:Grandchild;1", definition: Self.interface("dtmi:example:Grandchild;1", extends: "dtmi:example:Orphan;1"),
-                uploadTime: "2024-01-01T00:00:00Z", decommissioned: false),
-            StoredModel(id: "dtmi:example:Unparsable;1", definition: ["@id": "nope"], uploadTime: "2024-01-01T00:00:00Z", decommissioned: false),
-        ])
+        _ = try await store.addModels(
+            [
+                StoredModel(
+                    id: "dtmi:example:Orphan;1", definition: Self.interface("dtmi:example:Orphan;1", extends: "dtmi:example:Gone;1"),
+                    uploadTime: "2024-01-01T00:00:00Z", decommissioned: false),
+                StoredModel(
+                    id: "dtmi:example:Grandchild;1", definition: Self.interface("dtmi:example:Grandchild;1", extends: "dtmi:example:Orphan;1"),
+                    uploadTime: "2024-01-01T00:00:00Z", decommissioned: false),
+                StoredModel(id: "dtmi:example:Unparsable;1", definition: ["@id": "nope"], uploadTime: "2024-01-01T00:00:00Z", decommissioned: false),
+            ], ifCatalogAt: nil)
         let graph = try await DigitalTwinGraph(store: store)
 
         let broken = graph.brokenModels

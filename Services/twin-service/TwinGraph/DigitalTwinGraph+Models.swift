@@ -31,28 +31,63 @@ extension DigitalTwinGraph {
         let topLevelIDs = Set((body.arrayValue ?? []).compactMap { $0["@id"]?.stringValue })
         let topLevel = interfaces.filter { topLevelIDs.contains($0.id.rawValue) }
         return try await modelWrites.run {
-            let now = clock()
-            let stored = topLevel.map { StoredModel(id: $0.id.rawValue, definition: $0.definition, uploadTime: now, decommissioned: false) }
-            var candidate = models
-            do throws(ModelError) {
+            try await checkingAgainWhenCatalogMoved {
+                let now = clock()
+                let stored = topLevel.map { StoredModel(id: $0.id.rawValue, definition: $0.definition, uploadTime: now, decommissioned: false) }
                 // A broken stored model is not in the model set, but its id is taken.
-                if let clash = state.withLock({ state in interfaces.first { state.stored[$0.id.rawValue] != nil } }) {
-                    throw ModelError(.alreadyExists, model: clash.id.rawValue, "a model with this id exists already")
+                let (models, clash, expected) = state.withLock { state in
+                    (state.set, interfaces.first { state.stored[$0.id.rawValue] != nil }, state.catalogVersion)
                 }
-                try candidate.add(interfaces)
-            } catch {
-                throw ServiceError(error)
-            }
-            try await store.addModels(stored)
-            return state.withLock { state in
-                state.set = candidate
-                for model in stored {
-                    state.stored[model.id] = model
-                    state.order.append(model.id)
+                var candidate = models
+                do throws(ModelError) {
+                    if let clash { throw ModelError(.alreadyExists, model: clash.id.rawValue, "a model with this id exists already") }
+                    try candidate.add(interfaces)
+                } catch {
+                    throw ServiceError(error)
                 }
-                return stored.map { Self.modelData($0, state: state, includeDefinition: false) }
+                let version = try await store.addModels(stored, ifCatalogAt: expected)
+                return state.withLock { state in
+                    if Self.isNewer(version, than: state) {
+                        state.set = candidate
+                        for model in stored {
+                            state.stored[model.id] = model
+                            state.order.append(model.id)
+                        }
+                        state.catalogVersion = version ?? state.catalogVersion
+                    }
+                    return stored.map { Self.modelData($0, state: state, includeDefinition: false) }
+                }
             }
         }
+    }
+
+    /// The most times a model change is checked again because another process changed the catalog
+    /// between this one's check and its write.
+    static let catalogAttempts = 8
+
+    /// Runs `change`, a model change checked against the models as this process last read them;
+    /// when the store says another process changed the catalog meanwhile, reads it again and runs
+    /// `change` again, so a change is always checked against the models it is stored beside.
+    func checkingAgainWhenCatalogMoved<Result: Sendable>(_ change: () async throws -> Result) async throws -> Result {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await change()
+            } catch is CatalogMoved where attempt < Self.catalogAttempts {
+                try await refreshCatalog()
+            } catch is CatalogMoved {
+                throw ServiceError(code: "ServiceUnavailable", status: 503, "The models kept changing in other instances; try again.")
+            }
+        }
+    }
+
+    /// Whether a change that left the catalog at `version` is news to `state`: false when a refresh
+    /// has already read the catalog at that version or later (a store only this process writes has
+    /// no version: always news).
+    static func isNewer(_ version: Int64?, than state: ModelState) -> Bool {
+        guard let version, let current = state.catalogVersion else { return true }
+        return current < version
     }
 
     /// Lists models: all, or `dependenciesFor` some and what they depend on.
@@ -82,14 +117,21 @@ extension DigitalTwinGraph {
             throw ServiceError.jsonPatchInvalid(error.description)
         }
         try await modelWrites.run {
-            guard state.withLock({ $0.stored[id] }) != nil else { throw ServiceError.modelNotFound(id) }
-            guard patch.operations.count == 1, case .replace(let path, let value) = patch.operations[0], path.description == "/decommissioned",
-                value == .bool(true)
-            else {
-                throw ServiceError.invalidArgument("The only model update is {\"op\":\"replace\",\"path\":\"/decommissioned\",\"value\":true}.")
+            try await checkingAgainWhenCatalogMoved {
+                let (known, expected) = state.withLock { ($0.stored[id] != nil, $0.catalogVersion) }
+                guard known else { throw ServiceError.modelNotFound(id) }
+                guard patch.operations.count == 1, case .replace(let path, let value) = patch.operations[0], path.description == "/decommissioned",
+                    value == .bool(true)
+                else {
+                    throw ServiceError.invalidArgument("The only model update is {\"op\":\"replace\",\"path\":\"/decommissioned\",\"value\":true}.")
+                }
+                let version = try await store.setDecommissioned(model: id, true, ifCatalogAt: expected)
+                state.withLock { state in
+                    guard Self.isNewer(version, than: state) else { return }
+                    state.stored[id]?.decommissioned = true
+                    state.catalogVersion = version ?? state.catalogVersion
+                }
             }
-            try await store.setDecommissioned(model: id, true)
-            state.withLock { $0.stored[id]?.decommissioned = true }
         }
     }
 
@@ -97,22 +139,26 @@ extension DigitalTwinGraph {
     /// can always be deleted: no loaded model refers to it.
     public func deleteModel(_ id: String) async throws {
         try await modelWrites.run {
-            let (known, broken) = state.withLock { ($0.stored[id] != nil, $0.broken[id] != nil) }
-            guard let dtmi = DTMI(id), known else { throw ServiceError.modelNotFound(id) }
-            var candidate = models
-            if !broken {
-                do throws(ModelError) {
-                    try candidate.remove(dtmi)
-                } catch {
-                    throw ServiceError(error)
+            try await checkingAgainWhenCatalogMoved {
+                let (models, known, broken, expected) = state.withLock { ($0.set, $0.stored[id] != nil, $0.broken[id] != nil, $0.catalogVersion) }
+                guard let dtmi = DTMI(id), known else { throw ServiceError.modelNotFound(id) }
+                var candidate = models
+                if !broken {
+                    do throws(ModelError) {
+                        try candidate.remove(dtmi)
+                    } catch {
+                        throw ServiceError(error)
+                    }
                 }
-            }
-            try await store.deleteModel(id)
-            state.withLock { state in
-                state.set = candidate
-                state.stored[id] = nil
-                state.broken[id] = nil
-                state.order.removeAll { $0 == id }
+                let version = try await store.deleteModel(id, ifCatalogAt: expected)
+                state.withLock { state in
+                    guard Self.isNewer(version, than: state) else { return }
+                    state.set = candidate
+                    state.stored[id] = nil
+                    state.broken[id] = nil
+                    state.order.removeAll { $0 == id }
+                    state.catalogVersion = version ?? state.catalogVersion
+                }
             }
         }
     }

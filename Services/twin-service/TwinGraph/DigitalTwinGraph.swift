@@ -25,7 +25,8 @@ public final class DigitalTwinGraph: Sendable {
     let routes: Mutex<RouteTable>
     let outboxBell = Doorbell()
     /// Model uploads, updates and deletes, one at a time: each checks against the models as the
-    /// one before left them, so none is lost and none leaves a reference dangling.
+    /// one before left them, so none is lost and none leaves a reference dangling (across processes
+    /// sharing a store, see ``checkingAgainWhenCatalogMoved(_:)``).
     let modelWrites = SerialGate()
 
     struct ModelState: Sendable {

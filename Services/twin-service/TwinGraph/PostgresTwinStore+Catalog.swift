@@ -13,13 +13,36 @@ extension PostgresTwinStore {
         return 0
     }
 
-    /// Runs `change` in a transaction that also moves the catalog's version on.
+    /// Runs `change` in a transaction that first moves the catalog's version on, only from
+    /// `expected` when given (else it throws ``CatalogMoved``). The catalog's row stays locked until
+    /// the commit, so the changes of all instances take turns, and one checked against a version
+    /// another instance has moved on meanwhile finds it moved once that instance committed.
     @discardableResult
-    func changeCatalog<Result: Sendable>(_ change: (PostgresConnection) async throws -> Result) async throws -> Result {
+    func changeCatalog<Result: Sendable>(
+        ifAt expected: Int64? = nil, _ change: (PostgresConnection) async throws -> Result
+    ) async throws -> (result: Result, version: Int64) {
+        do {
+            return try await changeCatalogOnce(ifAt: expected, change)
+        } catch let error as PostgresTransactionError where error.closureError is CatalogMoved {
+            throw CatalogMoved()
+        }
+    }
+
+    private func changeCatalogOnce<Result: Sendable>(
+        ifAt expected: Int64?, _ change: (PostgresConnection) async throws -> Result
+    ) async throws -> (result: Result, version: Int64) {
         try await client.withTransaction(logger: logger) { connection in
-            let result = try await change(connection)
-            try await connection.query("UPDATE twin_catalog SET version = version + 1 WHERE id = 1", logger: logger)
-            return result
+            let rows =
+                if let expected {
+                    try await connection.query(
+                        "UPDATE twin_catalog SET version = version + 1 WHERE id = 1 AND version = \(expected) RETURNING version", logger: logger)
+                } else {
+                    try await connection.query("UPDATE twin_catalog SET version = version + 1 WHERE id = 1 RETURNING version", logger: logger)
+                }
+            var version: Int64?
+            for try await moved in rows.decode(Int64.self) { version = moved }
+            guard let version else { throw CatalogMoved() }
+            return (try await change(connection), version)
         }
     }
 
@@ -50,7 +73,7 @@ extension PostgresTwinStore {
                 deleted = true
             }
             return deleted
-        }
+        }.result
     }
 
     public func models() async throws -> [StoredModel] {
@@ -64,8 +87,8 @@ extension PostgresTwinStore {
         return models
     }
 
-    public func addModels(_ models: [StoredModel]) async throws {
-        try await changeCatalog { connection in
+    public func addModels(_ models: [StoredModel], ifCatalogAt expected: Int64?) async throws -> Int64? {
+        try await changeCatalog(ifAt: expected) { connection in
             for model in models {
                 try await connection.query(
                     """
@@ -73,16 +96,18 @@ extension PostgresTwinStore {
                     VALUES (\(model.id), \(model.definition.jsonString()), \(model.uploadTime), \(model.decommissioned))
                     """, logger: logger)
             }
-        }
+        }.version
     }
 
-    public func setDecommissioned(model id: String, _ decommissioned: Bool) async throws {
-        try await changeCatalog { connection in
+    public func setDecommissioned(model id: String, _ decommissioned: Bool, ifCatalogAt expected: Int64?) async throws -> Int64? {
+        try await changeCatalog(ifAt: expected) { connection in
             try await connection.query("UPDATE twin_models SET decommissioned = \(decommissioned) WHERE id = \(id)", logger: logger)
-        }
+        }.version
     }
 
-    public func deleteModel(_ id: String) async throws {
-        try await changeCatalog { connection in try await connection.query("DELETE FROM twin_models WHERE id = \(id)", logger: logger) }
+    public func deleteModel(_ id: String, ifCatalogAt expected: Int64?) async throws -> Int64? {
+        try await changeCatalog(ifAt: expected) { connection in
+            try await connection.query("DELETE FROM twin_models WHERE id = \(id)", logger: logger)
+        }.version
     }
 }

@@ -399,7 +399,9 @@ public final class SQLiteTwinStore: TwinStore {
         }
     }
 
-    public func addModels(_ models: [StoredModel]) async throws {
+    /// This process is the store's only writer and checks its model changes one at a time, so the
+    /// model changes here do not check `expected` (the catalog has no version).
+    public func addModels(_ models: [StoredModel], ifCatalogAt expected: Int64?) async throws -> Int64? {
         try await pool.write { db in
             var order = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(upload_order), 0) FROM models") ?? 0
             for model in models {
@@ -410,18 +412,21 @@ public final class SQLiteTwinStore: TwinStore {
                 )
             }
         }
+        return nil
     }
 
-    public func setDecommissioned(model id: String, _ decommissioned: Bool) async throws {
+    public func setDecommissioned(model id: String, _ decommissioned: Bool, ifCatalogAt expected: Int64?) async throws -> Int64? {
         try await pool.write { db in
             try db.execute(sql: "UPDATE models SET decommissioned = ? WHERE id = ?", arguments: [decommissioned, id])
         }
+        return nil
     }
 
-    public func deleteModel(_ id: String) async throws {
+    public func deleteModel(_ id: String, ifCatalogAt expected: Int64?) async throws -> Int64? {
         try await pool.write { db in
             try db.execute(sql: "DELETE FROM models WHERE id = ?", arguments: [id])
         }
+        return nil
     }
 
     private static func twinExists(_ db: Database, _ id: String) throws -> Bool {

@@ -256,9 +256,19 @@ public protocol TwinStore: Sendable {
     func deleteEventRoute(_ id: String) async throws -> Bool
 
     func models() async throws -> [StoredModel]
-    func addModels(_ models: [StoredModel]) async throws
-    func setDecommissioned(model id: String, _ decommissioned: Bool) async throws
-    func deleteModel(_ id: String) async throws
+    /// A model change is stored only while the catalog is still at `expected`, the version the
+    /// change was checked against (nil: no check); otherwise it throws ``CatalogMoved`` and stores
+    /// nothing. Returns the catalog's version after the change (nil for a store only this process
+    /// writes). Concurrent model changes of several processes take turns.
+    func addModels(_ models: [StoredModel], ifCatalogAt expected: Int64?) async throws -> Int64?
+    func setDecommissioned(model id: String, _ decommissioned: Bool, ifCatalogAt expected: Int64?) async throws -> Int64?
+    func deleteModel(_ id: String, ifCatalogAt expected: Int64?) async throws -> Int64?
+}
+
+/// Another process changed the models or the event routes after a model change was checked
+/// against them: the change has to be checked again against the catalog as it is now.
+public struct CatalogMoved: Error, Sendable, CustomStringConvertible {
+    public var description: String { "the models changed in another process while this change was checked" }
 }
 
 /// What forgetting idempotency keys did: how many, in how many steps, and the longest step's time
