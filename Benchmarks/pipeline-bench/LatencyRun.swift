@@ -256,8 +256,10 @@ final class RoomLog: Sendable {
                 guard let number = value.doubleValue.map({ Int($0) }) else { continue }
                 seen.withLock { seen in
                     switch (path.tokens, arrivedAt) {
-                    case (["currentTemp"], nil): seen.stamps[number, default: HopStamps()].roomCommand = stamp
-                    case (["Temperature"], nil): seen.stamps[number, default: HopStamps()].thermostatCommand = stamp
+                    case (["currentTemp"], nil) where seen.stamps[number]?.roomCommand == nil:
+                        seen.stamps[number, default: HopStamps()].roomCommand = stamp
+                    case (["Temperature"], nil) where seen.stamps[number]?.thermostatCommand == nil:
+                        seen.stamps[number, default: HopStamps()].thermostatCommand = stamp
                     case (["currentTemp"], let arrivedAt?) where seen.rooms[number] == nil:
                         seen.rooms[number] = arrivedAt
                         seen.stamps[number, default: HopStamps()].roomUpdate = stamp

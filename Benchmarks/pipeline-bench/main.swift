@@ -140,9 +140,12 @@ await runBenchmark("pipeline-bench") {
         print("  device → room p99 by second: \(result.roomP99BySecond.map { String(format: "%.1f", $0) }.joined(separator: " ")) ms")
         print("  CPU (cores): \(result.cpu)")
         if measuringHops {
+            guard let timed = result.hops.first?.histogram.totalCount, timed > 0 else {
+                throw BenchmarkError("PIPELINE_BENCH_HOPS=1, but no message was timed hop by hop at \(rate)/s")
+            }
             let hops = result.hops.map { "\($0.name) \($0.histogram.valueAtPercentile(50))/\($0.histogram.valueAtPercentile(99))" }
             print(
-                "  hops p50/p99 ms by the broker's timestamps (\(result.hops.first?.histogram.totalCount ?? 0) values): \(hops.joined(separator: ", "))"
+                "  hops p50/p99 ms by the broker's timestamps (\(timed) values): \(hops.joined(separator: ", "))"
             )
         }
         latencies.append((rate, result))

@@ -71,6 +71,9 @@ await runBenchmark("propagator-bench") {
     let maximum = Double(latency.histogram.max) / 1000
     print("latency at \(rate)/s: \(latency.updates) room updates, p50 \(String(format: "%.2f", p50)) ms, p99 \(String(format: "%.2f", p99)) ms")
     if measuringHops {
+        guard latency.propagatorHop.totalCount > 0 else {
+            throw BenchmarkError("PROPAGATOR_BENCH_HOPS=1, but no update was timed hop by hop (no room command read from twins.commands)")
+        }
         print(
             "  by the broker's timestamps: propagator hop p50/p99 \(latency.propagatorHop.valueAtPercentile(50) / 1000)/\(latency.propagatorHop.valueAtPercentile(99) / 1000) ms, "
                 + "twin-service hop p50/p99 \(latency.twinServiceHop.valueAtPercentile(50) / 1000)/\(latency.twinServiceHop.valueAtPercentile(99) / 1000) ms"
