@@ -20,13 +20,15 @@ struct PropagationTests {
         var memory: [String: Int64] = [:]
         let models: ModelSet
         let tracked: Set<JSONPointer>
+        let names: Set<String>
 
         init(rules: PropagationRules = .seed, hopLimit: Int = 8, rooms: [String: [String]]) throws {
             var models = ModelSet()
             try models.add(try DTDLParser.parseUpload(try Fixtures.upload("seed")))
             self.models = models
             self.tracked = rules.trackedProperties
-            self.propagation = Propagation(rules: rules.rules, hopLimit: hopLimit, pendingTimeout: .seconds(10))
+            self.names = rules.relationshipNames
+            self.propagation = Propagation(rules: rules.rules, hopLimit: hopLimit)
             let view = RelationshipView(names: rules.relationshipNames, tracked: tracked)
             var relationships: [TwinNotification.Relationship] = []
             var twins: [String: JSONValue] = [:]
@@ -46,6 +48,12 @@ struct PropagationTests {
             return propagation.decide(
                 Array(notifications.enumerated().map { ($0.offset, $0.element) }), view: &view, memory: &memory, models: &lookup, tracked: tracked,
                 now: .now)
+        }
+
+        /// Notifications the view's follower read: applied, then the parents this instance checks worked out again.
+        mutating func followed(_ notifications: [TwinNotification]) -> [TwinCommand] {
+            var lookup = ModelLookup(models)
+            return propagation.apply(followed: notifications, to: &view, tracked: tracked, names: names, models: &lookup, now: .now)
         }
     }
 
@@ -178,6 +186,38 @@ struct PropagationTests {
             ])
             #expect(outcome.outputs.last?.command.patch?.operations == [.add(path: JSONPointer(tokens: ["currentTemp"]), value: expected)], "\(kind)")
         }
+    }
+
+    /// With several instances, a room can take an average worked out before a thermostat's newer
+    /// value was read. The instance that reads the room's own changes checks each propagated value
+    /// against the thermostats' and sends the right one; once it has read the room, a thermostat's
+    /// change its view's follower reads makes it check again. A value set by hand (hop 0) is left.
+    @Test func aParentsAggregateIsWorkedOutAgainWhenItMissedAChildsChange() throws {
+        let currentTemp = JSONPointer(tokens: ["currentTemp"])
+        let rule = PropagationRule(
+            sourceModel: Self.thermostat, sourceProperty: JSONPointer(tokens: ["Temperature"]), relationship: "rel_has_thermostat",
+            targetProperty: currentTemp, kind: .average)
+        var scenario = try Scenario(rules: PropagationRules([rule]), rooms: ["room1": ["t1", "t2"]])
+        func room(_ value: JSONValue, sequence: Int64, hop: Int) -> TwinNotification {
+            Self.update("room1", sequence: sequence, hop: hop, model: Self.room, [.replace(path: currentTemp, value: value)])
+        }
+        #expect(Self.values(scenario.decide([Self.temperature("t1", 20, sequence: 1)])) == ["room1": .double(20)])
+        #expect(scenario.decide([room(20, sequence: 1, hop: 1)]).outputs.isEmpty, "the room took what its thermostats give it")
+
+        let followed = scenario.followed([Self.temperature("t2", 22, sequence: 1)])
+        #expect(followed.map(\.id) == ["event-t2-1/\(rule.key)/room1/recheck"], "t2 changed on another instance's partition")
+        #expect(followed.first?.patch?.operations == [.add(path: currentTemp, value: .double(21))])
+        #expect(followed.first?.hop == 1)
+
+        #expect(scenario.decide([room(21, sequence: 2, hop: 1)]).outputs.isEmpty)
+        let stale = scenario.decide([room(20, sequence: 3, hop: 1)])
+        #expect(Self.values(stale) == ["room1": .double(21)], "another instance's value, made before it read t2's change")
+        #expect(stale.counts.rechecked == 1)
+        #expect(stale.outputs.first?.command.id == "event-room1-3/\(rule.key)/room1/recheck")
+
+        #expect(scenario.decide([room(21, sequence: 4, hop: 1)]).outputs.isEmpty)
+        #expect(scenario.decide([room(5, sequence: 5, hop: 0)]).outputs.isEmpty, "a value set by hand stays until a thermostat changes")
+        #expect(scenario.followed([Self.temperature("t1", 20, sequence: 1)]).isEmpty, "a change read twice gives nothing new")
     }
 
     @Test func aValueThatDoesNotFitTheParentsModelIsRefused() throws {

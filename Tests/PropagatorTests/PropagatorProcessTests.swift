@@ -234,6 +234,69 @@ import TwinflowTestSupport
         #expect(await stack.waitFor("room", "currentTemp", .double(21.5)), "(18.5 + 21 + 25) / 3")
     }
 
+    /// Two propagators share the group's partitions, and every thermostat of every room changes at
+    /// once, round after round: each instance works out a room's average while the other is handling
+    /// another of its thermostats, before its view has read that change. Every room still ends on
+    /// the exact average of its thermostats' last values.
+    @Test func twoInstancesLeaveEveryAverageExact() async throws {
+        let stack = try await Stack(models: "seed")
+        defer { stack.stop() }
+        let rooms = 24
+        let thermostats = 4
+        func thermostat(_ room: Int, _ index: Int) -> String { "t-\(room)-\(index)" }
+        for room in 0..<rooms {
+            try await stack.twins.putTwin("room-\(room)", model: Self.room)
+            for index in 0..<thermostats {
+                try await stack.twins.putTwin(thermostat(room, index), model: Self.thermostat, ["Temperature": 0])
+                try await stack.twins.relate("room-\(room)", "r-\(room)-\(index)", name: "rel_has_thermostat", target: thermostat(room, index))
+            }
+        }
+        let rules =
+            #"{"rules": [{"sourceModel": "dtmi:contosocom:DigitalTwins:Thermostat;1", "sourceProperty": "/Temperature", "relationship": "rel_has_thermostat", "targetProperty": "/currentTemp", "kind": "average"}]}"#
+        let first = try await stack.startPropagator(rules: rules)
+        let second = try await stack.startPropagator(rules: rules)
+        for port in [first.port, second.port] {
+            try #require(await waitUntilReady(port: port, containing: "2 partition(s) assigned"), "both instances own two of the four partitions")
+        }
+
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: stack.kafka), logger: Logger(label: "test"))
+        let temperature = try JSONPointer("/Temperature")
+        let rounds = 6
+        func value(_ round: Int, _ room: Int, _ index: Int) -> Double { Double(round * 1000 + room * 10 + index * (round % 3 + 1)) }
+        for round in 1...rounds {
+            var commands: [KafkaProducerMessage] = []
+            for room in 0..<rooms {
+                for index in 0..<thermostats {
+                    commands.append(
+                        TwinCommand(
+                            id: "set-\(round)-\(room)-\(index)", twinID: thermostat(room, index),
+                            patch: JSONPatch([.add(path: temperature, value: .double(value(round, room, index)))])
+                        ).kafkaMessage(topic: Topics.defaults.twinCommands))
+                }
+            }
+            try await producer.send(commands)
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        await producer.shutdown()
+
+        let expected = (0..<rooms).map { room in (0..<thermostats).map { value(rounds, room, $0) }.reduce(0, +) / Double(thermostats) }
+        let twins = stack.twins
+        @Sendable func wrongRooms() async -> [String] {
+            var wrong: [String] = []
+            for room in 0..<rooms {
+                let held = (try? await twins.twin("room-\(room)"))?["currentTemp"]
+                if held != .double(expected[room]) { wrong.append("room-\(room): \(held.map { "\($0)" } ?? "none") for \(expected[room])") }
+            }
+            return wrong
+        }
+        let settled = await eventually(timeout: .seconds(20)) { await wrongRooms().isEmpty }
+        let wrong = settled ? [] : await wrongRooms()
+        #expect(settled, "rooms not on their thermostats' average: \(wrong)")
+        let rechecked =
+            try await stack.metrics(port: first.port)["rechecked_total", default: 0] + stack.metrics(port: second.port)["rechecked_total", default: 0]
+        #expect(rechecked > 0, "the instances worked out aggregates again")
+    }
+
     /// A burst of a thermostat's notifications redelivered out of order (newer sequences than
     /// twin-service has used, written straight onto the topic): the room ends on the newest value,
     /// and the older ones are counted as stale.

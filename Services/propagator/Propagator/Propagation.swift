@@ -26,6 +26,15 @@ struct Propagation {
     let hopLimit: Int
     /// How long a value sent to a parent counts as on its way (after that, sending it again is not skipped).
     let pendingTimeout: Duration
+    /// The rules of `rules` that aggregate.
+    let aggregates: [PropagationRule]
+
+    init(rules: [PropagationRule], hopLimit: Int, pendingTimeout: Duration = .seconds(10)) {
+        self.rules = rules
+        self.hopLimit = hopLimit
+        self.pendingTimeout = pendingTimeout
+        aggregates = rules.filter(\.kind.aggregates)
+    }
 
     /// The rules a notification's change falls under: its model matches and the change touches the
     /// rule's source property.
@@ -102,6 +111,9 @@ struct Propagation {
                     outcome.counts.propagated += 1
                 }
             }
+            if !aggregates.isEmpty {
+                recheck(ownChange: notification, position: position, view: &view, models: &models, now: now, outcome: &outcome)
+            }
         }
         outcome.outputs = Self.coalesced(outcome.outputs, counts: &outcome.counts)
         return outcome
@@ -131,6 +143,11 @@ struct Propagation {
             if case .set(let value) = change { return value }
             return nil
         }
+        return aggregate(for: parent, by: rule, in: view)
+    }
+
+    /// `parent`'s aggregate under `rule`, from every child's current number; `nil` when no child has one.
+    func aggregate(for parent: String, by rule: PropagationRule, in view: RelationshipView.State) -> JSONValue? {
         let numbers = view.children(of: parent, by: rule).compactMap { view.value(of: $0, at: rule.sourceProperty)?.doubleValue }.filter(\.isFinite)
         guard !numbers.isEmpty else { return nil }
         switch rule.kind {
@@ -149,7 +166,7 @@ struct Propagation {
 
     /// Whether `parent` holds `value` already, or is about to: the view shows it and nothing else
     /// is on its way, or this instance sent it a moment ago.
-    private func isHeld(
+    func isHeld(
         _ value: JSONValue, by parent: String, at pointer: JSONPointer, in view: RelationshipView.State, now: ContinuousClock.Instant
     ) -> Bool {
         if let pending = view.pending[parent]?[pointer], now - pending.sent < pendingTimeout {
@@ -160,7 +177,7 @@ struct Propagation {
 
     /// The patch for `parent`: its ID is derived from the cause's ID and the rule, so a notification
     /// read twice makes the same command, which twin-service applies once.
-    private func command(_ parent: String, _ rule: PropagationRule, _ value: JSONValue, cause: TwinNotification) -> TwinCommand {
+    func command(_ parent: String, _ rule: PropagationRule, _ value: JSONValue, cause: TwinNotification) -> TwinCommand {
         TwinCommand(
             id: "\(cause.attributes.id)/\(rule.key)/\(parent)", twinID: parent,
             patch: JSONPatch([.add(path: rule.targetProperty, value: value)]), causationID: cause.attributes.id, hop: cause.hop + 1,

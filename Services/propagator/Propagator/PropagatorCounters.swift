@@ -19,6 +19,9 @@ public struct PropagatorCounts: ServiceCounts, Hashable {
     public var hopLimited = 0
     /// Changes that gave the rule no value (a copied property removed, an aggregate with no numbers).
     public var noValue = 0
+    /// Aggregates worked out again because the parent took, or was about to take, a value made
+    /// without a child's newest change (another instance's, read late); each sent a command.
+    public var rechecked = 0
     public var deadLettered = 0
 
     public init() {}
@@ -31,6 +34,7 @@ public struct PropagatorCounts: ServiceCounts, Hashable {
         orphans += other.orphans
         hopLimited += other.hopLimited
         noValue += other.noValue
+        rechecked += other.rechecked
         deadLettered += other.deadLettered
     }
 
@@ -38,7 +42,7 @@ public struct PropagatorCounts: ServiceCounts, Hashable {
         [
             ("propagated", propagated), ("coalesced", coalesced), ("unchanged", unchanged), ("stale", stale),
             ("orphans", orphans),
-            ("hop_limited", hopLimited), ("no_value", noValue), ("dead_letters", deadLettered),
+            ("hop_limited", hopLimited), ("no_value", noValue), ("rechecked", rechecked), ("dead_letters", deadLettered),
         ]
     }
 }

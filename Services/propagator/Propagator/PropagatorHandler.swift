@@ -34,7 +34,7 @@ public final class PropagatorHandler: Sendable {
         rules: PropagationRules, hopLimit: Int, view: RelationshipView, follower: RelationshipViewFollower?, catalog: ModelCatalog,
         producer: KafkaProducer, topics: Topics, counters: PropagatorCounters, logger: Logger
     ) {
-        self.propagation = Propagation(rules: rules.rules, hopLimit: hopLimit, pendingTimeout: .seconds(10))
+        self.propagation = Propagation(rules: rules.rules, hopLimit: hopLimit)
         self.view = view
         self.follower = follower
         self.catalog = catalog

@@ -27,6 +27,9 @@ public final class RelationshipView: Sendable {
         var bySource: [String: [String: Set<String>]] = [:]
         var byTarget: [String: [String: Set<String>]] = [:]
         var twins: [String: TwinState] = [:]
+        /// Parents (by rule, ``Propagation/checkedKey(_:_:)``) whose own changes this instance has read
+        /// from the group's partitions: it checks their aggregates.
+        var checkedParents: Set<String> = []
         /// Values this instance sent to parents that the view has not seen them take yet, with when.
         var pending: [String: [JSONPointer: (value: JSONValue, sent: ContinuousClock.Instant)]] = [:]
         var loaded = false
@@ -63,6 +66,7 @@ public final class RelationshipView: Sendable {
             }
             for (id, known) in state.twins where known.sequence >= 0 { fresh.twins[id] = known }
             fresh.pending = state.pending
+            fresh.checkedParents = state.checkedParents
             fresh.loaded = true
             state = fresh
         }
@@ -84,19 +88,22 @@ public final class RelationshipView: Sendable {
         state.withLock { body(&$0) }
     }
 
-    static func apply(_ notification: TwinNotification, to state: inout State, tracked: Set<JSONPointer>, names: Set<String>) {
+    /// Returns false for a twin's change older than one the view holds.
+    @discardableResult
+    static func apply(_ notification: TwinNotification, to state: inout State, tracked: Set<JSONPointer>, names: Set<String>) -> Bool {
         switch notification.change {
         case .relationshipCreated(let relationship):
             if names.contains(relationship.name) { add(relationship, to: &state) }
         case .relationshipDeleted(let relationship):
             if names.contains(relationship.name) { remove(relationship, from: &state) }
         case .relationshipUpdated:
-            return
+            break
         case .twinDeleted:
             state.twins[notification.twinID] = nil
         case .twinCreated, .twinUpdated:
-            updateValues(notification, in: &state, tracked: tracked)
+            return updateValues(notification, in: &state, tracked: tracked)
         }
+        return true
     }
 
     /// Takes a twin change's values, unless the view already holds a newer change of the twin.

@@ -17,6 +17,9 @@ import Glibc
 /// a change made while the snapshot was read is applied after it (values are kept by sequence, so
 /// reading it twice does no harm). At start the models are loaded too, and rules that do not fit
 /// them stop the service.
+///
+/// With rules that aggregate, a child's change it reads makes the parents this instance checks be
+/// worked out again (see `Propagation+Rechecks.swift`); their commands are sent before it reads on.
 public final class RelationshipViewFollower: Service, Sendable {
     private struct Progress: Sendable {
         var partitions: Int?
@@ -34,13 +37,28 @@ public final class RelationshipViewFollower: Service, Sendable {
     private let topic: String
     private let clientID: String
     private let retryInterval: Duration
+    private let rechecks: Rechecks?
     private let logger: Logger
     private let progress = Mutex(Progress())
 
+    /// Where the follower's rechecks of aggregates go.
+    private struct Rechecks: Sendable {
+        var propagation: Propagation
+        var producer: KafkaProducer
+        var topic: String
+        var counters: PropagatorCounters
+    }
+
+    /// A follower of `topic` into `view`; with rules that aggregate, it sends its rechecks to
+    /// `commandsTopic` through `producer`.
     public init(
-        view: RelationshipView, catalog: ModelCatalog, rules: PropagationRules, client: TwinsClient, admin: KafkaAdmin, kafka: KafkaConfiguration,
-        topic: String, clientID: String, retryInterval: Duration = .seconds(2), logger: Logger
+        view: RelationshipView, catalog: ModelCatalog, rules: PropagationRules, hopLimit: Int, client: TwinsClient, admin: KafkaAdmin,
+        kafka: KafkaConfiguration, topic: String, clientID: String, retryInterval: Duration = .seconds(2), rechecksTo producer: KafkaProducer,
+        commandsTopic: String, counters: PropagatorCounters, logger: Logger
     ) {
+        let propagation = Propagation(rules: rules.rules, hopLimit: hopLimit)
+        self.rechecks =
+            propagation.aggregates.isEmpty ? nil : Rechecks(propagation: propagation, producer: producer, topic: commandsTopic, counters: counters)
         self.view = view
         self.catalog = catalog
         self.rules = rules
@@ -126,7 +144,7 @@ public final class RelationshipViewFollower: Service, Sendable {
                     // What cannot be read is dead-lettered by the group's consumer, once; here it is passed over.
                     if let notification = try? TwinNotification(decoding: message) { notifications.append(notification) }
                 }
-                view.apply(notifications)
+                try await apply(notifications)
                 progress.withLock { progress in
                     for (topicPartition, next) in batch.nextOffsets { progress.next[topicPartition.partition] = next }
                 }
@@ -136,6 +154,21 @@ public final class RelationshipViewFollower: Service, Sendable {
             throw error
         }
         await consumer.close()
+    }
+
+    private func apply(_ notifications: [TwinNotification]) async throws {
+        guard let rechecks else { return view.apply(notifications) }
+        try await catalog.learn(Set(notifications.compactMap(\.modelID)))
+        var models = ModelLookup(catalog.current)
+        let commands = view.withState { state in
+            rechecks.propagation.apply(followed: notifications, to: &state, tracked: view.tracked, names: view.names, models: &models, now: .now)
+        }
+        guard !commands.isEmpty else { return }
+        try await rechecks.producer.send(commands.map { $0.kafkaMessage(topic: rechecks.topic) })
+        var counts = PropagatorCounts()
+        counts.propagated = commands.count
+        counts.rechecked = commands.count
+        rechecks.counters.add(counts)
     }
 
     /// Waits (at most `timeout`) until the view has applied everything on the topic now; false when

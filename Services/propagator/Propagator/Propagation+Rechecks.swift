@@ -1,0 +1,77 @@
+import TwinflowCodec
+
+/// Aggregates with several instances. The instance that reads a child's change works out its
+/// parent's aggregate from its view, which may not have read a change of another child yet (that
+/// one is read by another instance, from another partition, at the same moment). So the instance
+/// that reads a parent's own changes, which all land on the parent's partition, checks each value a
+/// propagation step gave the parent against the children's values as its view holds them, and
+/// sends the right value when they differ; and when its view reads a change of that parent's child
+/// later, it checks again. Every wrong value is followed by a right one, from the same instance and
+/// so in order on the parent's partition, once the views have read every change.
+extension Propagation {
+    /// The key of a parent this instance checks under `rule`.
+    static func checkedKey(_ rule: PropagationRule, _ parent: String) -> String { "\(rule.key)\u{0}\(parent)" }
+
+    /// A parent's own change, read from the group's partitions (and already applied to the view):
+    /// under each aggregate rule it is a parent of, the parent is now checked by this instance, and a
+    /// value a propagation step gave it is checked against its children's.
+    func recheck(
+        ownChange notification: TwinNotification, position: Int, view: inout RelationshipView.State, models: inout ModelLookup,
+        now: ContinuousClock.Instant, outcome: inout Outcome
+    ) {
+        switch notification.change {
+        case .twinCreated, .twinUpdated: break
+        default: return
+        }
+        let parent = notification.twinID
+        for rule in aggregates where !view.children(of: parent, by: rule).isEmpty {
+            view.checkedParents.insert(Self.checkedKey(rule, parent))
+            guard notification.hop > 0, notification.hop + 1 <= hopLimit, notification.value(at: rule.targetProperty) != nil else { continue }
+            if let output = recheck(parent, by: rule, cause: notification, view: &view, models: &models, now: now) {
+                outcome.outputs.append(Output(position: position, command: output))
+                outcome.counts.propagated += 1
+                outcome.counts.rechecked += 1
+            }
+        }
+    }
+
+    /// Applies what the view's follower read; for the children's changes newer than what the view
+    /// held, the parents this instance checks are worked out again, and get a command when they hold,
+    /// or are about to take, another value.
+    func apply(
+        followed notifications: [TwinNotification], to view: inout RelationshipView.State, tracked: Set<JSONPointer>, names: Set<String>,
+        models: inout ModelLookup, now: ContinuousClock.Instant
+    ) -> [TwinCommand] {
+        let fresh = notifications.filter { RelationshipView.apply($0, to: &view, tracked: tracked, names: names) }
+        guard !view.checkedParents.isEmpty else { return [] }
+        var outputs: [Output] = []
+        for (position, notification) in fresh.enumerated() {
+            for (rule, _) in matchingRules(notification, models: &models) where rule.kind.aggregates && notification.hop + 1 <= hopLimit {
+                for parent in view.parents(of: notification.twinID, by: rule) where view.checkedParents.contains(Self.checkedKey(rule, parent)) {
+                    if let command = recheck(parent, by: rule, cause: notification, view: &view, models: &models, now: now) {
+                        outputs.append(Output(position: position, command: command))
+                    }
+                }
+            }
+        }
+        var counts = PropagatorCounts()
+        return Self.coalesced(outputs, counts: &counts).map(\.command)
+    }
+
+    /// The command that sets `parent` to its aggregate under `rule`, when it holds another value
+    /// and has no command for this one on its way. A value that does not fit the parent's model is
+    /// left to the consumer's decision, which dead-letters it.
+    private func recheck(
+        _ parent: String, by rule: PropagationRule, cause: TwinNotification, view: inout RelationshipView.State, models: inout ModelLookup,
+        now: ContinuousClock.Instant
+    ) -> TwinCommand? {
+        guard let value = aggregate(for: parent, by: rule, in: view),
+            models.problem(with: value, at: rule.targetProperty, model: view.twins[parent]?.model) == nil,
+            !isHeld(value, by: parent, at: rule.targetProperty, in: view, now: now)
+        else { return nil }
+        view.pending[parent, default: [:]][rule.targetProperty] = (value, now)
+        var command = command(parent, rule, value, cause: cause)
+        command.id += "/recheck"
+        return command
+    }
+}
