@@ -125,6 +125,39 @@ import TwinflowTestSupport
         #expect(try Self.ids(deleting) == stored)
     }
 
+    /// A model change that finds the catalog moved on by another instance each time it checks again
+    /// gives up with ADT's `503 ServiceUnavailable` and stores nothing; once the other instance is
+    /// done, the same upload succeeds.
+    @Test func aModelChangeThatKeepsFindingTheCatalogMovedIsRefusedWith503() async throws {
+        let cluster = try PostgresCluster.shared()
+        let database = try cluster.makeDatabase("twins")
+        let url = try DatabaseURL(database)
+        let graph = try await DigitalTwinGraph(store: try await PostgresTwinStore(url: url, connections: 2, logger: Logger(label: "model-race")))
+        let watcher = try await PostgresTwinStore(url: url, connections: 1, logger: Logger(label: "model-race"))
+        let model = Self.interface("dtmi:example:Late;1")
+        let start = try #require(try await watcher.catalogVersion())
+        // Another instance's model changes, as fast as PostgreSQL commits them, for three seconds.
+        let mover = try cluster.startSQL(
+            """
+            DO $$ DECLARE stop timestamptz := clock_timestamp() + interval '3 seconds';
+            BEGIN WHILE clock_timestamp() < stop LOOP UPDATE twin_catalog SET version = version + 1 WHERE id = 1; COMMIT; END LOOP; END $$
+            """, at: database)
+        #expect(await eventually(timeout: .seconds(10)) { (try? await watcher.catalogVersion()).map { $0 > start } ?? false })
+        let before = try #require(try await watcher.catalogVersion())
+        await #expect {
+            _ = try await graph.addModels([model])
+        } throws: { error in
+            (error as? ServiceError).map { $0.code == "ServiceUnavailable" && $0.status == 503 } ?? false
+        }
+        let after = try #require(try await watcher.catalogVersion())
+        #expect(after - before >= Int64(DigitalTwinGraph.catalogAttempts), "the catalog moved on during each attempt")
+        mover.waitUntilExit()
+        #expect(mover.terminationStatus == 0)
+        #expect(try !Self.ids(graph).contains("dtmi:example:Late;1"))
+        _ = try await graph.addModels([model])
+        #expect(try Self.ids(try await DigitalTwinGraph(store: watcher)).contains("dtmi:example:Late;1"))
+    }
+
     /// True when `body` succeeds; false when it fails with the refusal a lost race gets.
     static func succeeds(_ body: () async throws -> Void) async throws -> Bool {
         do {

@@ -80,6 +80,17 @@ public final class PostgresCluster: Sendable {
 
     public func url(database: String) -> String { "postgres://\(Self.user)@127.0.0.1:\(port)/\(database)?sslmode=disable" }
 
+    /// Starts `psql` running `sql` against the database at `url`; it runs beside the caller until
+    /// the statement ends.
+    public func startSQL(_ sql: String, at url: String) throws -> Process {
+        let process = Process()
+        process.executableURL = binaries.appending(path: "psql")
+        process.arguments = [url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
     /// Stops the server at once (its data is thrown away) and removes the folder.
     public func stop() {
         if let pid = Self.postmaster(in: directory) { kill(pid, SIGQUIT) } else { kill(server, SIGQUIT) }

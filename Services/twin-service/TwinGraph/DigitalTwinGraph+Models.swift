@@ -63,7 +63,7 @@ extension DigitalTwinGraph {
 
     /// The most times a model change is checked again because another process changed the catalog
     /// between this one's check and its write.
-    static let catalogAttempts = 8
+    public static let catalogAttempts = 8
 
     /// Runs `change`, a model change checked against the models as this process last read them;
     /// when the store says another process changed the catalog meanwhile, reads it again and runs
