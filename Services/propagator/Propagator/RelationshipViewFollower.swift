@@ -158,13 +158,27 @@ public final class RelationshipViewFollower: Service, Sendable {
 
     private func apply(_ notifications: [TwinNotification]) async throws {
         guard let rechecks else { return view.apply(notifications) }
-        try await catalog.learn(Set(notifications.compactMap(\.modelID)))
+        // twin-service out of reach stops no one here: a model not known yet matches no rule until the
+        // group's consumer, which fails its batch and tries again, has learned it.
+        try? await catalog.learn(Set(notifications.compactMap(\.modelID)))
         var models = ModelLookup(catalog.current)
         let commands = view.withState { state in
             rechecks.propagation.apply(followed: notifications, to: &state, tracked: view.tracked, names: view.names, models: &models, now: .now)
         }
         guard !commands.isEmpty else { return }
-        try await rechecks.producer.send(commands.map { $0.kafkaMessage(topic: rechecks.topic) })
+        let messages = commands.map { $0.kafkaMessage(topic: rechecks.topic) }
+        var backOff = Duration.milliseconds(100)
+        while true {
+            do {
+                try await rechecks.producer.send(messages)
+                break
+            } catch {
+                try Task.checkCancellation()
+                logger.warning("rechecks of aggregates not delivered; trying again", metadata: ["error": "\(error)", "retryIn": "\(backOff)"])
+                try await Task.sleep(for: backOff)
+                backOff = min(backOff * 2, .seconds(5))
+            }
+        }
         var counts = PropagatorCounts()
         counts.propagated = commands.count
         counts.rechecked = commands.count
