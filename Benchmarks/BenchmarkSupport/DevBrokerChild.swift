@@ -17,7 +17,10 @@ public final class DevBrokerChild {
         try process.run()
         let deadline = Date().addingTimeInterval(30)
         while !FileManager.default.fileExists(atPath: file.path) {
-            guard process.isRunning, Date() < deadline else { throw BenchmarkError("devbroker did not start") }
+            guard process.isRunning, Date() < deadline else {
+                if process.isRunning { process.terminate() }
+                throw BenchmarkError("devbroker did not start")
+            }
             Thread.sleep(forTimeInterval: 0.05)
         }
         Thread.sleep(forTimeInterval: 0.05)
@@ -32,6 +35,9 @@ public final class DevBrokerChild {
         process.terminate()
         process.waitUntilExit()
     }
+
+    /// A run that fails while starting what uses the broker leaves no broker behind.
+    deinit { stop() }
 }
 
 public struct BenchmarkError: Error, CustomStringConvertible {

@@ -60,15 +60,25 @@ public final class KafkaAdmin: Sendable {
     public func highWatermarks(topic: String, partitions: Int, timeout: Duration = .seconds(10)) async throws(KafkaError) -> [Int64] {
         let client = self.client
         return try await onDedicatedThread(name: "twinflow-admin") { () throws(KafkaError) in
-            try (0..<partitions).map { partition throws(KafkaError) in
-                var low: Int64 = 0
-                var high: Int64 = 0
-                let err = rd_kafka_query_watermark_offsets(client.handle, topic, Int32(partition), &low, &high, Int32(timeout.milliseconds))
-                guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .rdkafka(.metadata, err, message: "\(topic) [\(partition)]") }
-                return high
+            // One ListOffsets request per leader for every partition's latest offset, where asking
+            // partition by partition costs two round trips each.
+            let list = rd_kafka_topic_partition_list_new(Int32(partitions))!
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            for partition in 0..<partitions { rd_kafka_topic_partition_list_add(list, topic, Int32(partition)).pointee.offset = Self.latest }
+            let err = rd_kafka_offsets_for_times(client.handle, list, Int32(timeout.milliseconds))
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .rdkafka(.metadata, err, message: topic) }
+            var highs = [Int64](repeating: 0, count: partitions)
+            for index in 0..<Int(list.pointee.cnt) {
+                let element = list.pointee.elems[index]
+                guard element.err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .rdkafka(.metadata, element.err, message: "\(topic) [\(element.partition)]") }
+                highs[Int(element.partition)] = element.offset
             }
+            return highs
         }
     }
+
+    /// The timestamp that asks ListOffsets for a partition's latest offset (`RD_KAFKA_OFFSET_END`).
+    private static let latest: Int64 = -1
 
     /// The offsets `group` has committed for each of `topic`'s partitions, in partition order (`nil`
     /// where it committed none), read without joining the group: with ``highWatermarks(topic:partitions:timeout:)``
