@@ -70,7 +70,9 @@ public final class KafkaAdmin: Sendable {
             var highs = [Int64](repeating: 0, count: partitions)
             for index in 0..<Int(list.pointee.cnt) {
                 let element = list.pointee.elems[index]
-                guard element.err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw .rdkafka(.metadata, element.err, message: "\(topic) [\(element.partition)]") }
+                guard element.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                    throw .rdkafka(.metadata, element.err, message: "\(topic) [\(element.partition)]")
+                }
                 highs[Int(element.partition)] = element.offset
             }
             return highs
