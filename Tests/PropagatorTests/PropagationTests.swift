@@ -239,10 +239,10 @@ struct PropagationTests {
                 ])
             return try! TwinNotification(event)
         }
-        view.apply(relationship("Microsoft.DigitalTwins.Relationship.Create", "room1", "t1"))
+        view.apply([relationship("Microsoft.DigitalTwins.Relationship.Create", "room1", "t1")])
         #expect(view.withState { $0.parents(of: "t1", by: PropagationRules.seed.rules[0]) } == ["room1"])
-        view.apply(relationship("Microsoft.DigitalTwins.Relationship.Delete", "room1", "t1"))
-        view.apply(relationship("Microsoft.DigitalTwins.Relationship.Create", "room2", "t1"))
+        view.apply([relationship("Microsoft.DigitalTwins.Relationship.Delete", "room1", "t1")])
+        view.apply([relationship("Microsoft.DigitalTwins.Relationship.Create", "room2", "t1")])
         #expect(view.withState { $0.parents(of: "t1", by: PropagationRules.seed.rules[0]) } == ["room2"])
         #expect(view.size.relationships == 1)
     }

@@ -72,11 +72,7 @@ public final class RelationshipView: Sendable {
         }
     }
 
-    /// Applies a notification: relationships added or removed, values and models updated.
-    func apply(_ notification: TwinNotification) {
-        state.withLock { state in Self.apply(notification, to: &state, tracked: tracked, names: names) }
-    }
-
+    /// Applies notifications: relationships added or removed, values and models updated.
     func apply(_ notifications: [TwinNotification]) {
         state.withLock { state in
             for notification in notifications { Self.apply(notification, to: &state, tracked: tracked, names: names) }
