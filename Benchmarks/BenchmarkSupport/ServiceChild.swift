@@ -5,15 +5,13 @@ import FoundationNetworking
 #endif
 
 /// A Twinflow executable built beside this benchmark (the release binaries), run as a child process
-/// with this process's environment plus `environment`, its standard output discarded. Its HTTP port
-/// is drawn from below the kernel's ephemeral range (32768 on), where no connection's local port or
-/// port-0 listener (the mock broker's, the clients') can be holding it.
+/// with this process's environment plus `environment`, its standard output discarded.
 public final class ServiceChild {
     public let name: String
     public let httpPort: Int
     private let process = Process()
 
-    public init(_ name: String, environment: [String: String], httpPort: Int = Int.random(in: 20000..<32768)) throws {
+    public init(_ name: String, environment: [String: String], httpPort: Int = BenchmarkPorts.take()) throws {
         self.name = name
         self.httpPort = httpPort
         process.executableURL = Self.sibling(name)

@@ -90,7 +90,7 @@ final class ServiceFixture {
             serviceEnvironment["KAFKA_BOOTSTRAP_SERVERS"] = devbroker.bootstrap
             serviceEnvironment["TWINFLOW_DATA_DIR"] = directory.path
             if let database { serviceEnvironment["TWINFLOW_DATABASE_URL"] = database.url }
-            serviceEnvironment["HTTP_PORT"] = "\(Int.random(in: 30000..<40000))"
+            serviceEnvironment["HTTP_PORT"] = "\(BenchmarkPorts.take())"
             serviceEnvironment["LOG_LEVEL"] = serviceEnvironment["COMMAND_BENCH_SERVICE_LOG_LEVEL"] ?? "warning"
             service.environment = serviceEnvironment
             try service.run()

@@ -114,7 +114,7 @@ final class TwinServiceChild: Sendable {
     /// twin-service on `bootstrap`'s Kafka, so its notifications flow while it is measured; in the
     /// PostgreSQL database `databaseURL` when given.
     init(bootstrap: String, databaseURL: String? = nil) throws {
-        port = Int.random(in: 30000..<40000)
+        port = BenchmarkPorts.take()
         directory = FileManager.default.temporaryDirectory.appending(path: "twin-bench-\(UUID())")
         process = Process()
         process.executableURL = URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appending(
