@@ -56,7 +56,8 @@ public final class KafkaAdmin: Sendable {
 
     /// The high watermark of each of `topic`'s partitions (the offset its next message will get), in
     /// partition order: their sum counts every message the topic was ever given, read without reading
-    /// a message.
+    /// a message. Asked as a consumer in `read_committed` would ask (librdkafka's default), so with a
+    /// transaction open on a partition it is the last stable offset, the end such a consumer reaches.
     public func highWatermarks(topic: String, partitions: Int, timeout: Duration = .seconds(10)) async throws(KafkaError) -> [Int64] {
         let client = self.client
         return try await onDedicatedThread(name: "twinflow-admin") { () throws(KafkaError) in
