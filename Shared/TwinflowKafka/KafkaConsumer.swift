@@ -113,6 +113,11 @@ public final class KafkaConsumer: Sendable {
     /// The partitions this member owns now.
     public var assignment: Set<KafkaTopicPartition> { membership.assignment }
 
+    /// The partitions assigned to this member since the last call that it did not own right before
+    /// their assignment: what it took over from another member (or got at its start), for work a
+    /// new owner does once. A partition lost and assigned again is returned again.
+    public func takeGainedPartitions() -> Set<KafkaTopicPartition> { membership.takeGained() }
+
     /// Whether this member belongs to its group now: it received an assignment (possibly empty) and
     /// no rebalance has taken it away since.
     public var hasJoinedGroup: Bool { membership.hasJoined }
@@ -120,7 +125,15 @@ public final class KafkaConsumer: Sendable {
 
 /// The consumer's view of its group: its assignment, kept current by the rebalance callback.
 final class GroupMembership: Sendable {
-    private let state = Mutex<(assignment: Set<KafkaTopicPartition>, joined: Bool)>(([], false))
+    private struct State {
+        var assignment: Set<KafkaTopicPartition> = []
+        var joined = false
+        /// The assignment before an eager revoke emptied it: what the next assignment keeps.
+        var beforeRevoke: Set<KafkaTopicPartition> = []
+        var gained: Set<KafkaTopicPartition> = []
+    }
+
+    private let state = Mutex(State())
     private let logger: Logger
 
     init(logger: Logger) {
@@ -129,6 +142,15 @@ final class GroupMembership: Sendable {
 
     var assignment: Set<KafkaTopicPartition> { state.withLock { $0.assignment } }
     var hasJoined: Bool { state.withLock { $0.joined } }
+
+    /// Nothing while the group rebalances: the partitions kept through it are known once it ends.
+    func takeGained() -> Set<KafkaTopicPartition> {
+        state.withLock { state in
+            guard state.joined else { return [] }
+            defer { state.gained = [] }
+            return state.gained.intersection(state.assignment)
+        }
+    }
 
     /// Runs on the consumer thread, inside `rd_kafka_consumer_poll` or `rd_kafka_consumer_close`.
     func rebalance(_ handle: OpaquePointer, _ err: rd_kafka_resp_err_t, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
@@ -143,7 +165,9 @@ final class GroupMembership: Sendable {
                 result = Self.describe(rd_kafka_assign(handle, partitions))
             }
             state.withLock { state in
+                state.gained.formUnion(changed.subtracting(cooperative ? state.assignment : state.beforeRevoke))
                 state.assignment = cooperative ? state.assignment.union(changed) : changed
+                state.beforeRevoke = []
                 state.joined = true
             }
             logger.info("partitions assigned", metadata: ["partitions": "\(changed.sorted { "\($0)" < "\($1)" })", "result": "\(result)"])
@@ -166,6 +190,7 @@ final class GroupMembership: Sendable {
                 logger.error("unassigning revoked partitions failed", metadata: ["error": "\(unassigned)"])
             }
             state.withLock { state in
+                if !cooperative { state.beforeRevoke = state.assignment }
                 state.assignment = cooperative ? state.assignment.subtracting(changed) : []
                 // An eager revoke means the group is rebalancing: a member again once assigned.
                 if !cooperative { state.joined = false }

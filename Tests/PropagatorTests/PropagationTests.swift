@@ -50,6 +50,13 @@ struct PropagationTests {
                 now: .now)
         }
 
+        /// The partitions in `partitions` given to this instance, each twin on the partition `partitionOf` names.
+        mutating func reconcile(_ partitions: Set<Int32>, partitionOf: [String: Int32], pass: String = "p1") -> [TwinCommand] {
+            var lookup = ModelLookup(models)
+            return propagation.reconcile(
+                parentsIn: partitions, partitionOf: { partitionOf[$0] ?? -1 }, pass: pass, view: &view, models: &lookup, now: .now)
+        }
+
         /// Notifications the view's follower read: applied, then the parents this instance checks worked out again.
         mutating func followed(_ notifications: [TwinNotification]) -> [TwinCommand] {
             var lookup = ModelLookup(models)
@@ -218,6 +225,37 @@ struct PropagationTests {
         #expect(scenario.decide([room(21, sequence: 4, hop: 1)]).outputs.isEmpty)
         #expect(scenario.decide([room(5, sequence: 5, hop: 0)]).outputs.isEmpty, "a value set by hand stays until a thermostat changes")
         #expect(scenario.followed([Self.temperature("t1", 20, sequence: 1)]).isEmpty, "a change read twice gives nothing new")
+    }
+
+    /// Partitions given to an instance: their aggregate parents that hold another value than their
+    /// children's aggregate get it, whatever set it; those on other partitions, and those that hold
+    /// it, get nothing; and every parent there is checked from then on.
+    @Test func theAggregateParentsOfGainedPartitionsAreReconciled() throws {
+        let currentTemp = JSONPointer(tokens: ["currentTemp"])
+        let rule = PropagationRule(
+            sourceModel: Self.thermostat, sourceProperty: JSONPointer(tokens: ["Temperature"]), relationship: "rel_has_thermostat",
+            targetProperty: currentTemp, kind: .max)
+        var scenario = try Scenario(rules: PropagationRules([rule]), rooms: ["room1": ["t1", "t2"], "room2": ["t3"], "room3": ["t4"]])
+        let partitionOf: [String: Int32] = ["room1": 0, "room2": 1, "room3": 0]
+        _ = scenario.followed([
+            Self.temperature("t1", 20, sequence: 1), Self.temperature("t2", 26, sequence: 1), Self.temperature("t3", 19, sequence: 1),
+            Self.temperature("t4", 30, sequence: 1),
+            Self.update("room1", sequence: 1, model: Self.room, [.add(path: currentTemp, value: 20)]),
+            Self.update("room2", sequence: 1, model: Self.room, [.add(path: currentTemp, value: 5)]),
+            Self.update("room3", sequence: 1, model: Self.room, [.add(path: currentTemp, value: 30)]),
+        ])
+        #expect(scenario.view.checkedParents.isEmpty)
+
+        let commands = scenario.reconcile([0], partitionOf: partitionOf)
+        #expect(commands.map(\.twinID) == ["room1"], "room2 is on another partition; room3 holds its maximum")
+        #expect(commands.first?.patch?.operations == [.add(path: currentTemp, value: .integer(26))])
+        #expect(commands.first?.id == "reconcile/p1/\(rule.key)/room1")
+        #expect(commands.first?.hop == 1, "its change is checked as a propagated value by the partition's owner")
+        #expect(scenario.view.checkedParents == [Propagation.checkedKey(rule, "room1"), Propagation.checkedKey(rule, "room3")])
+        #expect(scenario.reconcile([0], partitionOf: partitionOf, pass: "p2").isEmpty, "room1's value is on its way")
+
+        let followed = scenario.followed([Self.temperature("t4", 31, sequence: 2)])
+        #expect(followed.map(\.twinID) == ["room3"], "a parent reconciled is checked when a child changes later")
     }
 
     @Test func aValueThatDoesNotFitTheParentsModelIsRefused() throws {

@@ -297,6 +297,75 @@ import TwinflowTestSupport
         #expect(rechecked > 0, "the instances worked out aggregates again")
     }
 
+    /// The partitions an instance is given (at its start, when another joins, when one is killed)
+    /// have their aggregate parents reconciled without any child changing: an owner that stopped
+    /// between sending a parent a value that missed a change and reading that change leaves it to
+    /// them. A value set by hand stays while its partition keeps its owner.
+    @Test func partitionsGivenToAnInstanceHaveTheirAggregateParentsReconciled() async throws {
+        let stack = try await Stack(models: "seed")
+        defer { stack.stop() }
+        let rooms = 24
+        func thermostat(_ room: Int, _ index: Int) -> String { "t-\(room)-\(index)" }
+        func reading(_ room: Int, _ index: Int) -> Double { Double(room * 10 + index * 3) }
+        for room in 0..<rooms {
+            try await stack.twins.putTwin("room-\(room)", model: Self.room, ["currentTemp": -1])
+            for index in 0..<2 {
+                try await stack.twins.putTwin(thermostat(room, index), model: Self.thermostat, ["Temperature": .double(reading(room, index))])
+                try await stack.twins.relate("room-\(room)", "r-\(room)-\(index)", name: "rel_has_thermostat", target: thermostat(room, index))
+            }
+        }
+        let partitionOfRoom = (0..<rooms).map { KafkaPartitioner.partition(ofKey: "room-\($0)", partitionCount: 4) }
+        try #require(Set(partitionOfRoom).count == 4, "rooms on every partition")
+        let average = (0..<rooms).map { room in (reading(room, 0) + reading(room, 1)) / 2 }
+        let twins = stack.twins
+        /// The partitions whose rooms all hold the average, and those whose rooms all hold `handValue`.
+        @Sendable func partitions(handValue: Double) async -> (exact: Set<Int32>, byHand: Set<Int32>) {
+            var exact = Set(partitionOfRoom)
+            var byHand = Set(partitionOfRoom)
+            for room in 0..<rooms {
+                let held = (try? await twins.twin("room-\(room)"))?["currentTemp"]
+                if held != .double(average[room]) { exact.remove(partitionOfRoom[room]) }
+                if held != .double(handValue) && held != .integer(Int64(handValue)) { byHand.remove(partitionOfRoom[room]) }
+            }
+            return (exact, byHand)
+        }
+        let rules =
+            #"{"rules": [{"sourceModel": "dtmi:contosocom:DigitalTwins:Thermostat;1", "sourceProperty": "/Temperature", "relationship": "rel_has_thermostat", "targetProperty": "/currentTemp", "kind": "average"}]}"#
+
+        let first = try await stack.startPropagator(rules: rules)
+        #expect(
+            await eventually(timeout: .seconds(20)) { await partitions(handValue: -1).exact.count == 4 }, "the thermostats' values reach every room")
+
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: stack.kafka), logger: Logger(label: "test"))
+        let currentTemp = try JSONPointer("/currentTemp")
+        try await producer.send(
+            (0..<rooms).map { room in
+                TwinCommand(id: "by-hand-\(room)", twinID: "room-\(room)", patch: JSONPatch([.add(path: currentTemp, value: .double(-5))]))
+                    .kafkaMessage(topic: Topics.defaults.twinCommands)
+            })
+        await producer.shutdown()
+        #expect(await eventually(timeout: .seconds(20)) { await partitions(handValue: -5).byHand.count == 4 }, "every room set by hand")
+        try await Task.sleep(for: .seconds(1))
+        #expect(await partitions(handValue: -5).byHand.count == 4, "the owner leaves a value set by hand")
+
+        let second = try await stack.startPropagator(rules: rules)
+        for port in [first.port, second.port] {
+            try #require(await waitUntilReady(port: port, containing: "2 partition(s) assigned"), "both instances own two of the four partitions")
+        }
+        let split = await eventually(timeout: .seconds(20)) {
+            let state = await partitions(handValue: -5)
+            return state.exact.count == 2 && state.byHand.count == 2
+        }
+        let afterJoin = await partitions(handValue: -5)
+        #expect(split, "the joining instance reconciled the rooms of its two partitions, and only those: \(afterJoin)")
+
+        first.process.kill()
+        let reconciled = await eventually(timeout: .seconds(40)) { await partitions(handValue: -5).exact.count == 4 }
+        let afterKill = await partitions(handValue: -5)
+        #expect(reconciled, "the survivor reconciled the rooms of the killed instance's partitions: \(afterKill)")
+        #expect(try await stack.metrics(port: second.port)["rechecked_total", default: 0] >= rooms, "the survivor sent a value to every room")
+    }
+
     /// A burst of a thermostat's notifications redelivered out of order (newer sequences than
     /// twin-service has used, written straight onto the topic): the room ends on the newest value,
     /// and the older ones are counted as stale.

@@ -67,6 +67,7 @@ import TwinflowTestSupport
         for key in ["thermo_0001", "Room_01", "a", "abcd", "abcde", "ünïcode-ключ"] {
             let report = try await producer.send(KafkaProducerMessage(topic: topic, key: key, value: []))
             #expect(report.partition == javaMurmur2Partition(Array(key.utf8), partitions: 8), "\(key)")
+            #expect(report.partition == KafkaPartitioner.partition(ofKey: key, partitionCount: 8), "\(key): the partitioner tells where it lands")
         }
         await producer.shutdown()
     }
@@ -184,6 +185,39 @@ import TwinflowTestSupport
         #expect(outOfOrder == 0, "each key's messages in the order sent")
         #expect(lastSequence.count == keys)
         #expect(lastSequence.values.allSatisfy { $0 == perKey - 1 })
+    }
+
+    /// What a member takes over: everything at its first assignment; when a second member joins,
+    /// nothing for the first (what it keeps is not new) and its share for the second; when the
+    /// second leaves, the second's share for the first. Each reported once.
+    @Test func aMemberIsToldThePartitionsItTookOverOnce() async throws {
+        let kafka = try MockKafka()
+        let topic = try kafka.makeTopic(partitions: 4)
+        let group = "group-\(UUID())"
+        let all = Set((0..<4).map { KafkaTopicPartition(topic: topic, partition: Int32($0)) })
+        let first = try kafka.makeConsumer(group: group, topics: [topic])
+        try await withThrowingTaskGroup(of: Void.self) { polls in
+            polls.addTask { while try await first.nextBatch() != nil {} }
+            try #require(await eventually(timeout: .seconds(30)) { first.hasJoinedGroup && first.assignment == all })
+            #expect(first.takeGainedPartitions() == all, "everything, at its first assignment")
+            #expect(first.takeGainedPartitions().isEmpty, "reported once")
+
+            let second = try kafka.makeConsumer(group: group, topics: [topic])
+            polls.addTask { while try await second.nextBatch() != nil {} }
+            try #require(
+                await eventually(timeout: .seconds(30)) {
+                    first.hasJoinedGroup && second.hasJoinedGroup && first.assignment.count == 2 && second.assignment.count == 2
+                })
+            let secondsShare = second.assignment
+            #expect(first.takeGainedPartitions().isEmpty, "what the first kept is not new to it")
+            #expect(second.takeGainedPartitions() == secondsShare)
+
+            await second.close()
+            try #require(await eventually(timeout: .seconds(30)) { first.hasJoinedGroup && first.assignment == all })
+            #expect(first.takeGainedPartitions() == secondsShare, "the share of the member that left")
+            await first.close()
+            try await polls.waitForAll()
+        }
     }
 
     /// A consumer stopped mid-stream, and another started in its place, resumes from the last

@@ -8,6 +8,10 @@ import TwinflowCodec
 /// sends the right value when they differ; and when its view reads a change of that parent's child
 /// later, it checks again. Every wrong value is followed by a right one, from the same instance and
 /// so in order on the parent's partition, once the views have read every change.
+///
+/// An instance that stops between sending a wrong value and reading the change it missed leaves
+/// that to the partition's next owner: an instance given partitions (by a rebalance, or at its
+/// start) reconciles their aggregate parents once its view has read the whole topic.
 extension Propagation {
     /// The key of a parent this instance checks under `rule`.
     static func checkedKey(_ rule: PropagationRule, _ parent: String) -> String { "\(rule.key)\u{0}\(parent)" }
@@ -56,6 +60,32 @@ extension Propagation {
         }
         var counts = PropagatorCounts()
         return Self.coalesced(outputs, counts: &counts).map(\.command)
+    }
+
+    /// Parents on partitions this instance was just given (`partitionOf` tells a twin's partition):
+    /// each is checked by this instance from now on, and one that holds another value than its
+    /// children's aggregate gets it. `pass` names this reconciliation in the commands' IDs (it has
+    /// no cause to derive them from; a command sent twice is still applied once).
+    func reconcile(
+        parentsIn partitions: Set<Int32>, partitionOf: (String) -> Int32, pass: String, view: inout RelationshipView.State,
+        models: inout ModelLookup, now: ContinuousClock.Instant
+    ) -> [TwinCommand] {
+        var commands: [TwinCommand] = []
+        for rule in aggregates {
+            for parent in view.parents(by: rule).sorted() where partitions.contains(partitionOf(parent)) {
+                view.checkedParents.insert(Self.checkedKey(rule, parent))
+                guard let value = aggregate(for: parent, by: rule, in: view),
+                    models.problem(with: value, at: rule.targetProperty, model: view.twins[parent]?.model) == nil,
+                    !isHeld(value, by: parent, at: rule.targetProperty, in: view, now: now)
+                else { continue }
+                view.pending[parent, default: [:]][rule.targetProperty] = (value, now)
+                commands.append(
+                    TwinCommand(
+                        id: "reconcile/\(pass)/\(rule.key)/\(parent)", twinID: parent,
+                        patch: JSONPatch([.add(path: rule.targetProperty, value: value)]), hop: 1))
+            }
+        }
+        return commands
     }
 
     /// The command that sets `parent` to its aggregate under `rule`, when it holds another value

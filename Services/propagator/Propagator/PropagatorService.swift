@@ -29,15 +29,15 @@ public enum PropagatorService {
         let catalog = ModelCatalog(client: client)
         let producer = try KafkaProducer(configuration: environment.producerConfiguration, logger: logger)
         let counters = PropagatorCounters(service: "propagator")
-        let follower = RelationshipViewFollower(
-            view: view, catalog: catalog, rules: rules, hopLimit: hopLimit, client: client,
-            admin: try KafkaAdmin(configuration: environment.kafka, logger: logger), kafka: environment.kafka, topic: environment.topics.twinEvents,
-            clientID: environment.serviceName, rechecksTo: producer, commandsTopic: environment.topics.twinCommands, counters: counters,
-            logger: logger)
         let consumer = try KafkaConsumer(
             configuration: environment.consumerConfiguration(
                 topics: [environment.topics.twinEvents], maxBatchSize: try environment.integer("PROPAGATOR_MAX_BATCH", in: 1...100_000) ?? 10_000),
             logger: logger)
+        let follower = RelationshipViewFollower(
+            view: view, catalog: catalog, rules: rules, hopLimit: hopLimit, client: client,
+            admin: try KafkaAdmin(configuration: environment.kafka, logger: logger), kafka: environment.kafka, topic: environment.topics.twinEvents,
+            clientID: environment.serviceName, rechecksTo: producer, commandsTopic: environment.topics.twinCommands, counters: counters,
+            gainedPartitions: { consumer.takeGainedPartitions() }, logger: logger)
         let handler = PropagatorHandler(
             rules: rules, hopLimit: hopLimit, view: view, follower: follower, catalog: catalog, producer: producer, topics: environment.topics,
             counters: counters, logger: logger)

@@ -165,6 +165,14 @@ extension RelationshipView.State {
         }
     }
 
+    /// Every twin with a child under `rule`.
+    func parents(by rule: PropagationRule) -> Dictionary<String, Set<String>>.Keys {
+        switch rule.direction {
+        case .incoming: return (bySource[rule.relationship] ?? [:]).keys
+        case .outgoing: return (byTarget[rule.relationship] ?? [:]).keys
+        }
+    }
+
     /// The children of `parent` under `rule`, each once (two relationships of one name between the
     /// same twins make one child).
     func children(of parent: String, by rule: PropagationRule) -> Set<String> {

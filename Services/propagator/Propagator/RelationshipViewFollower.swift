@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -20,6 +21,8 @@ import Glibc
 ///
 /// With rules that aggregate, a child's change it reads makes the parents this instance checks be
 /// worked out again (see `Propagation+Rechecks.swift`); their commands are sent before it reads on.
+/// And the partitions the group gives this instance have their aggregate parents reconciled, once
+/// the view has read everything on the topic at that moment.
 public final class RelationshipViewFollower: Service, Sendable {
     private struct Progress: Sendable {
         var partitions: Int?
@@ -38,6 +41,7 @@ public final class RelationshipViewFollower: Service, Sendable {
     private let clientID: String
     private let retryInterval: Duration
     private let rechecks: Rechecks?
+    private let gainedPartitions: @Sendable () -> Set<KafkaTopicPartition>
     private let logger: Logger
     private let progress = Mutex(Progress())
 
@@ -50,12 +54,15 @@ public final class RelationshipViewFollower: Service, Sendable {
     }
 
     /// A follower of `topic` into `view`; with rules that aggregate, it sends its rechecks to
-    /// `commandsTopic` through `producer`.
+    /// `commandsTopic` through `producer`, and reconciles the parents on the partitions that
+    /// `gainedPartitions` (the group consumer's ``KafkaConsumer/takeGainedPartitions()``) reports.
     public init(
         view: RelationshipView, catalog: ModelCatalog, rules: PropagationRules, hopLimit: Int, client: TwinsClient, admin: KafkaAdmin,
         kafka: KafkaConfiguration, topic: String, clientID: String, retryInterval: Duration = .seconds(2), rechecksTo producer: KafkaProducer,
-        commandsTopic: String, counters: PropagatorCounters, logger: Logger
+        commandsTopic: String, counters: PropagatorCounters, gainedPartitions: @escaping @Sendable () -> Set<KafkaTopicPartition>,
+        logger: Logger
     ) {
+        self.gainedPartitions = gainedPartitions
         let propagation = Propagation(rules: rules.rules, hopLimit: hopLimit)
         self.rechecks =
             propagation.aggregates.isEmpty ? nil : Rechecks(propagation: propagation, producer: producer, topic: commandsTopic, counters: counters)
@@ -83,7 +90,10 @@ public final class RelationshipViewFollower: Service, Sendable {
     public func run() async throws {
         try await cancelWhenGracefulShutdown {
             let start = try await self.loadUntilDone()
-            try await self.follow(from: start)
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { try await self.follow(from: start) }
+                if self.rechecks != nil { group.addTask { await self.reconcileGainedPartitions() } }
+            }
         }
     }
 
@@ -165,6 +175,39 @@ public final class RelationshipViewFollower: Service, Sendable {
         let commands = view.withState { state in
             rechecks.propagation.apply(followed: notifications, to: &state, tracked: view.tracked, names: view.names, models: &models, now: .now)
         }
+        try await deliver(commands, rechecks)
+    }
+
+    /// Every 100 ms, the partitions the group gave this instance since: once the view has read the
+    /// whole topic as it is then, their aggregate parents are reconciled.
+    private func reconcileGainedPartitions() async {
+        guard let rechecks else { return }
+        var gained: Set<Int32> = []
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(100))
+            gained.formUnion(gainedPartitions().filter { $0.topic == topic }.map(\.partition))
+            guard !gained.isEmpty, let partitions = progress.withLock({ $0.partitions }), await catchUp(within: .seconds(1)) else { continue }
+            var models = ModelLookup(catalog.current)
+            let count = Int32(partitions)
+            let commands = view.withState { state in
+                rechecks.propagation.reconcile(
+                    parentsIn: gained, partitionOf: { KafkaPartitioner.partition(ofKey: $0, partitionCount: count) }, pass: "\(UUID())",
+                    view: &state, models: &models, now: .now)
+            }
+            do {
+                try await deliver(commands, rechecks)
+            } catch {
+                return
+            }
+            logger.info(
+                "aggregate parents of gained partitions reconciled",
+                metadata: ["partitions": "\(gained.sorted())", "commands": "\(commands.count)"])
+            gained = []
+        }
+    }
+
+    /// Sends rechecks, again after a back-off while they are not delivered; throws only when cancelled.
+    private func deliver(_ commands: [TwinCommand], _ rechecks: Rechecks) async throws {
         guard !commands.isEmpty else { return }
         let messages = commands.map { $0.kafkaMessage(topic: rechecks.topic) }
         var backOff = Duration.milliseconds(100)
