@@ -6,7 +6,7 @@ import FoundationNetworking
 
 /// A Twinflow executable built beside this benchmark (the release binaries), run as a child process
 /// with this process's environment plus `environment`, its standard output discarded.
-public final class ServiceChild {
+public final class ServiceChild: Sendable {
     public let name: String
     public let httpPort: Int
     private let process = Process()
@@ -31,6 +31,8 @@ public final class ServiceChild {
     public static func sibling(_ name: String) -> URL {
         URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appending(path: name)
     }
+
+    public var isRunning: Bool { process.isRunning }
 
     /// Throws when the child has exited: nothing more will come from it.
     public func checkRunning() throws {

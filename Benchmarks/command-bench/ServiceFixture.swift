@@ -18,7 +18,7 @@ final class ServiceFixture {
     let instances: Int
     private let directory: URL
     private let database: BenchmarkDatabase?
-    private var services: [Process] = []
+    private var services: [ServiceChild] = []
     private(set) var started: ContinuousClock.Instant?
 
     init(twins: Int) async throws {
@@ -83,18 +83,10 @@ final class ServiceFixture {
     func startService() throws {
         started = .now
         for _ in 0..<instances {
-            let service = Process()
-            service.executableURL = URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appending(
-                path: "twin-service")
-            var serviceEnvironment = ProcessInfo.processInfo.environment
-            serviceEnvironment["KAFKA_BOOTSTRAP_SERVERS"] = devbroker.bootstrap
-            serviceEnvironment["TWINFLOW_DATA_DIR"] = directory.path
-            if let database { serviceEnvironment["TWINFLOW_DATABASE_URL"] = database.url }
-            serviceEnvironment["HTTP_PORT"] = "\(BenchmarkPorts.take())"
-            serviceEnvironment["LOG_LEVEL"] = serviceEnvironment["COMMAND_BENCH_SERVICE_LOG_LEVEL"] ?? "warning"
-            service.environment = serviceEnvironment
-            try service.run()
-            services.append(service)
+            var environment = ["KAFKA_BOOTSTRAP_SERVERS": devbroker.bootstrap, "TWINFLOW_DATA_DIR": directory.path]
+            if let database { environment["TWINFLOW_DATABASE_URL"] = database.url }
+            environment["LOG_LEVEL"] = ProcessInfo.processInfo.environment["COMMAND_BENCH_SERVICE_LOG_LEVEL"] ?? "warning"
+            services.append(try ServiceChild("twin-service", environment: environment))
         }
     }
 
@@ -102,19 +94,14 @@ final class ServiceFixture {
 
     /// Throws when a twin-service instance has exited: nothing more will arrive from it.
     func checkServiceRunning() throws {
-        for service in services where !service.isRunning {
-            throw BenchmarkError("twin-service exited with status \(service.terminationStatus)")
-        }
+        for service in services { try service.checkRunning() }
     }
 
     /// A fixture given up on (its init or run threw) stops its children too.
     deinit { stop() }
 
     func stop() {
-        for service in services where service.isRunning {
-            service.terminate()
-            service.waitUntilExit()
-        }
+        for service in services { service.stop() }
         services.removeAll()
         devbroker.stop()
         try? FileManager.default.removeItem(at: directory)

@@ -107,47 +107,30 @@ extension TestClient {
 
 /// The twin-service built beside this executable, on a fresh store and a port of its own.
 final class TwinServiceChild: Sendable {
-    let port: Int
-    private let process: Process
+    private let child: ServiceChild
     private let directory: URL
+
+    var port: Int { child.httpPort }
 
     /// twin-service on `bootstrap`'s Kafka, so its notifications flow while it is measured; in the
     /// PostgreSQL database `databaseURL` when given.
     init(bootstrap: String, databaseURL: String? = nil) throws {
-        port = BenchmarkPorts.take()
         directory = FileManager.default.temporaryDirectory.appending(path: "twin-bench-\(UUID())")
-        process = Process()
-        process.executableURL = URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appending(
-            path: "twin-service")
-        var environment = ProcessInfo.processInfo.environment
-        environment["HTTP_PORT"] = String(port)
-        environment["TWINFLOW_DATA_DIR"] = directory.path
-        environment["LOG_LEVEL"] = "warning"
-        environment["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
-        environment["TWINFLOW_DATABASE_URL"] = databaseURL
-        process.environment = environment
-        try process.run()
+        child = try ServiceChild(
+            "twin-service",
+            environment: [
+                "TWINFLOW_DATA_DIR": directory.path, "LOG_LEVEL": "warning", "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "TWINFLOW_DATABASE_URL": databaseURL ?? "",
+            ])
     }
 
     /// Waits until `/healthz` answers.
     func waitUntilReady() async throws {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline {
-            let port = self.port
-            let healthy = try? await TestClient.withClient(host: "127.0.0.1", port: port) { client in
-                try await client.get("/healthz").status == .ok
-            }
-            if healthy == true { return }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        throw BenchmarkError("twin-service did not start")
+        try await child.waitUntilAnswering(within: .seconds(30))
     }
 
     func stop() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        child.stop()
         try? FileManager.default.removeItem(at: directory)
     }
 }
