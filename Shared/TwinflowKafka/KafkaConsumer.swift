@@ -172,7 +172,8 @@ final class GroupMembership: Sendable {
             }
             logger.info("partitions assigned", metadata: ["partitions": "\(changed.sorted { "\($0)" < "\($1)" })", "result": "\(result)"])
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
-            if rd_kafka_assignment_lost(handle) == 0 {
+            let lost = rd_kafka_assignment_lost(handle) != 0
+            if !lost {
                 let commitErr = rd_kafka_commit(handle, nil, 0)
                 if commitErr != RD_KAFKA_RESP_ERR_NO_ERROR && commitErr != RD_KAFKA_RESP_ERR__NO_OFFSET {
                     logger.warning("commit before revoke failed", metadata: ["error": "\(KafkaError.rdkafka(.commit, commitErr))"])
@@ -190,7 +191,8 @@ final class GroupMembership: Sendable {
                 logger.error("unassigning revoked partitions failed", metadata: ["error": "\(unassigned)"])
             }
             state.withLock { state in
-                if !cooperative { state.beforeRevoke = state.assignment }
+                // Partitions lost had another owner meanwhile: assigned again, they are gained.
+                if !cooperative { state.beforeRevoke = lost ? [] : state.assignment }
                 state.assignment = cooperative ? state.assignment.subtracting(changed) : []
                 // An eager revoke means the group is rebalancing: a member again once assigned.
                 if !cooperative { state.joined = false }
@@ -204,6 +206,7 @@ final class GroupMembership: Sendable {
             }
             state.withLock { state in
                 state.assignment = []
+                state.beforeRevoke = []
                 state.joined = false
             }
         }

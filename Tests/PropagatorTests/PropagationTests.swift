@@ -53,8 +53,8 @@ struct PropagationTests {
         /// The partitions in `partitions` given to this instance, each twin on the partition `partitionOf` names.
         mutating func reconcile(_ partitions: Set<Int32>, partitionOf: [String: Int32], pass: String = "p1") -> [TwinCommand] {
             var lookup = ModelLookup(models)
-            return propagation.reconcile(
-                parentsIn: partitions, partitionOf: { partitionOf[$0] ?? -1 }, pass: pass, view: &view, models: &lookup, now: .now)
+            let parents = propagation.aggregateParents(in: view).filter { partitionOf[$0].map(partitions.contains) ?? false }.sorted()
+            return propagation.reconcile(parents, pass: pass, view: &view, models: &lookup, now: .now)
         }
 
         /// Notifications the view's follower read: applied, then the parents this instance checks worked out again.

@@ -332,38 +332,56 @@ import TwinflowTestSupport
         let rules =
             #"{"rules": [{"sourceModel": "dtmi:contosocom:DigitalTwins:Thermostat;1", "sourceProperty": "/Temperature", "relationship": "rel_has_thermostat", "targetProperty": "/currentTemp", "kind": "average"}]}"#
 
-        let first = try await stack.startPropagator(rules: rules)
-        #expect(
-            await eventually(timeout: .seconds(20)) { await partitions(handValue: -1).exact.count == 4 }, "the thermostats' values reach every room")
-
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: stack.kafka), logger: Logger(label: "test"))
         let currentTemp = try JSONPointer("/currentTemp")
-        try await producer.send(
-            (0..<rooms).map { room in
-                TwinCommand(id: "by-hand-\(room)", twinID: "room-\(room)", patch: JSONPatch([.add(path: currentTemp, value: .double(-5))]))
-                    .kafkaMessage(topic: Topics.defaults.twinCommands)
-            })
-        await producer.shutdown()
-        #expect(await eventually(timeout: .seconds(20)) { await partitions(handValue: -5).byHand.count == 4 }, "every room set by hand")
+        /// Every room's `currentTemp` set to `value` by hand (hop 0), and read back.
+        func setEveryRoomByHand(_ value: Double, round: Int) async throws {
+            try await producer.send(
+                (0..<rooms).map { room in
+                    TwinCommand(
+                        id: "by-hand-\(round)-\(room)", twinID: "room-\(room)", patch: JSONPatch([.add(path: currentTemp, value: .double(value))])
+                    ).kafkaMessage(topic: Topics.defaults.twinCommands)
+                })
+            try #require(await eventually(timeout: .seconds(20)) { await partitions(handValue: value).byHand.count == 4 }, "every room set by hand")
+        }
+
+        let starting = try await stack.startPropagator(rules: rules)
+        #expect(
+            await eventually(timeout: .seconds(20)) { await partitions(handValue: -1).exact.count == 4 }, "the thermostats' values reach every room")
+        starting.process.terminate()
+        try await setEveryRoomByHand(-5, round: 1)
+
+        // Started again, the instance reads the rooms' changes by hand from where it stopped and
+        // would leave them; it is given every partition, and reconciles every room.
+        let first = try await stack.startPropagator(rules: rules)
+        #expect(await eventually(timeout: .seconds(20)) { await partitions(handValue: -5).exact.count == 4 }, "reconciled at its start")
+        #expect(try await stack.metrics(port: first.port)["rechecked_total", default: 0] == rooms)
+
+        try await setEveryRoomByHand(-7, round: 2)
         try await Task.sleep(for: .seconds(1))
-        #expect(await partitions(handValue: -5).byHand.count == 4, "the owner leaves a value set by hand")
+        #expect(await partitions(handValue: -7).byHand.count == 4, "the owner leaves a value set by hand")
 
         let second = try await stack.startPropagator(rules: rules)
         for port in [first.port, second.port] {
             try #require(await waitUntilReady(port: port, containing: "2 partition(s) assigned"), "both instances own two of the four partitions")
         }
         let split = await eventually(timeout: .seconds(20)) {
-            let state = await partitions(handValue: -5)
+            let state = await partitions(handValue: -7)
             return state.exact.count == 2 && state.byHand.count == 2
         }
-        let afterJoin = await partitions(handValue: -5)
-        #expect(split, "the joining instance reconciled the rooms of its two partitions, and only those: \(afterJoin)")
+        try await Task.sleep(for: .seconds(2))
+        let afterJoin = await partitions(handValue: -7)
+        #expect(
+            split && afterJoin.exact.count == 2 && afterJoin.byHand.count == 2,
+            "the joining instance reconciled the rooms of its two partitions, and only those: \(afterJoin)")
+        #expect(try await stack.metrics(port: first.port)["rechecked_total", default: 0] == rooms, "the first kept its partitions: nothing new")
 
         first.process.kill()
-        let reconciled = await eventually(timeout: .seconds(40)) { await partitions(handValue: -5).exact.count == 4 }
-        let afterKill = await partitions(handValue: -5)
+        let reconciled = await eventually(timeout: .seconds(40)) { await partitions(handValue: -7).exact.count == 4 }
+        let afterKill = await partitions(handValue: -7)
         #expect(reconciled, "the survivor reconciled the rooms of the killed instance's partitions: \(afterKill)")
-        #expect(try await stack.metrics(port: second.port)["rechecked_total", default: 0] >= rooms, "the survivor sent a value to every room")
+        #expect(try await stack.metrics(port: second.port)["rechecked_total", default: 0] == rooms, "the survivor sent a value to every room once")
+        await producer.shutdown()
     }
 
     /// A burst of a thermostat's notifications redelivered out of order (newer sequences than

@@ -271,7 +271,9 @@ import TwinflowTestSupport
             maxBatchSize: 1,
             properties: ["session.timeout.ms": "3000", "heartbeat.interval.ms": "500", "max.poll.interval.ms": "3000"]
         )
+        let partition = KafkaTopicPartition(topic: topic, partition: 0)
         _ = try await consumer.nextBatch()
+        #expect(consumer.takeGainedPartitions() == [partition])
         try await Task.sleep(for: .seconds(5))
         do {
             _ = try await consumer.nextBatch()
@@ -280,6 +282,10 @@ import TwinflowTestSupport
             #expect(error.code == .maxPollIntervalExceeded)
             #expect(error.rdkafkaName == "_MAX_POLL_EXCEEDED")
         }
+        // The partition was lost (another member could have owned it meanwhile): assigned again
+        // when the consumer rejoins, it is gained again.
+        _ = try await consumer.nextBatch()
+        #expect(await eventually(timeout: .seconds(10)) { consumer.takeGainedPartitions() == [partition] })
         await consumer.close()
     }
 

@@ -62,17 +62,23 @@ extension Propagation {
         return Self.coalesced(outputs, counts: &counts).map(\.command)
     }
 
-    /// Parents on partitions this instance was just given (`partitionOf` tells a twin's partition):
-    /// each is checked by this instance from now on, and one that holds another value than its
-    /// children's aggregate gets it. `pass` names this reconciliation in the commands' IDs (it has
-    /// no cause to derive them from; a command sent twice is still applied once).
+    /// Every twin with a child under an aggregate rule.
+    func aggregateParents(in view: RelationshipView.State) -> Set<String> {
+        var parents: Set<String> = []
+        for rule in aggregates { parents.formUnion(view.parents(by: rule)) }
+        return parents
+    }
+
+    /// `parents`, on partitions this instance was just given: under each aggregate rule, each is
+    /// checked by this instance from now on, and one that holds another value than its children's
+    /// aggregate gets it. `pass` names this reconciliation in the commands' IDs (it has no cause to
+    /// derive them from; a command sent twice is still applied once).
     func reconcile(
-        parentsIn partitions: Set<Int32>, partitionOf: (String) -> Int32, pass: String, view: inout RelationshipView.State,
-        models: inout ModelLookup, now: ContinuousClock.Instant
+        _ parents: [String], pass: String, view: inout RelationshipView.State, models: inout ModelLookup, now: ContinuousClock.Instant
     ) -> [TwinCommand] {
         var commands: [TwinCommand] = []
         for rule in aggregates {
-            for parent in view.parents(by: rule).sorted() where partitions.contains(partitionOf(parent)) {
+            for parent in parents where !view.children(of: parent, by: rule).isEmpty {
                 view.checkedParents.insert(Self.checkedKey(rule, parent))
                 guard let value = aggregate(for: parent, by: rule, in: view),
                     models.problem(with: value, at: rule.targetProperty, model: view.twins[parent]?.model) == nil,

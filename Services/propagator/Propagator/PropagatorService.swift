@@ -37,7 +37,7 @@ public enum PropagatorService {
             view: view, catalog: catalog, rules: rules, hopLimit: hopLimit, client: client,
             admin: try KafkaAdmin(configuration: environment.kafka, logger: logger), kafka: environment.kafka, topic: environment.topics.twinEvents,
             clientID: environment.serviceName, rechecksTo: producer, commandsTopic: environment.topics.twinCommands, counters: counters,
-            gainedPartitions: { consumer.takeGainedPartitions() }, logger: logger)
+            group: consumer, logger: logger)
         let handler = PropagatorHandler(
             rules: rules, hopLimit: hopLimit, view: view, follower: follower, catalog: catalog, producer: producer, topics: environment.topics,
             counters: counters, logger: logger)

@@ -41,7 +41,7 @@ public final class RelationshipViewFollower: Service, Sendable {
     private let clientID: String
     private let retryInterval: Duration
     private let rechecks: Rechecks?
-    private let gainedPartitions: @Sendable () -> Set<KafkaTopicPartition>
+    private let group: KafkaConsumer?
     private let logger: Logger
     private let progress = Mutex(Progress())
 
@@ -54,15 +54,14 @@ public final class RelationshipViewFollower: Service, Sendable {
     }
 
     /// A follower of `topic` into `view`; with rules that aggregate, it sends its rechecks to
-    /// `commandsTopic` through `producer`, and reconciles the parents on the partitions that
-    /// `gainedPartitions` (the group consumer's ``KafkaConsumer/takeGainedPartitions()``) reports.
+    /// `commandsTopic` through `producer`, and reconciles the parents on the partitions the consumer
+    /// `group` takes over (``KafkaConsumer/takeGainedPartitions()``).
     public init(
         view: RelationshipView, catalog: ModelCatalog, rules: PropagationRules, hopLimit: Int, client: TwinsClient, admin: KafkaAdmin,
         kafka: KafkaConfiguration, topic: String, clientID: String, retryInterval: Duration = .seconds(2), rechecksTo producer: KafkaProducer,
-        commandsTopic: String, counters: PropagatorCounters, gainedPartitions: @escaping @Sendable () -> Set<KafkaTopicPartition>,
-        logger: Logger
+        commandsTopic: String, counters: PropagatorCounters, group: KafkaConsumer?, logger: Logger
     ) {
-        self.gainedPartitions = gainedPartitions
+        self.group = group
         let propagation = Propagation(rules: rules.rules, hopLimit: hopLimit)
         self.rechecks =
             propagation.aggregates.isEmpty ? nil : Rechecks(propagation: propagation, producer: producer, topic: commandsTopic, counters: counters)
@@ -92,7 +91,7 @@ public final class RelationshipViewFollower: Service, Sendable {
             let start = try await self.loadUntilDone()
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { try await self.follow(from: start) }
-                if self.rechecks != nil { group.addTask { await self.reconcileGainedPartitions() } }
+                if self.rechecks != nil, let consumer = self.group { group.addTask { await self.reconcilePartitions(gainedBy: consumer) } }
             }
         }
     }
@@ -179,20 +178,25 @@ public final class RelationshipViewFollower: Service, Sendable {
     }
 
     /// Every 100 ms, the partitions the group gave this instance since: once the view has read the
-    /// whole topic as it is then, their aggregate parents are reconciled.
-    private func reconcileGainedPartitions() async {
+    /// whole topic as it was then (however long that takes), the aggregate parents on those of them
+    /// it still owns are reconciled.
+    private func reconcilePartitions(gainedBy consumer: KafkaConsumer) async {
         guard let rechecks else { return }
         var gained: Set<Int32> = []
         while !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(100))
-            gained.formUnion(gainedPartitions().filter { $0.topic == topic }.map(\.partition))
-            guard !gained.isEmpty, let partitions = progress.withLock({ $0.partitions }), await catchUp(within: .seconds(1)) else { continue }
-            var models = ModelLookup(catalog.current)
+            gained.formUnion(consumer.takeGainedPartitions().filter { $0.topic == topic }.map(\.partition))
+            guard !gained.isEmpty, let partitions = progress.withLock({ $0.partitions }),
+                let ends = try? await admin.highWatermarks(topic: topic, partitions: partitions)
+            else { continue }
+            guard await read(upTo: ends) else { return }
+            gained.formIntersection(consumer.assignment.filter { $0.topic == topic }.map(\.partition))
             let count = Int32(partitions)
+            let parents = view.withState { rechecks.propagation.aggregateParents(in: $0) }
+                .filter { gained.contains(KafkaPartitioner.partition(ofKey: $0, partitionCount: count)) }.sorted()
+            var models = ModelLookup(catalog.current)
             let commands = view.withState { state in
-                rechecks.propagation.reconcile(
-                    parentsIn: gained, partitionOf: { KafkaPartitioner.partition(ofKey: $0, partitionCount: count) }, pass: "\(UUID())",
-                    view: &state, models: &models, now: .now)
+                rechecks.propagation.reconcile(parents, pass: "\(UUID())", view: &state, models: &models, now: .now)
             }
             do {
                 try await deliver(commands, rechecks)
@@ -201,9 +205,28 @@ public final class RelationshipViewFollower: Service, Sendable {
             }
             logger.info(
                 "aggregate parents of gained partitions reconciled",
-                metadata: ["partitions": "\(gained.sorted())", "commands": "\(commands.count)"])
+                metadata: ["partitions": "\(gained.sorted())", "parents": "\(parents.count)", "commands": "\(commands.count)"])
             gained = []
         }
+    }
+
+    /// Waits until the view has read every partition up to `ends`, logging once when that takes
+    /// long; false when cancelled first.
+    private func read(upTo ends: [Int64]) async -> Bool {
+        let started = ContinuousClock.now
+        var warned = false
+        while !Task.isCancelled {
+            let done = progress.withLock { progress in
+                ends.enumerated().allSatisfy { partition, end in (progress.next[Int32(partition)] ?? 0) >= end }
+            }
+            if done { return true }
+            if !warned, ContinuousClock.now - started > .seconds(5) {
+                warned = true
+                logger.warning("the relationship view is more than 5 s behind the topic; gained partitions are reconciled once it caught up")
+            }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        return false
     }
 
     /// Sends rechecks, again after a back-off while they are not delivered; throws only when cancelled.
