@@ -104,6 +104,7 @@ extension DigitalTwinGraph {
     private func apply(
         _ command: TwinCommand, origin: ChangeOrigin, prepared: PreparedTwinPatch?, in transaction: any TwinStoreTransaction
     ) throws -> CommandOutcome {
+        try Self.checkIdempotencyID(command.id, named: "command id")
         guard try transaction.recordOnce("command/\(command.id)") else { return .duplicate }
         var change: TwinChange?
         if let patch = command.patch {

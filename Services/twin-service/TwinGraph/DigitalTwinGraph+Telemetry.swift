@@ -9,6 +9,7 @@ extension DigitalTwinGraph {
         origin: ChangeOrigin = ChangeOrigin()
     ) async throws {
         guard let messageID, !messageID.isEmpty else { throw ServiceError.invalidArgument("The Message-Id header is required.") }
+        try Self.checkIdempotencyID(messageID, named: "Message-Id")
         guard payload.count <= Self.maximumTelemetryBytes else {
             throw ServiceError.payloadTooLarge("The telemetry is \(payload.count) bytes; at most \(Self.maximumTelemetryBytes) are allowed.")
         }

@@ -13,6 +13,18 @@ public final class DigitalTwinGraph: Sendable {
     /// The largest telemetry payload: well under Kafka's default `message.max.bytes` (1 MB), so every
     /// event in the outbox can be delivered.
     public static let maximumTelemetryBytes = 256 * 1024
+    /// The longest command id or telemetry `Message-Id`, in UTF-8 bytes: room for a propagated
+    /// command's id (its cause's id, its rule and its parent's id), and short enough for a key in
+    /// any store's index (PostgreSQL's B-tree refuses entries of more than about 2.7 kB).
+    public static let maximumIdempotencyIDBytes = 1024
+
+    /// Refuses a command id or `Message-Id` longer than ``maximumIdempotencyIDBytes``.
+    static func checkIdempotencyID(_ id: String, named name: String) throws(ServiceError) {
+        let bytes = id.utf8.count
+        guard bytes <= maximumIdempotencyIDBytes else {
+            throw ServiceError.invalidArgument("The \(name) is \(bytes) bytes long; at most \(maximumIdempotencyIDBytes) are allowed.")
+        }
+    }
 
     let store: any TwinStore
     let state: Mutex<ModelState>
