@@ -1,7 +1,10 @@
 import Foundation
+import Logging
 import Testing
 import TwinGraph
 import TwinflowCodec
+import TwinflowPostgres
+import TwinflowTestSupport
 
 /// The outbox as the store keeps it: a transaction's events in one row, read back after a restart.
 @Suite struct OutboxTests {
@@ -23,6 +26,29 @@ import TwinflowCodec
 
     func reopened(_ fixture: GraphFixture) async throws -> DigitalTwinGraph {
         try await DigitalTwinGraph(store: SQLiteTwinStore(path: fixture.directory.appending(path: "twins.sqlite").path))
+    }
+
+    /// Two processes on one PostgreSQL database: what one relayed, the other learns from the store,
+    /// and its own events that it still holds in memory are not handed out again from there (a relay
+    /// that takes the turn back would have sent them again, after newer ones; an instance standing
+    /// by would have counted them undelivered, and its readiness would have said delivery is stuck).
+    @Test func whatAnotherProcessDeliveredIsNotHandedOutAgain() async throws {
+        let url = try DatabaseURL(PostgresCluster.shared().makeDatabase("twins"))
+        let first = try await DigitalTwinGraph(store: PostgresTwinStore(url: url, connections: 2, logger: Logger(label: "first")))
+        let second = try await DigitalTwinGraph(store: PostgresTwinStore(url: url, connections: 2, logger: Logger(label: "second")))
+        _ = try await first.addModels(try Fixtures.upload("seed"))
+        _ = try await first.putTwin("thermo_0001", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": 20])
+        _ = try await first.apply([TwinCommand(id: "c1", twinID: "thermo_0001", patch: try setPatch(21))])
+        let written = try await first.pendingEvents(after: 0, limit: 100)
+        try #require(written.count >= 2, "the twin and its update")
+
+        let relayed = try await second.pendingEvents(after: 0, limit: 100)
+        #expect(sent(relayed) == sent(written), "the other process reads the same outbox")
+        try await second.markDelivered(through: relayed.last!.position)
+
+        #expect(try await first.outboxDeliveredThrough() == relayed.last!.position)
+        #expect(try await first.pendingEvents(after: 0, limit: 100).isEmpty, "nothing delivered is handed out again")
+        #expect(try await first.oldestUndeliveredEventTime(after: 0) == nil)
     }
 
     @Test func aBatchsEventsAreReadBackInPartsAfterARestart() async throws {

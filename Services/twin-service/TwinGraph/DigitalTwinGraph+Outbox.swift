@@ -4,6 +4,11 @@ extension DigitalTwinGraph {
         try await store.outbox(after: position, limit: limit)
     }
 
+    /// The position through which the outbox was delivered, by whichever process relayed it.
+    public func outboxDeliveredThrough() async throws -> Int64 {
+        try await store.outboxDeliveredThrough()
+    }
+
     /// Forgets the entries up to and including `position`: every route got them.
     public func markDelivered(through position: Int64) async throws {
         try await store.removeFromOutbox(through: position)

@@ -6,7 +6,9 @@ import TwinflowCodec
 import TwinflowPostgres
 
 extension PostgresTwinStore {
-    /// What was delivered is not handed out again, even to a relay that starts from the beginning.
+    /// What was delivered is not handed out again, even to a relay that starts from the beginning;
+    /// this process's own newest entries are handed out from memory up to where it last learned
+    /// the outbox was delivered (``outboxDeliveredThrough()``, read by a relay taking its turn).
     public func outbox(after position: Int64, limit: Int) async throws -> [OutboxEntry] {
         if let recent = recentEvents.consecutiveEntries(after: position, limit: limit) { return recent }
         if let newest = newestCommitted.position, position >= newest { return [] }
@@ -36,6 +38,12 @@ extension PostgresTwinStore {
             through = max(through, delivered)
         }
         return through
+    }
+
+    public func outboxDeliveredThrough() async throws -> Int64 {
+        let delivered = try await deliveredThrough(atLeast: 0)
+        recentEvents.remove(through: delivered)
+        return delivered
     }
 
     public func removeFromOutbox(through position: Int64) async throws {

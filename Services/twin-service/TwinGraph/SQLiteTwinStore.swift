@@ -271,6 +271,12 @@ public final class SQLiteTwinStore: TwinStore {
         }
     }
 
+    public func outboxDeliveredThrough() async throws -> Int64 {
+        let delivered = try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT through FROM outbox_delivered") ?? 0 }
+        recentEvents.remove(through: delivered)
+        return delivered
+    }
+
     /// Notes the position delivered through and deletes the rows whose entries were all delivered;
     /// a row delivered in part stays until the rest of it is.
     public func removeFromOutbox(through position: Int64) async throws {

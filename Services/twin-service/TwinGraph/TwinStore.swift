@@ -230,6 +230,10 @@ public protocol TwinStore: Sendable {
 
     /// Outbox entries after `position`, in order, at most `limit`.
     func outbox(after position: Int64, limit: Int) async throws -> [OutboxEntry]
+    /// The position through which the outbox was delivered, by whichever process relayed it: where
+    /// a relay that takes the turn starts, and what an instance that does not relay counts as
+    /// delivered. Entries this process holds in memory up to it are forgotten.
+    func outboxDeliveredThrough() async throws -> Int64
     /// Removes the entries up to and including `position`: they were delivered.
     func removeFromOutbox(through position: Int64) async throws
     /// Moves committed writes out of the store's write-ahead log, beside its writer (a no-op for a

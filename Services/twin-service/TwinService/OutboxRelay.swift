@@ -67,6 +67,9 @@ public struct OutboxRelay: Service {
                 }
                 status.noteTurn(held: true)
                 do {
+                    // Another instance may have relayed since this one last did: it goes on from there
+                    // (the store's outbox hands out nothing delivered, should this read fail).
+                    if let delivered = try? await graph.outboxDeliveredThrough() { status.markDelivered(through: delivered) }
                     try await relayUntilStopped(while: turn)
                 } catch {
                     status.noteTurn(held: false)

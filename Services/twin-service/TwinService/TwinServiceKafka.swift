@@ -31,7 +31,8 @@ public enum TwinServiceKafka {
         readiness.registerConsumerGroup(consumer, group: environment.serviceName)
         readiness.registerStore { try await graph.checkStoreAcceptsWrite() }
         readiness.registerOutbox(maximumAge: .seconds(outboxMaximumAge)) { [status = relay.status] in
-            try await graph.oldestUndeliveredEventTime(after: status.deliveredThrough)
+            // An instance that does not relay now learns from the store what the relaying one delivered.
+            try await graph.oldestUndeliveredEventTime(after: max(status.deliveredThrough, try await graph.outboxDeliveredThrough()))
         }
         readiness.register("relay") { [status = relay.status] in status.readiness }
         return [
