@@ -20,7 +20,10 @@ public struct ReadinessStatus: Sendable, Hashable {
 /// A check is either evaluated on every request (``register(_:_:)``: it must be cheap and must not
 /// block, such as reading a consumer's group state) or a probe that does I/O (``registerProbe(_:every:_:)``:
 /// a metadata request, a write to the store), run in the background by ``run()`` every interval,
-/// whose last result `/readyz` reports. A probe that has not answered yet is not ready.
+/// whose last result `/readyz` reports. A probe that has not answered yet is not ready, and so is
+/// one whose last answer is older than twice its interval plus four seconds: a probe that hangs (a
+/// database that stopped answering without closing its connections) does not leave its last
+/// "ready" standing.
 /// ``Readiness`` is a service: ``ServiceRunner`` runs it beside the service's own parts.
 public final class Readiness: Service, Sendable {
     public typealias Check = @Sendable () -> ReadinessStatus
@@ -42,10 +45,15 @@ public final class Readiness: Service, Sendable {
         var probe: Probe
     }
 
+    private struct ProbeResult {
+        var status: ReadinessStatus
+        var at: ContinuousClock.Instant
+    }
+
     private struct State {
         var checks: [Registered] = []
         var probes: [ScheduledProbe] = []
-        var probeResults: [ReadinessStatus] = []
+        var probeResults: [ProbeResult] = []
     }
 
     private let state = Mutex(State())
@@ -62,20 +70,31 @@ public final class Readiness: Service, Sendable {
         state.withLock { state in
             state.checks.append(Registered(name: name, entry: .probe(index: state.probes.count)))
             state.probes.append(ScheduledProbe(name: name, interval: interval, probe: probe))
-            state.probeResults.append(.notReady("not checked yet"))
+            state.probeResults.append(ProbeResult(status: .notReady("not checked yet"), at: .now))
         }
     }
 
     /// Every check's name and status now, in the order they were registered.
     public func evaluate() -> [(name: String, status: ReadinessStatus)] {
-        let (checks, probeResults) = state.withLock { ($0.checks, $0.probeResults) }
+        let (checks, probes, probeResults) = state.withLock { ($0.checks, $0.probes, $0.probeResults) }
+        let now = ContinuousClock.now
         return checks.map { registered in
             switch registered.entry {
-            case .check(let check): (registered.name, check())
-            case .probe(let index): (registered.name, probeResults[index])
+            case .check(let check):
+                return (registered.name, check())
+            case .probe(let index):
+                let result = probeResults[index]
+                let silence = now - result.at
+                guard silence <= Self.answerLimit(every: probes[index].interval) else {
+                    return (registered.name, .notReady("no answer for \(silence.components.seconds) s (the last: \(result.status.detail))"))
+                }
+                return (registered.name, result.status)
             }
         }
     }
+
+    /// How long a probe run every `interval` may go without an answer before it counts as not ready.
+    static func answerLimit(every interval: Duration) -> Duration { interval * 2 + .seconds(4) }
 
     /// Whether every check passes now.
     public var isReady: Bool { evaluate().allSatisfy(\.status.ready) }
@@ -101,7 +120,7 @@ public final class Readiness: Service, Sendable {
     private func runProbe(_ scheduled: ScheduledProbe, index: Int) async {
         while !Task.isCancelled {
             let status = await scheduled.probe()
-            state.withLock { $0.probeResults[index] = status }
+            state.withLock { $0.probeResults[index] = ProbeResult(status: status, at: .now) }
             try? await Task.sleep(for: scheduled.interval)
         }
     }

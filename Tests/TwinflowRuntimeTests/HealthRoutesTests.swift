@@ -52,6 +52,32 @@ import TwinflowTestSupport
         #expect(await eventually { !readiness.isReady }, "a probe that fails again turns readiness off again")
     }
 
+    /// A probe that stops answering (a store whose queries hang) is not ready once its last answer
+    /// is older than twice its interval plus four seconds, and says since when.
+    @Test func aProbeThatHangsIsNotReadyOnceItsLastAnswerIsOld() async throws {
+        let readiness = Readiness()
+        let hang = Shared(false)
+        readiness.registerProbe("store", every: .milliseconds(50)) {
+            while hang.value { try? await Task.sleep(for: .milliseconds(10)) }
+            return .ready("accepts writes")
+        }
+        let running = Task { try await readiness.run() }
+        defer {
+            hang.withLock { $0 = false }
+            running.cancel()
+        }
+        #expect(await eventually { readiness.isReady })
+        hang.withLock { $0 = true }
+        try await Task.sleep(for: .seconds(3))
+        #expect(readiness.isReady, "within the limit the last answer stands")
+        let stale = await eventually(timeout: .seconds(5)) { !readiness.isReady }
+        let status = readiness.evaluate().first?.status
+        #expect(stale, "\(String(describing: status))")
+        #expect(
+            status?.detail.hasPrefix("no answer for ") == true && status?.detail.hasSuffix(" s (the last: accepts writes)") == true,
+            "\(String(describing: status))")
+    }
+
     @Test func consumerGroupAndOutboxChecksSayWhy() async throws {
         let readiness = Readiness()
         let oldest = Shared<Date?>(nil)
