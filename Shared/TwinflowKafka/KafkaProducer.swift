@@ -10,10 +10,13 @@ import Synchronization
 /// ``send(_:)-([KafkaProducerMessage])`` enqueues a whole batch and waits for all its reports together.
 /// Delivery reports are read on a thread of the producer's own, never on the cooperative pool.
 ///
-/// As a `Service`, the producer runs until graceful shutdown, then flushes what is in flight.
+/// As a `Service`, the producer runs until graceful shutdown, then flushes what is in flight; a
+/// fatal error (the client can never deliver again) ends its `run()` with that error, which stops
+/// the service (its process exits with status 1, to be started again).
 public final class KafkaProducer: Service, Sendable {
     let client: RDKafkaClient
     private let deliveries = DeliveryTracker()
+    private let fatal = FatalErrorSignal()
     private let pollLoop: PollLoop
     private let flushTimeout: Duration
 
@@ -26,7 +29,7 @@ public final class KafkaProducer: Service, Sendable {
             logger: logger
         )
         self.flushTimeout = configuration.flushTimeout
-        self.pollLoop = PollLoop(client: client, deliveries: deliveries)
+        self.pollLoop = PollLoop(client: client, deliveries: deliveries, fatal: fatal)
         pollLoop.start(flushTimeout: flushTimeout)
     }
 
@@ -121,11 +124,16 @@ public final class KafkaProducer: Service, Sendable {
     /// Messages enqueued and not yet reported, as librdkafka counts them.
     public var outstandingMessages: Int { Int(rd_kafka_outq_len(client.handle)) }
 
-    /// Runs until graceful shutdown, then flushes and stops.
+    /// Runs until graceful shutdown, then flushes and stops; throws the fatal error that made the
+    /// producer unusable, if one comes first.
     public func run() async throws {
-        try? await gracefulShutdown()
+        let fatal = await cancelWhenGracefulShutdown { [fatal] in await fatal.wait() }
         await shutdown()
+        if let fatal { throw fatal }
     }
+
+    /// The fatal error that made the producer unusable, if one happened.
+    public var fatalError: KafkaError? { fatal.error }
 
     /// Waits for messages in flight (up to the flush timeout), then fails any send still waiting.
     public func shutdown() async {
@@ -236,12 +244,14 @@ extension KafkaProducer {
     final class PollLoop: Sendable {
         private let client: RDKafkaClient
         private let deliveries: DeliveryTracker
+        private let fatal: FatalErrorSignal
         private let stopRequested = Atomic<Bool>(false)
         private let stopped = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
-        init(client: RDKafkaClient, deliveries: DeliveryTracker) {
+        init(client: RDKafkaClient, deliveries: DeliveryTracker, fatal: FatalErrorSignal) {
             self.client = client
             self.deliveries = deliveries
+            self.fatal = fatal
         }
 
         var isStopped: Bool { stopped.withLock { $0.done } }
@@ -307,6 +317,7 @@ extension KafkaProducer {
                     let fatal = client.fatalError() ?? .rdkafka(.client, err, message: reason)
                     client.logger.critical("fatal producer error", metadata: ["error": "\(fatal)"])
                     deliveries.close(with: fatal)
+                    self.fatal.fire(fatal)
                 } else {
                     client.logger.warning("producer error", metadata: ["error": "\(KafkaError.rdkafka(.client, err, message: reason))"])
                 }
