@@ -12,7 +12,8 @@ public struct DeadLetter: Sendable, Hashable {
     /// For an event a service could not deliver from its outbox: the event's outbox position and ID.
     public static let outboxPositionHeader = "twinflow.deadletter.outbox-position"
     public static let eventIDHeader = "twinflow.deadletter.event-id"
-    /// Set when the original value was left out because the broker refused its size; the header says how large it was.
+    /// Set when the original value was left out for its size (the broker refused it, or the dead
+    /// letter would have been over ``maximumBytes``); the header says how large it was.
     public static let valueOmittedHeader = "twinflow.deadletter.value-omitted"
 
     public var service: String
@@ -59,7 +60,13 @@ public struct DeadLetter: Sendable, Hashable {
         self.sourceOffset = offset
     }
 
-    /// The dead-letter message for `original`: its key, value and headers, plus ours.
+    /// The largest dead letter sent whole, in bytes of key, value and headers: under the
+    /// 1,000,000 bytes a librdkafka producer takes by default (`message.max.bytes`), with room for
+    /// the request around it. A larger one goes without the original's value, its size noted.
+    public static let maximumBytes = 900_000
+
+    /// The dead-letter message for `original`: its key, value and headers, plus ours; without the
+    /// value (``valueOmittedHeader`` says how large it was) when the whole would be over ``maximumBytes``.
     public func kafkaMessage(for original: KafkaConsumerMessage, topic: String, time: String = Timestamp.now()) -> KafkaProducerMessage {
         var headers = original.headers
         headers.append(KafkaHeader(key: Self.serviceHeader, string: service))
@@ -68,6 +75,11 @@ public struct DeadLetter: Sendable, Hashable {
         headers.append(KafkaHeader(key: Self.partitionHeader, string: String(sourcePartition)))
         headers.append(KafkaHeader(key: Self.offsetHeader, string: String(sourceOffset)))
         headers.append(KafkaHeader(key: Self.timeHeader, string: time))
+        let size = (original.key?.count ?? 0) + (original.value?.count ?? 0) + headers.reduce(0) { $0 + $1.key.utf8.count + ($1.value?.count ?? 0) }
+        guard size <= Self.maximumBytes else {
+            headers.append(KafkaHeader(key: Self.valueOmittedHeader, string: "\(original.value?.count ?? 0) bytes"))
+            return KafkaProducerMessage(topic: topic, key: original.key, value: nil, headers: headers)
+        }
         return KafkaProducerMessage(topic: topic, key: original.key, value: original.value, headers: headers)
     }
 

@@ -109,6 +109,36 @@ import TwinflowTestSupport
         await producer.shutdown()
     }
 
+    /// A message too large to be dead-lettered whole (the broker took it; with the dead letter's
+    /// headers it would be over the producer's default message size) is dead-lettered without its
+    /// value, its size noted, and ingress goes on; before, the refused dead letter held the batch.
+    @Test func aMessageTooLargeToDeadLetterWholeGoesWithoutItsValue() async throws {
+        let api = try await TwinServiceAPI(logger: MockKafka().logger)
+        let setup = try IngressSetup(twinsURL: api.url, partitions: 1)
+        try await api.loadModels()
+        try await api.putThermostat("thermo_0001", temperature: 20)
+
+        var kafka = setup.kafka.configuration
+        kafka.properties["message.max.bytes"] = "1100000"
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: kafka), logger: setup.kafka.logger)
+        let large = Array(repeating: UInt8(ascii: "x"), count: 999_900)
+        try await producer.send([
+            setup.deviceMessage(large, key: "thermo_0001"), setup.deviceMessage(Array(#"{"body":{"Temperature":30}}"#.utf8), key: "thermo_0001"),
+        ])
+        let reader = try setup.reader([setup.topics.twinCommands, setup.topics.deadLetter])
+        try await withIngress(setup, alongside: [api.application]) { _ in
+            let letters = try await reader.waitFor(1, on: setup.topics.deadLetter)
+            let commands = try await reader.waitFor(1, on: setup.topics.twinCommands)
+            #expect(commands.count == 1, "ingress went on")
+            let letter = try #require(letters.first)
+            #expect(try DeadLetter(decoding: letter).reason.hasPrefix("not JSON:"))
+            #expect(letter.value == nil)
+            #expect(letter.headers.string(for: DeadLetter.valueOmittedHeader) == "999900 bytes")
+        }
+        try await reader.stop()
+        await producer.shutdown()
+    }
+
     /// A mapping file maps devices to twins and body fields to properties; an edit takes effect
     /// while ingress runs, and a broken edit keeps the mapping before it.
     @Test func mappingFileIsReloadedWhileRunning() async throws {

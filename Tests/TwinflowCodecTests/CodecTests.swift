@@ -233,6 +233,20 @@ import TwinflowTestSupport
         #expect(kafka.headers.first == original.headers.first)
         let received = KafkaConsumerMessage(topic: "deadletter", partition: 0, offset: 0, key: kafka.key, value: kafka.value, headers: kafka.headers)
         #expect(try DeadLetter(decoding: received) == letter)
+        #expect(kafka.headers.string(for: DeadLetter.valueOmittedHeader) == nil)
+    }
+
+    /// A dead letter that would be too large for a producer's default message size goes without the
+    /// original's value, saying how large it was: it is delivered, where the whole one would be refused.
+    @Test func leavesOutAValueTooLargeToSend() throws {
+        for (size, omitted) in [(DeadLetter.maximumBytes - 1000, false), (DeadLetter.maximumBytes + 1, true), (1_040_000, true)] {
+            let original = KafkaConsumerMessage(
+                topic: "iothub.d2c", partition: 0, offset: 7, key: Array("dev".utf8), value: Array(repeating: UInt8(ascii: "x"), count: size))
+            let kafka = DeadLetter(service: "ingress", reason: "not JSON", original: original).kafkaMessage(for: original, topic: "deadletter")
+            #expect(kafka.value == (omitted ? nil : original.value), "\(size)")
+            #expect(kafka.headers.string(for: DeadLetter.valueOmittedHeader) == (omitted ? "\(size) bytes" : nil))
+            #expect(kafka.key == original.key)
+        }
     }
 }
 
