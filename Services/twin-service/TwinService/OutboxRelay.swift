@@ -67,9 +67,12 @@ public struct OutboxRelay: Service {
                 }
                 status.noteTurn(held: true)
                 do {
-                    // Another instance may have relayed since this one last did: it goes on from there
-                    // (the store's outbox hands out nothing delivered, should this read fail).
-                    if let delivered = try? await graph.outboxDeliveredThrough() { status.markDelivered(through: delivered) }
+                    // Another instance may have relayed since this one last did: it goes on from there.
+                    guard await learnWhereDeliveryStands(while: turn) else {
+                        status.noteTurn(held: false)
+                        await turn.release()
+                        continue
+                    }
                     try await relayUntilStopped(while: turn)
                 } catch {
                     status.noteTurn(held: false)
@@ -86,6 +89,22 @@ public struct OutboxRelay: Service {
             graph.interruptEventWait()
         }
         logger.info("outbox relay stopped")
+    }
+
+    /// Reads how far the outbox was delivered (by whichever instance relayed it), again after a
+    /// back-off until it can; false when the turn was lost or the relay is stopping first.
+    private func learnWhereDeliveryStands(while turn: any RelayTurn) async -> Bool {
+        var backoff = Duration.milliseconds(100)
+        while !Task.isShuttingDownGracefully, !Task.isCancelled, turn.isHeld {
+            do {
+                status.markDelivered(through: try await graph.outboxDeliveredThrough())
+                return true
+            } catch {
+                logger.error("the position delivered is not readable; trying again", metadata: ["error": "\(error)", "retryIn": "\(backoff)"])
+                await pause(&backoff)
+            }
+        }
+        return false
     }
 
     /// Delivered entries (and idempotency keys past their retention) are forgotten, and the store
