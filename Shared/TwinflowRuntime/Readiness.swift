@@ -47,7 +47,8 @@ public final class Readiness: Service, Sendable {
 
     private struct ProbeResult {
         var status: ReadinessStatus
-        var at: ContinuousClock.Instant
+        /// When the probe answered; nil before its first answer.
+        var at: ContinuousClock.Instant?
     }
 
     private struct State {
@@ -70,7 +71,7 @@ public final class Readiness: Service, Sendable {
         state.withLock { state in
             state.checks.append(Registered(name: name, entry: .probe(index: state.probes.count)))
             state.probes.append(ScheduledProbe(name: name, interval: interval, probe: probe))
-            state.probeResults.append(ProbeResult(status: .notReady("not checked yet"), at: .now))
+            state.probeResults.append(ProbeResult(status: .notReady("not checked yet"), at: nil))
         }
     }
 
@@ -84,7 +85,8 @@ public final class Readiness: Service, Sendable {
                 return (registered.name, check())
             case .probe(let index):
                 let result = probeResults[index]
-                let silence = now - result.at
+                guard let answered = result.at else { return (registered.name, result.status) }
+                let silence = now - answered
                 guard silence <= Self.answerLimit(every: probes[index].interval) else {
                     return (registered.name, .notReady("no answer for \(silence.components.seconds) s (the last: \(result.status.detail))"))
                 }
