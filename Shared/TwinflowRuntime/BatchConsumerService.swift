@@ -11,7 +11,8 @@ import TwinflowKafka
 ///
 /// `handle` must deliver or commit every output of the batch before it returns (dead-lettering what
 /// it cannot use); only then are the batch's offsets stored. When a step throws, it is run again on
-/// the same batch after a back-off, so nothing is skipped. On graceful shutdown it stops taking
+/// the same batch after a back-off, so nothing is skipped; ``retries`` tells which step keeps failing
+/// (``Readiness/registerBatches(_:notReadyAfter:)`` reports it). On graceful shutdown it stops taking
 /// batches, finishes the ones in hand, stores them, commits and leaves the group.
 public struct BatchConsumerService<Prepared: Sendable>: Service {
     public typealias Preparer = @Sendable (KafkaConsumerBatch) async throws -> Prepared
@@ -22,6 +23,8 @@ public struct BatchConsumerService<Prepared: Sendable>: Service {
     private let handle: Handler
     private let logger: Logger
     private let maximumBackoff: Duration
+    /// The steps failing now.
+    public let retries = BatchRetries()
 
     /// A service whose batches are prepared (while the batch before is handled), then handled.
     public init(
@@ -100,9 +103,12 @@ public struct BatchConsumerService<Prepared: Sendable>: Service {
         var backoff = Duration.milliseconds(100)
         while true {
             do {
-                return try await body()
+                let result = try await body()
+                retries.noteSuccess(step: step)
+                return result
             } catch {
                 try Task.checkCancellation()
+                retries.noteFailure(step: step, messages: batch.count, error: error)
                 logger.error(
                     "batch failed; it will be handled again",
                     metadata: ["error": "\(error)", "step": "\(step)", "messages": "\(batch.count)", "retryIn": "\(backoff)"]

@@ -28,6 +28,13 @@ extension Readiness {
         }
     }
 
+    /// `batches`: no batch has kept failing for longer than `limit` (a service retries a failing
+    /// batch for ever, so that nothing is skipped; this says when its input has stopped moving).
+    public func registerBatches<Prepared>(_ service: BatchConsumerService<Prepared>, notReadyAfter limit: Duration = .seconds(10)) {
+        let retries = service.retries
+        register("batches") { retries.status(notReadyAfter: limit) }
+    }
+
     /// `store`: the store accepts a write; `write` performs a small one.
     public func registerStore(every interval: Duration = .seconds(2), write: @escaping @Sendable () async throws -> Void) {
         registerProbe("store", every: interval) {

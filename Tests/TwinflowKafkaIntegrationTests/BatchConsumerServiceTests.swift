@@ -44,4 +44,50 @@ import TwinflowTestSupport
         #expect(next.messages.map(\.keyString) == ["after"], "offsets were committed on shutdown")
         await successor.close()
     }
+
+    /// A batch that keeps failing turns the `batches` check not ready once it has failed for longer
+    /// than the limit, naming the step and the error; the check is ready again once the batch goes through.
+    @Test func aBatchThatKeepsFailingMakesTheServiceNotReady() async throws {
+        struct Refused: Error, CustomStringConvertible {
+            var description: String { "the downstream refuses" }
+        }
+        let kafka = try MockKafka()
+        let topic = try kafka.makeTopic(partitions: 1)
+        let producer = try kafka.makeProducer()
+        try await producer.send(KafkaProducerMessage(topic: topic, key: "k", value: Array("1".utf8)))
+        await producer.shutdown()
+
+        let failing = Shared(true)
+        let attempts = Shared(0)
+        let handled = Shared(0)
+        let consumer = try kafka.makeConsumer(group: "group-\(UUID())", topics: [topic])
+        let service = BatchConsumerService(consumer: consumer, logger: kafka.logger, maximumBackoff: .milliseconds(100)) { batch in
+            attempts.withLock { $0 += 1 }
+            if failing.value { throw Refused() }
+            handled.withLock { $0 += batch.count }
+        }
+        let readiness = Readiness()
+        readiness.registerBatches(service, notReadyAfter: .seconds(3))
+        let batches: @Sendable () -> ReadinessStatus = { readiness.evaluate().first { $0.name == "batches" }!.status }
+        #expect(batches().ready, "nothing failed yet: \(batches().detail)")
+
+        let serviceGroup = ServiceGroup(configuration: .init(services: [service], logger: kafka.logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await serviceGroup.run() }
+            #expect(await eventually { attempts.value >= 1 })
+            #expect(batches().ready, "a failure younger than the limit is retried while ready: \(batches().detail)")
+            #expect(batches().detail.contains("the downstream refuses"))
+            #expect(await eventually(timeout: .seconds(15)) { !batches().ready })
+            let detail = batches().detail
+            #expect(detail.contains("the handle step has failed on a batch of 1 message(s)"), "\(detail)")
+            #expect(detail.contains("the downstream refuses"), "\(detail)")
+            #expect(attempts.value >= 3, "the batch was retried meanwhile")
+            failing.withLock { $0 = false }
+            #expect(await eventually { handled.value == 1 })
+            #expect(await eventually { batches().ready })
+            #expect(batches().detail == "no batch failing")
+            await serviceGroup.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+    }
 }

@@ -40,7 +40,9 @@ public enum IngressService {
         let handler = IngressHandler(
             mapping: mapping, directory: directory, producer: producer, topics: environment.topics, counters: counters, logger: logger)
 
+        let batches = BatchConsumerService(consumer: consumer, logger: logger, prepare: handler.prepare, handle: handler.handle)
         readiness.registerConsumerGroup(consumer, group: environment.serviceName)
+        readiness.registerBatches(batches)
         readiness.registerProbe("twin-service", every: .seconds(2)) {
             guard mapping.current.mapping.needsTwinService else { return .ready("not needed by the mapping") }
             do {
@@ -56,7 +58,7 @@ public enum IngressService {
         return [
             mapping,
             producer,
-            BatchConsumerService(consumer: consumer, logger: logger, prepare: handler.prepare, handle: handler.handle),
+            batches,
         ]
     }
 }

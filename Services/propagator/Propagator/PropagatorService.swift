@@ -42,14 +42,16 @@ public enum PropagatorService {
             rules: rules, hopLimit: hopLimit, view: view, follower: follower, catalog: catalog, producer: producer, topics: environment.topics,
             counters: counters, logger: logger)
 
+        let batches = BatchConsumerService(consumer: consumer, logger: logger, prepare: handler.prepare, handle: handler.handle)
         readiness.registerConsumerGroup(consumer, group: environment.serviceName)
+        readiness.registerBatches(batches)
         readiness.register("relationship-view") { follower.status }
         router?.get("metrics") { _, _ in counters.prometheusText }
         logger.info("rules in force", metadata: ["rules": "\(rules.rules.map(\.description))", "hopLimit": "\(hopLimit)"])
         return [
             producer,
             follower,
-            BatchConsumerService(consumer: consumer, logger: logger, prepare: handler.prepare, handle: handler.handle),
+            batches,
         ]
     }
 }

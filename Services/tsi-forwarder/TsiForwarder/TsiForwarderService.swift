@@ -25,12 +25,14 @@ public enum TsiForwarderService {
             logger: logger)
         let counters = TsiForwarderCounters(service: "tsi_forwarder")
         let handler = TsiForwarderHandler(producer: producer, topics: environment.topics, counters: counters, logger: logger)
+        let batches = BatchConsumerService(consumer: consumer, logger: logger, prepare: handler.prepare, handle: handler.handle)
         readiness.registerConsumerGroup(consumer, group: environment.serviceName)
+        readiness.registerBatches(batches)
         router?.get("metrics") { _, _ in counters.prometheusText }
         logger.info("consuming", metadata: ["topics": "\(topics)", "publishing": "\(environment.topics.timeSeries)"])
         return [
             producer,
-            BatchConsumerService(consumer: consumer, logger: logger, prepare: handler.prepare, handle: handler.handle),
+            batches,
         ]
     }
 }

@@ -52,7 +52,9 @@ public enum TsiStoreService {
             logger: logger)
         let counters = TsiStoreCounters(service: "tsi_store")
         let handler = TsiStoreHandler(store: store, producer: producer, topics: environment.topics, counters: counters, logger: logger)
+        let batches = BatchConsumerService(consumer: consumer, logger: logger, prepare: handler.prepare, handle: handler.handle)
         readiness.registerConsumerGroup(consumer, group: environment.serviceName)
+        readiness.registerBatches(batches)
         readiness.registerStore { try await store.probe() }
         if let router {
             router.get("metrics") { _, _ in counters.prometheusText }
@@ -70,7 +72,7 @@ public enum TsiStoreService {
             },
             // Ingest never waits for a checkpoint of its own, one that copies the whole write-ahead log.
             PeriodicService("store checkpoint", every: .seconds(1), logger: logger) { try await store.checkpoint() },
-            BatchConsumerService(consumer: consumer, logger: logger, prepare: handler.prepare, handle: handler.handle),
+            batches,
         ]
     }
 

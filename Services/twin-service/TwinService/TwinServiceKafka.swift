@@ -28,7 +28,9 @@ public enum TwinServiceKafka {
         let relay = OutboxRelay(
             graph: graph, producer: producer, deadLetterTopic: environment.topics.deadLetter, logger: logger,
             keyRetention: .seconds(keyRetention), keyPurgeInterval: .seconds(keyPurgeInterval))
+        let batches = BatchConsumerService(consumer: consumer, logger: logger, prepare: handler.decode, handle: handler.handle)
         readiness.registerConsumerGroup(consumer, group: environment.serviceName)
+        readiness.registerBatches(batches)
         readiness.registerStore { try await graph.checkStoreAcceptsWrite() }
         readiness.registerOutbox(maximumAge: .seconds(outboxMaximumAge)) { [status = relay.status] in
             // An instance that does not relay now learns from the store what the relaying one delivered.
@@ -38,7 +40,7 @@ public enum TwinServiceKafka {
         return [
             producer,
             relay,
-            BatchConsumerService(consumer: consumer, logger: logger, prepare: handler.decode, handle: handler.handle),
+            batches,
         ]
     }
 
