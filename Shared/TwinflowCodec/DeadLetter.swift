@@ -67,7 +67,10 @@ public struct DeadLetter: Sendable, Hashable {
 
     /// The dead-letter message for `original`: its key, value and headers, plus ours; without the
     /// value (``valueOmittedHeader`` says how large it was) when the whole would be over ``maximumBytes``.
-    public func kafkaMessage(for original: KafkaConsumerMessage, topic: String, time: String = Timestamp.now()) -> KafkaProducerMessage {
+    /// With `omittingValue` the value is left out whatever its size (for a dead letter the broker refused).
+    public func kafkaMessage(
+        for original: KafkaConsumerMessage, topic: String, omittingValue: Bool = false, time: String = Timestamp.now()
+    ) -> KafkaProducerMessage {
         var headers = original.headers
         headers.append(KafkaHeader(key: Self.serviceHeader, string: service))
         headers.append(KafkaHeader(key: Self.reasonHeader, string: reason))
@@ -76,7 +79,7 @@ public struct DeadLetter: Sendable, Hashable {
         headers.append(KafkaHeader(key: Self.offsetHeader, string: String(sourceOffset)))
         headers.append(KafkaHeader(key: Self.timeHeader, string: time))
         let size = (original.key?.count ?? 0) + (original.value?.count ?? 0) + headers.reduce(0) { $0 + $1.key.utf8.count + ($1.value?.count ?? 0) }
-        guard size <= Self.maximumBytes else {
+        guard size <= Self.maximumBytes, !omittingValue else {
             headers.append(KafkaHeader(key: Self.valueOmittedHeader, string: "\(original.value?.count ?? 0) bytes"))
             return KafkaProducerMessage(topic: topic, key: original.key, value: nil, headers: headers)
         }

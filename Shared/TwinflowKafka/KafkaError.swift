@@ -126,6 +126,22 @@ extension KafkaError {
 }
 
 extension KafkaError {
+    /// The message's content was refused: too large, or not a valid record. Unlike a topic that is
+    /// missing or not authorised (which a deployment fixes), nothing but another message changes
+    /// this answer.
+    public var isContentRefusal: Bool {
+        guard let rdkafkaCode else { return false }
+        switch rd_kafka_resp_err_t(rawValue: rdkafkaCode) {
+        case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE, RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE,
+            RD_KAFKA_RESP_ERR_INVALID_RECORD, RD_KAFKA_RESP_ERR_INVALID_MSG:
+            return true
+        default:
+            return false
+        }
+    }
+}
+
+extension KafkaError {
     /// The broker (or librdkafka on its behalf) refused the message itself: sending the same message
     /// again gives the same answer. Too large, an unknown or invalid topic, not authorised, a record
     /// the broker will not take. Outages, timeouts and leader changes are not refusals.

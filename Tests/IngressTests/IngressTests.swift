@@ -139,6 +139,36 @@ import TwinflowTestSupport
         await producer.shutdown()
     }
 
+    /// A device message whose command grows past the producer's message size (its telemetry is
+    /// most of a megabyte) is dead-lettered in its place, and the message after it still gets its command.
+    @Test func aMessageWhoseCommandTheBrokerRefusesIsDeadLetteredInItsPlace() async throws {
+        let api = try await TwinServiceAPI(logger: MockKafka().logger)
+        let setup = try IngressSetup(twinsURL: api.url, partitions: 1)
+        try await api.loadModels()
+        try await api.putThermostat("thermo_0001", temperature: 20)
+
+        var kafka = setup.kafka.configuration
+        kafka.properties["message.max.bytes"] = "1100000"
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: kafka), logger: setup.kafka.logger)
+        let large = #"{"body":{"Temperature":25,"note":""# + String(repeating: "x", count: 1_000_000) + #""}}"#
+        try await producer.send([
+            setup.deviceMessage(Array(large.utf8), key: "thermo_0001"),
+            setup.deviceMessage(Array(#"{"body":{"Temperature":30}}"#.utf8), key: "thermo_0001"),
+        ])
+        let reader = try setup.reader([setup.topics.twinCommands, setup.topics.deadLetter])
+        try await withIngress(setup, alongside: [api.application]) { _ in
+            let letters = try await reader.waitFor(1, on: setup.topics.deadLetter)
+            let commands = try await reader.waitFor(1, on: setup.topics.twinCommands)
+            #expect(try commands.map { try $0.command.patch?.json } == [[["op": "replace", "path": "/Temperature", "value": 30]]], "ingress went on")
+            let letter = try DeadLetter(decoding: try #require(letters.first))
+            #expect(letter.reason.hasPrefix("the broker refused its output to \(setup.topics.twinCommands)"), "\(letter.reason)")
+            #expect(letter.sourceOffset == 0)
+            #expect(letters.first?.headers.string(for: DeadLetter.valueOmittedHeader) != nil, "over the dead letter's limit, its value is left out")
+        }
+        try await reader.stop()
+        await producer.shutdown()
+    }
+
     /// A mapping file maps devices to twins and body fields to properties; an edit takes effect
     /// while ingress runs, and a broken edit keeps the mapping before it.
     @Test func mappingFileIsReloadedWhileRunning() async throws {

@@ -155,5 +155,40 @@ import TwinflowTestSupport
         #expect(same, "the parts' outputs joined in the batch's order")
         #expect(prepared.counts == whole.counts)
         #expect(prepared.counts.telemetry == 4994 && prepared.counts.deadLettered == 6)
+        #expect(prepared.inputs == whole.inputs)
+        #expect(prepared.inputs == Array(0..<5000), "every input has one output, in order")
+    }
+
+    /// A telemetry event that grows past the producer's message size as a time-series event is
+    /// dead-lettered in its place; the events around it are published.
+    @Test func anEventTooLargeToPublishIsDeadLetteredInItsPlace() async throws {
+        let kafka = try MockKafka()
+        let topics = Topics.defaults
+        try kafka.cluster.createTopic(topics.timeSeries, partitions: 1)
+        try kafka.cluster.createTopic(topics.deadLetter, partitions: 1)
+        let large = #"{"Temperature":1,"note":""# + String(repeating: "x", count: 1_000_100) + #""}"#
+        let messages = [
+            Self.telemetry(id: "m-1", payload: #"{"Temperature":20}"#), Self.telemetry(id: "m-2", payload: large),
+            Self.telemetry(id: "m-3", payload: #"{"Temperature":22}"#),
+        ]
+        let producer = try kafka.makeProducer()
+        let counters = TsiForwarderCounters(service: "tsi_forwarder")
+        let handler = TsiForwarderHandler(producer: producer, topics: topics, counters: counters, logger: kafka.logger)
+        let batch = KafkaConsumerBatch(messages: messages)
+        try await handler.handle(batch, try await handler.prepare(batch))
+
+        let reader = try TopicReader(kafka: kafka.configuration, topics: [topics.timeSeries, topics.deadLetter], logger: kafka.logger)
+        let events = try await reader.waitFor(4, on: topics.timeSeries)
+        let letters = try await reader.waitFor(1, on: topics.deadLetter)
+        #expect(
+            try events.map { try TimeSeriesEvent(decoding: $0).id } == ["telemetry/m-1", "telemetry/m-3", "telemetry/m-1", "telemetry/m-3"],
+            "the batch once (all but the refused event), then one event at a time")
+        #expect(letters.count == 1)
+        let letter = try DeadLetter(decoding: try #require(letters.first))
+        #expect(letter.reason.hasPrefix("the broker refused its output to \(topics.timeSeries)"), "\(letter.reason)")
+        #expect(letters.first?.headers.string(for: BinaryCloudEvent.headerPrefix + "id") == "m-2")
+        #expect(counters.current.telemetry == 2 && counters.current.deadLettered == 1)
+        try await reader.stop()
+        await producer.shutdown()
     }
 }

@@ -10,6 +10,8 @@ public final class IngressCounters: Sendable {
         case noDeviceID = "no device ID"
         case unknownDevice = "unknown device"
         case valueDoesNotFit = "value does not fit"
+        /// The broker refused the message's command (too large).
+        case commandRefused = "command refused by the broker"
     }
 
     public struct Counts: Sendable, Hashable {

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import TwinflowCodec
 import TwinflowKafka
+import TwinflowRuntime
 
 /// Turns a batch from `iothub.d2c` into twin commands: decode the device messages, find each
 /// device's twin, map the body to a patch and telemetry, then send the commands and dead letters as
@@ -31,9 +32,10 @@ public struct IngressHandler: Sendable {
     }
 
     /// A batch's outputs, ready to send: one command or one dead letter per message, in the
-    /// batch's order.
+    /// batch's order, each with its input's position in the batch.
     public struct PreparedBatch: Sendable {
         public var messages: [KafkaProducerMessage]
+        public var inputs: [Int]
         public var counts: IngressCounters.Counts
     }
 
@@ -59,11 +61,14 @@ public struct IngressHandler: Sendable {
             for await (index, part) in group { mapped[index] = part }
             return mapped.compactMap { $0 }
         }
-        var prepared = PreparedBatch(messages: [], counts: IngressCounters.Counts())
+        var prepared = PreparedBatch(messages: [], inputs: [], counts: IngressCounters.Counts())
         prepared.messages.reserveCapacity(batch.count)
+        prepared.inputs.reserveCapacity(batch.count)
         for (part, result) in zip(decoded, mapped) {
             prepared.messages += part.deadLetters
+            prepared.inputs += part.deadLetterInputs
             prepared.messages += result.messages
+            prepared.inputs += result.inputs
             prepared.counts.add(part.counts)
             prepared.counts.add(result.counts)
             directory?.noteSet(result.newlySet)
@@ -75,11 +80,13 @@ public struct IngressHandler: Sendable {
         /// Each decoded message's place in the batch, with what it says.
         var devices: [(position: Int, device: DeviceMessage)] = []
         var deadLetters: [KafkaProducerMessage] = []
+        var deadLetterInputs: [Int] = []
         var counts = IngressCounters.Counts()
     }
 
     private struct MappedPart: Sendable {
         var messages: [KafkaProducerMessage] = []
+        var inputs: [Int] = []
         var counts = IngressCounters.Counts()
         var newlySet: [String: Set<String>] = [:]
     }
@@ -107,6 +114,7 @@ public struct IngressHandler: Sendable {
             } catch {
                 let refusal = Self.refusal(for: error)
                 part.deadLetters.append(deadLetter(message, refusal, "\(error)"))
+                part.deadLetterInputs.append(position)
                 part.counts.deadLettered[refusal, default: 0] += 1
             }
         }
@@ -117,16 +125,19 @@ public struct IngressHandler: Sendable {
         var mapper = CommandMapper(mapping: mapping, commandsTopic: topics.twinCommands)
         var result = MappedPart()
         result.messages.reserveCapacity(part.devices.count)
+        result.inputs.reserveCapacity(part.devices.count)
         for (position, device) in part.devices {
             let message = messages[position]
             switch mapper.command(for: device, from: message, target: targets[device.deviceID]) {
             case .command(let command):
                 result.messages.append(command)
+                result.inputs.append(position)
                 result.counts.commands += 1
             case .nothingMapped:
                 result.counts.nothingMapped += 1
             case .refused(let refusal, let reason):
                 result.messages.append(deadLetter(message, refusal, reason))
+                result.inputs.append(position)
                 result.counts.deadLettered[refusal, default: 0] += 1
             }
         }
@@ -134,15 +145,23 @@ public struct IngressHandler: Sendable {
         return result
     }
 
-    /// Sends the batch's commands and dead letters and waits for every delivery report.
+    /// Sends the batch's commands and dead letters and waits for every delivery report; a device
+    /// message whose command the broker refuses (too large) is dead-lettered in its place.
     public func handle(_ batch: KafkaConsumerBatch, _ prepared: PreparedBatch) async throws {
-        if !prepared.messages.isEmpty { try await producer.send(prepared.messages) }
-        counters.add(prepared.counts)
-        let refused = prepared.counts.deadLettered.values.reduce(0, +)
-        if refused > 0 {
+        var counts = prepared.counts
+        let refused = try await producer.sendOutputs(
+            prepared.messages, inputs: prepared.inputs, of: batch, service: Self.serviceName, deadLetterTopic: topics.deadLetter)
+        let refusedCommands = refused.count { prepared.messages[$0].topic != topics.deadLetter }
+        if refusedCommands > 0 {
+            counts.deadLettered[.commandRefused, default: 0] += refusedCommands
+            counts.commands -= refusedCommands
+        }
+        counters.add(counts)
+        let deadLettered = counts.deadLettered.values.reduce(0, +)
+        if deadLettered > 0 {
             logger.warning(
                 "device messages dead-lettered",
-                metadata: ["count": "\(refused)", "reasons": "\(prepared.counts.deadLettered.map { "\($0.key.rawValue): \($0.value)" }.sorted())"])
+                metadata: ["count": "\(deadLettered)", "reasons": "\(counts.deadLettered.map { "\($0.key.rawValue): \($0.value)" }.sorted())"])
         }
     }
 

@@ -23,9 +23,10 @@ public final class TsiForwarderHandler: Sendable {
         self.logger = logger
     }
 
-    /// A batch's outputs, ready to send.
+    /// A batch's outputs, ready to send, each with its input's position in the batch.
     public struct PreparedBatch: Sendable {
         public var messages: [KafkaProducerMessage] = []
+        public var inputs: [Int] = []
         public var counts = TsiForwarderCounts()
     }
 
@@ -42,7 +43,8 @@ public final class TsiForwarderHandler: Sendable {
         let parts = await withTaskGroup(of: (Int, PreparedBatch).self) { group in
             for index in 0..<count {
                 group.addTask {
-                    (index, Self.map(Array(messages[(index * size)..<min(messages.count, (index + 1) * size)]), topics: topics, now: now))
+                    let range = (index * size)..<min(messages.count, (index + 1) * size)
+                    return (index, Self.map(Array(messages[range]), startingAt: range.lowerBound, topics: topics, now: now))
                 }
             }
             var parts = [PreparedBatch?](repeating: nil, count: count)
@@ -51,18 +53,24 @@ public final class TsiForwarderHandler: Sendable {
         }
         var prepared = PreparedBatch()
         prepared.messages.reserveCapacity(messages.count)
+        prepared.inputs.reserveCapacity(messages.count)
         for case let part? in parts {
             prepared.messages += part.messages
+            prepared.inputs += part.inputs
             prepared.counts.add(part.counts)
         }
         return prepared
     }
 
-    /// The outputs of `messages`, in their order (so a twin's events keep their order on its partition).
-    public static func map(_ messages: [KafkaConsumerMessage], topics: Topics, now: Int64) -> PreparedBatch {
+    /// The outputs of `messages`, in their order (so a twin's events keep their order on its
+    /// partition); the first of `messages` is at position `first` in its batch.
+    public static func map(_ messages: [KafkaConsumerMessage], startingAt first: Int = 0, topics: Topics, now: Int64) -> PreparedBatch {
         var prepared = PreparedBatch()
         prepared.messages.reserveCapacity(messages.count)
-        for message in messages {
+        prepared.inputs.reserveCapacity(messages.count)
+        for (offset, message) in messages.enumerated() {
+            let countBefore = prepared.messages.count
+            defer { if prepared.messages.count > countBefore { prepared.inputs.append(first + offset) } }
             let fallbackTime = message.timestamp ?? now
             do {
                 if message.topic == topics.twinEvents {
@@ -102,12 +110,20 @@ public final class TsiForwarderHandler: Sendable {
         return prepared
     }
 
-    /// Sends the batch's events and dead letters and waits for every delivery report.
+    /// Sends the batch's events and dead letters and waits for every delivery report; an event
+    /// whose time-series event the broker refuses (grown past its size limit) is dead-lettered in
+    /// its place.
     public func handle(_ batch: KafkaConsumerBatch, _ prepared: PreparedBatch) async throws {
-        if !prepared.messages.isEmpty { try await producer.send(prepared.messages) }
-        counters.add(prepared.counts)
-        if prepared.counts.deadLettered > 0 {
-            logger.warning("events dead-lettered", metadata: ["count": "\(prepared.counts.deadLettered)"])
+        var counts = prepared.counts
+        let refused = try await producer.sendOutputs(
+            prepared.messages, inputs: prepared.inputs, of: batch, service: Self.serviceName, deadLetterTopic: topics.deadLetter)
+        for index in refused where prepared.messages[index].topic != topics.deadLetter {
+            counts.deadLettered += 1
+            if batch.messages[prepared.inputs[index]].topic == topics.twinEvents { counts.twinUpdates -= 1 } else { counts.telemetry -= 1 }
+        }
+        counters.add(counts)
+        if counts.deadLettered > 0 {
+            logger.warning("events dead-lettered", metadata: ["count": "\(counts.deadLettered)"])
         }
     }
 }
