@@ -114,6 +114,8 @@ import TwinflowTestSupport
         (#"{"properties":[{"from":"Temperature","to":"/T"}]}"#, "properties[0].from"),
         (#"{"properties":[{"from":"/T","to":""}]}"#, "properties[0].to"),
         (#"{"telemetry":"yes"}"#, "telemetry"),
+        (#"{"deviceIdProperty":"device-id"}"#, "deviceIdProperty"),
+        (#"{"deviceIdProperty":"$dtId"}"#, "deviceIdProperty"),
     ])
     func mappingErrorsNameTheMember(text: String, field: String) throws {
         do {

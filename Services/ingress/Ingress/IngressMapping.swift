@@ -105,6 +105,13 @@ public struct IngressMapping: Sendable, Hashable {
             }
         }
         let deviceIDProperty = try Self.optionalString(object, "deviceIdProperty")
+        // It goes into a query as `T.<name>`: a name twin-service's query language would refuse would
+        // fail every lookup, and every batch with it.
+        if let deviceIDProperty, !Self.isPropertyName(deviceIDProperty) {
+            throw CodecError(
+                field: "deviceIdProperty",
+                reason: "must be a DTDL property name (a letter, then letters, digits or _, at most 64), found \"\(deviceIDProperty)\"")
+        }
         var unlisted: UnlistedDevices?
         if let text = try Self.optionalString(object, "unlistedDevices") {
             guard let parsed = UnlistedDevices(rawValue: text) else {
@@ -128,6 +135,15 @@ public struct IngressMapping: Sendable, Hashable {
         self.init(
             devices: devices, deviceIDProperty: deviceIDProperty, unlistedDevices: unlisted, properties: properties,
             publishesTelemetry: publishesTelemetry, telemetryComponent: try Self.optionalString(object, "telemetryComponent"))
+    }
+
+    /// DTDL's rule for a property's name.
+    static func isPropertyName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard let first = bytes.first, let last = bytes.last, bytes.count <= 64 else { return false }
+        func isLetter(_ byte: UInt8) -> Bool { (byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "z") }
+        func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+        return isLetter(first) && last != UInt8(ascii: "_") && bytes.allSatisfy { isLetter($0) || isDigit($0) || $0 == UInt8(ascii: "_") }
     }
 
     private static func propertyMapping(_ entry: JSONValue, field: String) throws(CodecError) -> PropertyMapping {

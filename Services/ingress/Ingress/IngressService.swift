@@ -16,7 +16,8 @@ import TwinflowRuntime
 /// and `INGRESS_MAX_BATCH` (10,000 messages).
 public enum IngressService {
     /// Builds the parts and registers the readiness checks: the consumer group, `twin-service`
-    /// (reachable, probed every two seconds, while the mapping needs it) and `mapping` (which one is in force).
+    /// (reachable, probed every two seconds, while the mapping needs it) and `mapping` (which one is in
+    /// force; not ready while the file holds an edit that cannot be used).
     public static func services(
         environment: ServiceEnvironment, logger: Logger, readiness: Readiness, router: Router<BasicRequestContext>? = nil
     ) throws -> [any Service] {
@@ -52,7 +53,7 @@ public enum IngressService {
                 return .notReady("\(error)")
             }
         }
-        readiness.register("mapping") { .ready(mapping.status) }
+        readiness.register("mapping") { mapping.isCurrent ? .ready(mapping.status) : .notReady(mapping.status) }
         router?.get("metrics") { _, _ in counters.prometheusText }
         logger.info("mapping in force", metadata: ["mapping": "\(mapping.status)"])
         return [

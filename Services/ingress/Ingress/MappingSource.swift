@@ -47,13 +47,18 @@ public final class MappingSource: Service, Sendable {
     /// The mapping in force and its version (counting reloads), read together.
     public var current: (mapping: IngressMapping, version: Int) { state.withLock { ($0.mapping, $0.version) } }
 
-    /// What the `mapping` readiness check reports: always ready (a broken edit keeps the mapping
-    /// before it), saying which mapping is in force and why the last reload failed, if it did.
+    /// Whether the file's newest content is the mapping in force: false after an edit that cannot
+    /// be read or parsed (the `mapping` readiness check is then not ready, while messages go on
+    /// under the mapping before it).
+    public var isCurrent: Bool { state.withLock { $0.lastError == nil } }
+
+    /// What the `mapping` readiness check says: which mapping is in force and why the last reload
+    /// failed, if it did.
     public var status: String {
         state.withLock { state in
             let source = path.map { "\($0), version \(state.version)" } ?? "ADT's sample (no INGRESS_MAPPING)"
             guard let error = state.lastError else { return source }
-            return "\(source); the file's newest content is not used: \(error)"
+            return "\(source) stays in force; the file's newest content is not used: \(error)"
         }
     }
 
