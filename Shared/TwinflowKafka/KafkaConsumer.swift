@@ -15,6 +15,8 @@ public final class KafkaConsumer: Sendable {
     private let loop: ConsumerLoop
     private let membership: GroupMembership
     private let logger: Logger
+    /// The topics the consumer reads (subscribed to, or assigned from its start offsets).
+    public let topics: [String]
 
     /// Creates the consumer and starts its thread, which subscribes to the configured topics; the
     /// consumer joins the group with the first ``nextBatch()``, which also reports a refused subscription.
@@ -28,6 +30,7 @@ public final class KafkaConsumer: Sendable {
         )
         self.membership = membership
         self.logger = logger
+        self.topics = configuration.topics
         rd_kafka_poll_set_consumer(client.handle)
         self.loop = ConsumerLoop(
             client: client, topics: configuration.topics, startOffsets: configuration.startOffsets, maxBatchSize: max(1, configuration.maxBatchSize))

@@ -37,6 +37,12 @@ public final class KafkaMockCluster: Sendable {
         }
     }
 
+    /// Makes the cluster report the Kafka protocol error `errorCode` for the topic in metadata
+    /// answers (29: not authorised), until it is set back to 0.
+    public func setTopicError(_ name: String, errorCode: Int32) {
+        rd_kafka_mock_topic_set_error(cluster, name, rd_kafka_resp_err_t(rawValue: errorCode))
+    }
+
     /// Makes the cluster answer its next `errorCodes.count` requests of Kafka API `apiKey` (0 is
     /// Produce) with these Kafka protocol error codes, in order: for tests of how clients recover.
     public func failNextRequests(apiKey: Int16, errorCodes: [Int32]) {

@@ -3,12 +3,23 @@ import TwinflowKafka
 
 /// The checks every service registers for the parts it has; each names what fails in its detail.
 extension Readiness {
-    /// `kafka`: the cluster answers a metadata request (probed every second, two seconds to answer).
+    /// `kafka`: the cluster answers a metadata request (probed every second, two seconds to answer),
+    /// and has every topic the service's consumers read (``noteTopicsRead(_:)``): a consumer of a
+    /// topic that is missing, or not authorised, would wait for ever while its group looks healthy.
     public func registerKafkaCluster(_ admin: KafkaAdmin, timeout: Duration = .seconds(2)) {
         registerProbe("kafka") {
             do {
                 let metadata = try await admin.metadata(timeout: timeout)
-                return .ready("\(metadata.brokers.count) broker(s) answer")
+                let topics = self.topicsRead
+                let missing = topics.filter { name in
+                    guard let topic = metadata.topic(named: name) else { return true }
+                    return topic.error != nil || topic.partitionCount == 0
+                }
+                guard missing.isEmpty else {
+                    return .notReady("the cluster has no topic \(missing.joined(separator: ", ")) (or it is not authorised)")
+                }
+                return .ready(
+                    "\(metadata.brokers.count) broker(s) answer" + (topics.isEmpty ? "" : "; topics \(topics.joined(separator: ", ")) exist"))
             } catch {
                 return .notReady("the cluster does not answer: \(error)")
             }
@@ -18,6 +29,7 @@ extension Readiness {
     /// `consumer group`: the consumer has joined its group and holds an assignment. A member that
     /// joined and got no partitions (a group with more members than partitions) is ready, and says so.
     public func registerConsumerGroup(_ consumer: KafkaConsumer, group: String) {
+        noteTopicsRead(consumer.topics)
         register("consumer group") {
             guard consumer.hasJoinedGroup else { return .notReady("not a member of group \(group) yet (joining or rebalancing)") }
             let partitions = consumer.assignment.count

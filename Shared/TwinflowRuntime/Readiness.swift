@@ -52,6 +52,7 @@ public final class Readiness: Service, Sendable {
     }
 
     private struct State {
+        var topics: Set<String> = []
         var checks: [Registered] = []
         var probes: [ScheduledProbe] = []
         var probeResults: [ProbeResult] = []
@@ -74,6 +75,14 @@ public final class Readiness: Service, Sendable {
             state.probeResults.append(ProbeResult(status: .notReady("not checked yet"), at: nil))
         }
     }
+
+    /// Notes topics the service's consumers read, for the `kafka` probe to look for in the cluster.
+    public func noteTopicsRead(_ topics: [String]) {
+        state.withLock { $0.topics.formUnion(topics) }
+    }
+
+    /// The topics noted by ``noteTopicsRead(_:)``, sorted.
+    public var topicsRead: [String] { state.withLock { $0.topics.sorted() } }
 
     /// Every check's name and status now, in the order they were registered.
     public func evaluate() -> [(name: String, status: ReadinessStatus)] {
