@@ -50,7 +50,7 @@ import TwinflowTestSupport
             let messages = telemetry.enumerated().map { offset, item in
                 TimeSeriesMappingTests.telemetry(id: item.0, twin: twin, sourceTime: item.1, payload: item.2)
             }
-            let forwarded = TsiForwarderHandler.map(messages, topics: .defaults, now: now)
+            let forwarded = TsiForwarderHandler.map(messages, topics: .defaults)
             let received = forwarded.messages.enumerated().map { offset, message in
                 KafkaConsumerMessage(
                     topic: message.topic, partition: 0, offset: Int64(offset), key: message.key, value: message.value, headers: message.headers)

@@ -23,7 +23,7 @@ import TwinflowTestSupport
     }
 
     static func update(
-        id: String = "u-1", twin: String = "thermo_0001", patch: JSONValue, time: String = "2026-11-26T10:00:00.000Z"
+        id: String = "u-1", twin: String = "thermo_0001", patch: JSONValue, time: String? = "2026-11-26T10:00:00.000Z"
     )
         -> KafkaConsumerMessage
     {
@@ -36,7 +36,7 @@ import TwinflowTestSupport
     }
 
     static func published(_ messages: [KafkaConsumerMessage]) throws -> (events: [TimeSeriesEvent], keys: [String], deadLetters: [String]) {
-        let prepared = TsiForwarderHandler.map(messages, topics: .defaults, now: 0)
+        let prepared = TsiForwarderHandler.map(messages, topics: .defaults)
         var events: [TimeSeriesEvent] = []
         var keys: [String] = []
         var deadLetters: [String] = []
@@ -73,6 +73,18 @@ import TwinflowTestSupport
     @Test func withoutASourceTimeTheEventTimeCountsAndWithoutEitherTheKafkaTimestamp() throws {
         let (events, _, _) = try Self.published([Self.telemetry(), Self.telemetry(id: "m-2", time: nil)])
         #expect(events.map(\.timestamp) == ["2026-11-26T10:00:00.000Z", "1970-01-01T00:00:01.000Z"])
+    }
+
+    /// An event with no time of any kind is refused: a time from the clock would differ when the
+    /// event is delivered again, and the store would keep it twice.
+    @Test func anEventWithNoTimeAtAllIsDeadLettered() throws {
+        var telemetry = Self.telemetry(id: "m-3", time: nil)
+        telemetry.timestamp = nil
+        var update = Self.update(id: "u-2", patch: [["op": "replace", "path": "/Temperature", "value": 1]], time: nil)
+        update.timestamp = nil
+        let (events, _, deadLetters) = try Self.published([telemetry, update])
+        #expect(events.isEmpty)
+        #expect(deadLetters == [TimeSeriesMapping.noTime, TimeSeriesMapping.noTime])
     }
 
     @Test func aComponentsTelemetryBelongsToItsTwin() throws {
@@ -143,7 +155,7 @@ import TwinflowTestSupport
         let handler = TsiForwarderHandler(
             producer: producer, topics: .defaults, counters: TsiForwarderCounters(service: "tsi_forwarder"), logger: kafka.logger)
         let prepared = try await handler.prepare(KafkaConsumerBatch(messages: messages))
-        let whole = TsiForwarderHandler.map(messages, topics: .defaults, now: 0)
+        let whole = TsiForwarderHandler.map(messages, topics: .defaults)
         // Dead letters carry the time they were made; the rest must be equal.
         func shape(_ message: KafkaProducerMessage) -> [[UInt8]] {
             [

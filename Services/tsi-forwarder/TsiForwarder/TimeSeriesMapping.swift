@@ -18,9 +18,11 @@ public enum TimeSeriesMapping {
 
     /// The time-series event of a telemetry event (binary mode): `$dtId` from the source
     /// (`<host>/digitaltwins/<id>`) or else the subject or the Kafka key; `timestamp` from the
-    /// `telemetrysourcetime` extension, or else the event's `time`, or else `fallbackTime`; the
+    /// `telemetrysourcetime` extension, or else the event's `time`, or else `fallbackTime` (the Kafka
+    /// timestamp; an event with none of the three is refused: a time taken from the clock would differ
+    /// on a redelivery, and the store would keep both); the
     /// payload's members flattened. The ID is `telemetry/<the event's id>`.
-    public static func event(fromTelemetry event: BinaryCloudEvent, key: String?, fallbackTime: Int64) throws(Refusal) -> TimeSeriesEvent {
+    public static func event(fromTelemetry event: BinaryCloudEvent, key: String?, fallbackTime: Int64?) throws(Refusal) -> TimeSeriesEvent {
         let attributes = event.attributes
         guard let twinID = twinID(source: attributes.source, subject: attributes.subject, key: key) else {
             throw Refusal("no twin ID: the source is not <host>/digitaltwins/<id> and there is no subject or key")
@@ -34,8 +36,10 @@ public enum TimeSeriesMapping {
         } else if let time = attributes.time {
             guard let parsed = TimeSeriesTime.milliseconds(from: time) else { throw Refusal("time '\(time)' is not an RFC 3339 time") }
             milliseconds = parsed
-        } else {
+        } else if let fallbackTime {
             milliseconds = fallbackTime
+        } else {
+            throw Refusal(noTime)
         }
         let payload: JSONValue
         do {
@@ -65,8 +69,9 @@ public enum TimeSeriesMapping {
 
     /// The time-series event of a `Twin.Update` notification: its `add` and `replace` operations'
     /// values by flattened path, at the event's `time`; `nil` for other notifications, and for an
-    /// update with no such operation. The ID is `update/<the event's id>`.
-    public static func event(fromNotification notification: TwinNotification, fallbackTime: Int64) throws(Refusal) -> TimeSeriesEvent? {
+    /// update with no such operation; without a `time`, at `fallbackTime` (the Kafka timestamp). The
+    /// ID is `update/<the event's id>`.
+    public static func event(fromNotification notification: TwinNotification, fallbackTime: Int64?) throws(Refusal) -> TimeSeriesEvent? {
         guard case .twinUpdated(let patch) = notification.change else { return nil }
         var values: [String: JSONValue] = [:]
         for operation in patch.operations {
@@ -81,15 +86,22 @@ public enum TimeSeriesMapping {
             }
         }
         guard !values.isEmpty else { return nil }
-        var milliseconds = fallbackTime
+        let milliseconds: Int64
         if let time = notification.attributes.time {
             guard let parsed = TimeSeriesTime.milliseconds(from: time) else { throw Refusal("time '\(time)' is not an RFC 3339 time") }
             milliseconds = parsed
+        } else if let fallbackTime {
+            milliseconds = fallbackTime
+        } else {
+            throw Refusal(noTime)
         }
         return TimeSeriesEvent(
             twinID: notification.twinID, timestamp: TimeSeriesTime.string(milliseconds: milliseconds), values: values,
             id: "update/\(notification.attributes.id)")
     }
+
+    /// Why an event with no time of any kind is refused.
+    public static let noTime = "no time: the event has no telemetrysourcetime, no time attribute and no Kafka timestamp"
 
     /// The members the event's own `$dtId` and `timestamp` take: a payload member of either name is dropped.
     static func isReserved(_ name: String) -> Bool { name == "$dtId" || name == "timestamp" }

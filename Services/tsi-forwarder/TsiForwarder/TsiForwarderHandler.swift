@@ -34,9 +34,8 @@ public final class TsiForwarderHandler: Sendable {
     /// is mapped in a contiguous part per core, the parts' outputs joined in the batch's order (so
     /// each twin's events keep their order).
     public func prepare(_ batch: KafkaConsumerBatch) async throws -> PreparedBatch {
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
         let count = max(1, min(ProcessInfo.processInfo.activeProcessorCount, batch.count / 1024))
-        guard count > 1 else { return Self.map(batch.messages, topics: topics, now: now) }
+        guard count > 1 else { return Self.map(batch.messages, topics: topics) }
         let messages = batch.messages
         let size = (messages.count + count - 1) / count
         let topics = self.topics
@@ -44,7 +43,7 @@ public final class TsiForwarderHandler: Sendable {
             for index in 0..<count {
                 group.addTask {
                     let range = (index * size)..<min(messages.count, (index + 1) * size)
-                    return (index, Self.map(Array(messages[range]), startingAt: range.lowerBound, topics: topics, now: now))
+                    return (index, Self.map(Array(messages[range]), startingAt: range.lowerBound, topics: topics))
                 }
             }
             var parts = [PreparedBatch?](repeating: nil, count: count)
@@ -64,14 +63,14 @@ public final class TsiForwarderHandler: Sendable {
 
     /// The outputs of `messages`, in their order (so a twin's events keep their order on its
     /// partition); the first of `messages` is at position `first` in its batch.
-    public static func map(_ messages: [KafkaConsumerMessage], startingAt first: Int = 0, topics: Topics, now: Int64) -> PreparedBatch {
+    public static func map(_ messages: [KafkaConsumerMessage], startingAt first: Int = 0, topics: Topics) -> PreparedBatch {
         var prepared = PreparedBatch()
         prepared.messages.reserveCapacity(messages.count)
         prepared.inputs.reserveCapacity(messages.count)
         for (offset, message) in messages.enumerated() {
             let countBefore = prepared.messages.count
             defer { if prepared.messages.count > countBefore { prepared.inputs.append(first + offset) } }
-            let fallbackTime = message.timestamp ?? now
+            let fallbackTime = message.timestamp
             do {
                 if message.topic == topics.twinEvents {
                     let notification: TwinNotification
