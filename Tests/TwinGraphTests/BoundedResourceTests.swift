@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import GRDB
 import Testing
 import TwinflowCodec
 import TwinflowTestSupport
@@ -131,5 +132,28 @@ import TwinflowTestSupport
             Issue.record("a forgotten id applies again: \(replayed)")
             return
         }
+    }
+
+    /// A batch of commands that meets a full disk fails whole, to be tried again; no command of it
+    /// is refused (and dead-lettered) for what the disk did. Once there is room, the same batch applies.
+    @Test func commandsMeetingAFullDiskFailTheBatchAndApplyOnceThereIsRoom() async throws {
+        let fixture = try await GraphFixture.seed()
+        let store = try #require(fixture.graph.store as? SQLiteTwinStore)
+        let commands = try (0..<2000).map { index in
+            TwinCommand(
+                id: "disk-\(index)", twinID: "thermo_0001",
+                patch: try JSONPatch(json: [["op": "replace", "path": "/Temperature", "value": .double(Double(index))]]))
+        }
+        try await store.capPages(at: try await store.pageCount())
+        do {
+            let outcomes = try await fixture.graph.apply(commands)
+            Issue.record("the batch went through a full disk: \(outcomes.prefix(3))")
+        } catch let error as DatabaseError {
+            #expect(error.resultCode == .SQLITE_FULL, "\(error)")
+        }
+        try await store.capPages(at: nil)
+        let outcomes = try await fixture.graph.apply(commands)
+        #expect(outcomes.allSatisfy { if case .applied = $0 { true } else { false } }, "\(outcomes.prefix(3))")
+        #expect(try await fixture.graph.twin("thermo_0001").document["Temperature"] == 1999)
     }
 }

@@ -254,6 +254,19 @@ public final class SQLiteTwinStore: TwinStore {
         return rolledBack ? nil : results
     }
 
+    /// Caps the database at `pages` pages (`nil`: SQLite's own cap), so that writes needing more
+    /// fail as on a full disk: for tests.
+    func capPages(at pages: Int?) async throws {
+        try await pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA max_page_count = \(pages ?? 4_294_967_294)")
+        }
+    }
+
+    /// The database's size in pages.
+    func pageCount() async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0 }
+    }
+
     public func outbox(after position: Int64, limit: Int) async throws -> [OutboxEntry] {
         if let recent = recentEvents.entries(after: position, limit: limit) { return recent }
         return try await pool.read { db in
