@@ -86,6 +86,15 @@ public struct DeadLetter: Sendable, Hashable {
         return KafkaProducerMessage(topic: topic, key: original.key, value: original.value, headers: headers)
     }
 
+    /// A dead-letter message without the original's value, its size noted in ``valueOmittedHeader``:
+    /// for a dead letter the broker refused as too large. One without a value is returned as it is.
+    public static func omittingValue(of letter: KafkaProducerMessage) -> KafkaProducerMessage {
+        guard let value = letter.value else { return letter }
+        return KafkaProducerMessage(
+            topic: letter.topic, key: letter.key, value: nil,
+            headers: letter.headers + [KafkaHeader(key: valueOmittedHeader, string: "\(value.count) bytes")])
+    }
+
     /// The dead-letter message for an outgoing message the broker kept refusing: its key, value and
     /// headers, plus ours. The source topic is where it was meant to go (partition and offset are
     /// -1: it never had any), with the outbox position and event ID it had. With `omittingValue`

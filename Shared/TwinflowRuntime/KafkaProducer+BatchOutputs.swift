@@ -37,23 +37,28 @@ extension KafkaProducer {
         }
         if let otherFailure { throw otherFailure }
 
-        func deadLetters(omittingValues: Bool) -> [KafkaProducerMessage] {
-            refused.map { index, error in
-                let output = outputs[index]
-                let input = batch.messages[inputs[index]]
-                let reason =
-                    output.topic == deadLetterTopic
-                    ? output.headers.string(for: DeadLetter.reasonHeader) ?? "dead-lettered"
-                    : "the broker refused its output to \(output.topic): \(error)"
-                return DeadLetter(service: service, reason: reason, original: input)
-                    .kafkaMessage(for: input, topic: deadLetterTopic, omittingValue: omittingValues || output.topic == deadLetterTopic)
-            }
+        let deadLetters = refused.map { index, error in
+            let output = outputs[index]
+            let input = batch.messages[inputs[index]]
+            let reason =
+                output.topic == deadLetterTopic
+                ? output.headers.string(for: DeadLetter.reasonHeader) ?? "dead-lettered"
+                : "the broker refused its output to \(output.topic): \(error)"
+            return DeadLetter(service: service, reason: reason, original: input)
+                .kafkaMessage(for: input, topic: deadLetterTopic, omittingValue: output.topic == deadLetterTopic)
         }
-        do {
-            try await send(deadLetters(omittingValues: false))
-        } catch  where error.isContentRefusal {
-            try await send(deadLetters(omittingValues: true))
-        }
+        try await send(deadLetters, deadLettersTo: deadLetterTopic)
         return refused.map(\.index)
+    }
+
+    /// Sends a batch whose messages to `deadLetterTopic` are dead letters. When the broker refuses
+    /// the batch for a message's content, it goes again with the dead letters' values left out
+    /// (their sizes noted): a dead letter over the producer's `message.max.bytes` is still delivered.
+    public func send(_ messages: [KafkaProducerMessage], deadLettersTo deadLetterTopic: String) async throws(KafkaError) {
+        do {
+            try await send(messages)
+        } catch  where error.isContentRefusal && messages.contains(where: { $0.topic == deadLetterTopic && $0.value != nil }) {
+            try await send(messages.map { $0.topic == deadLetterTopic ? DeadLetter.omittingValue(of: $0) : $0 })
+        }
     }
 }

@@ -57,4 +57,38 @@ import TwinflowTestSupport
         try await reader.stop()
         await producer.shutdown()
     }
+
+    /// A producer whose `message.max.bytes` is below a dead letter's size still delivers it, without
+    /// the original's value; the other messages of the batch go as they are.
+    @Test func aDeadLetterOverTheProducersLimitGoesWithoutItsValue() async throws {
+        let kafka = try MockKafka()
+        let outputTopic = try kafka.makeTopic("outputs", partitions: 1)
+        let deadLetterTopic = try kafka.makeTopic("deadletter", partitions: 1)
+        var configuration = kafka.configuration
+        configuration.properties["message.max.bytes"] = "200000"
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: configuration), logger: kafka.logger)
+        let input = KafkaConsumerMessage(
+            topic: "inputs", partition: 0, offset: 5, key: Array("k".utf8), value: [UInt8](repeating: 120, count: 300_000))
+        let letter = DeadLetter(service: "test", reason: "no good", original: input).kafkaMessage(for: input, topic: deadLetterTopic)
+        #expect(letter.value?.count == 300_000, "under the dead letter's own limit, the value is kept")
+        let output = KafkaProducerMessage(topic: outputTopic, key: "k", value: Array("output".utf8))
+        do {
+            try await producer.send([letter])
+            Issue.record("the producer took a message over its message.max.bytes: the test shows nothing")
+        } catch {
+            #expect(error.isContentRefusal, "\(error)")
+        }
+
+        try await producer.send([output, letter], deadLettersTo: deadLetterTopic)
+
+        let reader = try TopicReader(kafka: kafka.configuration, topics: [outputTopic, deadLetterTopic], logger: kafka.logger)
+        let letters = try await reader.waitFor(1, on: deadLetterTopic)
+        let outputs = try await reader.waitFor(1, on: outputTopic)
+        #expect(letters.count == 1 && letters.first?.value == nil)
+        #expect(letters.first?.headers.string(for: DeadLetter.valueOmittedHeader) == "300000 bytes")
+        #expect(try DeadLetter(decoding: try #require(letters.first)).reason == "no good")
+        #expect(outputs.allSatisfy { $0.value == Array("output".utf8) } && !outputs.isEmpty)
+        try await reader.stop()
+        await producer.shutdown()
+    }
 }

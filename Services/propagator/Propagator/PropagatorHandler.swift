@@ -111,7 +111,7 @@ public final class PropagatorHandler: Sendable {
 
     /// Sends the batch's commands and dead letters and waits for every delivery report.
     public func handle(_ batch: KafkaConsumerBatch, _ prepared: PreparedBatch) async throws {
-        if !prepared.messages.isEmpty { try await producer.send(prepared.messages) }
+        if !prepared.messages.isEmpty { try await producer.send(prepared.messages, deadLettersTo: topics.deadLetter) }
         counters.add(prepared.counts)
         let (orphans, hopLimited) = logged.withLock { logged in
             (logged.firstTime(prepared.orphans, in: \.orphans), logged.firstTime(prepared.hopLimited, in: \.hopLimited))

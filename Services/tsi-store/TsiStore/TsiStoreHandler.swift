@@ -58,7 +58,7 @@ public final class TsiStoreHandler: Sendable {
     public func handle(_ batch: KafkaConsumerBatch, _ prepared: PreparedBatch) async throws {
         let report = try await store.ingest(prepared.events, now: Int64(Date().timeIntervalSince1970 * 1000))
         if !prepared.deadLetters.isEmpty {
-            try await producer.send(prepared.deadLetters)
+            try await producer.send(prepared.deadLetters, deadLettersTo: topics.deadLetter)
             logger.warning("events dead-lettered", metadata: ["count": "\(prepared.deadLetters.count)"])
         }
         counters.add(TsiStoreCounts(report, deadLettered: prepared.deadLetters.count))

@@ -2,6 +2,7 @@ import Logging
 import TwinGraph
 import TwinflowCodec
 import TwinflowKafka
+import TwinflowRuntime
 
 /// Applies a batch from `twins.commands`: decode, apply in one transaction (notifications
 /// go to the outbox with it), dead-letter what cannot be applied. ``handle(_:_:)`` returns once the
@@ -61,7 +62,7 @@ public struct CommandHandler: Sendable {
         }
         if !deadLetters.isEmpty {
             logger.warning("commands dead-lettered", metadata: ["count": "\(deadLetters.count)"])
-            try await producer.send(deadLetters)
+            try await producer.send(deadLetters, deadLettersTo: deadLetterTopic)
         }
         // Freeing a batch's worth of commands and changes is left to a task off the batch's path.
         Task.detached(priority: .utility) { _ = (decoded, outcomes) }
