@@ -75,6 +75,14 @@ struct IngressSetup {
         KafkaProducerMessage(topic: topics.deviceMessages, key: key, value: value, headers: headers)
     }
 
+    /// A producer that takes messages of up to 1,100,000 bytes, for device messages larger than
+    /// a default producer (ingress's own) may send.
+    func largeMessageProducer() throws -> KafkaProducer {
+        var configuration = kafka.configuration
+        configuration.properties["message.max.bytes"] = "1100000"
+        return try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: configuration), logger: kafka.logger)
+    }
+
     func reader(_ topics: [String]) throws -> TopicReader {
         try TopicReader(kafka: kafka.configuration, topics: topics, logger: kafka.logger)
     }

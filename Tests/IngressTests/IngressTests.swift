@@ -118,9 +118,7 @@ import TwinflowTestSupport
         try await api.loadModels()
         try await api.putThermostat("thermo_0001", temperature: 20)
 
-        var kafka = setup.kafka.configuration
-        kafka.properties["message.max.bytes"] = "1100000"
-        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: kafka), logger: setup.kafka.logger)
+        let producer = try setup.largeMessageProducer()
         let large = Array(repeating: UInt8(ascii: "x"), count: 999_900)
         try await producer.send([
             setup.deviceMessage(large, key: "thermo_0001"), setup.deviceMessage(Array(#"{"body":{"Temperature":30}}"#.utf8), key: "thermo_0001"),
@@ -147,9 +145,7 @@ import TwinflowTestSupport
         try await api.loadModels()
         try await api.putThermostat("thermo_0001", temperature: 20)
 
-        var kafka = setup.kafka.configuration
-        kafka.properties["message.max.bytes"] = "1100000"
-        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: kafka), logger: setup.kafka.logger)
+        let producer = try setup.largeMessageProducer()
         let large = #"{"body":{"Temperature":25,"note":""# + String(repeating: "x", count: 1_000_000) + #""}}"#
         try await producer.send([
             setup.deviceMessage(Array(large.utf8), key: "thermo_0001"),
