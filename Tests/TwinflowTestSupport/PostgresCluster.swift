@@ -91,6 +91,15 @@ public final class PostgresCluster: Sendable {
         return process
     }
 
+    /// Runs `sql` against the database at `url` with `psql` and returns what it printed, unaligned
+    /// and without headers (one line per row).
+    public func query(_ sql: String, at url: String) throws -> String {
+        let output = FileManager.default.temporaryDirectory.appending(path: "twinflow-pg-query-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: output) }
+        try Self.run(binaries.appending(path: "psql").path, [url, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql, "-o", output.path])
+        return (try String(contentsOf: output, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// Stops the server at once (its data is thrown away) and removes the folder.
     public func stop() {
         if let pid = Self.postmaster(in: directory) { kill(pid, SIGQUIT) } else { kill(server, SIGQUIT) }

@@ -28,6 +28,8 @@ public final class PostgresTwinStore: TwinStore {
     let logger: Logger
     /// How often an instance without the relay's turn asks for it.
     let relayTurnRetry: Duration
+    /// How often the instance with the turn checks that its lock connection answers (within twice that).
+    let relayTurnCheck: Duration
 
     /// Opens the store, creating or migrating its schema; a new database starts with `initialRoutes`.
     /// `connections`: the read pool's size (the writer has a connection of its own). Throws
@@ -35,11 +37,12 @@ public final class PostgresTwinStore: TwinStore {
     public init(
         url: DatabaseURL, connections: Int = 8, initialRoutes: [EventRoute] = EventRoute.defaults,
         parsedTwinCacheBytes: Int = ParsedTwinCache.defaultCapacityBytes, relayTurnRetry: Duration = .seconds(1),
-        startupLimit: Duration = .seconds(15), logger: Logger
+        relayTurnCheck: Duration = .seconds(2), startupLimit: Duration = .seconds(15), logger: Logger
     ) async throws {
         self.url = url
         self.logger = logger
         self.relayTurnRetry = relayTurnRetry
+        self.relayTurnCheck = relayTurnCheck
         parsedTwins = ParsedTwinCache(capacityBytes: parsedTwinCacheBytes)
         recentEvents = OutboxBuffer(completeAfter: .max)
         let client = PostgresClient(configuration: try url.clientConfiguration(connections: connections), backgroundLogger: logger)
