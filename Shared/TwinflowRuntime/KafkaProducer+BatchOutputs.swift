@@ -6,11 +6,13 @@ extension KafkaProducer {
     /// report arrived. `inputs[i]` is the position in `batch` of the message `outputs[i]` answers.
     ///
     /// When the broker refuses a message for its content (too large, not a valid record), which
-    /// sending it again would not change, the outputs go again one by one, and each refused one is
-    /// replaced by a dead letter of its input that names the refusal (a refused dead letter goes
-    /// again without the original's value); the outputs the first attempt delivered go again,
-    /// which their stable IDs make harmless. Any other failure throws, and the batch is handled
-    /// again. Returns the indices in `outputs` of the refused ones.
+    /// sending it again would not change, the outputs go again each in a send of its own, and an
+    /// output refused even alone is replaced by a dead letter of its input that names the refusal (a
+    /// refused dead letter goes again without the original's value). A broker refuses a whole
+    /// request for one message in it, so an output refused beside others is sent alone once more
+    /// before it counts as refused. Outputs the first attempts delivered go again: a repeated event
+    /// or command keeps its ID, a repeated dead letter its source offset. Any other failure throws,
+    /// and the batch is handled again. Returns the indices in `outputs` of the refused ones.
     public func sendOutputs(
         _ outputs: [KafkaProducerMessage], inputs: [Int], of batch: KafkaConsumerBatch, service: String, deadLetterTopic: String
     ) async throws(KafkaError) -> [Int] {
@@ -21,21 +23,40 @@ extension KafkaProducer {
             return []
         } catch  where error.isContentRefusal {}
 
+        // Each output in a send of its own, enqueued together: the refused ones are the suspects.
+        var suspects: [Int] = []
         var tickets: [KafkaSendTicket] = []
         tickets.reserveCapacity(outputs.count)
-        for output in outputs { tickets.append(try await enqueue([output][...])) }
-        var refused: [(index: Int, error: KafkaError)] = []
-        var otherFailure: KafkaError?
+        var enqueueFailure: KafkaError?
+        for output in outputs {
+            do {
+                tickets.append(try await enqueue([output][...]))
+            } catch {
+                enqueueFailure = error
+                break
+            }
+        }
+        var otherFailure = enqueueFailure
         for (index, ticket) in tickets.enumerated() {
             do {
                 try await delivered(ticket)
             } catch  where error.isContentRefusal {
-                refused.append((index, error))
+                suspects.append(index)
             } catch {
                 otherFailure = otherFailure ?? error
             }
         }
         if let otherFailure { throw otherFailure }
+
+        // Each suspect alone on the wire: what the broker refuses now, it refuses for itself.
+        var refused: [(index: Int, error: KafkaError)] = []
+        for index in suspects {
+            do {
+                try await send(outputs[index])
+            } catch  where error.isContentRefusal {
+                refused.append((index, error))
+            }
+        }
 
         let deadLetters = refused.map { index, error in
             let output = outputs[index]
@@ -52,8 +73,9 @@ extension KafkaProducer {
     }
 
     /// Sends a batch whose messages to `deadLetterTopic` are dead letters. When the broker refuses
-    /// the batch for a message's content, it goes again with the dead letters' values left out
-    /// (their sizes noted): a dead letter over the producer's `message.max.bytes` is still delivered.
+    /// the batch for a message's content, the whole batch goes again with every dead letter's value
+    /// left out (its size noted): a dead letter over the producer's `message.max.bytes` is still
+    /// delivered, and one delivered by the first attempt goes again without its value.
     public func send(_ messages: [KafkaProducerMessage], deadLettersTo deadLetterTopic: String) async throws(KafkaError) {
         do {
             try await send(messages)

@@ -200,8 +200,9 @@ import TwinflowTestSupport
                 try letters.map { try DeadLetter(decoding: $0).reason } == ["unknown device: no twin for device 'hw-2'"],
                 "a listed mapping knows only its devices")
 
-            try Data(#"{"devices":{"hw-1":"thermo_0001","hw-2":"thermo_0002"},"properties":[{"from":"/sensor/temp","to":"/Temperature"}]}"#.utf8)
-                .write(to: path)
+            let versionOne = Data(
+                #"{"devices":{"hw-1":"thermo_0001","hw-2":"thermo_0002"},"properties":[{"from":"/sensor/temp","to":"/Temperature"}]}"#.utf8)
+            try versionOne.write(to: path)
             #expect(await eventually(timeout: .seconds(10)) { ingress.check("mapping")?.detail.contains("version 1") == true })
             try Data("{ half-saved".utf8).write(to: path)
             #expect(await eventually(timeout: .seconds(10)) { ingress.check("mapping")?.detail.contains("not used") == true })
@@ -212,9 +213,12 @@ import TwinflowTestSupport
             #expect(reloaded.twinID == "thermo_0002", "a broken edit keeps the mapping before it")
             #expect(reloaded.patch?.json == [["op": "replace", "path": "/Temperature", "value": 21]])
             #expect(reloaded.telemetry == ["sensor": ["temp": 21]], "the reloaded mapping publishes telemetry")
+            try versionOne.write(to: path)
+            #expect(await eventually(timeout: .seconds(10)) { ingress.check("mapping")?.ready == true }, "the edit undone, the file is in force")
+            #expect(ingress.check("mapping")?.detail.hasSuffix("version 1") == true)
             try Data(#"{"devices":{"hw-1":"thermo_0001"}}"#.utf8).write(to: path)
-            #expect(await eventually(timeout: .seconds(10)) { ingress.check("mapping")?.ready == true })
-            #expect(ingress.check("mapping")?.detail.contains("version 2") == true)
+            #expect(await eventually(timeout: .seconds(10)) { ingress.check("mapping")?.detail.hasSuffix("version 2") == true })
+            #expect(ingress.check("mapping")?.ready == true)
         }
         try await reader.stop()
         await producer.shutdown()

@@ -91,4 +91,38 @@ import TwinflowTestSupport
         try await reader.stop()
         await producer.shutdown()
     }
+
+    /// A broker refuses a whole request for one message in it: outputs refused beside the one too
+    /// large go again alone and are delivered; only that one is dead-lettered.
+    @Test func outputsRefusedBesideATooLargeOneAreDeliveredAlone() async throws {
+        let kafka = try MockKafka()
+        let outputTopic = try kafka.makeTopic("outputs", partitions: 1)
+        let deadLetterTopic = try kafka.makeTopic("deadletter", partitions: 1)
+        let inputs = (0..<4).map { index in
+            KafkaConsumerMessage(topic: "inputs", partition: 0, offset: Int64(index), key: Array("k".utf8), value: Array("input \(index)".utf8))
+        }
+        let outputs = (0..<4).map { index in
+            KafkaProducerMessage(
+                topic: outputTopic, key: "k", value: index == 1 ? [UInt8](repeating: 120, count: 1_100_000) : Array("output \(index)".utf8))
+        }
+        let producer = try kafka.makeProducer()
+        try await producer.send(KafkaProducerMessage(topic: outputTopic, key: "warm-up", value: Array("warm-up".utf8)))
+        // The next two produce requests (the batch, then its outputs side by side) are refused as a
+        // broker refuses a request that holds a message too large: with MESSAGE_TOO_LARGE (10).
+        kafka.cluster.failNextRequests(apiKey: 0, errorCodes: [10, 10])
+
+        let refused = try await producer.sendOutputs(
+            outputs, inputs: [0, 1, 2, 3], of: KafkaConsumerBatch(messages: inputs), service: "test", deadLetterTopic: deadLetterTopic)
+        #expect(refused == [1])
+
+        let reader = try TopicReader(kafka: kafka.configuration, topics: [outputTopic, deadLetterTopic], logger: kafka.logger)
+        let letters = try await reader.waitFor(1, on: deadLetterTopic)
+        let delivered = try await reader.waitFor(4, on: outputTopic)
+        #expect(
+            delivered.map { String(decoding: $0.value ?? [], as: UTF8.self) } == ["warm-up", "output 0", "output 2", "output 3"],
+            "each good output delivered once: the two refused requests delivered nothing")
+        #expect(try letters.map { try DeadLetter(decoding: $0).sourceOffset } == [1])
+        try await reader.stop()
+        await producer.shutdown()
+    }
 }

@@ -53,9 +53,12 @@ public enum IngressService {
                 return .notReady("\(error)")
             }
         }
-        readiness.register("mapping") { mapping.isCurrent ? .ready(mapping.status) : .notReady(mapping.status) }
+        readiness.register("mapping") {
+            let status = mapping.status
+            return status.isCurrent ? .ready(status.detail) : .notReady(status.detail)
+        }
         router?.get("metrics") { _, _ in counters.prometheusText }
-        logger.info("mapping in force", metadata: ["mapping": "\(mapping.status)"])
+        logger.info("mapping in force", metadata: ["mapping": "\(mapping.status.detail)"])
         return [
             mapping,
             producer,

@@ -47,18 +47,15 @@ public final class MappingSource: Service, Sendable {
     /// The mapping in force and its version (counting reloads), read together.
     public var current: (mapping: IngressMapping, version: Int) { state.withLock { ($0.mapping, $0.version) } }
 
-    /// Whether the file's newest content is the mapping in force: false after an edit that cannot
-    /// be read or parsed (the `mapping` readiness check is then not ready, while messages go on
-    /// under the mapping before it).
-    public var isCurrent: Bool { state.withLock { $0.lastError == nil } }
-
-    /// What the `mapping` readiness check says: which mapping is in force and why the last reload
+    /// What the `mapping` readiness check reports, read together: whether the file's newest content
+    /// is the mapping in force (false after an edit that cannot be read or parsed; messages go on
+    /// under the mapping before it), and in words which mapping is in force and why the last reload
     /// failed, if it did.
-    public var status: String {
+    public var status: (isCurrent: Bool, detail: String) {
         state.withLock { state in
             let source = path.map { "\($0), version \(state.version)" } ?? "ADT's sample (no INGRESS_MAPPING)"
-            guard let error = state.lastError else { return source }
-            return "\(source) stays in force; the file's newest content is not used: \(error)"
+            guard let error = state.lastError else { return (true, source) }
+            return (false, "\(source) stays in force; the file's newest content is not used: \(error)")
         }
     }
 
@@ -68,7 +65,15 @@ public final class MappingSource: Service, Sendable {
         guard let path else { return false }
         do {
             let content = try Self.read(path)
-            guard content != state.withLock({ $0.content }) else { return false }
+            let mended = state.withLock { state -> Bool? in
+                guard content == state.content else { return nil }
+                defer { state.lastError = nil }
+                return state.lastError != nil
+            }
+            if let mended {
+                if mended { logger.info("mapping file holds the mapping in force again", metadata: ["file": "\(path)"]) }
+                return false
+            }
             let mapping = try Self.parse(content, path: path)
             let version = state.withLock { state in
                 state.mapping = mapping

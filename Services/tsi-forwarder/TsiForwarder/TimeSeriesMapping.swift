@@ -69,8 +69,8 @@ public enum TimeSeriesMapping {
 
     /// The time-series event of a `Twin.Update` notification: its `add` and `replace` operations'
     /// values by flattened path, at the event's `time`; `nil` for other notifications, and for an
-    /// update with no such operation; without a `time`, at `fallbackTime` (the Kafka timestamp). The
-    /// ID is `update/<the event's id>`.
+    /// update with no such operation; without a `time`, at `fallbackTime` (the Kafka timestamp),
+    /// and refused without either. The ID is `update/<the event's id>`.
     public static func event(fromNotification notification: TwinNotification, fallbackTime: Int64?) throws(Refusal) -> TimeSeriesEvent? {
         guard case .twinUpdated(let patch) = notification.change else { return nil }
         var values: [String: JSONValue] = [:]
