@@ -8,9 +8,10 @@ extension KafkaProducer {
     /// When the broker refuses a message for its content (too large, not a valid record), which
     /// sending it again would not change, the outputs go again each in a send of its own, and an
     /// output refused even alone is replaced by a dead letter of its input that names the refusal (a
-    /// refused dead letter goes again without the original's value). A broker refuses a whole
-    /// request for one message in it, so an output refused beside others is sent alone once more
-    /// before it counts as refused. Outputs the first attempts delivered go again: a repeated event
+    /// refused dead letter goes again without the original's value). A broker refuses a
+    /// partition's whole batch for one message in it (and librdkafka batches separate sends
+    /// together), so an output refused beside others is sent alone, waiting for each, before it
+    /// counts as refused. Outputs the first attempts delivered go again: a repeated event
     /// or command keeps its ID, a repeated dead letter its source offset. Any other failure throws,
     /// and the batch is handled again. Returns the indices in `outputs` of the refused ones.
     public func sendOutputs(

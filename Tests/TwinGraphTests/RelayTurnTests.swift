@@ -34,6 +34,8 @@ import TwinflowTestSupport
         let backend = try #require(pid_t(holder), "the lock's backend: \(holder)")
 
         #expect(kill(backend, SIGSTOP) == 0)
+        var stopped = true
+        defer { if stopped { kill(backend, SIGCONT) } }
         let taken = Shared(false)
         let other = Task {
             let turn = try await second.relayTurn(committedElsewhere: {})
@@ -43,9 +45,14 @@ import TwinflowTestSupport
         let givenUp = await eventually(timeout: .seconds(10)) { !turn.isHeld }
         let takenWhileStopped = taken.value
         #expect(kill(backend, SIGCONT) == 0)
+        stopped = false
         #expect(givenUp, "the holder gave its turn up while its connection did not answer")
         #expect(!takenWhileStopped, "the stopped backend still held the lock")
-        #expect(await eventually(timeout: .seconds(20)) { taken.value }, "the other instance took the turn once the lock was free")
+        guard await eventually(timeout: .seconds(20), { taken.value }) else {
+            other.cancel()
+            Issue.record("the other instance did not take the turn once the lock was free")
+            return
+        }
         let secondTurn = try await other.value
         #expect(secondTurn.isHeld)
         await secondTurn.release()

@@ -96,7 +96,7 @@ public final class PostgresCluster: Sendable {
     public func query(_ sql: String, at url: String) throws -> String {
         let output = FileManager.default.temporaryDirectory.appending(path: "twinflow-pg-query-\(UUID())")
         defer { try? FileManager.default.removeItem(at: output) }
-        try Self.run(binaries.appending(path: "psql").path, [url, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql, "-o", output.path])
+        try Self.run(binaries.appending(path: "psql").path, [url, "-X", "-v", "ON_ERROR_STOP=1", "-At", "-c", sql, "-o", output.path])
         return (try String(contentsOf: output, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 

@@ -9,10 +9,10 @@ import TwinflowPostgres
 /// While it is held, the connection listens for commits (each notification names the last outbox
 /// position of its transaction), and `committed` hears of each: nil once listening has begun.
 ///
-/// The connection is asked a question every `check`; one that finds no answer within twice that
-/// (a connection gone half-open, a server that hangs) is closed, and the turn is given up: the
-/// instance must not go on relaying while PostgreSQL, having lost its session, lets another take
-/// the lock.
+/// The connection is asked a question every `check`; when one finds no answer within twice that
+/// (a connection gone half-open, a server that hangs), the connection is closed and the turn given
+/// up, at most three times `check` after the last answer: the instance must not go on relaying
+/// while PostgreSQL, having lost its session, lets another take the lock.
 final class PostgresRelayTurn: RelayTurn {
     private let connection: PostgresConnection
     private let listening: Task<Void, Never>
@@ -30,6 +30,8 @@ final class PostgresRelayTurn: RelayTurn {
                 try? await Task.sleep(for: check)
                 guard !Task.isCancelled else { return }
                 guard await Self.answers(connection, within: check * 2, logger: logger) else {
+                    // Released meanwhile, or closed by the server: nothing to give up.
+                    guard !Task.isCancelled, !connection.isClosed else { return }
                     logger.error("the relay's lock connection does not answer; giving up the turn", metadata: ["limit": "\(check * 2)"])
                     try? await connection.close()
                     return
