@@ -97,11 +97,10 @@ public struct DeadLetter: Sendable, Hashable {
 
     /// The dead-letter message for an outgoing message the broker kept refusing: its key, value and
     /// headers, plus ours. The source topic is where it was meant to go (partition and offset are
-    /// -1: it never had any), with the outbox position and event ID it had. With `omittingValue`
-    /// the value is left out and its size noted, for a message refused for being too large.
+    /// -1: it never had any), with the outbox position and event ID it had.
     public static func undeliverable(
         _ message: KafkaProducerMessage, service: String, reason: String, outboxPosition: Int64, eventID: String, deadLetterTopic: String,
-        omittingValue: Bool = false, time: String = Timestamp.now()
+        time: String = Timestamp.now()
     ) -> KafkaProducerMessage {
         var headers = message.headers
         headers.append(KafkaHeader(key: serviceHeader, string: service))
@@ -112,9 +111,6 @@ public struct DeadLetter: Sendable, Hashable {
         headers.append(KafkaHeader(key: timeHeader, string: time))
         headers.append(KafkaHeader(key: outboxPositionHeader, string: String(outboxPosition)))
         headers.append(KafkaHeader(key: eventIDHeader, string: eventID))
-        if omittingValue {
-            headers.append(KafkaHeader(key: valueOmittedHeader, string: "\(message.value?.count ?? 0) bytes"))
-        }
-        return KafkaProducerMessage(topic: deadLetterTopic, key: message.key, value: omittingValue ? nil : message.value, headers: headers)
+        return KafkaProducerMessage(topic: deadLetterTopic, key: message.key, value: message.value, headers: headers)
     }
 }

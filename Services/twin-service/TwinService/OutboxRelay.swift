@@ -230,20 +230,13 @@ public struct OutboxRelay: Service {
     /// Sends the event's messages to the dead-letter topic (without their values when the broker
     /// refuses those too); false when that failed as well, to be tried again.
     private func deadLetter(_ entry: OutboxEntry, reason: String) async -> Bool {
-        let originals = graph.routing(of: entry.event).endpoints.map { Self.message(for: entry.event, to: $0) }
-        func deadLetters(omittingValues: Bool) -> [KafkaProducerMessage] {
-            originals.map {
-                DeadLetter.undeliverable(
-                    $0, service: CommandHandler.serviceName, reason: reason, outboxPosition: entry.position, eventID: entry.event.attributes.id,
-                    deadLetterTopic: deadLetterTopic, omittingValue: omittingValues)
-            }
+        let deadLetters = graph.routing(of: entry.event).endpoints.map {
+            DeadLetter.undeliverable(
+                Self.message(for: entry.event, to: $0), service: CommandHandler.serviceName, reason: reason, outboxPosition: entry.position,
+                eventID: entry.event.attributes.id, deadLetterTopic: deadLetterTopic)
         }
         do {
-            do {
-                try await producer.send(deadLetters(omittingValues: false))
-            } catch  where error.isMessageRefusal {
-                try await producer.send(deadLetters(omittingValues: true))
-            }
+            try await producer.send(deadLetters, deadLettersTo: deadLetterTopic)
         } catch {
             logger.error(
                 "an outbox event could not be dead-lettered; trying again", metadata: ["position": "\(entry.position)", "error": "\(error)"])
