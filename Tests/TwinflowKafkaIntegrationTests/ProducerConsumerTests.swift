@@ -195,17 +195,21 @@ import TwinflowTestSupport
         let topic = try kafka.makeTopic(partitions: 4)
         let group = "group-\(UUID())"
         let all = Set((0..<4).map { KafkaTopicPartition(topic: topic, partition: Int32($0)) })
-        let first = try kafka.makeConsumer(group: group, topics: [topic])
+        // The mock coordinator waits up to the session timeout less a second for every member to
+        // rejoin, and a member that misses that round costs another: shorter timings keep each
+        // rebalance to a few seconds, so the minute allowed for it is never near.
+        let timings = ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500"]
+        let first = try kafka.makeConsumer(group: group, topics: [topic], properties: timings)
         try await withThrowingTaskGroup(of: Void.self) { polls in
             polls.addTask { while try await first.nextBatch() != nil {} }
-            try #require(await eventually(timeout: .seconds(30)) { first.hasJoinedGroup && first.assignment == all })
+            try #require(await eventually(timeout: .seconds(60)) { first.hasJoinedGroup && first.assignment == all })
             #expect(first.takeGainedPartitions() == all, "everything, at its first assignment")
             #expect(first.takeGainedPartitions().isEmpty, "reported once")
 
-            let second = try kafka.makeConsumer(group: group, topics: [topic])
+            let second = try kafka.makeConsumer(group: group, topics: [topic], properties: timings)
             polls.addTask { while try await second.nextBatch() != nil {} }
             try #require(
-                await eventually(timeout: .seconds(30)) {
+                await eventually(timeout: .seconds(60)) {
                     first.hasJoinedGroup && second.hasJoinedGroup && first.assignment.count == 2 && second.assignment.count == 2
                 })
             let secondsShare = second.assignment
@@ -213,7 +217,7 @@ import TwinflowTestSupport
             #expect(second.takeGainedPartitions() == secondsShare)
 
             await second.close()
-            try #require(await eventually(timeout: .seconds(30)) { first.hasJoinedGroup && first.assignment == all })
+            try #require(await eventually(timeout: .seconds(60)) { first.hasJoinedGroup && first.assignment == all })
             #expect(first.takeGainedPartitions() == secondsShare, "the share of the member that left")
             await first.close()
             try await polls.waitForAll()
