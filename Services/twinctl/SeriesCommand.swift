@@ -53,8 +53,11 @@ struct SeriesCommand: AsyncParsableCommand {
         if text == "now" { return now }
         if let milliseconds = TimeSeriesTime.milliseconds(from: text) { return milliseconds }
         let units: [Character: Int64] = ["s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000]
-        if text.hasPrefix("-"), let unit = text.last.flatMap({ units[$0] }), let count = Int64(text.dropFirst().dropLast()), count >= 0 {
-            return now - count * unit
+        if text.hasPrefix("-"), let unit = text.last.flatMap({ units[$0] }), let count = Int64(text.dropFirst().dropLast()), count >= 0,
+            case let (span, overflow) = count.multipliedReportingOverflow(by: unit), !overflow,
+            TimeSeriesTime.representable.contains(now - span)
+        {
+            return now - span
         }
         throw ValidationError("\(option) '\(text)' is not an RFC 3339 time, 'now', or relative such as -1h")
     }

@@ -82,8 +82,13 @@ public struct TimeSeriesEvent: Sendable, Hashable {
 /// RFC 3339 times as milliseconds since 1970 (UTC), read and written without Foundation's
 /// formatters: the time-series services do this for every event and every bucket.
 public enum TimeSeriesTime {
+    /// The times RFC 3339 can write, 0000-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z, in
+    /// milliseconds since 1970.
+    public static let representable: ClosedRange<Int64> = -62_167_219_200_000...253_402_300_799_999
+
     /// Reads `2026-11-26T17:00:00Z`, with any fraction of a second (kept to the millisecond) and a
     /// `Z` or `±hh:mm` offset; `t` and `z` and a space for `T` are accepted as RFC 3339 allows.
+    /// `nil` for a time the offset takes out of ``representable`` (`0000-01-01T00:00:00+01:00`).
     public static func milliseconds(from text: String) -> Int64? {
         var text = text
         return text.withUTF8 { bytes -> Int64? in
@@ -133,12 +138,16 @@ public enum TimeSeriesTime {
             }
             let days = daysFromCivil(year: year, month: month, day: day)
             let seconds = ((days * 24 + hour) * 60 + minute) * 60 + min(second, 59)
-            return seconds * 1000 + fraction - offset
+            let milliseconds = seconds * 1000 + fraction - offset
+            return representable.contains(milliseconds) ? milliseconds : nil
         }
     }
 
-    /// `2026-11-26T17:00:00.123Z`: UTC with milliseconds, as ADT writes times.
+    /// `2026-11-26T17:00:00.123Z`: UTC with milliseconds, as ADT writes times. A time outside
+    /// ``representable`` is written as the nearest end of it: callers check their inputs against
+    /// it, and a time string never has a fifth year digit or a sign.
     public static func string(milliseconds: Int64) -> String {
+        let milliseconds = min(max(milliseconds, representable.lowerBound), representable.upperBound)
         let (days, rest) = milliseconds.quotientAndRemainder(dividingBy: 86_400_000)
         let (day, dayMilliseconds) = rest < 0 ? (days - 1, rest + 86_400_000) : (days, rest)
         let (year, month, dayOfMonth) = civil(fromDays: day)

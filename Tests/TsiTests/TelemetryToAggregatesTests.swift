@@ -39,9 +39,9 @@ import TwinflowTestSupport
         private let keepAlive: AnyObject?
         var now: Int64 = TimeSeriesTime.milliseconds(from: "2026-11-26T12:00:00Z")!
 
-        init(_ kind: StoreKind, retention: RetentionPolicy = .default) throws {
+        init(_ kind: StoreKind, retention: RetentionPolicy = .default, maximumValues: Int = TimeSeriesQuery.maximumValues) throws {
             (store, keepAlive) = try kind.make(retention)
-            engine = TimeSeriesQueryEngine(store: store)
+            engine = TimeSeriesQueryEngine(store: store, maximumValues: maximumValues)
         }
 
         /// One batch of telemetry `(message id, source time, payload)` through forwarder and store.
@@ -185,6 +185,64 @@ import TwinflowTestSupport
         #expect(Self.values(all)["Temperature"] == [18, 20, 22, 30, 31, 40])
         #expect(Self.values(all)["Front.Temperature"] == [nil, 5, nil, nil, nil, nil])
         #expect(Self.values(all)["Status"] == [nil, nil, nil, nil, "ok", nil])
+    }
+
+    /// A page holds at most the engine's limit of values (properties × events): with a limit of
+    /// 6, events of properties A, B, C, D come two to a page (three would be 3 × 3), and a getSeries
+    /// of four variables one event to a page; the continuation goes on where the page ended.
+    @Test(arguments: StoreKind.allCases) func aPageEndsBeforeItsValuesPassTheLimit(kind: StoreKind) async throws {
+        let pipeline = try Pipeline(kind, maximumValues: 6)
+        try await pipeline.batch([
+            ("a", "2026-11-26T10:00:01Z", #"{"A":1}"#), ("b", "2026-11-26T10:00:02Z", #"{"B":2}"#),
+            ("c", "2026-11-26T10:00:03Z", #"{"C":3}"#), ("d", "2026-11-26T10:00:04Z", #"{"D":4}"#),
+        ])
+        let span: JSONValue = ["from": "2026-11-26T10:00:00Z", "to": "2026-11-26T10:01:00Z"]
+        func events(_ token: JSONValue) async throws -> JSONValue {
+            try await pipeline.query(["getEvents": ["timeSeriesId": [.string(Self.twin)], "searchSpan": span, "continuationToken": token]])
+        }
+        let first = try await events(.null)
+        #expect(first["timestamps"] == ["2026-11-26T10:00:01.000Z", "2026-11-26T10:00:02.000Z"])
+        #expect(Self.values(first) == ["A": [1, nil], "B": [nil, 2]])
+        let second = try await events(try #require(first["continuationToken"]))
+        #expect(Self.values(second) == ["C": [3, nil], "D": [nil, 4]])
+        #expect(second["continuationToken"] == .null)
+
+        let variables: JSONValue = .object(
+            Dictionary(uniqueKeysWithValues: ["A", "B", "C", "D"].map { ($0, ["kind": "numeric", "value": ["tsx": .string("$event.\($0)")]]) }))
+        var token: JSONValue = .null
+        var pages: [[String: [JSONValue]]] = []
+        repeat {
+            let page = try await pipeline.query([
+                "getSeries": ["timeSeriesId": [.string(Self.twin)], "searchSpan": span, "inlineVariables": variables, "continuationToken": token]
+            ])
+            // A page that ends on its limit carries a token even when nothing follows: the last page may be empty.
+            if page["timestamps"]?.arrayValue?.isEmpty == false { pages.append(Self.values(page)) }
+            token = page["continuationToken"] ?? .null
+        } while token != .null && pages.count < 10
+        #expect(pages.count == 4)
+        #expect(pages.first == ["A": [1], "B": [nil], "C": [nil], "D": [nil]])
+        #expect(pages.last == ["A": [nil], "B": [nil], "C": [nil], "D": [4]])
+    }
+
+    /// Values near the largest double: the rollups' sums stop at ±1e308 instead of becoming
+    /// infinities, whose sum (NaN) neither store keeps. Before, the second batch failed for ever.
+    @Test(arguments: StoreKind.allCases) func sumsNearTheLargestDoubleStayFinite(kind: StoreKind) async throws {
+        let pipeline = try Pipeline(kind)
+        try await pipeline.batch([
+            ("p1", "2026-11-26T10:00:10Z", #"{"Temperature":1.5e308}"#), ("p2", "2026-11-26T10:00:20Z", #"{"Temperature":1.5e308}"#),
+        ])
+        try await pipeline.batch([
+            ("n1", "2026-11-26T10:01:10Z", #"{"Temperature":-1.5e308}"#), ("n2", "2026-11-26T10:01:20Z", #"{"Temperature":-1.5e308}"#),
+        ])
+        try await pipeline.batch([("p3", "2026-11-26T10:00:30Z", #"{"Temperature":1.5e308}"#)])
+        let minutes = Self.values(try await pipeline.aggregate("PT1M"))
+        #expect(minutes["Sum"] == [1e308, -1e308, nil, nil])
+        #expect(minutes["Max"] == [1.5e308, -1.5e308, nil, nil])
+        #expect(minutes["Values"] == [3, 2, 0, 0])
+        let hour = Self.values(try await pipeline.aggregate("PT1H", from: "2026-11-26T10:00:00Z", to: "2026-11-26T11:00:00Z"))
+        // Sums that saturate depend on the order they are added in: the hour is finite, not a given number.
+        #expect(hour["Sum"]?.first?.doubleValue?.isFinite == true, "\(hour)")
+        #expect(hour["Values"] == [5])
     }
 
     @Test(arguments: StoreKind.allCases) func getSeriesProjectsVariablesAtEachEvent(kind: StoreKind) async throws {

@@ -87,6 +87,26 @@ import TwinflowTestSupport
         #expect(deadLetters == [TimeSeriesMapping.noTime, TimeSeriesMapping.noTime])
     }
 
+    /// A time that RFC 3339 cannot write (an offset past year 0000, a Kafka timestamp a producer
+    /// set below zero) is a dead letter with its reason; writing it trapped the service before,
+    /// on every redelivery of the same message.
+    @Test func aTimeOutsideTheYears0000To9999IsDeadLettered() throws {
+        var fromKafka = Self.telemetry(id: "m-4", time: nil)
+        fromKafka.timestamp = TimeSeriesTime.representable.lowerBound - 1
+        var update = Self.update(id: "u-3", patch: [["op": "replace", "path": "/Temperature", "value": 1]], time: nil)
+        update.timestamp = 253_402_300_800_000
+        let (events, _, deadLetters) = try Self.published([
+            Self.telemetry(id: "m-5", sourceTime: "0000-01-01T00:00:00+01:00"), fromKafka, update, Self.telemetry(id: "m-6"),
+        ])
+        #expect(events.map(\.id) == ["telemetry/m-6"])
+        #expect(
+            deadLetters == [
+                "telemetrysourcetime '0000-01-01T00:00:00+01:00' is not an RFC 3339 time from year 0000 to 9999",
+                "the Kafka timestamp -62167219200001 is not a time from year 0000 to 9999, and the event has no other time",
+                "the Kafka timestamp 253402300800000 is not a time from year 0000 to 9999, and the event has no other time",
+            ])
+    }
+
     @Test func aComponentsTelemetryBelongsToItsTwin() throws {
         let (events, keys, _) = try Self.published([Self.telemetry(component: "thermostat1")])
         #expect(events.map(\.twinID) == ["thermo_0001"])

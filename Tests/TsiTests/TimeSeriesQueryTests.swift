@@ -47,13 +47,24 @@ import TwinflowCodec
             "not an aggregation"
         ),
         ("projectedVariables", ["Nope"], "not among inlineVariables"),
+        ("projectedVariables", ["Avg", "Avg"], "names Avg more than once"),
         ("interval", "PT1M", "intervals of"),
+        ("searchSpan", ["from": "0000-01-01T00:00:00+01:00", "to": "2026-11-26T10:00:00Z"], "from year 0000 to 9999"),
+        ("interval", "P5000D", "outside the years 0000 to 9999"),
+        ("interval", "PT1M", "values (20 variables × 60000 intervals)"),
     ]
 
     @Test(arguments: badRequests)
     func badRequestsAreRefusedWithTheReason(field: String, value: JSONValue, reason: String) {
         var changes = [field: value]
         if reason == "intervals of" { changes["searchSpan"] = ["from": "2000-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"] }
+        if reason.hasPrefix("outside the years") { changes["searchSpan"] = ["from": "0000-01-02T00:00:00Z", "to": "0000-01-03T00:00:00Z"] }
+        if reason.hasPrefix("values (") {
+            // 60,000 intervals are allowed alone; twenty variables of them pass the limit of values.
+            changes["searchSpan"] = ["from": "2026-01-01T00:00:00Z", "to": "2026-02-11T16:00:00Z"]
+            changes["inlineVariables"] = .object(
+                Dictionary(uniqueKeysWithValues: (1...20).map { ("V\($0)", ["kind": "aggregate", "aggregation": ["tsx": "count()"]]) }))
+        }
         do {
             _ = try TimeSeriesQuery(json: Self.aggregate(changes))
             Issue.record("accepted \(field) = \(value)")
@@ -75,5 +86,23 @@ import TwinflowCodec
         #expect(!filter.matches(["Temperature": 30, "Status": "bad"]))
         #expect(throws: QueryError.self) { try Tsx.filter("$event.Temperature >") }
         #expect(throws: QueryError.self) { try Tsx.filter("$event.Temperature > 1 2") }
+    }
+
+    /// A filter's cost is bounded: its length, and its nesting, which parsing and matching recurse
+    /// over (100,000 parentheses overflowed the stack before).
+    @Test func aFilterTooLongOrTooDeepIsRefused() throws {
+        let deep = String(repeating: "(", count: 100_000) + "$event.A = 1" + String(repeating: ")", count: 100_000)
+        #expect(throws: QueryError.self) { try Tsx.filter(deep) }
+        let nested = String(repeating: "not ", count: Tsx.maximumNesting + 1) + "$event.A = 1"
+        let tooDeep = #expect(throws: QueryError.self) { try Tsx.filter(nested) }
+        #expect(tooDeep?.message.contains("more than \(Tsx.maximumNesting) deep") == true)
+        let allowed = String(repeating: "(", count: Tsx.maximumNesting) + "$event.A = 1" + String(repeating: ")", count: Tsx.maximumNesting)
+        #expect(try Tsx.filter(allowed).matches(["A": 1]))
+        let long = Array(repeating: "$event.A = 1", count: 400).joined(separator: " or ")
+        let tooLong = #expect(throws: QueryError.self) { try Tsx.filter(long) }
+        #expect(tooLong?.message.contains("at most \(Tsx.maximumLength) characters") == true)
+        let many = Array(repeating: "$event.A=1", count: 290).joined(separator: " or ")
+        #expect(many.count <= Tsx.maximumLength)
+        #expect(try Tsx.filter(many).matches(["A": 1]))
     }
 }

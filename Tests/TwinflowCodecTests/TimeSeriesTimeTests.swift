@@ -30,6 +30,19 @@ import TwinflowCodec
         #expect(TimeSeriesTime.milliseconds(from: text) == milliseconds)
     }
 
+    /// An offset can carry a time past year 0000 or 9999, and a Kafka timestamp can be any number:
+    /// such times are refused when read and written as the nearest end of the range, never
+    /// with a sign or a fifth digit (a negative digit trapped before).
+    @Test func timesOutsideTheYears0000To9999AreRefusedAndNeverWritten() {
+        #expect(TimeSeriesTime.milliseconds(from: "0000-01-01T00:00:00+01:00") == nil)
+        #expect(TimeSeriesTime.milliseconds(from: "9999-12-31T23:59:59-00:01") == nil)
+        #expect(TimeSeriesTime.milliseconds(from: "0000-01-01T00:00:00Z") == TimeSeriesTime.representable.lowerBound)
+        #expect(TimeSeriesTime.milliseconds(from: "9999-12-31T23:59:59.999Z") == TimeSeriesTime.representable.upperBound)
+        #expect(TimeSeriesTime.string(milliseconds: TimeSeriesTime.representable.lowerBound - 1) == "0000-01-01T00:00:00.000Z")
+        #expect(TimeSeriesTime.string(milliseconds: .min) == "0000-01-01T00:00:00.000Z")
+        #expect(TimeSeriesTime.string(milliseconds: .max) == "9999-12-31T23:59:59.999Z")
+    }
+
     @Test func theEventIDTravelsInAHeader() throws {
         let event = TimeSeriesEvent(twinID: "t1", timestamp: "2026-11-26T17:00:00.123Z", values: ["A.B": 1], id: "telemetry:m-1")
         let message = event.kafkaMessage(topic: "eventhub.tsi")

@@ -30,14 +30,16 @@ public enum TimeSeriesMapping {
         let milliseconds: Int64
         if let sourceTime = attributes.extensions["telemetrysourcetime"] {
             guard let parsed = TimeSeriesTime.milliseconds(from: sourceTime) else {
-                throw Refusal("telemetrysourcetime '\(sourceTime)' is not an RFC 3339 time")
+                throw Refusal("telemetrysourcetime '\(sourceTime)' is not an RFC 3339 time from year 0000 to 9999")
             }
             milliseconds = parsed
         } else if let time = attributes.time {
-            guard let parsed = TimeSeriesTime.milliseconds(from: time) else { throw Refusal("time '\(time)' is not an RFC 3339 time") }
+            guard let parsed = TimeSeriesTime.milliseconds(from: time) else {
+                throw Refusal("time '\(time)' is not an RFC 3339 time from year 0000 to 9999")
+            }
             milliseconds = parsed
         } else if let fallbackTime {
-            milliseconds = fallbackTime
+            milliseconds = try kafkaTime(fallbackTime)
         } else {
             throw Refusal(noTime)
         }
@@ -88,16 +90,27 @@ public enum TimeSeriesMapping {
         guard !values.isEmpty else { return nil }
         let milliseconds: Int64
         if let time = notification.attributes.time {
-            guard let parsed = TimeSeriesTime.milliseconds(from: time) else { throw Refusal("time '\(time)' is not an RFC 3339 time") }
+            guard let parsed = TimeSeriesTime.milliseconds(from: time) else {
+                throw Refusal("time '\(time)' is not an RFC 3339 time from year 0000 to 9999")
+            }
             milliseconds = parsed
         } else if let fallbackTime {
-            milliseconds = fallbackTime
+            milliseconds = try kafkaTime(fallbackTime)
         } else {
             throw Refusal(noTime)
         }
         return TimeSeriesEvent(
             twinID: notification.twinID, timestamp: TimeSeriesTime.string(milliseconds: milliseconds), values: values,
             id: "update/\(notification.attributes.id)")
+    }
+
+    /// A Kafka timestamp as the event's time, refused when RFC 3339 cannot write it (a producer
+    /// may set any timestamp).
+    static func kafkaTime(_ timestamp: Int64) throws(Refusal) -> Int64 {
+        guard TimeSeriesTime.representable.contains(timestamp) else {
+            throw Refusal("the Kafka timestamp \(timestamp) is not a time from year 0000 to 9999, and the event has no other time")
+        }
+        return timestamp
     }
 
     /// Why an event with no time of any kind is refused.

@@ -188,7 +188,7 @@ public final class PostgresTimeSeriesStore: TimeSeriesStore {
             SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::float8[], $6::float8[], $7::float8[],
                 $8::bigint[], $9::float8[], $10::bigint[], $11::float8[])
             ON CONFLICT (series, variable, start) DO UPDATE SET
-                count = \(table).count + excluded.count, sum = \(table).sum + excluded.sum,
+                count = \(table).count + excluded.count, sum = \(rollupSumSQL("\(table).sum", "excluded.sum")),
                 min = LEAST(\(table).min, excluded.min), max = GREATEST(\(table).max, excluded.max),
                 first = CASE WHEN excluded.first_time < \(table).first_time THEN excluded.first ELSE \(table).first END,
                 first_time = LEAST(\(table).first_time, excluded.first_time),

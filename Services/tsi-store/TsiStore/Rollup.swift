@@ -14,7 +14,7 @@ struct RollupCell: Sendable, Hashable {
 
     mutating func add(_ value: Double, at time: Int64) {
         count += 1
-        sum += value
+        sum = rollupSum(sum, value)
         if value < min { min = value }
         if value > max { max = value }
         if time < firstTime {
@@ -30,7 +30,7 @@ struct RollupCell: Sendable, Hashable {
     /// Adds the values of `other`, a cell of later arrivals.
     mutating func merge(_ other: RollupCell) {
         count += other.count
-        sum += other.sum
+        sum = rollupSum(sum, other.sum)
         if other.min < min { min = other.min }
         if other.max > max { max = other.max }
         if other.firstTime < firstTime {
@@ -42,6 +42,26 @@ struct RollupCell: Sendable, Hashable {
             last = other.last
         }
     }
+}
+
+/// The largest sum a rollup keeps, either sign.
+let rollupSumLimit = 1e308
+
+/// `a + b`, held within ±``rollupSumLimit``: values near the largest double (JSON allows them)
+/// would add up to an infinity, infinities of both signs to NaN, which SQLite keeps as NULL and
+/// PostgreSQL refuses as out of range, and the batch would fail for ever.
+func rollupSum(_ a: Double, _ b: Double) -> Double {
+    min(max(a + b, -rollupSumLimit), rollupSumLimit)
+}
+
+/// The SQL of ``rollupSum(_:_:)`` for a rollup table's upsert, in both stores' dialect, without
+/// ever adding past the largest double (PostgreSQL refuses an overflow).
+func rollupSumSQL(_ stored: String, _ added: String) -> String {
+    """
+    CASE WHEN \(stored) > 0 AND \(added) > 0 AND \(stored) > \(rollupSumLimit) - \(added) THEN \(rollupSumLimit) \
+    WHEN \(stored) < 0 AND \(added) < 0 AND \(stored) < -\(rollupSumLimit) - \(added) THEN -\(rollupSumLimit) \
+    ELSE \(stored) + \(added) END
+    """
 }
 
 /// A rollup row's key: series, variable (`""` for the event count) and the start (ms) of its minute or hour.
@@ -120,7 +140,7 @@ extension Array where Element == BucketAggregate {
     ) {
         if let lastIndex = indices.last, self[lastIndex].index == index {
             self[lastIndex].count += count
-            self[lastIndex].sum += sum
+            self[lastIndex].sum = rollupSum(self[lastIndex].sum, sum)
             self[lastIndex].min = Swift.min(self[lastIndex].min, minimum)
             self[lastIndex].max = Swift.max(self[lastIndex].max, maximum)
             if withEnds { self[lastIndex].last = last() }

@@ -135,7 +135,7 @@ public final class SQLiteTimeSeriesStore: TimeSeriesStore {
                 INSERT INTO \(table) (series, variable, start, count, sum, min, max, first_time, first, last_time, last)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (series, variable, start) DO UPDATE SET
-                    count = count + excluded.count, sum = sum + excluded.sum, min = MIN(min, excluded.min), max = MAX(max, excluded.max),
+                    count = count + excluded.count, sum = \(rollupSumSQL("sum", "excluded.sum")), min = MIN(min, excluded.min), max = MAX(max, excluded.max),
                     first = CASE WHEN excluded.first_time < first_time THEN excluded.first ELSE first END,
                     first_time = MIN(first_time, excluded.first_time),
                     last = CASE WHEN excluded.last_time >= last_time THEN excluded.last ELSE last END,

@@ -13,6 +13,9 @@ public enum TimeSeriesQuery: Sendable, Hashable {
     public static let defaultTake = 10_000
     /// The most intervals an `aggregateSeries` answers.
     public static let maximumIntervals = 100_000
+    /// The most values an answer holds (its properties times its timestamps): an `aggregateSeries`
+    /// asking for more is refused, a page of events ends early, with a continuation token.
+    public static let maximumValues = 1_000_000
 
     /// `[from, to)` in milliseconds.
     public struct SearchSpan: Sendable, Hashable {
@@ -83,12 +86,14 @@ public enum TimeSeriesQuery: Sendable, Hashable {
             var projected: [String]?
             if let properties = request["projectedProperties"], properties != .null {
                 guard let list = properties.arrayValue else { throw QueryError("projectedProperties must be an array of {name, type}") }
-                projected = try list.map { (item) throws(QueryError) -> String in
+                let names = try list.map { (item) throws(QueryError) -> String in
                     guard let name = item["name"]?.stringValue ?? item.stringValue else {
                         throw QueryError("each of projectedProperties must be {\"name\": …, \"type\": …}")
                     }
                     return name
                 }
+                try Self.refuseRepeats(names, "projectedProperties")
+                projected = names
             }
             self = .getEvents(
                 GetEvents(
@@ -120,11 +125,21 @@ public enum TimeSeriesQuery: Sendable, Hashable {
             }
             let from = Self.floor(span.from, interval)
             let to = Self.floor(span.to - 1, interval) + interval
+            guard TimeSeriesTime.representable.contains(from), TimeSeriesTime.representable.contains(to - interval) else {
+                throw QueryError("the search span widened to whole intervals of \(intervalText) reaches outside the years 0000 to 9999")
+            }
             guard (to - from) / interval <= Int64(Self.maximumIntervals) else {
                 throw QueryError(
                     "the search span holds \((to - from) / interval) intervals of \(intervalText); at most \(Self.maximumIntervals) are answered")
             }
-            let variables = try Self.variables(request).map { (name, definition) throws(QueryError) -> AggregateVariable in
+            let definitions = try Self.variables(request)
+            let values = definitions.count * Int((to - from) / interval)
+            guard values <= Self.maximumValues else {
+                throw QueryError(
+                    "the answer would hold \(values) values (\(definitions.count) variables × \((to - from) / interval) intervals); at most \(Self.maximumValues) are answered"
+                )
+            }
+            let variables = try definitions.map { (name, definition) throws(QueryError) -> AggregateVariable in
                 guard definition["filter"] == nil || definition["filter"] == .null else {
                     throw QueryError("variable \(name): aggregateSeries takes no filter here: its aggregates come from per-minute rollups")
                 }
@@ -175,8 +190,12 @@ public enum TimeSeriesQuery: Sendable, Hashable {
         guard let from = value?["from"]?.stringValue, let to = value?["to"]?.stringValue else {
             throw QueryError("searchSpan must be {\"from\": <RFC 3339 time>, \"to\": <RFC 3339 time>}")
         }
-        guard let start = TimeSeriesTime.milliseconds(from: from) else { throw QueryError("searchSpan.from '\(from)' is not an RFC 3339 time") }
-        guard let end = TimeSeriesTime.milliseconds(from: to) else { throw QueryError("searchSpan.to '\(to)' is not an RFC 3339 time") }
+        guard let start = TimeSeriesTime.milliseconds(from: from) else {
+            throw QueryError("searchSpan.from '\(from)' is not an RFC 3339 time from year 0000 to 9999")
+        }
+        guard let end = TimeSeriesTime.milliseconds(from: to) else {
+            throw QueryError("searchSpan.to '\(to)' is not an RFC 3339 time from year 0000 to 9999")
+        }
         guard start < end else { throw QueryError("searchSpan.from must be before searchSpan.to") }
         return SearchSpan(from: start, to: end)
     }
@@ -207,9 +226,15 @@ public enum TimeSeriesQuery: Sendable, Hashable {
             for name in list where inline[name] == nil {
                 throw QueryError("projected variable \(name) is not among inlineVariables (variables of time series types are not supported)")
             }
+            try refuseRepeats(list, "projectedVariables")
             names = list
         }
         return names.map { ($0, inline[$0]!) }
+    }
+
+    static func refuseRepeats(_ names: [String], _ field: String) throws(QueryError) {
+        var seen = Set<String>()
+        for name in names where !seen.insert(name).inserted { throw QueryError("\(field) names \(name) more than once") }
     }
 
     /// A continuation token: the base64 of `<time>:<event ID>` of the last event of the page before.

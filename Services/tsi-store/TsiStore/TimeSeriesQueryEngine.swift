@@ -5,11 +5,14 @@ import TwinflowCodec
 /// shapes: `{"timestamps": […], "properties": [{"name", "type", "values"}], "continuationToken", "progress"}`.
 public struct TimeSeriesQueryEngine: Sendable {
     public let store: any TimeSeriesStore
+    /// The most values a page of events holds (its properties times its events).
+    public let maximumValues: Int
     /// Events read from the store per step while a page is filled.
     static let readChunk = 5_000
 
-    public init(store: any TimeSeriesStore) {
+    public init(store: any TimeSeriesStore, maximumValues: Int = TimeSeriesQuery.maximumValues) {
         self.store = store
+        self.maximumValues = maximumValues
     }
 
     public func answer(_ query: TimeSeriesQuery) async throws -> JSONValue {
@@ -23,8 +26,8 @@ public struct TimeSeriesQueryEngine: Sendable {
     /// Reads events of the span in order until `take` pass `filter`; the cursor to go on from, when more may follow.
     private func page(
         series: String, span: TimeSeriesQuery.SearchSpan, filter: Tsx.Filter?, take: Int, after: EventCursor?
-    ) async throws -> (events: [(time: Int64, values: [String: JSONValue])], next: EventCursor?) {
-        var events: [(time: Int64, values: [String: JSONValue])] = []
+    ) async throws -> (events: [(cursor: EventCursor, values: [String: JSONValue])], next: EventCursor?) {
+        var events: [(cursor: EventCursor, values: [String: JSONValue])] = []
         var cursor = after
         while events.count < take {
             let limit = filter == nil ? take - events.count : Self.readChunk
@@ -33,7 +36,7 @@ public struct TimeSeriesQueryEngine: Sendable {
                 cursor = row.cursor
                 guard let values = (try? JSONValue.parse(row.body))?.objectValue else { continue }
                 if let filter, !filter.matches(values) { continue }
-                events.append((row.cursor.time, values))
+                events.append((row.cursor, values))
                 if events.count == take { return (events, row.cursor) }
             }
             if rows.count < limit { return (events, nil) }
@@ -42,12 +45,23 @@ public struct TimeSeriesQueryEngine: Sendable {
     }
 
     private func getEvents(_ request: TimeSeriesQuery.GetEvents) async throws -> JSONValue {
-        let (events, next) = try await page(
-            series: request.series, span: request.span, filter: request.filter, take: request.take, after: request.continuation)
+        var (events, next) = try await page(
+            series: request.series, span: request.span, filter: request.filter, take: take(request.take, properties: request.projected?.count),
+            after: request.continuation)
         var names = request.projected ?? []
         if request.projected == nil {
+            // Every event's properties are a column of the page: the page ends before the columns
+            // times the events pass the answer's limit.
             var seen = Set<String>()
-            for event in events { seen.formUnion(event.values.keys) }
+            for (count, event) in events.enumerated() {
+                seen.formUnion(event.values.keys)
+                if count > 0, seen.count * (count + 1) > maximumValues {
+                    events.removeLast(events.count - count)
+                    next = events.last?.cursor
+                    seen = Set(events.flatMap(\.values.keys))
+                    break
+                }
+            }
             names = seen.sorted()
         }
         let properties: [JSONValue] = names.map { name in
@@ -60,12 +74,19 @@ public struct TimeSeriesQueryEngine: Sendable {
             }
             return ["name": .string(name), "type": .string(type ?? "Dynamic"), "values": .array(values)]
         }
-        return Self.response(timestamps: events.map(\.time), properties: properties, next: next)
+        return Self.response(timestamps: events.map(\.cursor.time), properties: properties, next: next)
+    }
+
+    /// A page's size: `take`, or fewer when `properties` columns of it would pass the answer's limit.
+    private func take(_ take: Int, properties: Int?) -> Int {
+        guard let properties, properties > 0 else { return take }
+        return max(1, min(take, maximumValues / properties))
     }
 
     private func getSeries(_ request: TimeSeriesQuery.GetSeries) async throws -> JSONValue {
         let (events, next) = try await page(
-            series: request.series, span: request.span, filter: request.filter, take: request.take, after: request.continuation)
+            series: request.series, span: request.span, filter: request.filter, take: take(request.take, properties: request.variables.count),
+            after: request.continuation)
         let properties: [JSONValue] = request.variables.map { variable in
             let values: [JSONValue] = events.map { event in
                 if let filter = variable.filter, !filter.matches(event.values) { return .null }
@@ -73,7 +94,7 @@ public struct TimeSeriesQueryEngine: Sendable {
             }
             return ["name": .string(variable.name), "type": "Double", "values": .array(values)]
         }
-        return Self.response(timestamps: events.map(\.time), properties: properties, next: next)
+        return Self.response(timestamps: events.map(\.cursor.time), properties: properties, next: next)
     }
 
     private func aggregateSeries(_ request: TimeSeriesQuery.AggregateSeries) async throws -> JSONValue {

@@ -86,9 +86,15 @@ public enum Tsx {
         }
     }
 
+    /// The longest expression read, in characters, and the deepest nesting of `not` and
+    /// parentheses in a filter: a query's cost stays bounded, and parsing and matching a filter
+    /// recurse once a level.
+    public static let maximumLength = 4_096
+    public static let maximumNesting = 32
+
     /// The property a reference names (the whole of `text` must be one reference).
     public static func property(_ text: String) throws(QueryError) -> String {
-        var scanner = Scanner(text)
+        var scanner = try Scanner(text)
         guard case .property(let name) = try scanner.next(), try scanner.next() == nil else {
             throw QueryError("'\(text)' is not a property reference such as $event.Temperature")
         }
@@ -97,7 +103,7 @@ public enum Tsx {
 
     /// An aggregation: `avg($value)`, `count()`, `sum($event.Temperature)`…
     public static func aggregation(_ text: String) throws(QueryError) -> (Function, Argument) {
-        var scanner = Scanner(text)
+        var scanner = try Scanner(text)
         let usage = "'\(text)' is not an aggregation such as avg($value) or count() (avg, min, max, sum, count, first, last)"
         guard case .word(let name) = try scanner.next(), let function = Function(rawValue: name.lowercased()),
             try scanner.next() == .symbol("(")
@@ -118,7 +124,7 @@ public enum Tsx {
 
     /// A filter expression.
     public static func filter(_ text: String) throws(QueryError) -> Filter {
-        var parser = FilterParser(scanner: Scanner(text), text: text)
+        var parser = FilterParser(scanner: try Scanner(text), text: text)
         try parser.advance()
         let filter = try parser.or()
         guard parser.current == nil else { throw QueryError("the filter '\(text)' has more after a complete expression") }
@@ -141,9 +147,22 @@ public enum Tsx {
         let text: String
         var index = 0
 
-        init(_ text: String) {
+        init(_ text: String) throws(QueryError) {
+            guard text.count <= Tsx.maximumLength else {
+                throw QueryError("a TSX expression is at most \(Tsx.maximumLength) characters; this one has \(text.count)")
+            }
             self.text = text
             self.characters = Array(text)
+        }
+
+        /// Whether the text at `index` starts with `prefix`, compared in place.
+        private func hasPrefix(_ prefix: String) -> Bool {
+            var position = index
+            for character in prefix {
+                guard position < characters.count, characters[position] == character else { return false }
+                position += 1
+            }
+            return true
         }
 
         mutating func next() throws(QueryError) -> Token? {
@@ -151,12 +170,13 @@ public enum Tsx {
             guard index < characters.count else { return nil }
             let character = characters[index]
             if character == "$" {
-                let rest = String(characters[index...])
-                if rest.hasPrefix("$value") {
+                if hasPrefix("$value") {
                     index += 6
                     return .value
                 }
-                guard rest.hasPrefix("$event") else { throw QueryError("unknown reference at '\(rest.prefix(20))' in '\(text)'") }
+                guard hasPrefix("$event") else {
+                    throw QueryError("unknown reference at '\(String(characters[index..<min(index + 20, characters.count)]))' in '\(text)'")
+                }
                 index += 6
                 var name: String
                 if index + 1 < characters.count, characters[index] == "[" {
@@ -210,7 +230,7 @@ public enum Tsx {
                 while index < characters.count, characters[index].isLetter || characters[index].isNumber || characters[index] == "_" { index += 1 }
                 return .word(String(characters[start..<index]))
             }
-            for symbol in ["!=", "<>", "<=", ">=", "==", "=", "<", ">", "(", ")", ","] where String(characters[index...]).hasPrefix(symbol) {
+            for symbol in ["!=", "<>", "<=", ">=", "==", "=", "<", ">", "(", ")", ","] where hasPrefix(symbol) {
                 index += symbol.count
                 return .symbol(symbol)
             }
@@ -241,6 +261,8 @@ public enum Tsx {
         var scanner: Scanner
         let text: String
         var current: Token?
+        /// How many `not`s and parentheses enclose the term being read.
+        var nesting = 0
 
         mutating func advance() throws(QueryError) { current = try scanner.next() }
 
@@ -269,10 +291,14 @@ public enum Tsx {
 
         mutating func not() throws(QueryError) -> Filter {
             if isWord("not") {
+                try enterNesting()
+                defer { nesting -= 1 }
                 try advance()
                 return .not(try not())
             }
             if current == .symbol("(") {
+                try enterNesting()
+                defer { nesting -= 1 }
                 try advance()
                 let inner = try or()
                 guard current == .symbol(")") else { throw QueryError("a parenthesis is not closed in the filter '\(text)'") }
@@ -285,6 +311,13 @@ public enum Tsx {
             }
             try advance()
             return .comparison(lhs, comparison, try operand())
+        }
+
+        private mutating func enterNesting() throws(QueryError) {
+            guard nesting < Tsx.maximumNesting else {
+                throw QueryError("the filter nests not and parentheses more than \(Tsx.maximumNesting) deep")
+            }
+            nesting += 1
         }
 
         static let comparisons: [String: Comparison] = [
