@@ -157,6 +157,115 @@ struct PropagationTests {
         #expect(Self.values(back) == ["room1": 21], "22 is on its way: 21 must follow it, although the view still shows 21")
     }
 
+    /// A thermostat reading 20, 21, 20 in three batches sends the room three commands; when the room
+    /// takes the first 20 the other two are still on their way, so a later 21 of the thermostat must
+    /// be sent although the view (21, after the second) shows it: the third (20) lands after it.
+    @Test func aValueTheParentShowsIsSentWhenAnotherIsStillOnItsWay() throws {
+        let currentTemp = JSONPointer(tokens: ["currentTemp"])
+        var scenario = try Scenario(rooms: ["room1": ["t1"]])
+        func room(_ value: JSONValue, sequence: Int64) -> TwinNotification {
+            Self.update("room1", sequence: sequence, hop: 1, model: Self.room, [.replace(path: currentTemp, value: value)])
+        }
+        #expect(Self.values(scenario.decide([Self.temperature("t1", 20, sequence: 1)])) == ["room1": 20])
+        #expect(Self.values(scenario.decide([Self.temperature("t1", 21, sequence: 2)])) == ["room1": 21])
+        #expect(Self.values(scenario.decide([Self.temperature("t1", 20, sequence: 3)])) == ["room1": 20])
+        _ = scenario.decide([room(20, sequence: 1)])
+        _ = scenario.decide([room(21, sequence: 2)])
+        #expect(Self.values(scenario.decide([Self.temperature("t1", 21, sequence: 4)])) == ["room1": 21], "20 is still on its way")
+        _ = scenario.decide([room(20, sequence: 3)])
+        _ = scenario.decide([room(21, sequence: 4)])
+        #expect(scenario.decide([Self.temperature("t1", 21, sequence: 5)]).outputs.isEmpty, "everything landed: the room holds 21")
+        #expect(scenario.view.pending.isEmpty)
+    }
+
+    /// Relationship IDs are unique per source twin only: two rooms' relationships named `r1` are two
+    /// relationships, and deleting one leaves the other.
+    @Test func relationshipsOfOneIDFromTwoSourcesAreTwo() throws {
+        var scenario = try Scenario(rooms: [:])
+        func relationship(_ type: String, _ source: String, _ target: String) -> TwinNotification {
+            let event = CloudEvent(
+                attributes: CloudEventAttributes(id: UUID().uuidString, type: type, source: "twinflow", subject: "\(source)/relationships/r1"),
+                data: [
+                    "$relationshipId": "r1", "$relationshipName": "rel_has_thermostat", "$sourceId": .string(source), "$targetId": .string(target),
+                ])
+            return try! TwinNotification(event)
+        }
+        _ = scenario.followed([
+            relationship("Microsoft.DigitalTwins.Relationship.Create", "room1", "t1"),
+            relationship("Microsoft.DigitalTwins.Relationship.Create", "room2", "t2"),
+        ])
+        let rule = PropagationRules.seed.rules[0]
+        #expect(scenario.view.parents(of: "t1", by: rule) == ["room1"])
+        #expect(scenario.view.parents(of: "t2", by: rule) == ["room2"])
+        _ = scenario.followed([relationship("Microsoft.DigitalTwins.Relationship.Delete", "room2", "t2")])
+        #expect(scenario.view.parents(of: "t1", by: rule) == ["room1"])
+        #expect(scenario.view.parents(of: "t2", by: rule).isEmpty)
+        #expect(scenario.view.relationshipCount == 1)
+    }
+
+    /// A child that comes or goes changes its parent's aggregate at once: read from the parent's
+    /// partition (an incoming relationship lands there) or by the follower for a parent this
+    /// instance checks. Only children of the rule's source model count.
+    @Test func aChildThatComesOrGoesChangesTheAggregate() throws {
+        let currentTemp = JSONPointer(tokens: ["currentTemp"])
+        let rule = PropagationRule(
+            sourceModel: Self.thermostat, sourceProperty: JSONPointer(tokens: ["Temperature"]), relationship: "rel_has_thermostat",
+            targetProperty: currentTemp, kind: .max)
+        var scenario = try Scenario(rules: PropagationRules([rule]), rooms: ["room1": ["t1", "t2"]])
+        func relationship(_ type: String, _ target: String, sequence: Int64) -> TwinNotification {
+            let event = CloudEvent(
+                attributes: CloudEventAttributes(
+                    id: "rel-\(target)-\(sequence)", type: type, source: "twinflow", subject: "room1/relationships/room1-\(target)",
+                    sequence: String(sequence)),
+                data: [
+                    "$relationshipId": .string("room1-\(target)"), "$relationshipName": "rel_has_thermostat", "$sourceId": "room1",
+                    "$targetId": .string(target),
+                ])
+            return try! TwinNotification(event)
+        }
+        _ = scenario.followed([
+            Self.temperature("t1", 20, sequence: 1), Self.temperature("t2", 26, sequence: 1),
+            Self.update("t3", sequence: 1, [.add(path: JSONPointer(tokens: ["Temperature"]), value: 30)]),
+            Self.update("fridge", sequence: 1, model: "dtmi:example:Fridge;1", [.add(path: JSONPointer(tokens: ["Temperature"]), value: 40)]),
+        ])
+        #expect(Self.values(scenario.decide([Self.temperature("t1", 21, sequence: 2)])) == ["room1": 26])
+
+        // The relationship on the room's partition, before the follower read it: the room is checked from now on.
+        let created = relationship("Microsoft.DigitalTwins.Relationship.Create", "t3", sequence: 10)
+        #expect(scenario.decide([created]).outputs.isEmpty, "the view does not hold t3 as a child yet")
+        #expect(scenario.followed([created]).map(\.patch?.operations) == [[.add(path: currentTemp, value: 30)]])
+
+        // Read by the follower first, then on the room's partition: one command.
+        let deleted = relationship("Microsoft.DigitalTwins.Relationship.Delete", "t3", sequence: 11)
+        #expect(scenario.followed([deleted]).map(\.patch?.operations) == [[.add(path: currentTemp, value: 26)]])
+        #expect(scenario.decide([deleted]).outputs.isEmpty, "26 is on its way")
+
+        // A fridge is not a thermostat: its 40 does not count.
+        #expect(scenario.followed([relationship("Microsoft.DigitalTwins.Relationship.Create", "fridge", sequence: 12)]).isEmpty)
+    }
+
+    @Test func theMeanOfNumbersNearTheLargestDoubleIsFinite() {
+        #expect(Propagation.mean([1.5e308, 1.5e308, 1.5e308]) == 1.5e308)
+        #expect(Propagation.mean([20, 21, 23.5]) == 21.5)
+    }
+
+    /// A deleted twin leaves the view, and a notification of its deletion read on the group's
+    /// partitions does not bring it back.
+    @Test func aDeletedTwinLeavesTheView() throws {
+        var scenario = try Scenario(rooms: ["room1": ["t1"]])
+        _ = scenario.decide([Self.temperature("t1", 20, sequence: 1)])
+        #expect(scenario.view.pending["room1"] != nil)
+        let event = CloudEvent(
+            attributes: CloudEventAttributes(
+                id: "delete-room1", type: "Microsoft.DigitalTwins.Twin.Delete", source: "twinflow", subject: "room1", sequence: "9"),
+            data: ["$dtId": "room1", "$metadata": ["$model": .string(Self.room)]])
+        let deleted = try TwinNotification(event)
+        _ = scenario.followed([deleted])
+        _ = scenario.decide([deleted])
+        #expect(scenario.view.twins["room1"] == nil)
+        #expect(scenario.view.pending["room1"] == nil)
+    }
+
     @Test func theHopLimitStopsAChangeAndNamesTheTwin() throws {
         var scenario = try Scenario(hopLimit: 3, rooms: ["room1": ["t1"]])
         let outcome = scenario.decide([Self.temperature("t1", 21, sequence: 1, hop: 3)])

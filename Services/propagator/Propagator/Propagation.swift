@@ -94,7 +94,7 @@ struct Propagation {
                     continue
                 }
                 for parent in parents {
-                    guard let value = self.value(for: parent, by: rule, change: change, in: view) else {
+                    guard let value = self.value(for: parent, by: rule, change: change, in: view, models: &models) else {
                         outcome.counts.noValue += 1
                         continue
                     }
@@ -106,13 +106,14 @@ struct Propagation {
                         outcome.counts.unchanged += 1
                         continue
                     }
-                    view.pending[parent, default: [:]][rule.targetProperty] = (value, now)
+                    view.pending[parent, default: [:]][rule.targetProperty, default: InFlightValues()].send(value, at: now)
                     outcome.outputs.append(Output(position: position, command: command(parent, rule, value, cause: notification)))
                     outcome.counts.propagated += 1
                 }
             }
             if !aggregates.isEmpty {
                 recheck(ownChange: notification, position: position, view: &view, models: &models, now: now, outcome: &outcome)
+                recheck(relationshipChange: notification, position: position, view: &view, models: &models, now: now, outcome: &outcome)
             }
         }
         outcome.outputs = Self.coalesced(outcome.outputs, counts: &outcome.counts)
@@ -137,25 +138,39 @@ struct Propagation {
     /// The value `rule` gives `parent`: the child's own for `copy`, else made from every child's
     /// current number; `nil` when there is nothing to set.
     private func value(
-        for parent: String, by rule: PropagationRule, change: TwinNotification.ValueChange, in view: RelationshipView.State
+        for parent: String, by rule: PropagationRule, change: TwinNotification.ValueChange, in view: RelationshipView.State,
+        models: inout ModelLookup
     ) -> JSONValue? {
         guard rule.kind.aggregates else {
             if case .set(let value) = change { return value }
             return nil
         }
-        return aggregate(for: parent, by: rule, in: view)
+        return aggregate(for: parent, by: rule, in: view, models: &models)
     }
 
-    /// `parent`'s aggregate under `rule`, from every child's current number; `nil` when no child has one.
-    func aggregate(for parent: String, by rule: PropagationRule, in view: RelationshipView.State) -> JSONValue? {
-        let numbers = view.children(of: parent, by: rule).compactMap { view.value(of: $0, at: rule.sourceProperty)?.doubleValue }.filter(\.isFinite)
+    /// `parent`'s aggregate under `rule`, from the current number of every child the rule reads
+    /// (of its source model, when it names one); `nil` when no such child has one.
+    func aggregate(for parent: String, by rule: PropagationRule, in view: RelationshipView.State, models: inout ModelLookup) -> JSONValue? {
+        let ruleIndex = rule.sourceModel == nil ? nil : rules.firstIndex(of: rule)
+        var numbers: [Double] = []
+        for child in view.children(of: parent, by: rule) {
+            if let ruleIndex, !models.matches(view.twins[child]?.model, rules)[ruleIndex] { continue }
+            if let number = view.value(of: child, at: rule.sourceProperty)?.doubleValue, number.isFinite { numbers.append(number) }
+        }
         guard !numbers.isEmpty else { return nil }
         switch rule.kind {
-        case .average: return .double(numbers.reduce(0, +) / Double(numbers.count))
+        case .average: return .double(Self.mean(numbers))
         case .min: return Self.number(numbers.min()!)
         case .max: return Self.number(numbers.max()!)
         case .copy: return nil
         }
+    }
+
+    /// The mean of finite numbers, finite too: when their sum overflows, each is divided first.
+    static func mean(_ numbers: [Double]) -> Double {
+        let count = Double(numbers.count)
+        let sum = numbers.reduce(0, +)
+        return sum.isFinite ? sum / count : numbers.reduce(0) { $0 + $1 / count }
     }
 
     /// A whole number as an integer, so an integer property takes a minimum or maximum of integers.
@@ -164,13 +179,15 @@ struct Propagation {
         return .double(value)
     }
 
-    /// Whether `parent` holds `value` already, or is about to: the view shows it and nothing else
-    /// is on its way, or this instance sent it a moment ago.
+    /// Whether `parent` holds `value` already, or is about to: the view shows it and nothing is on
+    /// its way, or the last value this instance sent it is this one, a moment ago. Values on their
+    /// way land after what the view shows, the last one last; one sent over `pendingTimeout` ago and
+    /// not seen taken may have met another writer, so the value is sent again rather than skipped.
     func isHeld(
         _ value: JSONValue, by parent: String, at pointer: JSONPointer, in view: RelationshipView.State, now: ContinuousClock.Instant
     ) -> Bool {
-        if let pending = view.pending[parent]?[pointer], now - pending.sent < pendingTimeout {
-            return pending.value == value
+        if let last = view.pending[parent]?[pointer]?.entries.last {
+            return last.value == value && now - last.sent < pendingTimeout
         }
         return view.value(of: parent, at: pointer) == value
     }

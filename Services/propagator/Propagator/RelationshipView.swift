@@ -14,6 +14,13 @@ public final class RelationshipView: Sendable {
         var target: String
     }
 
+    /// A relationship's identity: its ID is unique among its source twin's relationships only,
+    /// as in ADT (two rooms may each have a relationship `thermostat`).
+    struct EdgeKey: Sendable, Hashable {
+        var source: String
+        var id: String
+    }
+
     struct TwinState: Sendable {
         var sequence: Int64 = -1
         var model: String?
@@ -21,17 +28,17 @@ public final class RelationshipView: Sendable {
     }
 
     struct State: Sendable {
-        /// Relationships by name, then by ID.
-        var edges: [String: [String: Edge]] = [:]
-        /// Relationship IDs by name, then by source twin; and by target twin.
-        var bySource: [String: [String: Set<String>]] = [:]
-        var byTarget: [String: [String: Set<String>]] = [:]
+        /// Relationships by name, then by source and ID.
+        var edges: [String: [EdgeKey: Edge]] = [:]
+        /// Relationships by name, then by source twin; and by target twin.
+        var bySource: [String: [String: Set<EdgeKey>]] = [:]
+        var byTarget: [String: [String: Set<EdgeKey>]] = [:]
         var twins: [String: TwinState] = [:]
         /// Parents (by rule, ``Propagation/checkedKey(_:_:)``) whose own changes this instance has read
         /// from the group's partitions: it checks their aggregates.
         var checkedParents: Set<String> = []
-        /// Values this instance sent to parents that the view has not seen them take yet, with when.
-        var pending: [String: [JSONPointer: (value: JSONValue, sent: ContinuousClock.Instant)]] = [:]
+        /// Values this instance sent to parents that the view has not seen them take yet.
+        var pending: [String: [JSONPointer: InFlightValues]] = [:]
         var loaded = false
         var relationshipCount = 0
     }
@@ -96,6 +103,8 @@ public final class RelationshipView: Sendable {
             break
         case .twinDeleted:
             state.twins[notification.twinID] = nil
+            state.pending[notification.twinID] = nil
+            state.checkedParents = state.checkedParents.filter { !$0.hasSuffix("\u{0}\(notification.twinID)") }
         case .twinCreated, .twinUpdated:
             return updateValues(notification, in: &state, tracked: tracked)
         }
@@ -106,6 +115,10 @@ public final class RelationshipView: Sendable {
     /// Returns false for a stale notification.
     @discardableResult
     static func updateValues(_ notification: TwinNotification, in state: inout State, tracked: Set<JSONPointer>) -> Bool {
+        switch notification.change {
+        case .twinCreated, .twinUpdated: break
+        default: return true
+        }
         var twin = state.twins[notification.twinID] ?? TwinState()
         if let sequence = notification.sequence {
             guard sequence > twin.sequence else { return false }
@@ -117,7 +130,7 @@ public final class RelationshipView: Sendable {
             switch notification.value(at: pointer) {
             case .set(let value)?:
                 twin.values[pointer] = value
-                if state.pending[notification.twinID]?[pointer]?.value == value {
+                if state.pending[notification.twinID]?[pointer]?.taken(value) == true {
                     state.pending[notification.twinID]?[pointer] = nil
                     if state.pending[notification.twinID]?.isEmpty == true { state.pending[notification.twinID] = nil }
                 }
@@ -131,24 +144,26 @@ public final class RelationshipView: Sendable {
 
     static func add(_ relationship: TwinNotification.Relationship, to state: inout State) {
         let name = relationship.name
-        if let old = state.edges[name]?[relationship.id] {
-            state.bySource[name]?[old.source]?.remove(relationship.id)
-            state.byTarget[name]?[old.target]?.remove(relationship.id)
+        let key = EdgeKey(source: relationship.sourceID, id: relationship.id)
+        if let old = state.edges[name]?[key] {
+            state.byTarget[name]?[old.target]?.remove(key)
+            if state.byTarget[name]?[old.target]?.isEmpty == true { state.byTarget[name]?[old.target] = nil }
         } else {
             state.relationshipCount += 1
         }
-        state.edges[name, default: [:]][relationship.id] = Edge(source: relationship.sourceID, target: relationship.targetID)
-        state.bySource[name, default: [:]][relationship.sourceID, default: []].insert(relationship.id)
-        state.byTarget[name, default: [:]][relationship.targetID, default: []].insert(relationship.id)
+        state.edges[name, default: [:]][key] = Edge(source: relationship.sourceID, target: relationship.targetID)
+        state.bySource[name, default: [:]][relationship.sourceID, default: []].insert(key)
+        state.byTarget[name, default: [:]][relationship.targetID, default: []].insert(key)
     }
 
     static func remove(_ relationship: TwinNotification.Relationship, from state: inout State) {
         let name = relationship.name
-        guard let old = state.edges[name]?.removeValue(forKey: relationship.id) else { return }
+        let key = EdgeKey(source: relationship.sourceID, id: relationship.id)
+        guard let old = state.edges[name]?.removeValue(forKey: key) else { return }
         state.relationshipCount -= 1
-        state.bySource[name]?[old.source]?.remove(relationship.id)
+        state.bySource[name]?[old.source]?.remove(key)
         if state.bySource[name]?[old.source]?.isEmpty == true { state.bySource[name]?[old.source] = nil }
-        state.byTarget[name]?[old.target]?.remove(relationship.id)
+        state.byTarget[name]?[old.target]?.remove(key)
         if state.byTarget[name]?[old.target]?.isEmpty == true { state.byTarget[name]?[old.target] = nil }
     }
 }
@@ -166,7 +181,7 @@ extension RelationshipView.State {
     }
 
     /// Every twin with a child under `rule`.
-    func parents(by rule: PropagationRule) -> Dictionary<String, Set<String>>.Keys {
+    func parents(by rule: PropagationRule) -> Dictionary<String, Set<RelationshipView.EdgeKey>>.Keys {
         switch rule.direction {
         case .incoming: return (bySource[rule.relationship] ?? [:]).keys
         case .outgoing: return (byTarget[rule.relationship] ?? [:]).keys
@@ -187,5 +202,33 @@ extension RelationshipView.State {
 
     func value(of twin: String, at pointer: JSONPointer) -> JSONValue? {
         twins[twin]?.values[pointer]
+    }
+}
+
+/// Values sent to one parent's property that the view has not seen it take yet, oldest first:
+/// commands for one parent are applied in the order they were sent, so the last one is what the
+/// parent will hold.
+struct InFlightValues: Sendable {
+    private(set) var entries: [(value: JSONValue, sent: ContinuousClock.Instant)] = []
+    /// The most kept: values a parent never takes (a write of another writer came between) are
+    /// left behind once this many newer ones were sent.
+    static let limit = 64
+
+    /// Notes `value` as sent. A value decided in the same step (`now`) replaces that step's last
+    /// one: of a batch's commands for a parent's property only the last is sent.
+    mutating func send(_ value: JSONValue, at now: ContinuousClock.Instant) {
+        if let last = entries.last, last.sent == now {
+            entries[entries.count - 1].value = value
+            return
+        }
+        entries.append((value, now))
+        if entries.count > Self.limit { entries.removeFirst(entries.count - Self.limit) }
+    }
+
+    /// The parent took `value`: the oldest entry of that value, and those before it, have
+    /// landed. Returns whether nothing is left on its way.
+    mutating func taken(_ value: JSONValue) -> Bool {
+        if let index = entries.firstIndex(where: { $0.value == value }) { entries.removeFirst(index + 1) }
+        return entries.isEmpty
     }
 }
