@@ -21,10 +21,11 @@ public final class KafkaConsumer: Sendable {
     /// Creates the consumer and starts its thread, which subscribes to the configured topics; the
     /// consumer joins the group with the first ``nextBatch()``, which also reports a refused subscription.
     public init(configuration: KafkaConsumerConfiguration, logger: Logger) throws(KafkaError) {
-        let membership = GroupMembership(logger: logger)
+        let properties = configuration.clientProperties
+        let membership = GroupMembership(cooperative: GroupMembership.isCooperative(properties["partition.assignment.strategy"]), logger: logger)
         self.client = try RDKafkaClient(
             kind: .consumer,
-            properties: configuration.clientProperties,
+            properties: properties,
             logger: logger,
             rebalance: { handle, err, partitions in membership.rebalance(handle, err, partitions) }
         )
@@ -138,9 +139,20 @@ final class GroupMembership: Sendable {
 
     private let state = Mutex(State())
     private let logger: Logger
+    /// Whether the group rebalances incrementally (`cooperative-sticky`), from the configured
+    /// strategies, which librdkafka requires to share one protocol. Asking librdkafka
+    /// (`rd_kafka_rebalance_protocol`) inside the callback can hang while the consumer closes, and
+    /// answers NULL or "NONE" in some states.
+    private let cooperative: Bool
 
-    init(logger: Logger) {
+    init(cooperative: Bool, logger: Logger) {
+        self.cooperative = cooperative
         self.logger = logger
+    }
+
+    /// Whether `strategies` (librdkafka's `partition.assignment.strategy`) name a cooperative one.
+    static func isCooperative(_ strategies: String?) -> Bool {
+        (strategies ?? "").split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces) == "cooperative-sticky" }
     }
 
     var assignment: Set<KafkaTopicPartition> { state.withLock { $0.assignment } }
@@ -157,7 +169,6 @@ final class GroupMembership: Sendable {
 
     /// Runs on the consumer thread, inside `rd_kafka_consumer_poll` or `rd_kafka_consumer_close`.
     func rebalance(_ handle: OpaquePointer, _ err: rd_kafka_resp_err_t, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
-        let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
         let changed = Self.topicPartitions(partitions)
         switch err {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:

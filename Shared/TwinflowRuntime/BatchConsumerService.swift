@@ -13,7 +13,9 @@ import TwinflowKafka
 /// it cannot use); only then are the batch's offsets stored. When a step throws, it is run again on
 /// the same batch after a back-off, so nothing is skipped; ``retries`` tells which step keeps failing
 /// (``Readiness/registerBatches(_:notReadyAfter:)`` reports it). On graceful shutdown it stops taking
-/// batches, finishes the ones in hand, stores them, commits and leaves the group.
+/// batches, finishes the ones in hand, stores them, commits and leaves the group; a batch still
+/// failing then is given up unstored (it is delivered again after the restart), and so are those
+/// after it, so that shutdown never waits on a downstream that is gone.
 public struct BatchConsumerService<Prepared: Sendable>: Service {
     public typealias Preparer = @Sendable (KafkaConsumerBatch) async throws -> Prepared
     public typealias Handler = @Sendable (KafkaConsumerBatch, Prepared) async throws -> Void
@@ -54,6 +56,12 @@ public struct BatchConsumerService<Prepared: Sendable>: Service {
             } onGracefulShutdown: { [consumer] in
                 consumer.stopConsuming()
             }
+        } catch let stopped as StoppedWhileFailing {
+            await consumer.close()
+            logger.warning(
+                "stopped with a batch still failing; it is delivered again after the restart",
+                metadata: ["step": "\(stopped.step)", "messages": "\(stopped.messages)"])
+            return
         } catch {
             await consumer.close()
             throw error
@@ -62,11 +70,24 @@ public struct BatchConsumerService<Prepared: Sendable>: Service {
         logger.info("consumer stopped and left its group")
     }
 
+    /// A step given up at shutdown: its batch, and any after it, are left unstored.
+    struct StoppedWhileFailing: Error {
+        var step: String
+        var messages: Int
+    }
+
     private func consumeUntilStopped() async throws {
         try await withThrowingTaskGroup(of: Void.self) { handling in
             var batchInHand = false
             while let batch = try await nextBatch() {
-                let prepared = try await untilDone(batch, step: "prepare") { try await prepare(batch) }
+                let prepared: Prepared
+                do {
+                    prepared = try await untilDone(batch, step: "prepare") { try await prepare(batch) }
+                } catch let stopped as StoppedWhileFailing {
+                    // The batch before may still be handled and stored; this one and the rest are not.
+                    try await handling.waitForAll()
+                    throw stopped
+                }
                 if batchInHand { try await handling.next() }
                 handling.addTask {
                     do {
@@ -95,8 +116,9 @@ public struct BatchConsumerService<Prepared: Sendable>: Service {
         }
     }
 
-    /// Retries until the step succeeds; gives up only when the task is cancelled (the batch is then
-    /// not stored, so it is delivered again).
+    /// Retries until the step succeeds; gives up when the task is cancelled, or when the step fails
+    /// during graceful shutdown (``StoppedWhileFailing``); the batch is then not stored, so it is
+    /// delivered again.
     private func untilDone<Result: Sendable>(
         _ batch: KafkaConsumerBatch, step: String, _ body: () async throws -> Result
     ) async throws -> Result {
@@ -109,6 +131,7 @@ public struct BatchConsumerService<Prepared: Sendable>: Service {
             } catch {
                 try Task.checkCancellation()
                 retries.noteFailure(step: step, messages: batch.count, error: error)
+                if Task.isShuttingDownGracefully { throw StoppedWhileFailing(step: step, messages: batch.count) }
                 logger.error(
                     "batch failed; it will be handled again",
                     metadata: ["error": "\(error)", "step": "\(step)", "messages": "\(batch.count)", "retryIn": "\(backoff)"]

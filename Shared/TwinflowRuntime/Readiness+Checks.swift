@@ -4,13 +4,14 @@ import TwinflowKafka
 /// The checks every service registers for the parts it has; each names what fails in its detail.
 extension Readiness {
     /// `kafka`: the cluster answers a metadata request (probed every second, two seconds to answer),
-    /// and has every topic the service's consumers read (``noteTopicsRead(_:)``): a consumer of a
-    /// topic that is missing, or not authorised, would wait for ever while its group looks healthy.
+    /// and has every topic the service reads and writes (``noteTopicsRead(_:)``,
+    /// ``noteTopicsWritten(_:)``): a consumer of a topic that is missing, or not authorised, would
+    /// wait for ever while its group looks healthy, and outputs to one would never be delivered.
     public func registerKafkaCluster(_ admin: KafkaAdmin, timeout: Duration = .seconds(2)) {
         registerProbe("kafka") {
             do {
                 let metadata = try await admin.metadata(timeout: timeout)
-                let topics = self.topicsRead
+                let topics = self.topicsUsed
                 let missing = topics.filter { name in
                     guard let topic = metadata.topic(named: name) else { return true }
                     return topic.error != nil || topic.partitionCount == 0

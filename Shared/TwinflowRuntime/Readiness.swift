@@ -81,8 +81,14 @@ public final class Readiness: Service, Sendable {
         state.withLock { $0.topics.formUnion(topics) }
     }
 
-    /// The topics noted by ``noteTopicsRead(_:)``, sorted.
-    public var topicsRead: [String] { state.withLock { $0.topics.sorted() } }
+    /// Notes topics the service writes to, for the `kafka` probe to look for too: a batch whose
+    /// outputs go to a missing topic waits for their delivery reports until they time out.
+    public func noteTopicsWritten(_ topics: [String]) {
+        state.withLock { $0.topics.formUnion(topics) }
+    }
+
+    /// The topics noted by ``noteTopicsRead(_:)`` and ``noteTopicsWritten(_:)``, sorted.
+    public var topicsUsed: [String] { state.withLock { $0.topics.sorted() } }
 
     /// Every check's name and status now, in the order they were registered.
     public func evaluate() -> [(name: String, status: ReadinessStatus)] {

@@ -23,6 +23,9 @@ public struct ServiceContext {
 /// `/healthz` and `/readyz` (the `kafka` check registered for every service), and a service group
 /// that shuts down gracefully on SIGTERM or SIGINT.
 public enum ServiceRunner {
+    /// How long graceful shutdown may take before the services are cancelled.
+    public static let maximumGracefulShutdown = Duration.seconds(20)
+
     /// Runs the service until a shutdown signal. `setup` returns the service's own parts in start
     /// order (producers before the consumers that feed them); they stop in reverse order, so a
     /// consumer finishes its batch and commits before the producer it sends through is flushed.
@@ -60,13 +63,14 @@ public enum ServiceRunner {
             configuration: .init(address: .hostname("0.0.0.0", port: environment.httpPort), serverName: name),
             logger: logger
         )
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [readiness, application] + services,
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger
-            )
+        var configuration = ServiceGroupConfiguration(
+            services: [readiness, application] + services,
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
         )
+        // A step that hangs rather than fails (a delivery report that does not come) is cancelled.
+        configuration.maximumGracefulShutdownDuration = Self.maximumGracefulShutdown
+        let group = ServiceGroup(configuration: configuration)
         logger.info(
             "starting",
             metadata: ["http.port": "\(environment.httpPort)", "kafka": "\(environment.kafka.bootstrapServers)", "allocator": "\(allocator)"]

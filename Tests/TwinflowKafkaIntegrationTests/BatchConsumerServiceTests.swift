@@ -45,6 +45,52 @@ import TwinflowTestSupport
         await successor.close()
     }
 
+    /// Graceful shutdown while a batch keeps failing (its downstream gone): the service stops at
+    /// once, without an error, and leaves the batch unstored, so a successor reads it again. Before,
+    /// the batch was retried for ever and only SIGKILL ended the process.
+    @Test(arguments: ["prepare", "handle"]) func shutdownWhileABatchKeepsFailingLeavesItForTheNextRun(step: String) async throws {
+        struct Gone: Error {}
+        let kafka = try MockKafka()
+        let topic = try kafka.makeTopic(partitions: 1)
+        let group = "group-\(UUID())"
+        let producer = try kafka.makeProducer()
+        try await producer.send(KafkaProducerMessage(topic: topic, key: "k", value: Array("1".utf8)))
+        await producer.shutdown()
+
+        let attempts = Shared(0)
+        let consumer = try kafka.makeConsumer(group: group, topics: [topic])
+        let service = BatchConsumerService<Void>(
+            consumer: consumer, logger: kafka.logger, maximumBackoff: .milliseconds(100),
+            prepare: { _ in
+                if step == "prepare" {
+                    attempts.withLock { $0 += 1 }
+                    throw Gone()
+                }
+            },
+            handle: { _, _ in
+                attempts.withLock { $0 += 1 }
+                throw Gone()
+            })
+        var configuration = ServiceGroupConfiguration(services: [service], logger: kafka.logger)
+        // Without the give-up the shutdown would wait for ever: cancelled after 15 s, the run fails.
+        configuration.maximumGracefulShutdownDuration = .seconds(15)
+        let serviceGroup = ServiceGroup(configuration: configuration)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await serviceGroup.run() }
+            #expect(await eventually { attempts.value >= 3 })
+            let stopping = ContinuousClock.now
+            await serviceGroup.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+            #expect(ContinuousClock.now - stopping < .seconds(10), "stopped without waiting on the failing step")
+        }
+        #expect(service.retries.oldestFailure?.step == step)
+
+        let successor = try kafka.makeConsumer(group: group, topics: [topic])
+        let again = try #require(try await successor.nextBatch())
+        #expect(again.messages.map(\.keyString) == ["k"], "the failing batch was not stored")
+        await successor.close()
+    }
+
     /// A batch that keeps failing turns the `batches` check not ready once it has failed for longer
     /// than the limit, naming the step and the error; the check is ready again once the batch goes through.
     @Test func aBatchThatKeepsFailingMakesTheServiceNotReady() async throws {

@@ -189,8 +189,9 @@ import TwinflowTestSupport
 
     /// What a member takes over: everything at its first assignment; when a second member joins,
     /// nothing for the first (what it keeps is not new) and its share for the second; when the
-    /// second leaves, the second's share for the first. Each reported once.
-    @Test func aMemberIsToldThePartitionsItTookOverOnce() async throws {
+    /// second leaves, the second's share for the first. Each reported once; with eager and with
+    /// cooperative rebalancing, which the consumer tells from its configured strategy.
+    @Test(arguments: ["range,roundrobin", "cooperative-sticky"]) func aMemberIsToldThePartitionsItTookOverOnce(strategy: String) async throws {
         let kafka = try MockKafka()
         let topic = try kafka.makeTopic(partitions: 4)
         let group = "group-\(UUID())"
@@ -198,7 +199,7 @@ import TwinflowTestSupport
         // The mock coordinator waits up to the session timeout less a second for every member to
         // rejoin, and a member that misses that round costs another: shorter timings keep each
         // rebalance to a few seconds, so the minute allowed for it is never near.
-        let timings = ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500"]
+        let timings = ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "partition.assignment.strategy": strategy]
         let first = try kafka.makeConsumer(group: group, topics: [topic], properties: timings)
         try await withThrowingTaskGroup(of: Void.self) { polls in
             polls.addTask { while try await first.nextBatch() != nil {} }

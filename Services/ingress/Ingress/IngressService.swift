@@ -43,6 +43,7 @@ public enum IngressService {
 
         let batches = BatchConsumerService(consumer: consumer, logger: logger, prepare: handler.prepare, handle: handler.handle)
         readiness.registerConsumerGroup(consumer, group: environment.serviceName)
+        readiness.noteTopicsWritten([environment.topics.twinCommands, environment.topics.deadLetter])
         readiness.registerBatches(batches)
         readiness.registerProbe("twin-service", every: .seconds(2)) {
             guard mapping.current.mapping.needsTwinService else { return .ready("not needed by the mapping") }

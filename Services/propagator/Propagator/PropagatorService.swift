@@ -44,6 +44,7 @@ public enum PropagatorService {
 
         let batches = BatchConsumerService(consumer: consumer, logger: logger, prepare: handler.prepare, handle: handler.handle)
         readiness.registerConsumerGroup(consumer, group: environment.serviceName)
+        readiness.noteTopicsWritten([environment.topics.twinCommands, environment.topics.deadLetter])
         readiness.registerBatches(batches)
         readiness.register("relationship-view") { follower.status }
         router?.get("metrics") { _, _ in counters.prometheusText }

@@ -27,6 +27,7 @@ public enum TsiForwarderService {
         let handler = TsiForwarderHandler(producer: producer, topics: environment.topics, counters: counters, logger: logger)
         let batches = BatchConsumerService(consumer: consumer, logger: logger, prepare: handler.prepare, handle: handler.handle)
         readiness.registerConsumerGroup(consumer, group: environment.serviceName)
+        readiness.noteTopicsWritten([environment.topics.timeSeries, environment.topics.deadLetter])
         readiness.registerBatches(batches)
         router?.get("metrics") { _, _ in counters.prometheusText }
         logger.info("consuming", metadata: ["topics": "\(topics)", "publishing": "\(environment.topics.timeSeries)"])

@@ -54,6 +54,7 @@ public enum TsiStoreService {
         let handler = TsiStoreHandler(store: store, producer: producer, topics: environment.topics, counters: counters, logger: logger)
         let batches = BatchConsumerService(consumer: consumer, logger: logger, prepare: handler.prepare, handle: handler.handle)
         readiness.registerConsumerGroup(consumer, group: environment.serviceName)
+        readiness.noteTopicsWritten([environment.topics.deadLetter])
         readiness.registerBatches(batches)
         readiness.registerStore { try await store.probe() }
         if let router {
