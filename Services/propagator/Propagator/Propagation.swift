@@ -180,14 +180,16 @@ struct Propagation {
     }
 
     /// Whether `parent` holds `value` already, or is about to: the view shows it and nothing is on
-    /// its way, or the last value this instance sent it is this one, a moment ago. Values on their
-    /// way land after what the view shows, the last one last; one sent over `pendingTimeout` ago and
-    /// not seen taken may have met another writer, so the value is sent again rather than skipped.
+    /// its way, or the last value this instance sent it is this one. Values on their way land after
+    /// what the view shows, the last one last. The last one sent over `pendingTimeout` ago and not
+    /// seen taken (a repeated command twin-service applied before, or one another writer came
+    /// after) counts only when the view shows it too.
     func isHeld(
         _ value: JSONValue, by parent: String, at pointer: JSONPointer, in view: RelationshipView.State, now: ContinuousClock.Instant
     ) -> Bool {
         if let last = view.pending[parent]?[pointer]?.entries.last {
-            return last.value == value && now - last.sent < pendingTimeout
+            guard last.value == value else { return false }
+            return now - last.sent < pendingTimeout || view.value(of: parent, at: pointer) == value
         }
         return view.value(of: parent, at: pointer) == value
     }

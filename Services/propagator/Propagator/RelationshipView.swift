@@ -102,7 +102,10 @@ public final class RelationshipView: Sendable {
         case .relationshipUpdated:
             break
         case .twinDeleted:
-            state.twins[notification.twinID] = nil
+            // A tombstone: a change older than the deletion, read late on the group's partitions,
+            // does not bring the twin back (twin-service's sequences go on across a re-creation).
+            let sequence = max(state.twins[notification.twinID]?.sequence ?? -1, notification.sequence ?? -1)
+            state.twins[notification.twinID] = TwinState(sequence: sequence)
             state.pending[notification.twinID] = nil
             state.checkedParents = state.checkedParents.filter { !$0.hasSuffix("\u{0}\(notification.twinID)") }
         case .twinCreated, .twinUpdated:

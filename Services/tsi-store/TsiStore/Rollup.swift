@@ -55,11 +55,15 @@ func rollupSum(_ a: Double, _ b: Double) -> Double {
 }
 
 /// The SQL of ``rollupSum(_:_:)`` for a rollup table's upsert, in both stores' dialect, without
-/// ever adding past the largest double (PostgreSQL refuses an overflow).
+/// ever adding past the largest double (PostgreSQL refuses an overflow). The CASEs are nested: SQL
+/// does not promise to evaluate `AND` left to right, and `limit - added` overflows for a negative
+/// `added` at the limit.
 func rollupSumSQL(_ stored: String, _ added: String) -> String {
     """
-    CASE WHEN \(stored) > 0 AND \(added) > 0 AND \(stored) > \(rollupSumLimit) - \(added) THEN \(rollupSumLimit) \
-    WHEN \(stored) < 0 AND \(added) < 0 AND \(stored) < -\(rollupSumLimit) - \(added) THEN -\(rollupSumLimit) \
+    CASE WHEN \(stored) > 0 AND \(added) > 0 THEN \
+    (CASE WHEN \(stored) > \(rollupSumLimit) - \(added) THEN \(rollupSumLimit) ELSE \(stored) + \(added) END) \
+    WHEN \(stored) < 0 AND \(added) < 0 THEN \
+    (CASE WHEN \(stored) < -\(rollupSumLimit) - \(added) THEN -\(rollupSumLimit) ELSE \(stored) + \(added) END) \
     ELSE \(stored) + \(added) END
     """
 }

@@ -30,7 +30,7 @@ public enum TwinServiceKafka {
             keyRetention: .seconds(keyRetention), keyPurgeInterval: .seconds(keyPurgeInterval))
         let batches = BatchConsumerService(consumer: consumer, logger: logger, prepare: handler.decode, handle: handler.handle)
         readiness.registerConsumerGroup(consumer, group: environment.serviceName)
-        readiness.noteTopicsWritten([environment.topics.twinEvents, environment.topics.telemetry, environment.topics.deadLetter])
+        readiness.noteTopicsWritten(try endpoints(environment).map(\.topic) + [environment.topics.deadLetter])
         readiness.registerBatches(batches)
         readiness.registerStore { try await graph.checkStoreAcceptsWrite() }
         readiness.registerOutbox(maximumAge: .seconds(outboxMaximumAge)) { [status = relay.status] in
