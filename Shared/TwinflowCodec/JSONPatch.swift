@@ -154,9 +154,10 @@ extension JSONPatch {
     /// left as it was and the error names the operation (`patch[2]`) and why.
     public func apply(to document: JSONValue) throws(CodecError) -> JSONValue {
         var result = document
+        var budget = Budget()
         for (index, operation) in operations.enumerated() {
             do {
-                try operation.apply(to: &result)
+                try operation.apply(to: &result, within: &budget)
             } catch {
                 throw CodecError(field: "patch[\(index)]", reason: error.reason)
             }
@@ -165,15 +166,76 @@ extension JSONPatch {
     }
 }
 
+extension JSONPatch {
+    /// What a patch may make of a document. `copy` shares storage, so a few operations could
+    /// otherwise make a document of billions of values (each copy of a member into itself doubles
+    /// it), or one nested deeper than the JSON reader reads; writing, comparing or freeing it would
+    /// then run out of memory or stack. Values added are counted; values removed are not given back.
+    public struct Budget: Sendable {
+        public static let maximumValues = 100_000
+        public static let maximumDepth = JSONReader.maximumDepth
+        /// The document's values, counted at the first copy or move (a patch of adds and replaces
+        /// alone is as large as the request that carries it, and the walk is not paid for it).
+        private var documentValues: Int?
+        private var added = 0
+
+        /// A budget for the operations of one patch.
+        public init() {}
+
+        /// Counts `value`, about to be put at `pointer` of `document` (by `copy` or `move`, or an
+        /// `add` or `replace`), against the budget.
+        mutating func admit(_ value: JSONValue, at pointer: JSONPointer, copiedFrom document: JSONValue? = nil) throws(CodecError) {
+            if documentValues == nil, let document { documentValues = Self.measure(document, limit: Self.maximumValues).values }
+            let used = (documentValues ?? 0) + added
+            let (count, depth) = Self.measure(value, limit: Self.maximumValues - used)
+            guard used + count <= Self.maximumValues else {
+                throw CodecError(field: "path", reason: "the document would hold more than \(Self.maximumValues) values")
+            }
+            guard pointer.tokens.count + depth <= Self.maximumDepth else {
+                throw CodecError(field: "path", reason: "the document would be nested deeper than \(Self.maximumDepth) levels")
+            }
+            added += count
+        }
+
+        /// The values in `value` and its depth, walked without recursion; the walk stops once
+        /// more than `limit` values were counted.
+        static func measure(_ value: JSONValue, limit: Int) -> (values: Int, depth: Int) {
+            var count = 0
+            var deepest = 0
+            var pending: [(value: JSONValue, depth: Int)] = [(value, 1)]
+            while let (next, depth) = pending.popLast() {
+                count += 1
+                deepest = max(deepest, depth)
+                if count > limit { break }
+                switch next {
+                case .array(let items): for item in items { pending.append((item, depth + 1)) }
+                case .object(let members): for member in members.values { pending.append((member, depth + 1)) }
+                default: break
+                }
+            }
+            return (count, deepest)
+        }
+    }
+}
+
 extension JSONPatch.Operation {
     /// Applies this one operation in place; on failure the document may be partly changed.
     public func apply(to document: inout JSONValue) throws(CodecError) {
+        var budget = JSONPatch.Budget()
+        try apply(to: &document, within: &budget)
+    }
+
+    /// Applies this one operation in place, counting what it adds against `budget`, which the
+    /// operations of one patch share; on failure the document may be partly changed.
+    public func apply(to document: inout JSONValue, within budget: inout JSONPatch.Budget) throws(CodecError) {
         switch self {
         case .add(let path, let value):
+            try budget.admit(value, at: path)
             try document.insert(value, at: path)
         case .remove(let path):
             _ = try document.remove(at: path)
         case .replace(let path, let value):
+            try budget.admit(value, at: path)
             try document.modify(at: path, field: "path") { $0 = value }
         case .move(let from, let path):
             guard from != path else {
@@ -183,21 +245,34 @@ extension JSONPatch.Operation {
             guard !path.isDescendant(of: from) else {
                 throw CodecError(field: "path", reason: "cannot move '\(from)' into its own child '\(path)'")
             }
+            if path.tokens.count > from.tokens.count, let value = document.value(at: from) {
+                try budget.admit(value, at: path, copiedFrom: document)
+            }
             let value = try document.remove(at: from, field: "from")
             try document.insert(value, at: path)
         case .copy(let from, let path):
             guard let value = document.value(at: from) else {
                 throw CodecError(field: "from", reason: "'\(from)' does not exist")
             }
+            try budget.admit(value, at: path, copiedFrom: document)
             try document.insert(value, at: path)
         case .test(let path, let value):
             guard let actual = document.value(at: path) else {
                 throw CodecError(field: "path", reason: "'\(path)' does not exist")
             }
             guard actual == value else {
-                throw CodecError(field: "value", reason: "test failed: '\(path)' is \(actual.jsonString()), not \(value.jsonString())")
+                throw CodecError(
+                    field: "value", reason: "test failed: '\(path)' is \(Self.quoted(actual)), not \(Self.quoted(value))")
             }
         }
+    }
+}
+
+extension JSONPatch.Operation {
+    /// A value as an error message quotes it: its JSON, cut short after 200 characters.
+    static func quoted(_ value: JSONValue) -> String {
+        let text = value.jsonString()
+        return text.count <= 200 ? text : text.prefix(200) + "…"
     }
 }
 

@@ -144,6 +144,23 @@ import TwinflowCodec
                 body: Array(repeating: UInt8(ascii: "["), count: 100_000) + Array(repeating: UInt8(ascii: "]"), count: 100_000), status: .badRequest,
                 code: "InvalidArgument", message: "not valid JSON", absent: "/digitaltwins/t_bad"),
             Case(
+                name: "a patch whose copies double the twin 40 times", method: .patch, uri: "/digitaltwins/thermo_0001",
+                body: bytes(
+                    "["
+                        + ([#"{"op":"add","path":"/p","value":{"v":1}}"#] + (1...40).map { #"{"op":"copy","from":"/p","path":"/p/c\#($0)"}"# })
+                        .joined(separator: ",") + "]"),
+                status: .badRequest, code: "JsonPatchInvalid", message: "more than 100000 values"),
+            Case(
+                name: "a query nested 100,000 deep", method: .post, uri: "/query",
+                body: bytes(
+                    #"{"query":"SELECT * FROM DIGITALTWINS WHERE "# + String(repeating: "(", count: 100_000) + "true"
+                        + String(repeating: ")", count: 100_000) + #""}"#),
+                status: .badRequest, code: "SqlQueryError", message: "at most 8000"),
+            Case(
+                name: "a route filter nested 40 deep", method: .put, uri: "/eventroutes/deep",
+                body: bytes(#"{"endpointName":"twin-events","filter":""# + String(repeating: "NOT ", count: 40) + #"true"}"#),
+                status: .badRequest, code: "InvalidArgument", message: "more than 32 deep", absent: "/eventroutes/deep"),
+            Case(
                 name: "a twin that is a JSON string", method: .put, uri: "/digitaltwins/t_bad", body: bytes(#""twin""#), status: .badRequest,
                 code: "InvalidArgument", message: "JSON object", absent: "/digitaltwins/t_bad"),
             Case(

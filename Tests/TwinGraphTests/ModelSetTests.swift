@@ -117,6 +117,26 @@ extension Fixtures {
         }
     }
 
+    /// DTDL limits an `extends` hierarchy to 10 levels: a chain of 11 is refused, listed either way
+    /// (deepest first it recursed once a level, through any number of them, before).
+    @Test(arguments: [false, true]) func anExtendsChainDeeperThanTenLevelsIsRefused(deepestFirst: Bool) throws {
+        let chain: [JSONValue] = (0...11).map { level in
+            var interface: [String: JSONValue] = ["@id": .string("dtmi:x:A\(level);1"), "@type": "Interface", "@context": "dtmi:dtdl:context;2"]
+            if level > 0 { interface["extends"] = .string("dtmi:x:A\(level - 1);1") }
+            return .object(interface)
+        }
+        var models = ModelSet()
+        do {
+            try models.add(DTDLParser.parseUpload(.array(deepestFirst ? chain.reversed() : chain)))
+            Issue.record("accepted a chain of 11 levels")
+        } catch {
+            #expect(error.message.contains("more than 10 levels deep"), "\(error)")
+        }
+        var ten = ModelSet()
+        try ten.add(DTDLParser.parseUpload(.array(deepestFirst ? chain.prefix(11).reversed() : Array(chain.prefix(11)))))
+        #expect(ten.resolvedInterface(DTMI("dtmi:x:A10;1")!)?.extendsDepth == 10)
+    }
+
     @Test func refusesDuplicatesAndExistingModels() throws {
         var models = try Fixtures.models("seed")
         let again = try Fixtures.upload("seed")
@@ -174,14 +194,17 @@ extension Fixtures {
                     ["@type": "Relationship", "name": .string("next\(index)"), "target": .string("dtmi:x:ontology:Type\((index + 1) % 600);1")],
                 ],
             ]
-            if index > 0 { object["extends"] = .string("dtmi:x:ontology:Type\(index - 1);1") }
+            // Chains of ten, as deep as DTDL allows an extends hierarchy.
+            if index % 10 > 0 { object["extends"] = .string("dtmi:x:ontology:Type\(index - 1);1") }
             interfaces.append(.object(object))
         }
         var models = ModelSet()
         try models.add(DTDLParser.parseUpload(.array(interfaces.reversed())))
         let deepest = try #require(models.resolvedInterface(Fixtures.dtmi("dtmi:x:ontology:Type599;1")))
-        #expect(deepest.properties.count == 600)
-        #expect(deepest.ancestors.count == 600)
+        #expect(deepest.properties.count == 10)
+        #expect(deepest.ancestors.count == 10)
+        #expect(deepest.extendsDepth == 9)
+        #expect(models.interfaces.count == 600)
     }
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import TwinGraph
 import TwinflowCodec
@@ -94,5 +95,39 @@ import TwinflowCodec
     func badQueriesAreSqlQueryErrors(_ text: String) async throws {
         let graph = try await Self.building()
         await expectServiceError("SqlQueryError", status: 400) { _ = try await graph.query(text) }
+    }
+
+    /// A query is at most ADT's 8,000 characters, with NOT and parentheses nested at most 32 deep
+    /// (100,000 parentheses overflowed the stack before); within the limits it answers.
+    @Test func queriesAreBoundedInLengthAndNesting() async throws {
+        let graph = try await Self.building()
+        let select = "SELECT * FROM DIGITALTWINS T WHERE "
+        for text in [
+            select + String(repeating: "(", count: 100_000) + "true" + String(repeating: ")", count: 100_000),
+            select + String(repeating: "NOT ", count: 33) + "T.$dtId = 'room-1'",
+            select + String(repeating: "(", count: 33) + "T.$dtId = 'room-1'" + String(repeating: ")", count: 33),
+        ] {
+            await expectServiceError("SqlQueryError", status: 400) { _ = try await graph.query(text) }
+        }
+        #expect(ids(try await graph.query(select + String(repeating: "NOT ", count: 32) + "T.$dtId = 'room-1'")) == ["room-1"])
+        #expect(
+            ids(try await graph.query(select + String(repeating: "(", count: 32) + "T.$dtId = 'room-1'" + String(repeating: ")", count: 32)))
+                == ["room-1"])
+        let flat = select + Array(repeating: "T.$dtId = 'room-1'", count: 300).joined(separator: " OR ")
+        #expect(flat.count <= 8_000)
+        #expect(ids(try await graph.query(flat)) == ["room-1"])
+    }
+
+    /// A continuation token is the client's to write: counts out of range are refused, not
+    /// computed with (a returned count of Int64.min trapped the service before).
+    @Test func aContinuationTokenWithCountsOutOfRangeIsRefused() async throws {
+        let graph = try await Self.building()
+        for (rows, returned) in [(0, Int64.min), (0, Int64.max), (-1, 0)] as [(Int64, Int64)] {
+            let state: JSONValue = [
+                "query": "SELECT TOP(1) * FROM DIGITALTWINS", "after": "", "rowsOfSource": .integer(rows), "returned": .integer(returned),
+            ]
+            let token = Data(state.serialized()).base64EncodedString()
+            await expectServiceError("InvalidArgument", status: 400) { _ = try await graph.query(nil, continuationToken: token) }
+        }
     }
 }

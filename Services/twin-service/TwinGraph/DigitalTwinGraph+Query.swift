@@ -25,7 +25,9 @@ extension DigitalTwinGraph {
             guard let data = Data(base64Encoded: continuationToken),
                 let state = try? JSONValue.parse(Array(data)), let saved = state["query"]?.stringValue,
                 let after = state["after"]?.stringValue, let rowsOfSource = state["rowsOfSource"]?.integerValue,
-                let returned = state["returned"]?.integerValue
+                let returned = state["returned"]?.integerValue,
+                // A client can write a token too: counts that no query reaches could overflow below.
+                (0...Int64(Int32.max)).contains(rowsOfSource), (0...Int64(Int32.max)).contains(returned)
             else { throw ServiceError.invalidArgument("The continuation token is not valid.") }
             queryText = saved
             resumeAfter = QueryCursor(sourceID: after, rowsOfSource: Int(rowsOfSource))

@@ -195,13 +195,14 @@ extension DigitalTwinGraph {
         let prefix = componentPath.map { [$0] } ?? []
         var applied: [JSONPatch.Operation] = []
         var document = existing.document
+        var budget = JSONPatch.Budget()
         for operation in requested.operations {
             var operation = operation.prefixed(by: prefix)
             if case .replace(let path, let value) = operation, document.value(at: path) == nil, document.value(at: path.parent) != nil {
                 operation = .add(path: path, value: value)
             }
             do throws(CodecError) {
-                try operation.apply(to: &document)
+                try operation.apply(to: &document, within: &budget)
             } catch {
                 throw ServiceError.jsonPatchInvalid(error.reason)
             }

@@ -22,7 +22,12 @@ public struct ModelSet: Sendable {
         public var telemetries: [String: Interface.Telemetry]
         public var relationships: [String: Interface.Relationship]
         public var components: [String: Interface.Component]
+        /// The longest chain of `extends` above the interface (0 when it extends nothing).
+        public var extendsDepth = 0
     }
+
+    /// DTDL's limit on the depth of an `extends` hierarchy.
+    public static let maximumExtendsDepth = 10
 
     public func resolvedInterface(_ id: DTMI) -> ResolvedInterface? { resolved[id] }
 
@@ -93,6 +98,10 @@ public struct ModelSet: Sendable {
         guard !visiting.contains(id) else {
             throw ModelError(.invalidModel, model: id.rawValue, "extends itself through \(visiting.sorted().map(\.rawValue))")
         }
+        // Checked on the way down too: a chain of thousands would overflow the stack before any depth came back.
+        guard visiting.count <= Self.maximumExtendsDepth else {
+            throw ModelError(.invalidModel, model: id.rawValue, "is extended more than \(Self.maximumExtendsDepth) levels deep")
+        }
         guard let interface = interfaces[id] else {
             throw ModelError(.missingReference, model: id.rawValue, "is not known")
         }
@@ -108,6 +117,10 @@ public struct ModelSet: Sendable {
         for name in interface.ownNames { origin[name] = id }
         for parentID in interface.extends {
             let parent = try resolve(parentID, visiting: visiting.union([id]))
+            result.extendsDepth = max(result.extendsDepth, parent.extendsDepth + 1)
+            guard result.extendsDepth <= Self.maximumExtendsDepth else {
+                throw ModelError(.invalidModel, model: id.rawValue, "extends interfaces more than \(Self.maximumExtendsDepth) levels deep")
+            }
             result.ancestors.formUnion(parent.ancestors)
             func merge<Content: Equatable>(_ own: inout [String: Content], _ inherited: [String: Content]) throws(ModelError) {
                 for (name, content) in inherited {

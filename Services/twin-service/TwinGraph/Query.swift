@@ -77,7 +77,13 @@ enum QueryToken: Hashable {
 }
 
 enum QueryLexer {
+    /// ADT's limit on a query's length, which bounds an event route's filter too.
+    static let maximumLength = 8_000
+
     static func tokens(_ text: String) throws(QueryError) -> [QueryToken] {
+        guard text.count <= maximumLength else {
+            throw QueryError(message: "The query is \(text.count) characters long; at most \(maximumLength) are allowed.")
+        }
         var tokens: [QueryToken] = []
         let characters = Array(text)
         var index = 0
@@ -151,9 +157,20 @@ struct QueryParser {
 
     var tokens: [QueryToken]
     var position = 0
+    /// How many `NOT`s and parentheses enclose the expression being read: parsing, resolving and
+    /// evaluating recurse once a level.
+    var nesting = 0
+    static let maximumNesting = 32
 
     init(tokens: [QueryToken]) {
         self.tokens = tokens
+    }
+
+    mutating func enterNesting() throws(QueryError) {
+        guard nesting < Self.maximumNesting else {
+            throw QueryError(message: "The query nests NOT and parentheses more than \(Self.maximumNesting) deep.")
+        }
+        nesting += 1
     }
 
     static let keywords: Set<String> = ["SELECT", "FROM", "WHERE", "JOIN", "RELATED", "AND", "OR", "NOT", "AS", "TOP", "IN", "NIN", "DIGITALTWINS"]
@@ -332,7 +349,11 @@ struct QueryParser {
     }
 
     mutating func parseNot() throws(QueryError) -> Expression {
-        if accept(keyword: "NOT") { return .not(try parseNot()) }
+        if accept(keyword: "NOT") {
+            try enterNesting()
+            defer { nesting -= 1 }
+            return .not(try parseNot())
+        }
         return try parseComparison()
     }
 
@@ -365,6 +386,8 @@ struct QueryParser {
             return .literal(value)
         case .symbol("(")?:
             position += 1
+            try enterNesting()
+            defer { nesting -= 1 }
             let inner = try parseOr()
             try expect(symbol: ")")
             return inner

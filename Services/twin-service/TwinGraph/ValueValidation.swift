@@ -86,7 +86,8 @@ extension ModelSet {
 
     static func validate(_ value: JSONValue, primitive: Schema.Primitive, at path: String) throws(ValidationError) {
         func fail(_ expected: String) -> ValidationError {
-            ValidationError(path: path, "must be \(expected), found \(value.jsonString())")
+            let found = value.jsonString()
+            return ValidationError(path: path, "must be \(expected), found \(found.count <= 200 ? found : found.prefix(200) + "…")")
         }
         func integer(in range: ClosedRange<Int64>, _ name: String) throws(ValidationError) {
             guard let number = value.integerValue, value.doubleValue == Double(number), range.contains(number) else {
