@@ -197,19 +197,22 @@ extension JSONPatch {
             added += count
         }
 
-        /// The values in `value` and its depth, walked without recursion; the walk stops once
-        /// more than `limit` values were counted.
+        /// The values in `value` and its depth in arrays and objects, as the JSON reader counts it,
+        /// walked without recursion; the walk stops once more than `limit` values were counted.
         static func measure(_ value: JSONValue, limit: Int) -> (values: Int, depth: Int) {
             var count = 0
             var deepest = 0
-            var pending: [(value: JSONValue, depth: Int)] = [(value, 1)]
-            while let (next, depth) = pending.popLast() {
+            var pending: [(value: JSONValue, enclosing: Int)] = [(value, 0)]
+            while let (next, enclosing) = pending.popLast() {
                 count += 1
-                deepest = max(deepest, depth)
                 if count > limit { break }
                 switch next {
-                case .array(let items): for item in items { pending.append((item, depth + 1)) }
-                case .object(let members): for member in members.values { pending.append((member, depth + 1)) }
+                case .array(let items):
+                    deepest = max(deepest, enclosing + 1)
+                    for item in items { pending.append((item, enclosing + 1)) }
+                case .object(let members):
+                    deepest = max(deepest, enclosing + 1)
+                    for member in members.values { pending.append((member, enclosing + 1)) }
                 default: break
                 }
             }

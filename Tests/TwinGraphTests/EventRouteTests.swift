@@ -71,6 +71,17 @@ import TwinflowTestSupport
         #expect(throws: QueryError.self) { try EventFilter(parsing: filter) }
     }
 
+    /// A new filter is bounded in nesting, function calls included (each recursed like a
+    /// parenthesis); one stored before the limits were kept still loads, unbounded.
+    @Test func filtersAreBoundedInNestingButStoredOnesStillLoad() throws {
+        let calls = String(repeating: "IS_DEFINED(", count: 33) + "$body.patch" + String(repeating: ")", count: 33)
+        let tooDeep = #expect(throws: QueryError.self) { try EventFilter(parsing: calls) }
+        #expect(tooDeep?.message.contains("more than 32 deep") == true, "\(String(describing: tooDeep))")
+        let negations = String(repeating: "NOT ", count: 40) + "type = 'Microsoft.DigitalTwins.Twin.Update'"
+        #expect(throws: QueryError.self) { try EventFilter(parsing: negations) }
+        #expect(try EventFilter(parsing: negations, bounded: false).matches(Self.update))
+    }
+
     @Test func endpointsFromConfiguration() throws {
         let defaults = EventEndpoint.defaults(twinEventsTopic: "eventgrid.twin-events", telemetryTopic: "eventhub.telemetry")
         let endpoints = try EventEndpoint.parse("alerts=building.alerts, telemetry=other.telemetry:binary", over: defaults)

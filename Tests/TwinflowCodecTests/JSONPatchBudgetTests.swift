@@ -17,7 +17,8 @@ import TwinflowCodec
         #expect(fewer.value(at: JSONPointer(tokens: ["p", "c5", "c4", "c3", "c2", "c1", "v"])) == 1)
     }
 
-    /// Members added one inside the other: refused past the JSON reader's 512 levels.
+    /// Members added one inside the other: refused past the JSON reader's 512 levels, and
+    /// accepted up to them.
     @Test func addsNestedPastTheReadersDepthAreRefused() throws {
         var operations: [JSONPatch.Operation] = []
         var path: [String] = []
@@ -27,7 +28,10 @@ import TwinflowCodec
         }
         let error = #expect(throws: CodecError.self) { try JSONPatch(operations).apply(to: [:]) }
         #expect(error?.reason.contains("deeper than \(JSONPatch.Budget.maximumDepth) levels") == true, "\(String(describing: error))")
-        #expect(throws: Never.self) { try JSONPatch(Array(operations.prefix(500))).apply(to: [:]) }
+        // 511 members inside the document: 512 levels, as deep as the reader reads, and no deeper.
+        let deepest = try JSONPatch(Array(operations.prefix(511))).apply(to: [:])
+        #expect(throws: Never.self) { try JSONValue.parse(deepest.serialized()) }
+        #expect(throws: CodecError.self) { try JSONPatch(Array(operations.prefix(512))).apply(to: [:]) }
     }
 
     /// A failed `test` quotes the values it compared, cut short.

@@ -79,12 +79,13 @@ extension DigitalTwinGraph {
         }
     }
 
-    /// Every stored route; a stored filter always parses, since a route is stored only once its filter did.
+    /// Every stored route; a stored filter always parses, since a route is stored only once its
+    /// filter did (read without the limits on length and nesting, which older routes may pass).
     static func loadRoutes(_ store: any TwinStore) async throws -> [String: ActiveRoute] {
         var active: [String: ActiveRoute] = [:]
         for route in try await store.eventRoutes() {
             do {
-                active[route.id] = ActiveRoute(route: route, filter: try EventFilter(parsing: route.filter))
+                active[route.id] = ActiveRoute(route: route, filter: try EventFilter(parsing: route.filter, bounded: false))
             } catch {
                 throw ServiceError(
                     code: "InvalidEventRoute", status: 500, "The stored event route \(route.id) has a filter that does not parse: \(error)")

@@ -18,8 +18,10 @@ public struct EventFilter: Sendable, Hashable {
     /// The functions a filter may call, with how many arguments each takes.
     static let functions: [String: Int] = ["STARTS_WITH": 2, "ENDS_WITH": 2, "CONTAINS": 2, "IS_DEFINED": 1, "TOUCHES": 1]
 
-    public init(parsing text: String) throws(QueryError) {
-        var parser = QueryParser(tokens: try QueryLexer.tokens(text))
+    /// Reads a filter; `bounded: false` (a stored route's, when the routes load) leaves out the
+    /// limits on length and nesting, which a route stored before they were kept may pass.
+    public init(parsing text: String, bounded: Bool = true) throws(QueryError) {
+        var parser = QueryParser(tokens: try QueryLexer.tokens(text, bounded: bounded), bounded: bounded)
         guard parser.current != nil else { throw QueryError(message: "The filter is empty; `true` routes every event.") }
         let expression = try parser.parseOr()
         guard parser.current == nil else { throw QueryError(message: "Unexpected text \(parser.whereNow).") }

@@ -80,8 +80,8 @@ enum QueryLexer {
     /// ADT's limit on a query's length, which bounds an event route's filter too.
     static let maximumLength = 8_000
 
-    static func tokens(_ text: String) throws(QueryError) -> [QueryToken] {
-        guard text.count <= maximumLength else {
+    static func tokens(_ text: String, bounded: Bool = true) throws(QueryError) -> [QueryToken] {
+        guard !bounded || text.count <= maximumLength else {
             throw QueryError(message: "The query is \(text.count) characters long; at most \(maximumLength) are allowed.")
         }
         var tokens: [QueryToken] = []
@@ -157,18 +157,21 @@ struct QueryParser {
 
     var tokens: [QueryToken]
     var position = 0
-    /// How many `NOT`s and parentheses enclose the expression being read: parsing, resolving and
-    /// evaluating recurse once a level.
+    /// How many `NOT`s, parentheses and function calls enclose the expression being read:
+    /// parsing, resolving and evaluating recurse once a level.
     var nesting = 0
+    let maximumNesting: Int
     static let maximumNesting = 32
 
-    init(tokens: [QueryToken]) {
+    /// `bounded: false` reads a filter stored before the limits were kept, which must load as it did.
+    init(tokens: [QueryToken], bounded: Bool = true) {
         self.tokens = tokens
+        self.maximumNesting = bounded ? Self.maximumNesting : .max
     }
 
     mutating func enterNesting() throws(QueryError) {
-        guard nesting < Self.maximumNesting else {
-            throw QueryError(message: "The query nests NOT and parentheses more than \(Self.maximumNesting) deep.")
+        guard nesting < maximumNesting else {
+            throw QueryError(message: "The query nests NOT, parentheses and function calls more than \(Self.maximumNesting) deep.")
         }
         nesting += 1
     }
@@ -407,6 +410,8 @@ struct QueryParser {
             }
             if position + 1 < tokens.count, tokens[position + 1] == .symbol("("), !Self.keywords.contains(word.uppercased()) {
                 position += 2
+                try enterNesting()
+                defer { nesting -= 1 }
                 var arguments: [Expression] = []
                 if !accept(symbol: ")") {
                     repeat { arguments.append(try parseOr()) } while accept(symbol: ",")
