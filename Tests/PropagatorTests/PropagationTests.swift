@@ -84,6 +84,18 @@ struct PropagationTests {
         return update(twin, sequence: sequence, hop: hop, [op == "add" ? .add(path: path, value: value) : .replace(path: path, value: value)])
     }
 
+    /// A `rel_has_thermostat` relationship's notification of `type` (Create, Delete).
+    static func relationship(_ type: String, id: String, source: String, target: String, sequence: Int64? = nil) -> TwinNotification {
+        let event = CloudEvent(
+            attributes: CloudEventAttributes(
+                id: "\(type)-\(source)-\(id)-\(sequence ?? 0)", type: type, source: "twinflow", subject: "\(source)/relationships/\(id)",
+                sequence: sequence.map(String.init)),
+            data: [
+                "$relationshipId": .string(id), "$relationshipName": "rel_has_thermostat", "$sourceId": .string(source), "$targetId": .string(target),
+            ])
+        return try! TwinNotification(event)
+    }
+
     static func values(_ outcome: Propagation.Outcome) -> [String: JSONValue] {
         var values: [String: JSONValue] = [:]
         for output in outcome.outputs {
@@ -183,12 +195,7 @@ struct PropagationTests {
     @Test func relationshipsOfOneIDFromTwoSourcesAreTwo() throws {
         var scenario = try Scenario(rooms: [:])
         func relationship(_ type: String, _ source: String, _ target: String) -> TwinNotification {
-            let event = CloudEvent(
-                attributes: CloudEventAttributes(id: UUID().uuidString, type: type, source: "twinflow", subject: "\(source)/relationships/r1"),
-                data: [
-                    "$relationshipId": "r1", "$relationshipName": "rel_has_thermostat", "$sourceId": .string(source), "$targetId": .string(target),
-                ])
-            return try! TwinNotification(event)
+            Self.relationship(type, id: "r1", source: source, target: target)
         }
         _ = scenario.followed([
             relationship("Microsoft.DigitalTwins.Relationship.Create", "room1", "t1"),
@@ -213,15 +220,7 @@ struct PropagationTests {
             targetProperty: currentTemp, kind: .max)
         var scenario = try Scenario(rules: PropagationRules([rule]), rooms: ["room1": ["t1", "t2"]])
         func relationship(_ type: String, _ target: String, sequence: Int64) -> TwinNotification {
-            let event = CloudEvent(
-                attributes: CloudEventAttributes(
-                    id: "rel-\(target)-\(sequence)", type: type, source: "twinflow", subject: "room1/relationships/room1-\(target)",
-                    sequence: String(sequence)),
-                data: [
-                    "$relationshipId": .string("room1-\(target)"), "$relationshipName": "rel_has_thermostat", "$sourceId": "room1",
-                    "$targetId": .string(target),
-                ])
-            return try! TwinNotification(event)
+            Self.relationship(type, id: "room1-\(target)", source: "room1", target: target, sequence: sequence)
         }
         _ = scenario.followed([
             Self.temperature("t1", 20, sequence: 1), Self.temperature("t2", 26, sequence: 1),
@@ -396,12 +395,7 @@ struct PropagationTests {
         let view = RelationshipView(names: ["rel_has_thermostat"], tracked: PropagationRules.seed.trackedProperties)
         view.load(relationships: [], twins: [:])
         func relationship(_ type: String, _ source: String, _ target: String) -> TwinNotification {
-            let event = CloudEvent(
-                attributes: CloudEventAttributes(id: UUID().uuidString, type: type, source: "twinflow", subject: "\(source)/relationships/r1"),
-                data: [
-                    "$relationshipId": "r1", "$relationshipName": "rel_has_thermostat", "$sourceId": .string(source), "$targetId": .string(target),
-                ])
-            return try! TwinNotification(event)
+            Self.relationship(type, id: "r1", source: source, target: target)
         }
         view.apply([relationship("Microsoft.DigitalTwins.Relationship.Create", "room1", "t1")])
         #expect(view.withState { $0.parents(of: "t1", by: PropagationRules.seed.rules[0]) } == ["room1"])
