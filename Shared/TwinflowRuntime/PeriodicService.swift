@@ -25,6 +25,8 @@ public struct PeriodicService: Service {
                 } catch is CancellationError {
                     return
                 } catch {
+                    // Shutdown interrupted the run: a store reports that as its own error (SQLite's "interrupted").
+                    if Task.isCancelled { return }
                     logger.error("\(name) failed; it runs again later", metadata: ["error": "\(error)"])
                 }
                 try? await Task.sleep(for: interval)
