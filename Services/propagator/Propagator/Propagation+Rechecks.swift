@@ -39,45 +39,9 @@ extension Propagation {
         }
     }
 
-    /// The parents whose aggregate a relationship created or deleted changes (a child came or
-    /// went), with the rule, and whether the view holds the change already.
-    func parentsChanged(
-        by notification: TwinNotification, in view: RelationshipView.State
-    ) -> [(rule: PropagationRule, parent: String, applied: Bool)] {
-        let relationship: TwinNotification.Relationship
-        let created: Bool
-        switch notification.change {
-        case .relationshipCreated(let changed): (relationship, created) = (changed, true)
-        case .relationshipDeleted(let changed): (relationship, created) = (changed, false)
-        default: return []
-        }
-        return aggregates.filter { $0.relationship == relationship.name }.map { rule in
-            let (parent, child) =
-                rule.direction == .incoming ? (relationship.sourceID, relationship.targetID) : (relationship.targetID, relationship.sourceID)
-            return (rule, parent, view.children(of: parent, by: rule).contains(child) == created)
-        }
-    }
-
-    /// A relationship created or deleted, read from the group's partitions: it lands on its source
-    /// twin's partition, which for a rule of incoming direction is the parent's, so this instance
-    /// checks that parent from now on, and works its aggregate out again once the view holds the
-    /// change (else the follower does, when it reads it).
-    func recheck(
-        relationshipChange notification: TwinNotification, position: Int, view: inout RelationshipView.State, models: inout ModelLookup,
-        now: ContinuousClock.Instant, outcome: inout Outcome
-    ) {
-        for (rule, parent, applied) in parentsChanged(by: notification, in: view) where rule.direction == .incoming {
-            view.checkedParents.insert(Self.checkedKey(rule, parent))
-            guard applied, let output = recheck(parent, by: rule, cause: notification, view: &view, models: &models, now: now) else { continue }
-            outcome.outputs.append(Output(position: position, command: output))
-            outcome.counts.propagated += 1
-            outcome.counts.rechecked += 1
-        }
-    }
-
     /// Applies what the view's follower read; for the children's changes newer than what the view
-    /// held, and the children that came or went, the parents this instance checks are worked out
-    /// again, and get a command when they hold, or are about to take, another value.
+    /// held, the parents this instance checks are worked out again, and get a command when they hold,
+    /// or are about to take, another value.
     func apply(
         followed notifications: [TwinNotification], to view: inout RelationshipView.State, tracked: Set<JSONPointer>, names: Set<String>,
         models: inout ModelLookup, now: ContinuousClock.Instant
@@ -86,11 +50,6 @@ extension Propagation {
         guard !view.checkedParents.isEmpty else { return [] }
         var outputs: [Output] = []
         for (position, notification) in fresh.enumerated() {
-            for (rule, parent, _) in parentsChanged(by: notification, in: view) where view.checkedParents.contains(Self.checkedKey(rule, parent)) {
-                if let command = recheck(parent, by: rule, cause: notification, view: &view, models: &models, now: now) {
-                    outputs.append(Output(position: position, command: command))
-                }
-            }
             for (rule, _) in matchingRules(notification, models: &models) where rule.kind.aggregates && notification.hop + 1 <= hopLimit {
                 for parent in view.parents(of: notification.twinID, by: rule) where view.checkedParents.contains(Self.checkedKey(rule, parent)) {
                     if let command = recheck(parent, by: rule, cause: notification, view: &view, models: &models, now: now) {

@@ -113,7 +113,6 @@ struct Propagation {
             }
             if !aggregates.isEmpty {
                 recheck(ownChange: notification, position: position, view: &view, models: &models, now: now, outcome: &outcome)
-                recheck(relationshipChange: notification, position: position, view: &view, models: &models, now: now, outcome: &outcome)
             }
         }
         outcome.outputs = Self.coalesced(outcome.outputs, counts: &outcome.counts)
