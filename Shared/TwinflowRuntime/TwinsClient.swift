@@ -68,7 +68,7 @@ public struct TwinsClient: Sendable {
         func json(expecting expected: Int, allowingEmpty: Bool = false) throws(TwinsClientError) -> JSONValue {
             guard status == expected else {
                 let text = String(decoding: body.prefix(300), as: UTF8.self)
-                throw TwinsClientError(description: "\(url) answered \(status): \(text)")
+                throw TwinsClientError(description: "\(url) answered \(status): \(text)", status: status)
             }
             if allowingEmpty && body.isEmpty { return .null }
             do {
@@ -115,8 +115,18 @@ public struct TwinsClient: Sendable {
 /// twin-service did not answer, or answered something the service cannot use.
 public struct TwinsClientError: Error, Sendable, CustomStringConvertible {
     public var description: String
+    /// The HTTP status twin-service answered with, when it answered with one the call did not expect.
+    public var status: Int?
 
-    public init(description: String) {
+    public init(description: String, status: Int? = nil) {
         self.description = description
+        self.status = status
+    }
+
+    /// Whether asking again cannot change the answer: twin-service refused the request itself (a
+    /// 4xx other than 408 and 429), rather than not answering or failing to serve it.
+    public var isPermanent: Bool {
+        guard let status else { return false }
+        return (400..<500).contains(status) && status != 408 && status != 429
     }
 }

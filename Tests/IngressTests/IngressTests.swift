@@ -275,6 +275,29 @@ import TwinflowTestSupport
         await producer.shutdown()
     }
 
+    /// Devices are looked up in queries that twin-service takes: a hundred IDs of 120 characters
+    /// would make a query longer than its 8,000 characters (refused, and the batch held for ever),
+    /// so a query carries as many as fit; an ID a query cannot quote is read by itself.
+    @Test func longDeviceIDsAreLookedUpInQueriesTwinServiceTakes() async throws {
+        let api = try await TwinServiceAPI(logger: MockKafka().logger)
+        try await api.loadModels()
+        let devices = (0..<150).map { "thermo_" + String(repeating: "x", count: 110) + String(format: "%03d", $0) } + ["thermo_o'brien"]
+        #expect(devices.allSatisfy { $0.count <= DigitalTwinGraph.maximumIDLength })
+        for device in devices { try await api.putThermostat(device, temperature: 20) }
+        let setup = try IngressSetup(twinsURL: api.url, partitions: 1)
+        let producer = try setup.kafka.makeProducer()
+        try await producer.send(devices.map { setup.deviceMessage(Array(#"{"body":{"Temperature":21}}"#.utf8), key: $0) })
+        let reader = try setup.reader([setup.topics.twinCommands, setup.topics.deadLetter])
+        try await withIngress(setup, alongside: [api.application]) { _ in
+            let commands = try await reader.waitFor(devices.count, on: setup.topics.twinCommands, timeout: .seconds(20))
+            #expect(Set(try commands.map { try $0.command.twinID }) == Set(devices))
+            #expect(try commands.allSatisfy { try $0.command.patch?.json == [["op": "replace", "path": "/Temperature", "value": 21]] })
+            #expect(try reader.messages(on: setup.topics.deadLetter).isEmpty)
+        }
+        try await reader.stop()
+        await producer.shutdown()
+    }
+
     /// With twin-service away, ingress is not ready and hands nothing on: the batch waits, and goes
     /// through once twin-service answers.
     @Test func twinServiceAwayHoldsTheBatch() async throws {

@@ -31,7 +31,7 @@ public enum IngressService {
         let directory = TwinDirectory(
             client: client,
             missRecheck: .seconds(try environment.integer("INGRESS_MISS_RECHECK_SECONDS", in: 0...86_400) ?? 10),
-            refresh: .seconds(try environment.integer("INGRESS_TWIN_REFRESH_SECONDS", in: 1...86_400) ?? 60))
+            refresh: .seconds(try environment.integer("INGRESS_TWIN_REFRESH_SECONDS", in: 1...86_400) ?? 60), logger: logger)
         let producer = try KafkaProducer(configuration: environment.producerConfiguration, logger: logger)
         let consumer = try KafkaConsumer(
             configuration: environment.consumerConfiguration(

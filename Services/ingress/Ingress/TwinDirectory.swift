@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Synchronization
 import TwinGraph
 import TwinflowCodec
@@ -49,6 +50,9 @@ public final class TwinDirectory: Sendable {
     private struct State {
         var entries: [String: Entry] = [:]
         var models: [String: CheckedModel] = [:]
+        /// Models whose definitions twin-service would not give or ingress cannot read: their
+        /// twins' values go unchecked here (twin-service checks them when it applies the patch).
+        var unreadableModels: Set<String> = []
         /// The mapping version the entries were found under.
         var mappingVersion = -1
     }
@@ -57,10 +61,15 @@ public final class TwinDirectory: Sendable {
     private let missRecheck: Duration
     private let refresh: Duration
     private let concurrentLookups: Int
+    private let logger: Logger
     private let state = Mutex(State())
 
-    public init(client: TwinsClient, missRecheck: Duration = .seconds(10), refresh: Duration = .seconds(60), concurrentLookups: Int = 4) {
+    public init(
+        client: TwinsClient, missRecheck: Duration = .seconds(10), refresh: Duration = .seconds(60), concurrentLookups: Int = 4,
+        logger: Logger = Logger(label: "twinflow.ingress")
+    ) {
         self.client = client
+        self.logger = logger
         self.missRecheck = missRecheck
         self.refresh = refresh
         self.concurrentLookups = concurrentLookups
@@ -120,12 +129,13 @@ public final class TwinDirectory: Sendable {
 
     /// Looks the devices up in queries of up to ``queryChunk`` IDs each (twin-service answers
     /// `$dtId IN […]` from its index), `concurrentLookups` at a time: first among the twins naming
-    /// them in the device-ID property, then as the twins the table or their own ID names.
+    /// them in the device-ID property, then as the twins the table or their own ID names. A twin ID
+    /// no query can carry (a quote in it, too long for one) is read by itself.
     private func lookUp(_ devices: [String], mapping: IngressMapping) async throws(TwinsClientError) -> [String: TwinTarget] {
         var found: [String: TwinTarget] = [:]
         if let property = mapping.deviceIDProperty {
-            let unlisted = devices.filter { mapping.devices[$0] == nil && Self.isQuotable($0) }
-            for twin in try await queries(over: unlisted, property: property).sorted(by: { Self.twinID($0) < Self.twinID($1) }) {
+            let unlisted = devices.filter { mapping.devices[$0] == nil }
+            for twin in try await queries(over: unlisted, property: property).twins.sorted(by: { Self.twinID($0) < Self.twinID($1) }) {
                 // Two twins naming one device is a modelling error; the first by ID wins, the same one every time.
                 guard let device = twin[property]?.stringValue, found[device] == nil else { continue }
                 found[device] = try await target(twin)
@@ -137,9 +147,9 @@ public final class TwinDirectory: Sendable {
                 devicesByTwin[twinID, default: []].append(device)
             }
         }
-        var twins = try await queries(over: devicesByTwin.keys.filter(Self.isQuotable), property: "$dtId")
-        for twinID in devicesByTwin.keys where !Self.isQuotable(twinID) {
-            if let twin = try await client.twin(twinID) { twins.append(twin) }
+        var (twins, unasked) = try await queries(over: Array(devicesByTwin.keys), property: "$dtId")
+        for twinID in unasked {
+            if let twin = try await readTwin(twinID) { twins.append(twin) }
         }
         for twin in twins {
             let target = try await target(twin)
@@ -149,32 +159,97 @@ public final class TwinDirectory: Sendable {
     }
 
     static let queryChunk = 100
+    /// The longest query twin-service takes, as ADT: 8,000 characters.
+    static let maximumQueryLength = 8_000
 
-    /// Every twin whose `property` is one of `values`.
-    private func queries(over values: [String], property: String) async throws(TwinsClientError) -> [JSONValue] {
-        let chunks = stride(from: 0, to: values.count, by: Self.queryChunk).map { Array(values[$0..<min($0 + Self.queryChunk, values.count)]) }
+    /// Every twin whose `property` is one of `values`, and the values not asked about: those no
+    /// query can carry, and those of a query twin-service refused (an answer that will not change;
+    /// the batch waits only for twin-service to answer).
+    private func queries(over values: [String], property: String) async throws(TwinsClientError) -> (twins: [JSONValue], unasked: [String]) {
+        let (texts, unasked) = Self.queryTexts(property: property, values: values)
+        enum Outcome: Sendable {
+            case twins([JSONValue])
+            case refused([String], TwinsClientError)
+        }
         do {
-            return try await withThrowingTaskGroup(of: [JSONValue].self) { group in
+            return try await withThrowingTaskGroup(of: Outcome.self) { group in
                 var results: [JSONValue] = []
-                var next = chunks.makeIterator()
+                var refused: [String] = []
+                var next = texts.makeIterator()
                 func start() -> Bool {
-                    guard let chunk = next.next() else { return false }
-                    let list = chunk.map { "'\($0)'" }.joined(separator: ",")
-                    let query = "SELECT * FROM DIGITALTWINS T WHERE T.\(property) IN [\(list)]"
-                    group.addTask { try await self.client.query(query) }
+                    guard let (query, chunk) = next.next() else { return false }
+                    group.addTask {
+                        do {
+                            return .twins(try await self.client.query(query))
+                        } catch let error as TwinsClientError where error.isPermanent {
+                            return .refused(chunk, error)
+                        }
+                    }
                     return true
                 }
                 for _ in 0..<concurrentLookups where !start() { break }
-                while let twins = try await group.next() {
-                    results += twins
+                while let outcome = try await group.next() {
+                    switch outcome {
+                    case .twins(let twins): results += twins
+                    case .refused(let chunk, let error):
+                        logger.warning(
+                            "twin-service refused a lookup; its devices are looked up one by one where they can be",
+                            metadata: ["property": "\(property)", "devices": "\(chunk.count)", "error": "\(error)"])
+                        refused += chunk
+                    }
                     _ = start()
                 }
-                return results
+                return (results, unasked + refused)
             }
         } catch let error as TwinsClientError {
             throw error
         } catch {
             throw TwinsClientError(description: "\(error)")
+        }
+    }
+
+    /// The queries asking for the twins whose `property` is one of `values`, each with the values it
+    /// carries: at most ``queryChunk`` values and ``maximumQueryLength`` characters a query. Values
+    /// that cannot be written in a query (a quote, a backslash, too long for one) are left out.
+    static func queryTexts(property: String, values: [String]) -> (queries: [(String, [String])], left: [String]) {
+        let head = "SELECT * FROM DIGITALTWINS T WHERE T.\(property) IN ["
+        let room = maximumQueryLength - head.count - 1
+        var queries: [(String, [String])] = []
+        var left: [String] = []
+        var chunk: [String] = []
+        var list = ""
+        var length = 0
+        func close() {
+            guard !chunk.isEmpty else { return }
+            queries.append((head + list + "]", chunk))
+            chunk.removeAll()
+            list = ""
+            length = 0
+        }
+        for value in values {
+            // A character count of joined text is at most the sum of the parts' counts.
+            let quoted = value.count + 2
+            guard isQuotable(value), quoted <= room else {
+                left.append(value)
+                continue
+            }
+            if chunk.count == queryChunk || length + (chunk.isEmpty ? 0 : 1) + quoted > room { close() }
+            list += chunk.isEmpty ? "'\(value)'" : ",'\(value)'"
+            length += (chunk.isEmpty ? 0 : 1) + quoted
+            chunk.append(value)
+        }
+        close()
+        return (queries, left)
+    }
+
+    /// `GET` of one twin; a twin-service refusal (an ID it cannot take) counts as no twin.
+    private func readTwin(_ id: String) async throws(TwinsClientError) -> JSONValue? {
+        do {
+            return try await client.twin(id)
+        } catch let error where error.isPermanent {
+            logger.warning(
+                "twin-service refused to read a twin; its devices have no twin", metadata: ["twin": "\(id.prefix(200))", "error": "\(error)"])
+            return nil
         }
     }
 
@@ -201,13 +276,19 @@ public final class TwinDirectory: Sendable {
     }
 
     private func model(_ id: String) async throws(TwinsClientError) -> CheckedModel? {
-        if let known = state.withLock({ $0.models[id] }) { return known }
-        guard let definitions = try await client.modelDefinitions(dependenciesFor: id) else { return nil }
+        let known = state.withLock { state in (state.models[id], state.unreadableModels.contains(id)) }
+        if let model = known.0 { return model }
+        if known.1 { return nil }
         var models = ModelSet()
         do {
+            guard let definitions = try await client.modelDefinitions(dependenciesFor: id) else { return nil }
             try models.add(try DTDLParser.parseUpload(.array(definitions)))
         } catch {
-            throw TwinsClientError(description: "twin-service's model \(id) cannot be read: \(error)")
+            if let error = error as? TwinsClientError, !error.isPermanent { throw error }
+            logger.warning(
+                "a twin's model cannot be read; its values are left for twin-service to check", metadata: ["model": "\(id)", "error": "\(error)"])
+            state.withLock { _ = $0.unreadableModels.insert(id) }
+            return nil
         }
         let checked = CheckedModel(id: id, models: models)
         state.withLock { $0.models[id] = checked }
