@@ -12,8 +12,8 @@ import TwinflowKafka
 /// `handle` must deliver or commit every output of the batch before it returns (dead-lettering what
 /// it cannot use); only then are the batch's offsets stored. When a step throws, it is run again on
 /// the same batch after a back-off, so nothing is skipped; ``retries`` tells which step keeps failing
-/// (``Readiness/registerBatches(_:notReadyAfter:)`` reports it). On graceful shutdown it stops taking
-/// batches, finishes the ones in hand, stores them, commits and leaves the group; a batch still
+/// or has been running long (``Readiness/registerBatches(_:notReadyAfter:hangLimit:)`` reports both).
+/// On graceful shutdown it stops taking batches, finishes the ones in hand, stores them, commits and leaves the group; a batch still
 /// failing then is given up unstored (it is delivered again after the restart), and so are those
 /// after it, so that shutdown never waits on a downstream that is gone.
 public struct BatchConsumerService<Prepared: Sendable>: Service {
@@ -125,6 +125,7 @@ public struct BatchConsumerService<Prepared: Sendable>: Service {
         var backoff = Duration.milliseconds(100)
         while true {
             do {
+                retries.noteStarted(step: step, messages: batch.count)
                 let result = try await body()
                 retries.noteSuccess(step: step)
                 return result

@@ -42,10 +42,13 @@ extension Readiness {
     }
 
     /// `batches`: no batch has kept failing for longer than `limit` (a service retries a failing
-    /// batch for ever, so that nothing is skipped; this says when its input has stopped moving).
-    public func registerBatches<Prepared>(_ service: BatchConsumerService<Prepared>, notReadyAfter limit: Duration = .seconds(10)) {
+    /// batch for ever, so that nothing is skipped; this says when its input has stopped moving), and
+    /// no step has run on one batch for longer than `hangLimit` (a call that neither answers nor fails).
+    public func registerBatches<Prepared>(
+        _ service: BatchConsumerService<Prepared>, notReadyAfter limit: Duration = .seconds(10), hangLimit: Duration = .seconds(30)
+    ) {
         let retries = service.retries
-        register("batches") { retries.status(notReadyAfter: limit) }
+        register("batches") { retries.status(notReadyAfter: limit, hangLimit: hangLimit) }
     }
 
     /// `store`: the store accepts a write; `write` performs a small one.

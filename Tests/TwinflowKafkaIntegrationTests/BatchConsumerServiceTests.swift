@@ -135,4 +135,41 @@ import TwinflowTestSupport
             try await tasks.waitForAll()
         }
     }
+
+    /// A step that neither returns nor fails (a delivery report that never comes) turns the
+    /// `batches` check not ready once it has run longer than the hang limit, naming the step; the
+    /// check is ready again once the step returns.
+    @Test func aStepThatHangsMakesTheServiceNotReady() async throws {
+        let kafka = try MockKafka()
+        let topic = try kafka.makeTopic(partitions: 1)
+        let producer = try kafka.makeProducer()
+        try await producer.send(KafkaProducerMessage(topic: topic, key: "k", value: Array("1".utf8)))
+        await producer.shutdown()
+
+        let released = Shared(false)
+        let handled = Shared(0)
+        let consumer = try kafka.makeConsumer(group: "group-\(UUID())", topics: [topic])
+        let service = BatchConsumerService(consumer: consumer, logger: kafka.logger) { batch in
+            while !released.value { try await Task.sleep(for: .milliseconds(20)) }
+            handled.withLock { $0 += batch.count }
+        }
+        let readiness = Readiness()
+        readiness.registerBatches(service, notReadyAfter: .seconds(10), hangLimit: .seconds(2))
+        let batches: @Sendable () -> ReadinessStatus = { readiness.evaluate().first { $0.name == "batches" }!.status }
+
+        let serviceGroup = ServiceGroup(configuration: .init(services: [service], logger: kafka.logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await serviceGroup.run() }
+            #expect(await eventually(timeout: .seconds(15)) { !batches().ready })
+            let detail = batches().detail
+            #expect(detail.contains("the handle step has been running on a batch of 1 message(s)"), "\(detail)")
+            #expect(handled.value == 0, "the step had not returned")
+            released.withLock { $0 = true }
+            #expect(await eventually { handled.value == 1 })
+            #expect(await eventually { batches().ready })
+            #expect(batches().detail == "no batch failing")
+            await serviceGroup.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+    }
 }
