@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Hummingbird
 import HummingbirdTesting
 import Testing
@@ -21,6 +22,36 @@ import TwinflowTestSupport
     }
 
     func body(_ value: JSONValue) -> ByteBuffer { ByteBuffer(bytes: value.serialized()) }
+
+    /// A write the store cannot take now (another connection holds SQLite's write lock past the
+    /// busy timeout) is answered 503 `ServiceUnavailable` with `Retry-After`, not 500; reads go on,
+    /// and the same write succeeds once the lock is gone.
+    @Test func aLockedStoreAnswers503WithRetryAfter() async throws {
+        let directory = ScratchDirectory.make("twingraph")
+        let path = directory.appending(path: "twins.sqlite").path
+        let graph = try await DigitalTwinGraph(store: SQLiteTwinStore(path: path, busyTimeout: .milliseconds(300)))
+        _ = try await graph.addModels(Fixtures.upload("seed"))
+        let router = Router()
+        TwinServiceRoutes.add(to: router, graph: graph)
+        let thermostat: JSONValue = ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": 20]
+        var lockHolding = Configuration()
+        lockHolding.allowsUnsafeTransactions = true
+        let holder = try DatabaseQueue(path: path, configuration: lockHolding)
+        try await Application(router: router).test(.router) { client in
+            let first = try await client.execute(uri: "/digitaltwins/thermo_0001", method: .put, body: body(thermostat))
+            #expect(first.status == .ok)
+            try await holder.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+            let locked = try await client.execute(uri: "/digitaltwins/thermo_0002", method: .put, body: body(thermostat))
+            #expect(locked.status == .serviceUnavailable)
+            #expect(try json(locked)["error"]?["code"] == "ServiceUnavailable")
+            #expect(locked.headers[.retryAfter] == "1")
+            let read = try await client.execute(uri: "/digitaltwins/thermo_0001", method: .get)
+            #expect(read.status == .ok, "reads do not wait for the write lock")
+            try await holder.writeWithoutTransaction { db in try db.execute(sql: "ROLLBACK") }
+            let again = try await client.execute(uri: "/digitaltwins/thermo_0002", method: .put, body: body(thermostat))
+            #expect(again.status == .ok)
+        }
+    }
 
     @Test func percentEncodedIDsAreDecoded() async throws {
         let seed = try Fixtures.upload("seed")

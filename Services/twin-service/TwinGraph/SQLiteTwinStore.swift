@@ -15,10 +15,11 @@ public final class SQLiteTwinStore: TwinStore {
     /// Opens (creating if needed) the store at `path`; a new store starts with `initialRoutes`.
     /// `synchronous`: SQLite's setting. `NORMAL` (the default) keeps every commit through a crash of
     /// the process; `FULL` also through a crash of the machine (a power loss), at an fsync per commit.
-    /// `parsedTwinCacheBytes` bounds the memory of the parsed twins kept for writes.
+    /// `parsedTwinCacheBytes` bounds the memory of the parsed twins kept for writes; `busyTimeout` is
+    /// how long a write waits for another connection's lock before it fails (503 to a REST client).
     public init(
         path: String, initialRoutes: [EventRoute] = EventRoute.defaults, synchronous: String = "NORMAL",
-        parsedTwinCacheBytes: Int = ParsedTwinCache.defaultCapacityBytes
+        parsedTwinCacheBytes: Int = ParsedTwinCache.defaultCapacityBytes, busyTimeout: Duration = .seconds(10)
     ) throws {
         parsedTwins = ParsedTwinCache(capacityBytes: parsedTwinCacheBytes)
         guard ["NORMAL", "FULL", "EXTRA"].contains(synchronous) else {
@@ -27,7 +28,7 @@ public final class SQLiteTwinStore: TwinStore {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         var configuration = Configuration()
         // A store another process has just closed may still be locked for a moment.
-        configuration.busyMode = .timeout(10)
+        configuration.busyMode = .timeout(Double(busyTimeout.components.seconds) + Double(busyTimeout.components.attoseconds) / 1e18)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
             try db.execute(sql: "PRAGMA cache_size = -65536")
@@ -212,6 +213,12 @@ public final class SQLiteTwinStore: TwinStore {
         }
     }
 
+    /// Whether SQLite refused what one write asked for (a value too large, a constraint), rather than
+    /// failing as a store: the write alone is refused, the batch goes on.
+    static func isRefusalOfTheWrite(_ error: DatabaseError) -> Bool {
+        [.SQLITE_TOOBIG, .SQLITE_CONSTRAINT, .SQLITE_MISMATCH, .SQLITE_RANGE].contains(error.resultCode.primaryResultCode)
+    }
+
     /// One transaction of the batch; nil (and rolled back) when a write failed without `savepointEach`.
     private static func write(
         _ writes: [StoreWrite], _ db: Database, parsedTwins: ParsedTwinCache, recentEvents: OutboxBuffer, savepointEach: Bool
@@ -230,9 +237,21 @@ public final class SQLiteTwinStore: TwinStore {
                 let collected = collector.entries.count
                 do {
                     results.append(.success(try write(transaction)))
-                } catch let error as DatabaseError where !db.isInsideTransaction {
-                    // SQLite rolled the whole transaction back (disk full, I/O error …): nothing of the batch stays.
+                } catch let error as DatabaseError where !db.isInsideTransaction || !Self.isRefusalOfTheWrite(error) {
+                    // SQLite rolled the whole transaction back, or the store failed (disk full, I/O error …):
+                    // nothing of the batch stays, and the batch is tried again, not refused write by write.
                     throw error
+                } catch let error as DatabaseError {
+                    guard savepointEach else {
+                        rolledBack = true
+                        return .rollback
+                    }
+                    try rollback.step()
+                    collector.entries.removeSubrange(collected...)
+                    results.append(
+                        .failure(
+                            ServiceError.invalidArgument("The store cannot hold a value of this request: \(error.message ?? "\(error.resultCode)")."))
+                    )
                 } catch {
                     guard savepointEach else {
                         rolledBack = true

@@ -7,7 +7,8 @@ import TwinflowRuntime
 
 /// Turns every failure into ADT's error body `{"error":{"code","message"}}` with ADT's status;
 /// nothing a request does crashes the service. A failure of the service itself (a 5xx) is logged
-/// with the request's id and answered with a generic message naming that id, never with the error.
+/// with the request's id and answered with a generic message naming that id, never with the error;
+/// the store failing (locked, full, unreachable) is 503 `ServiceUnavailable` with `Retry-After`.
 struct ADTErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -17,6 +18,13 @@ struct ADTErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as HTTPError where error.status.code < 500 {
             let code = error.status == .notFound ? "NotFound" : "BadRequest"
             return Response.adtError(ServiceError(code: code, status: Int(error.status.code), error.body ?? "\(error.status)"))
+        } catch let error where StoreFailure.matches(error) {
+            context.logger.error(
+                "request failed: the store", metadata: ["error": "\(error)", "method": "\(request.method)", "path": "\(request.uri.path)"])
+            var response = Response.adtError(
+                ServiceError(code: "ServiceUnavailable", status: 503, "The service's store is unavailable; try again later."))
+            response.headers[.retryAfter] = "1"
+            return response
         } catch {
             context.logger.error("request failed", metadata: ["error": "\(error)", "method": "\(request.method)", "path": "\(request.uri.path)"])
             let requestID = context.logger[metadataKey: "hb.request.id"].map { " (request \($0))" } ?? ""
