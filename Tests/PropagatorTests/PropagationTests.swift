@@ -321,7 +321,7 @@ struct PropagationTests {
         #expect(scenario.decide([room(20, sequence: 1, hop: 1)]).outputs.isEmpty, "the room took what its thermostats give it")
 
         let followed = scenario.followed([Self.temperature("t2", 22, sequence: 1)])
-        #expect(followed.map(\.id) == ["event-t2-1/\(rule.key)/room1/recheck"], "t2 changed on another instance's partition")
+        #expect(followed.map(\.id) == ["event-t2-1/\(rule.key)/room1/recheck/21.0"], "t2 changed on another instance's partition")
         #expect(followed.first?.patch?.operations == [.add(path: currentTemp, value: .double(21))])
         #expect(followed.first?.hop == 1)
 
@@ -329,7 +329,7 @@ struct PropagationTests {
         let stale = scenario.decide([room(20, sequence: 3, hop: 1)])
         #expect(Self.values(stale) == ["room1": .double(21)], "another instance's value, made before it read t2's change")
         #expect(stale.counts.rechecked == 1)
-        #expect(stale.outputs.first?.command.id == "event-room1-3/\(rule.key)/room1/recheck")
+        #expect(stale.outputs.first?.command.id == "event-room1-3/\(rule.key)/room1/recheck/21.0")
 
         #expect(scenario.decide([room(21, sequence: 4, hop: 1)]).outputs.isEmpty)
         #expect(scenario.decide([room(5, sequence: 5, hop: 0)]).outputs.isEmpty, "a value set by hand stays until a thermostat changes")
@@ -365,6 +365,55 @@ struct PropagationTests {
 
         let followed = scenario.followed([Self.temperature("t4", 31, sequence: 2)])
         #expect(followed.map(\.twinID) == ["room3"], "a parent reconciled is checked when a child changes later")
+    }
+
+    /// A child that comes, goes or moves changes the aggregate of a parent this instance checks as
+    /// soon as the follower reads the relationship's change: both rooms of a move. A relationship's
+    /// change the view holds already (read again after a restart) changes nothing. A recheck's ID
+    /// carries its value, so the same event read again for another value is not a repeat.
+    @Test func aChildThatComesGoesOrMovesChangesTheCheckedParentsAggregate() throws {
+        let currentTemp = JSONPointer(tokens: ["currentTemp"])
+        let rule = PropagationRule(
+            sourceModel: Self.thermostat, sourceProperty: JSONPointer(tokens: ["Temperature"]), relationship: "rel_has_thermostat",
+            targetProperty: currentTemp, kind: .max)
+        var scenario = try Scenario(rules: PropagationRules([rule]), rooms: ["room1": ["t1", "t2"], "room2": ["t4"]])
+        let partitionOf: [String: Int32] = ["room1": 0, "room2": 0]
+        func values(_ commands: [TwinCommand]) -> [String: JSONValue] {
+            var values: [String: JSONValue] = [:]
+            for command in commands {
+                if case .add(_, let value)? = command.patch?.operations.first { values[command.twinID] = value }
+            }
+            return values
+        }
+        _ = scenario.followed([
+            Self.temperature("t1", 20, sequence: 1), Self.temperature("t2", 26, sequence: 1), Self.temperature("t4", 18, sequence: 1),
+            Self.update("t3", sequence: 1, [.add(path: JSONPointer(tokens: ["Temperature"]), value: 30)]),
+            Self.update("room1", sequence: 1, model: Self.room, [.add(path: currentTemp, value: 26)]),
+            Self.update("room2", sequence: 1, model: Self.room, [.add(path: currentTemp, value: 18)]),
+        ])
+        #expect(scenario.reconcile([0], partitionOf: partitionOf).isEmpty, "both rooms hold their maximum")
+
+        let created = Self.relationship("Microsoft.DigitalTwins.Relationship.Create", id: "r3", source: "room1", target: "t3", sequence: 10)
+        let came = scenario.followed([created])
+        #expect(values(came) == ["room1": 30])
+        #expect(came.first?.id == "\(created.attributes.id)/\(rule.key)/room1/recheck/30")
+        #expect(scenario.followed([created]).isEmpty, "the view holds the relationship already")
+
+        // t3 moves from room1 to room2 (the same relationship of room2's is a new one; room1's goes).
+        let moved = scenario.followed([
+            Self.relationship("Microsoft.DigitalTwins.Relationship.Delete", id: "r3", source: "room1", target: "t3", sequence: 11),
+            Self.relationship("Microsoft.DigitalTwins.Relationship.Create", id: "r3", source: "room2", target: "t3", sequence: 12),
+        ])
+        #expect(values(moved) == ["room1": 26, "room2": 30])
+        #expect(scenario.view.children(of: "room1", by: rule) == ["t1", "t2"])
+        #expect(scenario.view.children(of: "room2", by: rule) == ["t4", "t3"])
+
+        // A room this instance does not check (another instance's partition) gets nothing from it.
+        var unchecked = try Scenario(rules: PropagationRules([rule]), rooms: ["room1": ["t1"]])
+        _ = unchecked.followed([
+            Self.temperature("t1", 20, sequence: 1), Self.update("t3", sequence: 1, [.add(path: JSONPointer(tokens: ["Temperature"]), value: 30)]),
+        ])
+        #expect(unchecked.followed([created]).isEmpty)
     }
 
     @Test func aValueThatDoesNotFitTheParentsModelIsRefused() throws {

@@ -215,7 +215,8 @@ import TwinflowTestSupport
         try await reader.stop()
     }
 
-    /// `average` over a room's thermostats, with exact expected values.
+    /// `average` over a room's thermostats, with exact expected values; a thermostat taken from the
+    /// room or given back changes it at once.
     @Test func averageOverSeveralThermostats() async throws {
         let stack = try await Stack(models: "seed")
         defer { stack.stop() }
@@ -232,6 +233,11 @@ import TwinflowTestSupport
         #expect(await stack.waitFor("room", "currentTemp", .double(21.0)), "(18.5 + 21 + 23.5) / 3, the other two from the view's load")
         try await stack.twins.set("t2", ["Temperature": 25])
         #expect(await stack.waitFor("room", "currentTemp", .double(21.5)), "(18.5 + 21 + 25) / 3")
+        // Children that go and come change the average with no thermostat changing.
+        try await stack.twins.unrelate("room", "room-t2")
+        #expect(await stack.waitFor("room", "currentTemp", .double(19.75), timeout: .seconds(5)), "(18.5 + 21) / 2, once t2 is no longer the room's")
+        try await stack.twins.relate("room", "room-t2-again", name: "rel_has_thermostat", target: "t2")
+        #expect(await stack.waitFor("room", "currentTemp", .double(21.5), timeout: .seconds(5)), "t2 is the room's again")
     }
 
     /// Two propagators share the group's partitions, and every thermostat of every room changes at

@@ -40,26 +40,50 @@ extension Propagation {
     }
 
     /// Applies what the view's follower read; for the children's changes newer than what the view
-    /// held, the parents this instance checks are worked out again, and get a command when they hold,
-    /// or are about to take, another value.
+    /// held, and for the children that came, went or moved, the parents this instance checks are
+    /// worked out again, and get a command when they hold, or are about to take, another value.
     func apply(
         followed notifications: [TwinNotification], to view: inout RelationshipView.State, tracked: Set<JSONPointer>, names: Set<String>,
         models: inout ModelLookup, now: ContinuousClock.Instant
     ) -> [TwinCommand] {
-        let fresh = notifications.filter { RelationshipView.apply($0, to: &view, tracked: tracked, names: names) }
-        guard !view.checkedParents.isEmpty else { return [] }
         var outputs: [Output] = []
-        for (position, notification) in fresh.enumerated() {
+        for (position, notification) in notifications.enumerated() {
+            let moved = parentsMoved(by: notification, in: view)
+            guard RelationshipView.apply(notification, to: &view, tracked: tracked, names: names), !view.checkedParents.isEmpty else { continue }
+            var checked: [(PropagationRule, String)] = moved
             for (rule, _) in matchingRules(notification, models: &models) where rule.kind.aggregates && notification.hop + 1 <= hopLimit {
-                for parent in view.parents(of: notification.twinID, by: rule) where view.checkedParents.contains(Self.checkedKey(rule, parent)) {
-                    if let command = recheck(parent, by: rule, cause: notification, view: &view, models: &models, now: now) {
-                        outputs.append(Output(position: position, command: command))
-                    }
+                for parent in view.parents(of: notification.twinID, by: rule) { checked.append((rule, parent)) }
+            }
+            for (rule, parent) in checked where view.checkedParents.contains(Self.checkedKey(rule, parent)) {
+                if let command = recheck(parent, by: rule, cause: notification, view: &view, models: &models, now: now) {
+                    outputs.append(Output(position: position, command: command))
                 }
             }
         }
         var counts = PropagatorCounts()
         return Self.coalesced(outputs, counts: &counts).map(\.command)
+    }
+
+    /// The parents under aggregate rules that a relationship's creation, move or deletion gives or
+    /// takes a child: the parent it names, and the one the view had for it before (a move).
+    func parentsMoved(by notification: TwinNotification, in view: RelationshipView.State) -> [(PropagationRule, String)] {
+        let relationship: TwinNotification.Relationship
+        switch notification.change {
+        case .relationshipCreated(let changed), .relationshipDeleted(let changed): relationship = changed
+        default: return []
+        }
+        let held = view.edges[relationship.name]?[RelationshipView.EdgeKey(source: relationship.sourceID, id: relationship.id)]
+        var parents: [(PropagationRule, String)] = []
+        for rule in aggregates where rule.relationship == relationship.name {
+            switch rule.direction {
+            case .incoming:
+                parents.append((rule, relationship.sourceID))
+            case .outgoing:
+                parents.append((rule, relationship.targetID))
+                if let held, held.target != relationship.targetID { parents.append((rule, held.target)) }
+            }
+        }
+        return parents
     }
 
     /// Every twin with a child under an aggregate rule.
@@ -107,7 +131,9 @@ extension Propagation {
         else { return nil }
         view.pending[parent, default: [:]][rule.targetProperty, default: InFlightValues()].send(value, at: now)
         var command = command(parent, rule, value, cause: cause)
-        command.id += "/recheck"
+        // The value in the ID: an event read again after a restart (a relationship's, which the view
+        // may take again) can give another value, which must not be dropped as a repeat.
+        command.id += "/recheck/" + String(decoding: value.serialized(), as: UTF8.self)
         return command
     }
 }

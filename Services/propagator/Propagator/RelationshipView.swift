@@ -91,16 +91,17 @@ public final class RelationshipView: Sendable {
         state.withLock { body(&$0) }
     }
 
-    /// Returns false for a twin's change older than one the view holds.
+    /// Returns false for a twin's change older than one the view holds, and for a relationship's
+    /// change the view held already (or of a name no rule follows).
     @discardableResult
     static func apply(_ notification: TwinNotification, to state: inout State, tracked: Set<JSONPointer>, names: Set<String>) -> Bool {
         switch notification.change {
         case .relationshipCreated(let relationship):
-            if names.contains(relationship.name) { add(relationship, to: &state) }
+            return names.contains(relationship.name) && add(relationship, to: &state)
         case .relationshipDeleted(let relationship):
-            if names.contains(relationship.name) { remove(relationship, from: &state) }
+            return names.contains(relationship.name) && remove(relationship, from: &state)
         case .relationshipUpdated:
-            break
+            return false
         case .twinDeleted:
             // A tombstone: a change older than the deletion, read late on the group's partitions,
             // does not bring the twin back (twin-service's sequences go on across a re-creation).
@@ -145,10 +146,13 @@ public final class RelationshipView: Sendable {
         return true
     }
 
-    static func add(_ relationship: TwinNotification.Relationship, to state: inout State) {
+    /// Adds or moves the relationship; false when the view held it already.
+    @discardableResult
+    static func add(_ relationship: TwinNotification.Relationship, to state: inout State) -> Bool {
         let name = relationship.name
         let key = EdgeKey(source: relationship.sourceID, id: relationship.id)
         if let old = state.edges[name]?[key] {
+            guard old.target != relationship.targetID else { return false }
             state.byTarget[name]?[old.target]?.remove(key)
             if state.byTarget[name]?[old.target]?.isEmpty == true { state.byTarget[name]?[old.target] = nil }
         } else {
@@ -157,17 +161,21 @@ public final class RelationshipView: Sendable {
         state.edges[name, default: [:]][key] = Edge(source: relationship.sourceID, target: relationship.targetID)
         state.bySource[name, default: [:]][relationship.sourceID, default: []].insert(key)
         state.byTarget[name, default: [:]][relationship.targetID, default: []].insert(key)
+        return true
     }
 
-    static func remove(_ relationship: TwinNotification.Relationship, from state: inout State) {
+    /// Removes the relationship; false when the view did not hold it.
+    @discardableResult
+    static func remove(_ relationship: TwinNotification.Relationship, from state: inout State) -> Bool {
         let name = relationship.name
         let key = EdgeKey(source: relationship.sourceID, id: relationship.id)
-        guard let old = state.edges[name]?.removeValue(forKey: key) else { return }
+        guard let old = state.edges[name]?.removeValue(forKey: key) else { return false }
         state.relationshipCount -= 1
         state.bySource[name]?[old.source]?.remove(key)
         if state.bySource[name]?[old.source]?.isEmpty == true { state.bySource[name]?[old.source] = nil }
         state.byTarget[name]?[old.target]?.remove(key)
         if state.byTarget[name]?[old.target]?.isEmpty == true { state.byTarget[name]?[old.target] = nil }
+        return true
     }
 }
 
