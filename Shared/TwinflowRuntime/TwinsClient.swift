@@ -123,10 +123,11 @@ public struct TwinsClientError: Error, Sendable, CustomStringConvertible {
         self.status = status
     }
 
-    /// Whether asking again cannot change the answer: twin-service refused the request itself (a
-    /// 4xx other than 408 and 429), rather than not answering or failing to serve it.
+    /// Whether asking again cannot change the answer: twin-service refused the request itself as
+    /// malformed or too large (400, 413, 414, 431). Any other answer (an authentication layer's 401,
+    /// a proxy's 403 or 5xx while twin-service restarts) may change.
     public var isPermanent: Bool {
         guard let status else { return false }
-        return (400..<500).contains(status) && status != 408 && status != 429
+        return [400, 413, 414, 431].contains(status)
     }
 }

@@ -281,7 +281,9 @@ import TwinflowTestSupport
     @Test func longDeviceIDsAreLookedUpInQueriesTwinServiceTakes() async throws {
         let api = try await TwinServiceAPI(logger: MockKafka().logger)
         try await api.loadModels()
-        let devices = (0..<150).map { "thermo_" + String(repeating: "x", count: 110) + String(format: "%03d", $0) } + ["thermo_o'brien"]
+        // A quote, and a combining accent that would join the opening quote into one character.
+        let devices =
+            (0..<150).map { "thermo_" + String(repeating: "x", count: 110) + String(format: "%03d", $0) } + ["thermo_o'brien", "\u{301}thermo"]
         #expect(devices.allSatisfy { $0.count <= DigitalTwinGraph.maximumIDLength })
         for device in devices { try await api.putThermostat(device, temperature: 20) }
         let setup = try IngressSetup(twinsURL: api.url, partitions: 1)

@@ -50,9 +50,10 @@ public final class TwinDirectory: Sendable {
     private struct State {
         var entries: [String: Entry] = [:]
         var models: [String: CheckedModel] = [:]
-        /// Models whose definitions twin-service would not give or ingress cannot read: their
-        /// twins' values go unchecked here (twin-service checks them when it applies the patch).
-        var unreadableModels: Set<String> = []
+        /// Models whose definitions twin-service would not give or ingress cannot read, and since
+        /// when: their twins' values go unchecked here (twin-service checks them when it applies the
+        /// patch) until the model is asked about again after `refresh`.
+        var unreadableModels: [String: ContinuousClock.Instant] = [:]
         /// The mapping version the entries were found under.
         var mappingVersion = -1
     }
@@ -175,29 +176,38 @@ public final class TwinDirectory: Sendable {
             return try await withThrowingTaskGroup(of: Outcome.self) { group in
                 var results: [JSONValue] = []
                 var refused: [String] = []
-                var next = texts.makeIterator()
-                func start() -> Bool {
-                    guard let (query, chunk) = next.next() else { return false }
-                    group.addTask {
-                        do {
-                            return .twins(try await self.client.query(query))
-                        } catch let error as TwinsClientError where error.isPermanent {
-                            return .refused(chunk, error)
+                var queue = texts[...]
+                var running = 0
+                func fill() {
+                    while running < concurrentLookups, let (query, chunk) = queue.popFirst() {
+                        running += 1
+                        group.addTask {
+                            do {
+                                return .twins(try await self.client.query(query))
+                            } catch let error as TwinsClientError where error.isPermanent {
+                                return .refused(chunk, error)
+                            }
                         }
                     }
-                    return true
                 }
-                for _ in 0..<concurrentLookups where !start() { break }
+                fill()
                 while let outcome = try await group.next() {
+                    running -= 1
                     switch outcome {
                     case .twins(let twins): results += twins
+                    case .refused(let chunk, let error) where chunk.count > 1:
+                        // One value twin-service cannot take spoils its chunk: each is asked about alone.
+                        logger.warning(
+                            "twin-service refused a lookup; its devices are asked about one by one",
+                            metadata: ["property": "\(property)", "devices": "\(chunk.count)", "error": "\(error)"])
+                        queue += chunk.flatMap { Self.queryTexts(property: property, values: [$0]).queries }
                     case .refused(let chunk, let error):
                         logger.warning(
-                            "twin-service refused a lookup; its devices are looked up one by one where they can be",
-                            metadata: ["property": "\(property)", "devices": "\(chunk.count)", "error": "\(error)"])
+                            "twin-service refused a device's lookup",
+                            metadata: ["property": "\(property)", "device": "\(chunk[0].prefix(200))", "error": "\(error)"])
                         refused += chunk
                     }
-                    _ = start()
+                    fill()
                 }
                 return (results, unasked + refused)
             }
@@ -253,8 +263,11 @@ public final class TwinDirectory: Sendable {
         }
     }
 
-    /// Whether an ID can be written in a query's string literal as it is.
-    private static func isQuotable(_ id: String) -> Bool { !id.contains("'") && !id.contains("\\") }
+    /// Whether an ID can be written in a query's string literal as it is: no quote or backslash in
+    /// it, and no mark at its ends that would join a quote into one character with it.
+    private static func isQuotable(_ id: String) -> Bool {
+        !id.contains("'") && !id.contains("\\") && "'\(id)'".count == id.count + 2
+    }
 
     private static func twinID(_ twin: JSONValue) -> String { twin["$dtId"]?.stringValue ?? "" }
 
@@ -276,7 +289,8 @@ public final class TwinDirectory: Sendable {
     }
 
     private func model(_ id: String) async throws(TwinsClientError) -> CheckedModel? {
-        let known = state.withLock { state in (state.models[id], state.unreadableModels.contains(id)) }
+        let now = ContinuousClock.now
+        let known = state.withLock { state in (state.models[id], state.unreadableModels[id].map { now - $0 < refresh } ?? false) }
         if let model = known.0 { return model }
         if known.1 { return nil }
         var models = ModelSet()
@@ -287,7 +301,7 @@ public final class TwinDirectory: Sendable {
             if let error = error as? TwinsClientError, !error.isPermanent { throw error }
             logger.warning(
                 "a twin's model cannot be read; its values are left for twin-service to check", metadata: ["model": "\(id)", "error": "\(error)"])
-            state.withLock { _ = $0.unreadableModels.insert(id) }
+            state.withLock { $0.unreadableModels[id] = now }
             return nil
         }
         let checked = CheckedModel(id: id, models: models)

@@ -237,21 +237,10 @@ public final class SQLiteTwinStore: TwinStore {
                 let collected = collector.entries.count
                 do {
                     results.append(.success(try write(transaction)))
-                } catch let error as DatabaseError where !db.isInsideTransaction || !Self.isRefusalOfTheWrite(error) {
+                } catch let error as DatabaseError where !db.isInsideTransaction || StoreFailure.matches(error) {
                     // SQLite rolled the whole transaction back, or the store failed (disk full, I/O error …):
                     // nothing of the batch stays, and the batch is tried again, not refused write by write.
                     throw error
-                } catch let error as DatabaseError {
-                    guard savepointEach else {
-                        rolledBack = true
-                        return .rollback
-                    }
-                    try rollback.step()
-                    collector.entries.removeSubrange(collected...)
-                    results.append(
-                        .failure(
-                            ServiceError.invalidArgument("The store cannot hold a value of this request: \(error.message ?? "\(error.resultCode)")."))
-                    )
                 } catch {
                     guard savepointEach else {
                         rolledBack = true
@@ -259,7 +248,12 @@ public final class SQLiteTwinStore: TwinStore {
                     }
                     try rollback.step()
                     collector.entries.removeSubrange(collected...)
-                    results.append(.failure(error))
+                    if let error = error as? DatabaseError, Self.isRefusalOfTheWrite(error) {
+                        let reason = error.message ?? "\(error.resultCode)"
+                        results.append(.failure(ServiceError.invalidArgument("The store cannot hold a value of this request: \(reason).")))
+                    } else {
+                        results.append(.failure(error))
+                    }
                 }
                 if savepointEach { try release.step() }
             }
