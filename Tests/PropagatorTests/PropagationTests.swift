@@ -416,6 +416,29 @@ struct PropagationTests {
         #expect(unchecked.followed([created]).isEmpty)
     }
 
+    /// Parents on partitions this instance lost are no longer checked here (their new owner checks
+    /// them): a child's change read by the follower sends them nothing; the others are still checked.
+    @Test func parentsOnLostPartitionsAreNoLongerChecked() throws {
+        let currentTemp = JSONPointer(tokens: ["currentTemp"])
+        let rule = PropagationRule(
+            sourceModel: Self.thermostat, sourceProperty: JSONPointer(tokens: ["Temperature"]), relationship: "rel_has_thermostat",
+            targetProperty: currentTemp, kind: .max)
+        let rooms = (1...8).map { "room\($0)" }
+        var scenario = try Scenario(rules: PropagationRules([rule]), rooms: Dictionary(uniqueKeysWithValues: rooms.map { ($0, ["t-\($0)"]) }))
+        let partitionOf = Dictionary(uniqueKeysWithValues: rooms.map { ($0, KafkaPartitioner.partition(ofKey: $0, partitionCount: 4)) })
+        _ = scenario.followed(rooms.map { Self.temperature("t-\($0)", 20, sequence: 1) })
+        _ = scenario.reconcile([0, 1, 2, 3], partitionOf: partitionOf)
+        #expect(scenario.view.checkedParents.count == rooms.count)
+
+        let lost = partitionOf["room1"]!
+        let kept = rooms.filter { partitionOf[$0] != lost }
+        #expect(!kept.isEmpty && kept.count < rooms.count, "the rooms fall on more than one partition")
+        Propagation.stopChecking(parentsOn: [lost], of: 4, in: &scenario.view)
+        #expect(scenario.view.checkedParents == Set(kept.map { Propagation.checkedKey(rule, $0) }))
+        let followed = scenario.followed(rooms.map { Self.temperature("t-\($0)", 25, sequence: 2) })
+        #expect(Set(followed.map(\.twinID)) == Set(kept))
+    }
+
     @Test func aValueThatDoesNotFitTheParentsModelIsRefused() throws {
         var scenario = try Scenario(rooms: ["room1": ["t1"]])
         let outcome = scenario.decide([Self.temperature("t1", "warm", sequence: 1)])

@@ -1,4 +1,5 @@
 import TwinflowCodec
+import TwinflowKafka
 
 /// Aggregates with several instances. The instance that reads a child's change works out its
 /// parent's aggregate from its view, which may not have read a change of another child yet (that
@@ -84,6 +85,16 @@ extension Propagation {
             }
         }
         return parents
+    }
+
+    /// Stops checking the parents whose twin ID falls on one of `lost` (of `partitionCount`
+    /// partitions): they went to another instance, whose checks would race this one's.
+    static func stopChecking(parentsOn lost: Set<Int32>, of partitionCount: Int32, in view: inout RelationshipView.State) {
+        view.checkedParents = view.checkedParents.filter { key in
+            guard let separator = key.firstIndex(of: "\u{0}") else { return false }
+            let parent = String(key[key.index(after: separator)...])
+            return !lost.contains(KafkaPartitioner.partition(ofKey: parent, partitionCount: partitionCount))
+        }
     }
 
     /// Every twin with a child under an aggregate rule.

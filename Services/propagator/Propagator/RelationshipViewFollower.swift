@@ -179,12 +179,22 @@ public final class RelationshipViewFollower: Service, Sendable {
 
     /// Every 100 ms, the partitions the group gave this instance since: once the view has read the
     /// whole topic as it was then (however long that takes), the aggregate parents on those of them
-    /// it still owns are reconciled.
+    /// it still owns are reconciled. The parents on partitions it lost are no longer checked here:
+    /// their new owner checks them.
     private func reconcilePartitions(gainedBy consumer: KafkaConsumer) async {
         guard let rechecks else { return }
         var gained: Set<Int32> = []
+        var owned: Set<Int32> = []
         while !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(100))
+            if consumer.hasJoinedGroup {
+                let now = Set(consumer.assignment.filter { $0.topic == topic }.map(\.partition))
+                let lost = owned.subtracting(now)
+                if !lost.isEmpty, let partitions = progress.withLock({ $0.partitions }) {
+                    view.withState { Propagation.stopChecking(parentsOn: lost, of: Int32(partitions), in: &$0) }
+                }
+                owned = now
+            }
             gained.formUnion(consumer.takeGainedPartitions().filter { $0.topic == topic }.map(\.partition))
             guard !gained.isEmpty, let partitions = progress.withLock({ $0.partitions }),
                 let ends = try? await admin.highWatermarks(topic: topic, partitions: partitions)
