@@ -227,9 +227,16 @@ struct PropagationTests {
         #expect(Self.values(scenario.decide([Self.temperature("t1", 21, sequence: 2)])) == ["room1": 26])
     }
 
-    @Test func theMeanOfNumbersNearTheLargestDoubleIsFinite() {
+    /// An `average` of readings near the largest double is their average, not infinity (their sum).
+    @Test func theMeanOfNumbersNearTheLargestDoubleIsFinite() throws {
         #expect(Propagation.mean([1.5e308, 1.5e308, 1.5e308]) == 1.5e308)
         #expect(Propagation.mean([20, 21, 23.5]) == 21.5)
+        let rule = PropagationRule(
+            sourceModel: Self.thermostat, sourceProperty: JSONPointer(tokens: ["Temperature"]), relationship: "rel_has_thermostat",
+            targetProperty: JSONPointer(tokens: ["currentTemp"]), kind: .average)
+        var scenario = try Scenario(rules: PropagationRules([rule]), rooms: ["room1": ["t1", "t2"]])
+        _ = scenario.followed([Self.temperature("t2", 1.5e308, sequence: 1)])
+        #expect(Self.values(scenario.decide([Self.temperature("t1", 1.5e308, sequence: 1)])) == ["room1": .double(1.5e308)])
     }
 
     /// A deleted twin leaves the view (a tombstone of its sequence stays), and neither the
