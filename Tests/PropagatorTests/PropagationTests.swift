@@ -96,6 +96,13 @@ struct PropagationTests {
         return try! TwinNotification(event)
     }
 
+    /// The rule from each Thermostat's `/Temperature` to its room's `/currentTemp`, of `kind`.
+    static func thermostatsToCurrentTemp(_ kind: PropagationRule.Kind) -> PropagationRule {
+        PropagationRule(
+            sourceModel: thermostat, sourceProperty: JSONPointer(tokens: ["Temperature"]), relationship: "rel_has_thermostat",
+            targetProperty: JSONPointer(tokens: ["currentTemp"]), kind: kind)
+    }
+
     static func values(_ outcome: Propagation.Outcome) -> [String: JSONValue] {
         var values: [String: JSONValue] = [:]
         for output in outcome.outputs {
@@ -213,10 +220,7 @@ struct PropagationTests {
     /// An aggregate counts only the children of the rule's source model: a fridge related to the
     /// room like its thermostats does not raise its maximum.
     @Test func anAggregateCountsOnlyChildrenOfTheRulesModel() throws {
-        let currentTemp = JSONPointer(tokens: ["currentTemp"])
-        let rule = PropagationRule(
-            sourceModel: Self.thermostat, sourceProperty: JSONPointer(tokens: ["Temperature"]), relationship: "rel_has_thermostat",
-            targetProperty: currentTemp, kind: .max)
+        let rule = Self.thermostatsToCurrentTemp(.max)
         var scenario = try Scenario(rules: PropagationRules([rule]), rooms: ["room1": ["t1", "t2"]])
         _ = scenario.followed([
             Self.relationship("Microsoft.DigitalTwins.Relationship.Create", id: "room1-fridge", source: "room1", target: "fridge", sequence: 1),
@@ -231,9 +235,7 @@ struct PropagationTests {
     @Test func theMeanOfNumbersNearTheLargestDoubleIsFinite() throws {
         #expect(Propagation.mean([1.5e308, 1.5e308, 1.5e308]) == 1.5e308)
         #expect(Propagation.mean([20, 21, 23.5]) == 21.5)
-        let rule = PropagationRule(
-            sourceModel: Self.thermostat, sourceProperty: JSONPointer(tokens: ["Temperature"]), relationship: "rel_has_thermostat",
-            targetProperty: JSONPointer(tokens: ["currentTemp"]), kind: .average)
+        let rule = Self.thermostatsToCurrentTemp(.average)
         var scenario = try Scenario(rules: PropagationRules([rule]), rooms: ["room1": ["t1", "t2"]])
         _ = scenario.followed([Self.temperature("t2", 1.5e308, sequence: 1)])
         #expect(Self.values(scenario.decide([Self.temperature("t1", 1.5e308, sequence: 1)])) == ["room1": .double(1.5e308)])
@@ -300,9 +302,7 @@ struct PropagationTests {
 
     @Test func averageMinimumAndMaximumOverEveryChildsCurrentValue() throws {
         for (kind, expected) in [(PropagationRule.Kind.average, JSONValue.double(21.5)), (.min, .integer(20)), (.max, .double(23.5))] {
-            let rule = PropagationRule(
-                sourceModel: Self.thermostat, sourceProperty: JSONPointer(tokens: ["Temperature"]), relationship: "rel_has_thermostat",
-                targetProperty: JSONPointer(tokens: ["currentTemp"]), kind: kind)
+            let rule = Self.thermostatsToCurrentTemp(kind)
             var scenario = try Scenario(rules: PropagationRules([rule]), rooms: ["room1": ["t1", "t2", "t3"]])
             let outcome = scenario.decide([
                 Self.temperature("t1", 20, sequence: 1), Self.temperature("t2", 21, sequence: 1), Self.temperature("t3", 23.5, sequence: 1),
@@ -317,9 +317,7 @@ struct PropagationTests {
     /// change its view's follower reads makes it check again. A value set by hand (hop 0) is left.
     @Test func aParentsAggregateIsWorkedOutAgainWhenItMissedAChildsChange() throws {
         let currentTemp = JSONPointer(tokens: ["currentTemp"])
-        let rule = PropagationRule(
-            sourceModel: Self.thermostat, sourceProperty: JSONPointer(tokens: ["Temperature"]), relationship: "rel_has_thermostat",
-            targetProperty: currentTemp, kind: .average)
+        let rule = Self.thermostatsToCurrentTemp(.average)
         var scenario = try Scenario(rules: PropagationRules([rule]), rooms: ["room1": ["t1", "t2"]])
         func room(_ value: JSONValue, sequence: Int64, hop: Int) -> TwinNotification {
             Self.update("room1", sequence: sequence, hop: hop, model: Self.room, [.replace(path: currentTemp, value: value)])
@@ -348,9 +346,7 @@ struct PropagationTests {
     /// it, get nothing; and every parent there is checked from then on.
     @Test func theAggregateParentsOfGainedPartitionsAreReconciled() throws {
         let currentTemp = JSONPointer(tokens: ["currentTemp"])
-        let rule = PropagationRule(
-            sourceModel: Self.thermostat, sourceProperty: JSONPointer(tokens: ["Temperature"]), relationship: "rel_has_thermostat",
-            targetProperty: currentTemp, kind: .max)
+        let rule = Self.thermostatsToCurrentTemp(.max)
         var scenario = try Scenario(rules: PropagationRules([rule]), rooms: ["room1": ["t1", "t2"], "room2": ["t3"], "room3": ["t4"]])
         let partitionOf: [String: Int32] = ["room1": 0, "room2": 1, "room3": 0]
         _ = scenario.followed([
@@ -380,9 +376,7 @@ struct PropagationTests {
     /// carries its value, so the same event read again for another value is not a repeat.
     @Test func aChildThatComesGoesOrMovesChangesTheCheckedParentsAggregate() throws {
         let currentTemp = JSONPointer(tokens: ["currentTemp"])
-        let rule = PropagationRule(
-            sourceModel: Self.thermostat, sourceProperty: JSONPointer(tokens: ["Temperature"]), relationship: "rel_has_thermostat",
-            targetProperty: currentTemp, kind: .max)
+        let rule = Self.thermostatsToCurrentTemp(.max)
         var scenario = try Scenario(rules: PropagationRules([rule]), rooms: ["room1": ["t1", "t2"], "room2": ["t4"]])
         let partitionOf: [String: Int32] = ["room1": 0, "room2": 0]
         func values(_ commands: [TwinCommand]) -> [String: JSONValue] {
@@ -426,10 +420,7 @@ struct PropagationTests {
     /// Parents on partitions this instance lost are no longer checked here (their new owner checks
     /// them): a child's change read by the follower sends them nothing; the others are still checked.
     @Test func parentsOnLostPartitionsAreNoLongerChecked() throws {
-        let currentTemp = JSONPointer(tokens: ["currentTemp"])
-        let rule = PropagationRule(
-            sourceModel: Self.thermostat, sourceProperty: JSONPointer(tokens: ["Temperature"]), relationship: "rel_has_thermostat",
-            targetProperty: currentTemp, kind: .max)
+        let rule = Self.thermostatsToCurrentTemp(.max)
         let rooms = (1...8).map { "room\($0)" }
         var scenario = try Scenario(rules: PropagationRules([rule]), rooms: Dictionary(uniqueKeysWithValues: rooms.map { ($0, ["t-\($0)"]) }))
         let partitionOf = Dictionary(uniqueKeysWithValues: rooms.map { ($0, KafkaPartitioner.partition(ofKey: $0, partitionCount: 4)) })

@@ -7,6 +7,16 @@ import TwinflowRuntime
 import TwinflowTestSupport
 
 @Suite struct BatchConsumerServiceTests {
+    /// A mock cluster with a topic of one partition that holds one message, keyed `k`.
+    static func topicWithOneMessage() async throws -> (MockKafka, String) {
+        let kafka = try MockKafka()
+        let topic = try kafka.makeTopic(partitions: 1)
+        let producer = try kafka.makeProducer()
+        try await producer.send(KafkaProducerMessage(topic: topic, key: "k", value: Array("1".utf8)))
+        await producer.shutdown()
+        return (kafka, topic)
+    }
+
     /// A failing batch is handed over again until it succeeds; on graceful shutdown the service
     /// finishes, commits and leaves, and a successor in the same group starts after the last message.
     @Test func retriesFailedBatchesAndCommitsOnGracefulShutdown() async throws {
@@ -50,12 +60,8 @@ import TwinflowTestSupport
     /// the batch was retried for ever and only SIGKILL ended the process.
     @Test(arguments: ["prepare", "handle"]) func shutdownWhileABatchKeepsFailingLeavesItForTheNextRun(step: String) async throws {
         struct Gone: Error {}
-        let kafka = try MockKafka()
-        let topic = try kafka.makeTopic(partitions: 1)
+        let (kafka, topic) = try await Self.topicWithOneMessage()
         let group = "group-\(UUID())"
-        let producer = try kafka.makeProducer()
-        try await producer.send(KafkaProducerMessage(topic: topic, key: "k", value: Array("1".utf8)))
-        await producer.shutdown()
 
         let attempts = Shared(0)
         let consumer = try kafka.makeConsumer(group: group, topics: [topic])
@@ -97,11 +103,7 @@ import TwinflowTestSupport
         struct Refused: Error, CustomStringConvertible {
             var description: String { "the downstream refuses" }
         }
-        let kafka = try MockKafka()
-        let topic = try kafka.makeTopic(partitions: 1)
-        let producer = try kafka.makeProducer()
-        try await producer.send(KafkaProducerMessage(topic: topic, key: "k", value: Array("1".utf8)))
-        await producer.shutdown()
+        let (kafka, topic) = try await Self.topicWithOneMessage()
 
         let failing = Shared(true)
         let attempts = Shared(0)
@@ -140,11 +142,7 @@ import TwinflowTestSupport
     /// `batches` check not ready once it has run longer than the hang limit, naming the step; the
     /// check is ready again once the step returns.
     @Test func aStepThatHangsMakesTheServiceNotReady() async throws {
-        let kafka = try MockKafka()
-        let topic = try kafka.makeTopic(partitions: 1)
-        let producer = try kafka.makeProducer()
-        try await producer.send(KafkaProducerMessage(topic: topic, key: "k", value: Array("1".utf8)))
-        await producer.shutdown()
+        let (kafka, topic) = try await Self.topicWithOneMessage()
 
         let released = Shared(false)
         let handled = Shared(0)
