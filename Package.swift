@@ -341,6 +341,7 @@ let package = Package(
                 "TwinflowPostgres",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Tests/TwinflowTestSupport",
             swiftSettings: swiftSettings

@@ -131,22 +131,6 @@ func withIngress(
     }
 }
 
-/// Runs `services` (such as twin-service's API started late) until `body` returns.
-func withServices(_ services: [any Service], logger: Logger, _ body: () async throws -> Void) async throws {
-    let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [], logger: logger))
-    try await withThrowingTaskGroup(of: Void.self) { tasks in
-        tasks.addTask { try await group.run() }
-        do {
-            try await body()
-        } catch {
-            await group.triggerGracefulShutdown()
-            throw error
-        }
-        await group.triggerGracefulShutdown()
-        try await tasks.waitForAll()
-    }
-}
-
 extension KafkaConsumerMessage {
     /// The twin command this message holds.
     var command: TwinCommand {

@@ -38,12 +38,8 @@ import TwinflowTestSupport
             }
             seen.withLock { $0 += batch.messages.map { Int(String(decoding: $0.value!, as: UTF8.self))! } }
         }
-        let serviceGroup = ServiceGroup(configuration: .init(services: [service], logger: kafka.logger))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await serviceGroup.run() }
+        try await withServices([service], logger: kafka.logger) {
             #expect(await eventually { seen.value.count >= 500 })
-            await serviceGroup.triggerGracefulShutdown()
-            try await tasks.waitForAll()
         }
         #expect(Set(seen.value) == Set(0..<500), "the failed batches were handled again, nothing skipped")
 
@@ -119,9 +115,7 @@ import TwinflowTestSupport
         let batches: @Sendable () -> ReadinessStatus = { readiness.evaluate().first { $0.name == "batches" }!.status }
         #expect(batches().ready, "nothing failed yet: \(batches().detail)")
 
-        let serviceGroup = ServiceGroup(configuration: .init(services: [service], logger: kafka.logger))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await serviceGroup.run() }
+        try await withServices([service], logger: kafka.logger) {
             #expect(await eventually { batches().detail.contains("the downstream refuses") })
             #expect(batches().ready, "a failure younger than the limit is retried while ready: \(batches().detail)")
             #expect(await eventually(timeout: .seconds(15)) { !batches().ready })
@@ -133,8 +127,6 @@ import TwinflowTestSupport
             #expect(await eventually { handled.value == 1 })
             #expect(await eventually { batches().ready })
             #expect(batches().detail == "no batch failing")
-            await serviceGroup.triggerGracefulShutdown()
-            try await tasks.waitForAll()
         }
     }
 
@@ -155,9 +147,7 @@ import TwinflowTestSupport
         readiness.registerBatches(service, notReadyAfter: .seconds(10), hangLimit: .seconds(2))
         let batches: @Sendable () -> ReadinessStatus = { readiness.evaluate().first { $0.name == "batches" }!.status }
 
-        let serviceGroup = ServiceGroup(configuration: .init(services: [service], logger: kafka.logger))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await serviceGroup.run() }
+        try await withServices([service], logger: kafka.logger) {
             #expect(await eventually(timeout: .seconds(15)) { !batches().ready })
             let detail = batches().detail
             #expect(detail.contains("the handle step has been running on a batch of 1 message(s)"), "\(detail)")
@@ -166,8 +156,6 @@ import TwinflowTestSupport
             #expect(await eventually { handled.value == 1 })
             #expect(await eventually { batches().ready })
             #expect(batches().detail == "no batch failing")
-            await serviceGroup.triggerGracefulShutdown()
-            try await tasks.waitForAll()
         }
     }
 }
