@@ -1,8 +1,10 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Ingress
 import Logging
 import ServiceLifecycle
+import Synchronization
 import Testing
 import TwinGraph
 import TwinService
@@ -18,11 +20,13 @@ struct TwinServiceAPI {
     let port: Int
     let application: any Service
 
-    init(logger: Logger) async throws {
+    /// `gateway`, when given, stands in front of the API.
+    init(logger: Logger, gateway: RefusingGateway? = nil) async throws {
         let folder = ScratchDirectory.make("ingress-twins")
         graph = try await DigitalTwinGraph(store: SQLiteTwinStore(path: folder.appending(path: "twins.sqlite").path))
         port = unusedPort()
         let router = Router().addHealthRoutes(readiness: Readiness())
+        if let gateway { router.add(middleware: gateway) }
         TwinServiceRoutes.add(to: router, graph: graph)
         application = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)), logger: logger)
     }
@@ -50,6 +54,48 @@ struct TwinServiceAPI {
         var body: [String: JSONValue] = ["$metadata": ["$model": .string(Self.thermostat)]]
         if let temperature { body["Temperature"] = .double(temperature) }
         _ = try await graph.putTwin(id, body: .object(body))
+    }
+}
+
+/// A gateway in front of twin-service that refuses what twin-service itself would take, as a
+/// proxy's body limit or a filter rule might: a query body over `maximumQueryBytes` (413), and any
+/// request whose path, query or body contains one of `blocked` (400). It counts what it refused.
+final class RefusingGateway: RouterMiddleware {
+    typealias Context = BasicRequestContext
+
+    let maximumQueryBytes: Int
+    let blocked: [String]
+    private let tooLarge = Atomic(0)
+    private let refused = Atomic(0)
+
+    init(maximumQueryBytes: Int, blocked: [String]) {
+        self.maximumQueryBytes = maximumQueryBytes
+        self.blocked = blocked
+    }
+
+    /// Queries refused for their size.
+    var queriesTooLarge: Int { tooLarge.load(ordering: .relaxed) }
+    /// Requests refused for naming a blocked text.
+    var blockedRequests: Int { refused.load(ordering: .relaxed) }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var request = request
+        let body = try await request.collectBody(upTo: 1 << 20)
+        let uri = request.uri.description.removingPercentEncoding ?? request.uri.description
+        if request.uri.path.hasSuffix("/query"), body.readableBytes > maximumQueryBytes {
+            tooLarge.add(1, ordering: .relaxed)
+            return Self.refusal(.contentTooLarge, code: "PayloadTooLarge")
+        }
+        if blocked.contains(where: { uri.contains($0) || String(buffer: body).contains($0) }) {
+            refused.add(1, ordering: .relaxed)
+            return Self.refusal(.badRequest, code: "BadRequest")
+        }
+        return try await next(request, context)
+    }
+
+    private static func refusal(_ status: HTTPResponse.Status, code: String) -> Response {
+        let body = #"{"error":{"code":"\#(code)","message":"Refused at the gateway."}}"#
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 }
 

@@ -300,6 +300,44 @@ import TwinflowTestSupport
         await producer.shutdown()
     }
 
+    /// An answer that will not change is not waited on: a lookup refused for its size is asked
+    /// again one device at a time; a device whose lookup and read are both refused has no twin
+    /// (dead-lettered, the others go on); a model that cannot be read leaves its twins' values to
+    /// twin-service.
+    @Test func lookupsTwinServiceRefusesAreAskedAgainInParts() async throws {
+        let sensor = "dtmi:twinflow:test:Sensor;1"
+        let gateway = RefusingGateway(maximumQueryBytes: 2_000, blocked: ["thermo_blocked", sensor])
+        let api = try await TwinServiceAPI(logger: MockKafka().logger, gateway: gateway)
+        try await api.loadModels()
+        let thermostats = (0..<40).map { "thermo_" + String(repeating: "x", count: 80) + String(format: "%03d", $0) }
+        for id in thermostats + ["thermo_blocked"] { try await api.putThermostat(id, temperature: 20) }
+        _ = try await api.graph.putTwin("sensor_0001", body: ["$metadata": ["$model": .string(sensor)], "Temperature": 20])
+        let setup = try IngressSetup(twinsURL: api.url, partitions: 1)
+        let producer = try setup.kafka.makeProducer()
+        try await producer.send(
+            (thermostats + ["thermo_blocked"]).map { setup.deviceMessage(Array(#"{"body":{"Temperature":21}}"#.utf8), key: $0) }
+                + [setup.deviceMessage(Array(#"{"body":{"Temperature":"warm"}}"#.utf8), key: "sensor_0001")])
+        let reader = try setup.reader([setup.topics.twinCommands, setup.topics.deadLetter])
+        try await withIngress(setup, alongside: [api.application]) { ingress in
+            let commands = try await reader.waitFor(thermostats.count + 1, on: setup.topics.twinCommands, timeout: .seconds(20))
+            let byTwin = Dictionary(try commands.map { (try $0.command.twinID, try $0.command) }) { first, _ in first }
+            #expect(Set(byTwin.keys) == Set(thermostats + ["sensor_0001"]))
+            #expect(thermostats.allSatisfy { byTwin[$0]?.patch?.json == [["op": "replace", "path": "/Temperature", "value": 21]] })
+            #expect(
+                byTwin["sensor_0001"]?.patch?.json == [["op": "replace", "path": "/Temperature", "value": "warm"]],
+                "a model ingress cannot read leaves the value for twin-service to check")
+            let letters = try await reader.waitFor(1, on: setup.topics.deadLetter)
+            let letter = try DeadLetter(decoding: try #require(letters.first))
+            #expect(letter.reason.hasPrefix("unknown device:") && letter.reason.contains("thermo_blocked"), "\(letter.reason)")
+            #expect(ingress.check("twin-service")?.ready == true)
+        }
+        #expect(gateway.queriesTooLarge > 0, "a query was refused for its size")
+        #expect(gateway.blockedRequests >= 3, "the blocked device's query and read, and the model, were refused: \(gateway.blockedRequests)")
+        #expect(try reader.messages(on: setup.topics.twinCommands).count == thermostats.count + 1, "nothing more was sent")
+        try await reader.stop()
+        await producer.shutdown()
+    }
+
     /// With twin-service away, ingress is not ready and hands nothing on: the batch waits, and goes
     /// through once twin-service answers.
     @Test func twinServiceAwayHoldsTheBatch() async throws {
