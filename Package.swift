@@ -103,6 +103,7 @@ let package = Package(
         .target(
             name: "TwinflowPostgres",
             dependencies: [
+                "TwinflowRuntime",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -116,6 +117,7 @@ let package = Package(
             dependencies: [
                 "TwinflowCodec",
                 "TwinflowPostgres",
+                "TwinflowRuntime",
                 "TwinflowSQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
@@ -379,11 +381,13 @@ let package = Package(
                 "TwinflowCodec",
                 "TwinflowKafka",
                 "TwinflowPostgres",
+                "TwinflowRuntime",
                 "TwinflowTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Tests/TwinGraphTests",
             swiftSettings: swiftSettings

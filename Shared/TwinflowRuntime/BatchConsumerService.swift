@@ -111,7 +111,7 @@ public struct BatchConsumerService<Prepared: Sendable>: Service {
                 return try await consumer.nextBatch()
             } catch {
                 guard error.code == .maxPollIntervalExceeded else { throw error }
-                logger.error("evicted from the group for exceeding max.poll.interval.ms; rejoining", metadata: ["error": "\(error)"])
+                logger.error("evicted from the group for exceeding max.poll.interval.ms; rejoining", metadata: ["error": .error(error)])
             }
         }
     }
@@ -135,7 +135,7 @@ public struct BatchConsumerService<Prepared: Sendable>: Service {
                 if Task.isShuttingDownGracefully { throw StoppedWhileFailing(step: step, messages: batch.count) }
                 logger.error(
                     "batch failed; it will be handled again",
-                    metadata: ["error": "\(error)", "step": "\(step)", "messages": "\(batch.count)", "retryIn": "\(backoff)"]
+                    metadata: ["error": .error(error), "step": "\(step)", "messages": "\(batch.count)", "retryIn": "\(backoff)"]
                 )
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, maximumBackoff)

@@ -39,7 +39,7 @@ public final class BatchRetries: Sendable {
             state.running[step] = nil
             var failure = state.failures[step] ?? Failure(step: step, messages: messages, since: .now, attempts: 0, lastError: "")
             failure.attempts += 1
-            failure.lastError = "\(error)"
+            failure.lastError = String(describingError: error)
             state.failures[step] = failure
         }
     }

@@ -27,7 +27,7 @@ public struct PeriodicService: Service {
                 } catch {
                     // Shutdown interrupted the run: a store reports that as its own error (SQLite's "interrupted").
                     if Task.isCancelled { return }
-                    logger.error("\(name) failed; it runs again later", metadata: ["error": "\(error)"])
+                    logger.error("\(name) failed; it runs again later", metadata: ["error": .error(error)])
                 }
                 try? await Task.sleep(for: interval)
             }

@@ -58,7 +58,7 @@ extension Readiness {
                 try await write()
                 return .ready("accepts writes")
             } catch {
-                return .notReady("a write failed: \(error)")
+                return .notReady("a write failed: \(String(describingError: error))")
             }
         }
     }
@@ -76,7 +76,7 @@ extension Readiness {
                 }
                 return .ready("oldest undelivered event \(String(format: "%.1f", age)) s old")
             } catch {
-                return .notReady("the outbox cannot be read: \(error)")
+                return .notReady("the outbox cannot be read: \(String(describingError: error))")
             }
         }
     }

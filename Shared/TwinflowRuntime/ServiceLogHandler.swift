@@ -57,7 +57,7 @@ public struct ServiceLogHandler: LogHandler {
             merged.merge(explicit) { _, explicit in explicit }
         }
         if let error = event.error {
-            merged["error.message"] = "\(error)"
+            merged["error.message"] = .error(error)
             merged["error.type"] = "\(String(reflecting: type(of: error)))"
         }
         return merged

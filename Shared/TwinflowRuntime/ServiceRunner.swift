@@ -42,7 +42,7 @@ public enum ServiceRunner {
         do {
             environment = try ServiceEnvironment(serviceName: name, defaultHTTPPort: defaultHTTPPort)
         } catch {
-            exitWithFailure(name, "cannot start: \(error)")
+            exitWithFailure(name, "cannot start: \(String(describingError: error))")
         }
         LoggingSystem.bootstrap { label in ServiceLogHandler(label: label, logLevel: environment.logLevel) }
         let logger = Logger(label: name)
@@ -55,7 +55,7 @@ public enum ServiceRunner {
             readiness.registerKafkaCluster(try KafkaAdmin(configuration: environment.kafka, logger: logger))
             services = try await setup(context)
         } catch {
-            exitWithFailure(name, "cannot start: \(error)")
+            exitWithFailure(name, "cannot start: \(String(describingError: error))")
         }
 
         let application = Application(
@@ -78,7 +78,7 @@ public enum ServiceRunner {
         do {
             try await group.run()
         } catch {
-            exitWithFailure(name, "stopped: \(error)")
+            exitWithFailure(name, "stopped: \(String(describingError: error))")
         }
     }
 

@@ -2,10 +2,12 @@ import Foundation
 import GRDB
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import Testing
 import TwinGraph
 import TwinService
 import TwinflowCodec
+import TwinflowPostgres
 import TwinflowTestSupport
 
 /// The twin service's REST API through HTTP, with ADT's paths, shapes, headers and errors.
@@ -51,6 +53,46 @@ import TwinflowTestSupport
             let again = try await client.execute(uri: "/digitaltwins/thermo_0002", method: .put, body: body(thermostat))
             #expect(again.status == .ok)
         }
+    }
+
+    /// On PostgreSQL, a write that waits past the lock timeout for a row another session holds is
+    /// answered 503 `ServiceUnavailable` with `Retry-After`; reads go on, and the write succeeds
+    /// once the row is free.
+    @Test func aLockedRowOnPostgreSQLAnswers503WithRetryAfter() async throws {
+        let cluster = try PostgresCluster.shared()
+        let url = try cluster.makeDatabase("twins")
+        let store = try await PostgresTwinStore(
+            url: DatabaseURL(url), connections: 2, lockTimeout: .milliseconds(300), logger: Logger(label: "locked-row-test"))
+        let graph = try await DigitalTwinGraph(store: store)
+        _ = try await graph.addModels(Fixtures.upload("seed"))
+        let router = Router()
+        TwinServiceRoutes.add(to: router, graph: graph)
+        let thermostat: JSONValue = ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": 20]
+        let patch: JSONValue = [["op": "replace", "path": "/Temperature", "value": 21]]
+        try await Application(router: router).test(.router) { client in
+            let put = try await client.execute(uri: "/digitaltwins/thermo_0001", method: .put, body: body(thermostat))
+            #expect(put.status == .ok)
+            let holder = try cluster.startSQL(
+                "BEGIN; SELECT 1 FROM twin_twins WHERE id = 'thermo_0001' FOR UPDATE; SELECT pg_sleep(3); COMMIT;", at: url)
+            let held = await eventually(timeout: .seconds(10)) {
+                (try? cluster.query(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3)%' AND state = 'active' AND pid <> pg_backend_pid()", at: url
+                )) == "1"
+            }
+            try #require(held, "the other session holds the row")
+            let locked = try await client.execute(uri: "/digitaltwins/thermo_0001", method: .patch, body: body(patch))
+            #expect(locked.status == .serviceUnavailable)
+            #expect(try json(locked)["error"]?["code"] == "ServiceUnavailable")
+            #expect(locked.headers[.retryAfter] == "1")
+            let read = try await client.execute(uri: "/digitaltwins/thermo_0001", method: .get)
+            #expect(read.status == .ok, "reads do not wait for the row's lock")
+            #expect(try json(read)["Temperature"] == 20)
+            holder.waitUntilExit()
+            #expect(holder.terminationStatus == 0)
+            let again = try await client.execute(uri: "/digitaltwins/thermo_0001", method: .patch, body: body(patch))
+            #expect(again.status == .noContent)
+        }
+        store.close()
     }
 
     @Test func percentEncodedIDsAreDecoded() async throws {

@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import TwinflowCodec
+import TwinflowRuntime
 
 /// The mapping in force: the file `INGRESS_MAPPING` names, read again whenever its content
 /// changes (checked every `interval`), or ADT's sample when no file is named.
@@ -89,7 +90,7 @@ public final class MappingSource: Service, Sendable {
                 defer { state.lastError = error.description }
                 return state.lastError != error.description
             }
-            if changed { logger.error("mapping file not reloaded; the mapping before stays in force", metadata: ["error": "\(error)"]) }
+            if changed { logger.error("mapping file not reloaded; the mapping before stays in force", metadata: ["error": .error(error)]) }
             return false
         }
     }

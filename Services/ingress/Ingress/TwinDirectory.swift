@@ -199,12 +199,12 @@ public final class TwinDirectory: Sendable {
                         // One value twin-service cannot take spoils its chunk: each is asked about alone.
                         logger.warning(
                             "twin-service refused a lookup; its devices are asked about one by one",
-                            metadata: ["property": "\(property)", "devices": "\(chunk.count)", "error": "\(error)"])
+                            metadata: ["property": "\(property)", "devices": "\(chunk.count)", "error": .error(error)])
                         queue += chunk.flatMap { Self.queryTexts(property: property, values: [$0]).queries }
                     case .refused(let chunk, let error):
                         logger.warning(
                             "twin-service refused a device's lookup",
-                            metadata: ["property": "\(property)", "device": "\(chunk[0].prefix(200))", "error": "\(error)"])
+                            metadata: ["property": "\(property)", "device": "\(chunk[0].prefix(200))", "error": .error(error)])
                         refused += chunk
                     }
                     fill()
@@ -258,7 +258,7 @@ public final class TwinDirectory: Sendable {
             return try await client.twin(id)
         } catch let error where error.isPermanent {
             logger.warning(
-                "twin-service refused to read a twin; its devices have no twin", metadata: ["twin": "\(id.prefix(200))", "error": "\(error)"])
+                "twin-service refused to read a twin; its devices have no twin", metadata: ["twin": "\(id.prefix(200))", "error": .error(error)])
             return nil
         }
     }
@@ -300,7 +300,7 @@ public final class TwinDirectory: Sendable {
         } catch {
             if let error = error as? TwinsClientError, !error.isPermanent { throw error }
             logger.warning(
-                "a twin's model cannot be read; its values are left for twin-service to check", metadata: ["model": "\(id)", "error": "\(error)"])
+                "a twin's model cannot be read; its values are left for twin-service to check", metadata: ["model": "\(id)", "error": .error(error)])
             state.withLock { $0.unreadableModels[id] = now }
             return nil
         }

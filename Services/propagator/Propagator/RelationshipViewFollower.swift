@@ -104,7 +104,7 @@ public final class RelationshipViewFollower: Service, Sendable {
                 throw error
             } catch {
                 try Task.checkCancellation()
-                logger.warning("relationship view not loaded yet; trying again", metadata: ["error": "\(error)", "retryIn": "\(retryInterval)"])
+                logger.warning("relationship view not loaded yet; trying again", metadata: ["error": .error(error), "retryIn": "\(retryInterval)"])
                 progress.withLock { $0.lastError = "\(error)" }
                 try await Task.sleep(for: retryInterval)
             }
@@ -250,7 +250,7 @@ public final class RelationshipViewFollower: Service, Sendable {
                 break
             } catch {
                 try Task.checkCancellation()
-                logger.warning("rechecks of aggregates not delivered; trying again", metadata: ["error": "\(error)", "retryIn": "\(backOff)"])
+                logger.warning("rechecks of aggregates not delivered; trying again", metadata: ["error": .error(error), "retryIn": "\(backOff)"])
                 try await Task.sleep(for: backOff)
                 backOff = min(backOff * 2, .seconds(5))
             }

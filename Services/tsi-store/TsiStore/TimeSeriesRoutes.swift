@@ -61,7 +61,7 @@ struct QueryErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 code: error.status == .notFound ? "NotFound" : "InvalidInput", status: Int(error.status.code),
                 message: error.body ?? "\(error.status)")
         } catch {
-            context.logger.error("query failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            context.logger.error("query failed", metadata: ["error": .error(error), "path": "\(request.uri.path)"])
             return Self.response(code: "InternalServerError", status: 500, message: "The service could not complete the request.")
         }
     }

@@ -1,4 +1,5 @@
 import TwinflowCodec
+import TwinflowRuntime
 
 /// What became of a command from `twins.commands`.
 public enum CommandOutcome: Sendable, Hashable {
@@ -74,7 +75,7 @@ extension DigitalTwinGraph {
             case .success(let outcome as CommandOutcome): outcome
             case .success: preconditionFailure("a command write returned something else than its outcome")
             case .failure(let error as ServiceError): .rejected(error)
-            case .failure(let error): .rejected(ServiceError(code: "InternalError", status: 500, "\(error)"))
+            case .failure(let error): .rejected(ServiceError(code: "InternalError", status: 500, String(describingError: error)))
             }
         }
         // Freeing a batch's worth of patches and closures is left to a task off the batch's path.

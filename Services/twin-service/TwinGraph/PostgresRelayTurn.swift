@@ -2,6 +2,7 @@ import Logging
 import PostgresNIO
 import Synchronization
 import TwinflowPostgres
+import TwinflowRuntime
 
 /// The relay's turn on a shared PostgreSQL store: a session advisory lock on a connection of its
 /// own, held as long as that connection lives. When the process holding it dies, PostgreSQL ends
@@ -49,7 +50,7 @@ final class PostgresRelayTurn: RelayTurn {
                     }
                 }
             } catch {
-                logger.debug("relay turn stopped listening", metadata: ["error": "\(error)"])
+                logger.debug("relay turn stopped listening", metadata: ["error": .error(error)])
             }
             // The connection is gone (or the turn released): the relay finds the turn lost.
             committedElsewhere()
@@ -114,7 +115,7 @@ final class PostgresRelayTurn: RelayTurn {
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
-                logger.warning("cannot ask for the relay's turn", metadata: ["error": "\(error)"])
+                logger.warning("cannot ask for the relay's turn", metadata: ["error": .error(error)])
             }
             try await Task.sleep(for: retry)
         }

@@ -32,12 +32,15 @@ public final class PostgresTwinStore: TwinStore {
     let relayTurnCheck: Duration
 
     /// Opens the store, creating or migrating its schema; a new database starts with `initialRoutes`.
-    /// `connections`: the read pool's size (the writer has a connection of its own). Throws
+    /// `connections`: the read pool's size (the writer has a connection of its own). A write that
+    /// waits longer than `lockTimeout` for a lock another session holds fails as the store failing
+    /// (503 to a REST client, a batch of commands tried again), as SQLite's busy timeout. Throws
     /// ``Unreachable`` when the database does not answer within `startupLimit`.
     public init(
         url: DatabaseURL, connections: Int = 8, initialRoutes: [EventRoute] = EventRoute.defaults,
         parsedTwinCacheBytes: Int = ParsedTwinCache.defaultCapacityBytes, relayTurnRetry: Duration = .seconds(1),
-        relayTurnCheck: Duration = .seconds(2), startupLimit: Duration = .seconds(15), logger: Logger
+        relayTurnCheck: Duration = .seconds(2), lockTimeout: Duration = .seconds(10), startupLimit: Duration = .seconds(15),
+        logger: Logger
     ) async throws {
         self.url = url
         self.logger = logger
@@ -48,7 +51,10 @@ public final class PostgresTwinStore: TwinStore {
         let client = PostgresClient(configuration: try url.clientConfiguration(connections: connections), backgroundLogger: logger)
         self.client = client
         clientTask = Task { await client.run() }
-        writer = PostgresWriter(configuration: try url.connectionConfiguration(), logger: logger)
+        var writerConfiguration = try url.connectionConfiguration()
+        let lockMilliseconds = lockTimeout.components.seconds * 1000 + lockTimeout.components.attoseconds / 1_000_000_000_000_000
+        writerConfiguration.options.additionalStartupParameters = [("lock_timeout", "\(max(1, lockMilliseconds))")]
+        writer = PostgresWriter(configuration: writerConfiguration, logger: logger)
         do {
             try await Self.within(startupLimit, or: Unreachable(url: url, limit: startupLimit)) {
                 try await Self.prepare(client, initialRoutes: initialRoutes, logger: logger)

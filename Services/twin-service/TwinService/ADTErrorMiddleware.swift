@@ -20,13 +20,13 @@ struct ADTErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return Response.adtError(ServiceError(code: code, status: Int(error.status.code), error.body ?? "\(error.status)"))
         } catch let error where StoreFailure.matches(error) {
             context.logger.error(
-                "request failed: the store", metadata: ["error": "\(error)", "method": "\(request.method)", "path": "\(request.uri.path)"])
+                "request failed: the store", metadata: ["error": .error(error), "method": "\(request.method)", "path": "\(request.uri.path)"])
             var response = Response.adtError(
                 ServiceError(code: "ServiceUnavailable", status: 503, "The service's store is unavailable; try again later."))
             response.headers[.retryAfter] = "1"
             return response
         } catch {
-            context.logger.error("request failed", metadata: ["error": "\(error)", "method": "\(request.method)", "path": "\(request.uri.path)"])
+            context.logger.error("request failed", metadata: ["error": .error(error), "method": "\(request.method)", "path": "\(request.uri.path)"])
             let requestID = context.logger[metadataKey: "hb.request.id"].map { " (request \($0))" } ?? ""
             return Response.adtError(
                 ServiceError(code: "InternalServerError", status: 500, "The service could not complete the request\(requestID)."))

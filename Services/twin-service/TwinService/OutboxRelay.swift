@@ -100,7 +100,7 @@ public struct OutboxRelay: Service {
                 status.markDelivered(through: try await graph.outboxDeliveredThrough())
                 return true
             } catch {
-                logger.error("the position delivered is not readable; trying again", metadata: ["error": "\(error)", "retryIn": "\(backoff)"])
+                logger.error("the position delivered is not readable; trying again", metadata: ["error": .error(error), "retryIn": "\(backoff)"])
                 await pause(&backoff)
             }
         }
@@ -127,7 +127,7 @@ public struct OutboxRelay: Service {
         do {
             try await graph.markDelivered(through: status.deliveredThrough)
         } catch {
-            logger.warning("delivered outbox entries not forgotten; they will be sent again", metadata: ["error": "\(error)"])
+            logger.warning("delivered outbox entries not forgotten; they will be sent again", metadata: ["error": .error(error)])
         }
     }
 
@@ -149,7 +149,7 @@ public struct OutboxRelay: Service {
                 entries = try await graph.pendingEvents(after: sent.enqueuedThrough, limit: sent.isolating ? 1 : batchSize)
                 if !entries.isEmpty { try await graph.refreshCatalog() }
             } catch {
-                logger.error("outbox or models not readable; trying again", metadata: ["error": "\(error)", "retryIn": "\(backoff)"])
+                logger.error("outbox or models not readable; trying again", metadata: ["error": .error(error), "retryIn": "\(backoff)"])
                 await pause(&backoff)
                 continue
             }
@@ -170,7 +170,7 @@ public struct OutboxRelay: Service {
                 )
                 sent.enqueuedThrough = last.position
             } catch {
-                logger.error("outbox batch not enqueued; sending it again", metadata: ["error": "\(error)", "retryIn": "\(backoff)"])
+                logger.error("outbox batch not enqueued; sending it again", metadata: ["error": .error(error), "retryIn": "\(backoff)"])
                 while !sent.batches.isEmpty {
                     await confirmOldest(of: &sent, backoff: &backoff)
                 }
@@ -192,13 +192,13 @@ public struct OutboxRelay: Service {
         } catch {
             status.countFailedBatch()
             guard error.isMessageRefusal else {
-                logger.error("outbox batch not delivered; sending it again", metadata: ["error": "\(error)", "retryIn": "\(backoff)"])
+                logger.error("outbox batch not delivered; sending it again", metadata: ["error": .error(error), "retryIn": "\(backoff)"])
                 await startOver(&sent, backoff: &backoff)
                 return
             }
             guard let entry = oldest.single else {
                 logger.warning(
-                    "the broker refused a message of an outbox batch; sending one event at a time to find it", metadata: ["error": "\(error)"])
+                    "the broker refused a message of an outbox batch; sending one event at a time to find it", metadata: ["error": .error(error)])
                 sent.isolating = true
                 await startOver(&sent, backoff: &backoff, pausing: false)
                 return
@@ -209,7 +209,7 @@ public struct OutboxRelay: Service {
                 logger.warning(
                     "the broker refused an outbox event; trying it again",
                     metadata: [
-                        "position": "\(entry.position)", "eventID": "\(entry.event.attributes.id)", "attempt": "\(attempts)", "error": "\(error)",
+                        "position": "\(entry.position)", "eventID": "\(entry.event.attributes.id)", "attempt": "\(attempts)", "error": .error(error),
                     ]
                 )
                 await startOver(&sent, backoff: &backoff)
@@ -239,7 +239,7 @@ public struct OutboxRelay: Service {
             try await producer.send(deadLetters, deadLettersTo: deadLetterTopic)
         } catch {
             logger.error(
-                "an outbox event could not be dead-lettered; trying again", metadata: ["position": "\(entry.position)", "error": "\(error)"])
+                "an outbox event could not be dead-lettered; trying again", metadata: ["position": "\(entry.position)", "error": .error(error)])
             return false
         }
         logger.error(
@@ -298,7 +298,7 @@ public struct OutboxRelay: Service {
                 } catch is CancellationError {
                     break
                 } catch {
-                    logger.warning("store checkpoint failed; the next one takes over", metadata: ["error": "\(error)"])
+                    logger.warning("store checkpoint failed; the next one takes over", metadata: ["error": .error(error)])
                 }
             }
             if ContinuousClock.now >= nextKeyCleanup {
@@ -314,7 +314,7 @@ public struct OutboxRelay: Service {
                 } catch is CancellationError {
                     break
                 } catch {
-                    logger.warning("idempotency keys not forgotten yet", metadata: ["error": "\(error)"])
+                    logger.warning("idempotency keys not forgotten yet", metadata: ["error": .error(error)])
                 }
             }
             let position = status.deliveredThrough
@@ -325,7 +325,7 @@ public struct OutboxRelay: Service {
             } catch is CancellationError {
                 break
             } catch {
-                logger.warning("delivered outbox entries not forgotten yet", metadata: ["error": "\(error)"])
+                logger.warning("delivered outbox entries not forgotten yet", metadata: ["error": .error(error)])
             }
         }
     }
