@@ -67,6 +67,22 @@ public struct TwinNotification: Sendable, Hashable {
         try self.init(decoding: message.value)
     }
 
+    /// The notification `message` holds, or nil when it holds a CloudEvent of another type (an
+    /// event route may send telemetry or other events to the same topic), which a subscriber to
+    /// notifications passes over. Throws for what is not a CloudEvent, or a notification it cannot read.
+    public init?(ifNotificationIn message: KafkaConsumerMessage) throws(CodecError) {
+        let event = try CloudEvent(decoding: message.value)
+        guard Self.types.contains(event.attributes.type) else { return nil }
+        try self.init(event)
+    }
+
+    /// ADT's twin and relationship notification types.
+    public static let types: Set<String> = [
+        "Microsoft.DigitalTwins.Twin.Create", "Microsoft.DigitalTwins.Twin.Update", "Microsoft.DigitalTwins.Twin.Delete",
+        "Microsoft.DigitalTwins.Relationship.Create", "Microsoft.DigitalTwins.Relationship.Update",
+        "Microsoft.DigitalTwins.Relationship.Delete",
+    ]
+
     public init(_ event: CloudEvent) throws(CodecError) {
         let attributes = event.attributes
         self.attributes = attributes

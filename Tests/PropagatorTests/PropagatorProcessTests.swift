@@ -419,6 +419,12 @@ import TwinflowTestSupport
         // A message that is no notification at all, in the middle of the burst: dead-lettered, untouched, and the rest goes on.
         burst.insert(
             KafkaProducerMessage(topic: Topics.defaults.twinEvents, key: "thermo_0001", value: Array("not an event".utf8)), at: burst.count / 2)
+        // Telemetry a route sends to the same topic: passed over, neither propagated nor dead-lettered.
+        let telemetry = CloudEvent(
+            attributes: CloudEventAttributes(
+                id: "telemetry-1", type: "microsoft.iot.telemetry", source: "twinflow.local/digitaltwins/thermo_0001"),
+            data: ["Temperature": -40])
+        burst.insert(telemetry.kafkaMessage(topic: Topics.defaults.twinEvents, key: "thermo_0001"), at: burst.count / 3)
         let deadLetters = try TopicReader(kafka: stack.kafka, topics: [Topics.defaults.deadLetter], logger: Logger(label: "test"))
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: stack.kafka), logger: Logger(label: "test"))
         try await producer.send(burst)
@@ -428,12 +434,14 @@ import TwinflowTestSupport
         let letter = try DeadLetter(decoding: try #require(dead.first))
         #expect(letter.service == "propagator" && letter.sourceTopic == Topics.defaults.twinEvents, "\(letter)")
         #expect(letter.reason.hasPrefix("not a twin notification"), "\(letter.reason)")
-        try await deadLetters.stop()
         for index in 1...rooms {
             #expect(await stack.waitFor(Self.roomID(index), "currentTemp", .double(Double(index * 100 + 9))), "\(Self.roomID(index)) on the newest")
         }
         let stale = await eventually(timeout: .seconds(10)) { ((try? await Self.propagatorMetrics(port: port))?["stale_total"] ?? 0) >= rooms * 18 }
         #expect(stale, "every older redelivery counted as stale")
+        #expect(try await Self.propagatorMetrics(port: port)["ignored_total"] == 1, "the telemetry was passed over")
+        #expect(try deadLetters.messages(on: Topics.defaults.deadLetter).count == 1, "only the message that is no event was dead-lettered")
+        try await deadLetters.stop()
         try await Task.sleep(for: .milliseconds(500))
         for index in 1...rooms {
             #expect(try await stack.twins.twin(Self.roomID(index))["currentTemp"] == .double(Double(index * 100 + 9)), "and it stays there")

@@ -4,6 +4,7 @@ import Testing
 import TsiForwarder
 import TsiStore
 import TwinflowCodec
+import TwinflowKafka
 import TwinflowTestSupport
 
 /// Telemetry in, aggregates out, through tsi-forwarder's mapping, tsi-store's decoding, the SQLite
@@ -133,6 +134,30 @@ import TwinflowTestSupport
         #expect(values["FrontAvg"] == [5.0, nil, nil, nil], "nested telemetry is flattened to Front.Temperature")
         let types = response["properties"]?.arrayValue?.map { $0["type"]?.stringValue ?? "" }
         #expect(types == ["Double", "Double", "Double", "Double", "Double", "Double", "Long", "Long", "Double"])
+    }
+
+    /// A name a store cannot keep (U+0000, which PostgreSQL refuses in text; longer than an index
+    /// entry holds) would fail its whole batch for ever: its event is dead-lettered, the rest stored.
+    @Test(arguments: StoreKind.allCases) func eventsWithNamesAStoreCannotKeepAreDeadLettered(kind: StoreKind) async throws {
+        let pipeline = try Pipeline(kind)
+        let long = String(repeating: "x", count: 3_000)
+        let messages = [
+            TimeSeriesMappingTests.telemetry(id: "nul", sourceTime: "2026-11-26T10:00:10Z", payload: #"{"T\u0000":1}"#),
+            TimeSeriesMappingTests.telemetry(id: "long", sourceTime: "2026-11-26T10:00:20Z", payload: #"{"\#(long)":2}"#),
+            TimeSeriesMappingTests.telemetry(id: "ok", sourceTime: "2026-11-26T10:00:30Z", payload: #"{"Temperature":21}"#),
+        ]
+        let forwarded = TsiForwarderHandler.map(messages, topics: .defaults)
+        #expect(forwarded.counts.deadLettered == 0, "the forwarder passes them on")
+        let received = forwarded.messages.enumerated().map { offset, message in
+            KafkaConsumerMessage(
+                topic: message.topic, partition: 0, offset: Int64(offset), key: message.key, value: message.value, headers: message.headers)
+        }
+        let decoded = TsiStoreHandler.decode(received, deadLetterTopic: Topics.defaults.deadLetter)
+        let reasons = decoded.deadLetters.map { $0.headers.string(for: DeadLetter.reasonHeader) ?? "" }
+        #expect(reasons.count == 2)
+        #expect(reasons.first?.contains("U+0000") == true, "\(reasons)")
+        #expect(reasons.last?.contains("3000 bytes long") == true, "\(reasons)")
+        #expect(try await pipeline.store.ingest(decoded.events, now: pipeline.now) == IngestReport(stored: 1))
     }
 
     @Test(arguments: StoreKind.allCases) func longerIntervalsCombineMinutesAndWidenTheSpanToWholeIntervals(kind: StoreKind) async throws {

@@ -143,6 +143,23 @@ import TwinflowTestSupport
             ])
     }
 
+    /// A route may send other events to the twin-events topic (ADT's catch-all route sends telemetry
+    /// there, structured): they are passed over and counted, not dead-lettered.
+    @Test func otherEventsOnTheTwinEventsTopicAreIgnored() throws {
+        let telemetry = CloudEvent(
+            attributes: CloudEventAttributes(
+                id: "t-1", type: "microsoft.iot.telemetry", source: "twinflow.local/digitaltwins/thermo_0001", time: "2026-11-26T10:00:00.000Z"),
+            data: ["Temperature": 21.5]
+        ).kafkaMessage(topic: Topics.defaults.twinEvents, key: "thermo_0001")
+        let messages = [
+            KafkaConsumerMessage(topic: telemetry.topic, partition: 0, offset: 8, key: telemetry.key, value: telemetry.value),
+            Self.update(patch: [["op": "replace", "path": "/Temperature", "value": 19.5]]),
+        ]
+        let prepared = TsiForwarderHandler.map(messages, topics: .defaults)
+        #expect(prepared.counts.ignored == 1 && prepared.counts.deadLettered == 0 && prepared.counts.twinUpdates == 1, "\(prepared.counts)")
+        #expect(prepared.messages.map(\.topic) == [Topics.defaults.timeSeries])
+    }
+
     @Test func badEventsGoToTheDeadLettersWithTheReason() throws {
         var notACloudEvent = Self.telemetry()
         notACloudEvent.headers.removeAll { $0.key == "ce_id" }

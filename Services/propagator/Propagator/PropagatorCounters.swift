@@ -22,6 +22,9 @@ public struct PropagatorCounts: ServiceCounts, Hashable {
     /// Aggregates worked out again because the parent took, or was about to take, a value made
     /// without a child's newest change (another instance's, read late); each sent a command.
     public var rechecked = 0
+    /// CloudEvents of another type than a twin or relationship notification (a route may send
+    /// telemetry to the same topic): passed over.
+    public var ignored = 0
     public var deadLettered = 0
 
     public init() {}
@@ -35,6 +38,7 @@ public struct PropagatorCounts: ServiceCounts, Hashable {
         hopLimited += other.hopLimited
         noValue += other.noValue
         rechecked += other.rechecked
+        ignored += other.ignored
         deadLettered += other.deadLettered
     }
 
@@ -42,7 +46,8 @@ public struct PropagatorCounts: ServiceCounts, Hashable {
         [
             ("propagated", propagated), ("coalesced", coalesced), ("unchanged", unchanged), ("stale", stale),
             ("orphans", orphans),
-            ("hop_limited", hopLimited), ("no_value", noValue), ("rechecked", rechecked), ("dead_letters", deadLettered),
+            ("hop_limited", hopLimited), ("no_value", noValue), ("rechecked", rechecked), ("ignored", ignored),
+            ("dead_letters", deadLettered),
         ]
     }
 }

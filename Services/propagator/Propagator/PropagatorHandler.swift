@@ -61,7 +61,11 @@ public final class PropagatorHandler: Sendable {
         notifications.reserveCapacity(batch.count)
         for (position, message) in batch.messages.enumerated() {
             do {
-                notifications.append((position, try TwinNotification(decoding: message)))
+                guard let notification = try TwinNotification(ifNotificationIn: message) else {
+                    prepared.counts.ignored += 1
+                    continue
+                }
+                notifications.append((position, notification))
             } catch {
                 prepared.messages.append(deadLetter(message, "not a twin notification: \(error)"))
                 prepared.counts.deadLettered += 1
@@ -101,9 +105,10 @@ public final class PropagatorHandler: Sendable {
         for output in outcome.outputs {
             prepared.messages.append(output.command.kafkaMessage(topic: topics.twinCommands))
         }
-        let undecodable = prepared.counts.deadLettered
+        let (undecodable, ignored) = (prepared.counts.deadLettered, prepared.counts.ignored)
         prepared.counts = outcome.counts
         prepared.counts.deadLettered = undecodable + refusedPositions.count
+        prepared.counts.ignored = ignored
         prepared.orphans = outcome.orphans
         prepared.hopLimited = outcome.hopLimited
         return prepared

@@ -105,7 +105,7 @@ public final class RelationshipViewFollower: Service, Sendable {
             } catch {
                 try Task.checkCancellation()
                 logger.warning("relationship view not loaded yet; trying again", metadata: ["error": .error(error), "retryIn": "\(retryInterval)"])
-                progress.withLock { $0.lastError = "\(error)" }
+                progress.withLock { $0.lastError = String(describingError: error) }
                 try await Task.sleep(for: retryInterval)
             }
         }

@@ -73,13 +73,14 @@ public final class TsiForwarderHandler: Sendable {
             let fallbackTime = message.timestamp
             do {
                 if message.topic == topics.twinEvents {
-                    let notification: TwinNotification
+                    let notification: TwinNotification?
                     do {
-                        notification = try TwinNotification(decoding: message)
+                        notification = try TwinNotification(ifNotificationIn: message)
                     } catch {
                         throw TimeSeriesMapping.Refusal("not a twin notification: \(error)")
                     }
-                    guard let event = try TimeSeriesMapping.event(fromNotification: notification, fallbackTime: fallbackTime) else {
+                    guard let notification, let event = try TimeSeriesMapping.event(fromNotification: notification, fallbackTime: fallbackTime)
+                    else {
                         prepared.counts.ignored += 1
                         continue
                     }

@@ -42,10 +42,11 @@ public final class TsiStoreHandler: Sendable {
             do {
                 let event = try TimeSeriesEvent(decoding: message)
                 guard let time = event.milliseconds else { throw CodecError(field: "timestamp", reason: "must be an RFC 3339 time") }
-                prepared.events.append(
-                    StoredEvent(
-                        series: event.twinID, time: time, id: event.id ?? "\(message.topic)/\(message.partition)/\(message.offset)",
-                        values: event.values))
+                let id = event.id ?? "\(message.topic)/\(message.partition)/\(message.offset)"
+                try checkStorable(event.twinID, field: "$dtId")
+                try checkStorable(id, field: "id")
+                for name in event.values.keys { try checkStorable(name, field: "a value's name") }
+                prepared.events.append(StoredEvent(series: event.twinID, time: time, id: id, values: event.values))
             } catch {
                 prepared.deadLetters.append(
                     DeadLetter(service: serviceName, reason: "not a time-series event: \(error)", original: message).kafkaMessage(
@@ -53,6 +54,19 @@ public final class TsiStoreHandler: Sendable {
             }
         }
         return prepared
+    }
+
+    /// The longest series ID, event ID or value name stored, in UTF-8 bytes: the stores index them
+    /// (a PostgreSQL index entry holds at most about 2,700 bytes).
+    public static let maximumNameBytes = 1_024
+
+    /// Throws unless both stores can keep `name`: a name one of them refuses would hold its batch
+    /// for ever, so it is dead-lettered instead.
+    private static func checkStorable(_ name: String, field: String) throws(CodecError) {
+        if name.utf8.count > maximumNameBytes {
+            throw CodecError(field: field, reason: "is \(name.utf8.count) bytes long; at most \(maximumNameBytes) are stored")
+        }
+        if name.utf8.contains(0) { throw CodecError(field: field, reason: "holds the character U+0000, which PostgreSQL cannot store") }
     }
 
     public func handle(_ batch: KafkaConsumerBatch, _ prepared: PreparedBatch) async throws {
