@@ -52,7 +52,7 @@ bench-kafka: deps
 
 ## twin-service REST latency and throughput with 100,000 twins, in release mode (wrk drives the load).
 bench-twins: deps
-	@command -v wrk >/dev/null 2>&1 || apt-get install -y -q wrk
+	@command -v wrk >/dev/null 2>&1 || { s=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$s apt-get update -q && DEBIAN_FRONTEND=noninteractive $$s apt-get install -y -q wrk; }
 	swift build -c release --product devbroker
 	swift build -c release --product twin-service
 	swift build -c release --product twin-bench

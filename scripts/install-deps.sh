@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what Twinflow needs beyond Swift, from Debian's packages, when it is missing:
 # librdkafka (headers and library), tcmalloc (every service's allocator), SQLite's headers,
-# kcat (used by tests and benchmarks), Python's YAML and JSON Schema modules (the compose
-# file's check), and the PostgreSQL server (the tests start a throwaway cluster of their own).
+# kcat (used by tests and benchmarks), curl (make run's readiness checks), Python's YAML and
+# JSON Schema modules (the compose file's check), and the PostgreSQL server (the tests start a
+# throwaway cluster of their own).
 set -euo pipefail
 
 missing=()
 [ -f /usr/include/librdkafka/rdkafka_mock.h ] || missing+=(librdkafka-dev)
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 compgen -G '/usr/lib/*/libtcmalloc_minimal.so.4' >/dev/null || missing+=(libtcmalloc-minimal4)
 [ -f /usr/include/sqlite3.h ] || missing+=(libsqlite3-dev)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)

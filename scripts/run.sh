@@ -17,24 +17,37 @@ if [ "${FRESH:-0}" = "1" ]; then rm -rf "$TWINFLOW_DATA_DIR"; fi
 mkdir -p .twinflow "$TWINFLOW_DATA_DIR"
 
 pids=()
+names=()
 stop() {
   trap - EXIT INT TERM
   echo
   echo "stopping Twinflow…"
   # Last started, first stopped, each waited for: the services finish while devbroker still answers.
+  local failed=()
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
     kill -TERM "${pids[$i]}" 2>/dev/null || true
-    wait "${pids[$i]}" 2>/dev/null || true
+    local status=0
+    wait "${pids[$i]}" 2>/dev/null || status=$?
+    # 143: ended by the SIGTERM itself, before it could install its handler.
+    if [ "$status" -ne 0 ] && [ "$status" -ne 143 ]; then failed+=("${names[$i]} (exit $status, see .twinflow/${names[$i]}.log)"); fi
   done
-  echo "stopped: every service finished its batch, committed and left its group; data kept in $TWINFLOW_DATA_DIR (FRESH=1 starts over)."
+  if [ ${#failed[@]} -eq 0 ]; then
+    echo "stopped: every service finished its batch, committed and left its group; data kept in $TWINFLOW_DATA_DIR (FRESH=1 starts over)."
+  else
+    echo "stopped, but not cleanly: ${failed[*]}; data kept in $TWINFLOW_DATA_DIR."
+    return 1
+  fi
 }
 trap stop EXIT INT TERM
 
 start() { # name, then the command
   local name=$1
   shift
-  "$@" 2>".twinflow/$name.log" &
+  # A session of its own: Ctrl-C reaches this script (which stops the services in order), not
+  # every process at once (devbroker would go while the services still commit).
+  setsid "$@" 2>".twinflow/$name.log" &
   pids+=($!)
+  names+=("$name")
 }
 ready() { # port
   for _ in $(seq 1 300); do

@@ -27,7 +27,7 @@ struct RoutesCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await service.client.print(
-                .put, "/eventroutes/\(id)", body: ["endpointName": .string(endpoint), "filter": .string(filter)])
+                .put, "/eventroutes/\(id.urlPathSegment)", body: ["endpointName": .string(endpoint), "filter": .string(filter)])
         }
     }
 
@@ -36,6 +36,6 @@ struct RoutesCommand: AsyncParsableCommand {
         @OptionGroup var service: ServiceOptions
         @Argument var id: String
 
-        func run() async throws { try await service.client.print(.delete, "/eventroutes/\(id)") }
+        func run() async throws { try await service.client.print(.delete, "/eventroutes/\(id.urlPathSegment)") }
     }
 }

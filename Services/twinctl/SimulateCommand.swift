@@ -25,7 +25,12 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "The topic.") var topic = Topics.fromEnvironment(ProcessInfo.processInfo.environment).deviceMessages
 
     func validate() throws {
-        guard devices > 0, rate > 0, duration >= 0 else { throw ValidationError("devices and rate must be positive, duration not negative") }
+        guard (1...9_999).contains(devices) else { throw ValidationError("--devices must be from 1 to 9999 (four-digit device numbers)") }
+        guard rate.isFinite, rate > 0, rate <= 1_000_000 else {
+            throw ValidationError("--rate must be a number of messages per second from above 0 to 1000000")
+        }
+        guard duration.isFinite, duration >= 0, duration <= 1e9 else { throw ValidationError("--duration must be seconds from 0 to 1000000000") }
+        guard base.isFinite else { throw ValidationError("--base must be a finite number") }
     }
 
     func run() async throws {

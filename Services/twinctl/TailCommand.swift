@@ -15,6 +15,10 @@ struct TailCommand: AsyncParsableCommand {
     @Flag(help: "Start from the topic's oldest message, not its end.") var fromBeginning = false
     @Option(help: "Stop after this many messages.") var count: Int?
 
+    func validate() throws {
+        if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+    }
+
     func run() async throws {
         var logger = Logger(label: "twinctl")
         logger.logLevel = .error

@@ -52,7 +52,7 @@ struct Models: AsyncParsableCommand {
 
         func run() async throws {
             var query = definitions ? "includeModelDefinition=true" : ""
-            for id in dependenciesFor { query += "&dependenciesFor=\(id)" }
+            for id in dependenciesFor { query += "&dependenciesFor=\(id.urlQueryValue)" }
             try await service.client.print(.get, "/models?\(query)")
         }
     }
@@ -60,21 +60,22 @@ struct Models: AsyncParsableCommand {
     struct Get: AsyncParsableCommand {
         @OptionGroup var service: ServiceOptions
         @Argument var id: String
-        func run() async throws { try await service.client.print(.get, "/models/\(id)?includeModelDefinition=true") }
+        func run() async throws { try await service.client.print(.get, "/models/\(id.urlPathSegment)?includeModelDefinition=true") }
     }
 
     struct Decommission: AsyncParsableCommand {
         @OptionGroup var service: ServiceOptions
         @Argument var id: String
         func run() async throws {
-            try await service.client.print(.patch, "/models/\(id)", body: [["op": "replace", "path": "/decommissioned", "value": true]])
+            try await service.client.print(
+                .patch, "/models/\(id.urlPathSegment)", body: [["op": "replace", "path": "/decommissioned", "value": true]])
         }
     }
 
     struct Delete: AsyncParsableCommand {
         @OptionGroup var service: ServiceOptions
         @Argument var id: String
-        func run() async throws { try await service.client.print(.delete, "/models/\(id)") }
+        func run() async throws { try await service.client.print(.delete, "/models/\(id.urlPathSegment)") }
     }
 }
 
@@ -91,14 +92,14 @@ struct Twins: AsyncParsableCommand {
         func run() async throws {
             guard case .object(var body) = try JSONValue.parse(properties) else { throw ValidationError("--properties must be a JSON object") }
             body["$metadata"] = ["$model": .string(model)]
-            try await service.client.print(.put, "/digitaltwins/\(id)", body: .object(body))
+            try await service.client.print(.put, "/digitaltwins/\(id.urlPathSegment)", body: .object(body))
         }
     }
 
     struct Get: AsyncParsableCommand {
         @OptionGroup var service: ServiceOptions
         @Argument var id: String
-        func run() async throws { try await service.client.print(.get, "/digitaltwins/\(id)") }
+        func run() async throws { try await service.client.print(.get, "/digitaltwins/\(id.urlPathSegment)") }
     }
 
     struct Patch: AsyncParsableCommand {
@@ -107,14 +108,14 @@ struct Twins: AsyncParsableCommand {
         @OptionGroup var service: ServiceOptions
         @Argument var id: String
         @Argument var patch: String
-        func run() async throws { try await service.client.print(.patch, "/digitaltwins/\(id)", body: try JSONValue.parse(patch)) }
+        func run() async throws { try await service.client.print(.patch, "/digitaltwins/\(id.urlPathSegment)", body: try JSONValue.parse(patch)) }
     }
 
     struct Delete: AsyncParsableCommand {
         @OptionGroup var service: ServiceOptions
         @Argument var id: String
         @Flag(help: "Delete its relationships too.") var cascade = false
-        func run() async throws { try await service.client.print(.delete, "/digitaltwins/\(id)\(cascade ? "?cascade=true" : "")") }
+        func run() async throws { try await service.client.print(.delete, "/digitaltwins/\(id.urlPathSegment)\(cascade ? "?cascade=true" : "")") }
     }
 }
 
@@ -133,7 +134,7 @@ struct Relationships: AsyncParsableCommand {
             guard case .object(var body) = try JSONValue.parse(properties) else { throw ValidationError("--properties must be a JSON object") }
             body["$targetId"] = .string(target)
             body["$relationshipName"] = .string(name)
-            try await service.client.print(.put, "/digitaltwins/\(source)/relationships/\(id)", body: .object(body))
+            try await service.client.print(.put, "/digitaltwins/\(source.urlPathSegment)/relationships/\(id.urlPathSegment)", body: .object(body))
         }
     }
 
@@ -142,21 +143,24 @@ struct Relationships: AsyncParsableCommand {
         @Argument var source: String
         @Option var name: String?
         func run() async throws {
-            try await service.client.print(.get, "/digitaltwins/\(source)/relationships" + (name.map { "?relationshipName=\($0)" } ?? ""))
+            try await service.client.print(
+                .get, "/digitaltwins/\(source.urlPathSegment)/relationships" + (name.map { "?relationshipName=\($0.urlQueryValue)" } ?? ""))
         }
     }
 
     struct Incoming: AsyncParsableCommand {
         @OptionGroup var service: ServiceOptions
         @Argument var target: String
-        func run() async throws { try await service.client.print(.get, "/digitaltwins/\(target)/incomingrelationships") }
+        func run() async throws { try await service.client.print(.get, "/digitaltwins/\(target.urlPathSegment)/incomingrelationships") }
     }
 
     struct Delete: AsyncParsableCommand {
         @OptionGroup var service: ServiceOptions
         @Argument var source: String
         @Argument var id: String
-        func run() async throws { try await service.client.print(.delete, "/digitaltwins/\(source)/relationships/\(id)") }
+        func run() async throws {
+            try await service.client.print(.delete, "/digitaltwins/\(source.urlPathSegment)/relationships/\(id.urlPathSegment)")
+        }
     }
 }
 

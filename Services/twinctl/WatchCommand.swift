@@ -15,7 +15,13 @@ struct WatchCommand: AsyncParsableCommand {
     @Option(help: "Seconds between refreshes.") var interval = 2.0
     @Option(help: "Print this many screens, then stop (0: until interrupted).") var screens = 0
     @Option(help: "The most rooms shown.") var rooms = 12
-    @Option(help: "Where tsi-store answers.") var tsiURL = "http://localhost:8084"
+    @Option(help: "Where tsi-store answers (TSI_URL).") var tsiURL = ProcessInfo.processInfo.environment["TSI_URL"] ?? "http://localhost:8084"
+
+    func validate() throws {
+        guard interval.isFinite, interval > 0, interval <= 86_400 else { throw ValidationError("--interval must be seconds from above 0 to 86400") }
+        guard screens >= 0 else { throw ValidationError("--screens must not be negative") }
+        guard rooms >= 1 else { throw ValidationError("--rooms must be at least 1") }
+    }
 
     /// Each stage: the topic it writes and the group that reads it.
     static func stages(_ topics: Topics) -> [(label: String, topic: String, group: String)] {

@@ -20,7 +20,7 @@ public struct TwinsClient: Sendable {
 
     /// `GET /digitaltwins/{id}`: the twin, or `nil` when there is none.
     public func twin(_ id: String) async throws(TwinsClientError) -> JSONValue? {
-        let reply = try await send("GET", path: "digitaltwins/\(Self.pathSegment(id))")
+        let reply = try await send("GET", path: "digitaltwins/\(id.urlPathSegment)")
         if reply.status == 404 { return nil }
         return try reply.json(expecting: 200)
     }
@@ -29,7 +29,7 @@ public struct TwinsClient: Sendable {
     /// and every model it depends on (what it extends, its components' schemas), or `nil` when
     /// twin-service does not know the model.
     public func modelDefinitions(dependenciesFor model: String) async throws(TwinsClientError) -> [JSONValue]? {
-        let query = "dependenciesFor=\(Self.queryValue(model))&includeModelDefinition=true"
+        let query = "dependenciesFor=\(model.urlQueryValue)&includeModelDefinition=true"
         let reply = try await send("GET", path: "models", query: query)
         if reply.status == 404 { return nil }
         let page = try reply.json(expecting: 200)
@@ -99,17 +99,6 @@ public struct TwinsClient: Sendable {
         }
     }
 
-    private static func pathSegment(_ text: String) -> String {
-        var allowed = CharacterSet.urlPathAllowed
-        allowed.remove(charactersIn: "/;?#")
-        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
-    }
-
-    private static func queryValue(_ text: String) -> String {
-        var allowed = CharacterSet.urlQueryAllowed
-        allowed.remove(charactersIn: "&=+;#")
-        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
-    }
 }
 
 /// twin-service did not answer, or answered something the service cannot use.

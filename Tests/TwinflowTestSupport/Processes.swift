@@ -166,15 +166,24 @@ public func run(_ command: String, _ arguments: [String], input: String? = nil) 
     try stdin.fileHandleForWriting.close()
     let data = output.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw ProcessFailure(command: command, status: process.terminationStatus)
+    guard process.terminationStatus == 0, process.terminationReason == .exit else {
+        throw ProcessFailure(command: command, status: process.terminationStatus, crashed: process.terminationReason == .uncaughtSignal)
     }
     return String(decoding: data, as: UTF8.self)
 }
 
-/// A child process that exited with a failure.
+/// ``run(_:_:input:)`` waited for on a thread of its own, not on the cooperative pool: a server in
+/// the test's process (which answers on that pool) keeps answering the command meanwhile.
+public func runOffThePool(_ command: String, _ arguments: [String], input: String? = nil) async throws -> String {
+    try await withCheckedThrowingContinuation { (done: CheckedContinuation<String, any Error>) in
+        Thread { done.resume(with: Result { try run(command, arguments, input: input) }) }.start()
+    }
+}
+
+/// A child process that exited with a failure, or was ended by a signal (`status` is then the signal).
 public struct ProcessFailure: Error, CustomStringConvertible {
     public var command: String
     public var status: Int32
-    public var description: String { "\(command) exited with \(status)" }
+    public var crashed = false
+    public var description: String { crashed ? "\(command) ended by signal \(status)" : "\(command) exited with \(status)" }
 }
