@@ -249,6 +249,40 @@ import TwinflowTestSupport
         #expect(pages.last == ["A": [nil], "B": [nil], "C": [nil], "D": [4]])
     }
 
+    /// Wide events (many values each) end a page by the values it holds, not only by `take`: a
+    /// getSeries of one variable over events of 5 values each, at most 10 values held, pages 2
+    /// events at a time, and the pages together give every event; a projected getEvents keeps only
+    /// the projected values, so it is not cut short by the others.
+    @Test(arguments: StoreKind.allCases) func widePagesEndByTheValuesTheyHold(kind: StoreKind) async throws {
+        let pipeline = try Pipeline(kind, maximumValues: 10)
+        try await pipeline.batch(
+            (1...5).map { index in
+                ("w\(index)", "2026-11-26T10:00:0\(index)Z", #"{"Temperature":\#(index),"A":0,"B":0,"C":0,"D":0}"#)
+            })
+        let span: JSONValue = ["from": "2026-11-26T10:00:00Z", "to": "2026-11-26T10:01:00Z"]
+        var token: JSONValue = .null
+        var pages: [[JSONValue]] = []
+        repeat {
+            let page = try await pipeline.query([
+                "getSeries": [
+                    "timeSeriesId": [.string(Self.twin)], "searchSpan": span, "continuationToken": token,
+                    "inlineVariables": ["T": ["kind": "numeric", "value": ["tsx": "$event.Temperature"]]],
+                ]
+            ])
+            if let values = Self.values(page)["T"], !values.isEmpty { pages.append(values) }
+            token = page["continuationToken"] ?? .null
+        } while token != .null && pages.count < 10
+        #expect(pages == [[1, 2], [3, 4], [5]])
+
+        let projected = try await pipeline.query([
+            "getEvents": [
+                "timeSeriesId": [.string(Self.twin)], "searchSpan": span, "projectedProperties": [["name": "Temperature", "type": "Double"]],
+            ]
+        ])
+        #expect(Self.values(projected) == ["Temperature": [1, 2, 3, 4, 5]])
+        #expect(projected["continuationToken"] == .null)
+    }
+
     /// Values near the largest double: the rollups' sums stop at ±1e308 instead of becoming
     /// infinities, whose sum (NaN) neither store keeps. Before, the second batch failed for ever.
     @Test(arguments: StoreKind.allCases) func sumsNearTheLargestDoubleStayFinite(kind: StoreKind) async throws {

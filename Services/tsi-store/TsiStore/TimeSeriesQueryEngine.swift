@@ -23,19 +23,37 @@ public struct TimeSeriesQueryEngine: Sendable {
         }
     }
 
-    /// Reads events of the span in order until `take` pass `filter`; the cursor to go on from, when more may follow.
+    /// Reads events of the span in order, `readChunk` at a time, until `take` pass `filter`; the
+    /// cursor to go on from, when more may follow. An event keeps only the values named in
+    /// `keeping`, when given. The page also ends before what it holds passes the answer's limit:
+    /// its events' values, and with `columnsOfEvery`, each name any of its events has times its
+    /// events (every event's properties are a column of the page); so a span of wide events costs
+    /// memory in proportion to the answer, not to `take`.
     private func page(
-        series: String, span: TimeSeriesQuery.SearchSpan, filter: Tsx.Filter?, take: Int, after: EventCursor?
+        series: String, span: TimeSeriesQuery.SearchSpan, filter: Tsx.Filter?, take: Int, after: EventCursor?, keeping: Set<String>? = nil,
+        columnsOfEvery: Bool = false
     ) async throws -> (events: [(cursor: EventCursor, values: [String: JSONValue])], next: EventCursor?) {
         var events: [(cursor: EventCursor, values: [String: JSONValue])] = []
         var cursor = after
+        var names = Set<String>()
+        var valuesHeld = 0
         while events.count < take {
-            let limit = filter == nil ? take - events.count : Self.readChunk
+            let limit = filter == nil ? min(take - events.count, Self.readChunk) : Self.readChunk
             let rows = try await store.events(series: series, from: span.from, to: span.to, after: cursor, limit: limit)
             for row in rows {
+                guard var values = (try? JSONValue.parse(row.body))?.objectValue, filter?.matches(values) ?? true else {
+                    cursor = row.cursor
+                    continue
+                }
+                if let keeping { values = values.filter { keeping.contains($0.key) } }
+                if columnsOfEvery {
+                    let widened = names.union(values.keys)
+                    if !events.isEmpty, widened.count * (events.count + 1) > maximumValues { return (events, cursor) }
+                    names = widened
+                }
+                if !events.isEmpty, valuesHeld + values.count > maximumValues { return (events, cursor) }
+                valuesHeld += values.count
                 cursor = row.cursor
-                guard let values = (try? JSONValue.parse(row.body))?.objectValue else { continue }
-                if let filter, !filter.matches(values) { continue }
                 events.append((row.cursor, values))
                 if events.count == take { return (events, row.cursor) }
             }
@@ -45,25 +63,10 @@ public struct TimeSeriesQueryEngine: Sendable {
     }
 
     private func getEvents(_ request: TimeSeriesQuery.GetEvents) async throws -> JSONValue {
-        var (events, next) = try await page(
+        let (events, next) = try await page(
             series: request.series, span: request.span, filter: request.filter, take: take(request.take, properties: request.projected?.count),
-            after: request.continuation)
-        var names = request.projected ?? []
-        if request.projected == nil {
-            // Every event's properties are a column of the page: the page ends before the columns
-            // times the events pass the answer's limit.
-            var seen = Set<String>()
-            for (count, event) in events.enumerated() {
-                seen.formUnion(event.values.keys)
-                if count > 0, seen.count * (count + 1) > maximumValues {
-                    events.removeLast(events.count - count)
-                    next = events.last?.cursor
-                    seen = Set(events.flatMap(\.values.keys))
-                    break
-                }
-            }
-            names = seen.sorted()
-        }
+            after: request.continuation, keeping: request.projected.map(Set.init), columnsOfEvery: request.projected == nil)
+        let names = request.projected ?? Set(events.flatMap(\.values.keys)).sorted()
         let properties: [JSONValue] = names.map { name in
             var type: String?
             let values: [JSONValue] = events.map { event in
