@@ -190,7 +190,7 @@ import TwinflowTestSupport
         let kafka = try MockKafka()
         let producer = try kafka.makeProducer()
         let handler = TsiForwarderHandler(
-            producer: producer, topics: .defaults, counters: TsiForwarderCounters(service: "tsi_forwarder"), logger: kafka.logger)
+            producer: producer, topics: .defaults, counters: TsiForwarderCounters(service: "tsi_forwarder"), mappingParts: 4, logger: kafka.logger)
         let prepared = try await handler.prepare(KafkaConsumerBatch(messages: messages))
         let whole = TsiForwarderHandler.map(messages, topics: .defaults)
         // Dead letters carry the time they were made; the rest must be equal.

@@ -159,7 +159,7 @@ import FoundationNetworking
     static func levelEvents(_ range: Range<Int>, base: Int64) -> [KafkaProducerMessage] {
         range.map { index in
             TimeSeriesEvent(
-                twinID: "twin-\(index % 5)", timestamp: TimeSeriesTime.string(milliseconds: base + Int64(index) * 1000),
+                twinID: "twin-\(index % 5)", timestamp: TimeSeriesTime.string(milliseconds: base + Int64(index) * 100),
                 values: ["Level": .integer(Int64(index))], id: "e-\(index)"
             ).kafkaMessage(topic: Topics.defaults.timeSeries)
         }
@@ -199,8 +199,9 @@ import FoundationNetworking
         return metrics.split(separator: "\n").first { $0.hasPrefix("\(name) ") }.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
     }
 
-    /// tsi-store killed (SIGKILL) and started again on its file: what it had committed stays, what
-    /// comes again (redelivered past its last stored offset, or repeated by the producer) counts once.
+    /// tsi-store killed (SIGKILL) in the middle of a stream of events and started again on its file:
+    /// what it had committed stays, what comes again (redelivered past its last stored offset, or
+    /// repeated by the producer) counts once.
     @Test func aKilledStoreCountsEveryEventOnceAfterItsRestart() async throws {
         let devbroker = try DevBrokerProcess(partitions: 4)
         defer { devbroker.terminate() }
@@ -212,19 +213,29 @@ import FoundationNetworking
             try await Self.startStore(devbroker, environment: ["TWINFLOW_DATA_DIR": directory.path])
         }
         @Sendable func total(port: Int) async throws -> Int64 { try await Self.levelEventCount(port: port, base: base) }
-        func events(_ range: Range<Int>) -> [KafkaProducerMessage] { Self.levelEvents(range, base: base) }
+        @Sendable func events(_ range: Range<Int>) -> [KafkaProducerMessage] { Self.levelEvents(range, base: base) }
 
         let (first, firstPort) = try await start()
-        try await producer.send(events(0..<500))
-        #expect(await eventually { (try? await total(port: firstPort)) == 500 })
+        // 20,000 events over two seconds; the store is killed once it has counted a quarter of them.
+        let sender = Task {
+            for chunk in 0..<20 {
+                try await producer.send(events(chunk * 1000..<(chunk + 1) * 1000))
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        #expect(await eventually { ((try? await total(port: firstPort)) ?? 0) >= 5_000 })
+        let countedBeforeTheKill = try await total(port: firstPort)
         first.kill()
-        try await producer.send(events(500..<1000) + events(0..<200))
+        #expect(!first.process.isRunning && first.process.terminationReason == .uncaughtSignal, "the store was killed")
+        try await sender.value
+        #expect(countedBeforeTheKill < 20_000, "killed in the middle of the stream: \(countedBeforeTheKill) counted")
+        try await producer.send(events(0..<200))
         await producer.shutdown()
         let (second, secondPort) = try await start()
         defer { second.terminate() }
-        #expect(await eventually { (try? await total(port: secondPort)) == 1000 })
+        #expect(await eventually { (try? await total(port: secondPort)) == 20_000 })
         try await Task.sleep(for: .seconds(1))
-        #expect(try await total(port: secondPort) == 1000, "every event once: none lost, no repeat counted")
+        #expect(try await total(port: secondPort) == 20_000, "every event once: none lost, no repeat counted")
         let duplicates = try await Self.metric("twinflow_tsi_store_duplicates_total", port: secondPort)
         #expect(duplicates >= 200, "the producer's 200 repeats were dropped as repeats: \(duplicates)")
     }

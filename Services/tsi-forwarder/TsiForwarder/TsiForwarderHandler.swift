@@ -15,8 +15,14 @@ public final class TsiForwarderHandler: Sendable {
     private let topics: Topics
     private let counters: TsiForwarderCounters
     private let logger: Logger
+    private let mappingParts: Int
 
-    public init(producer: KafkaProducer, topics: Topics, counters: TsiForwarderCounters, logger: Logger) {
+    /// `mappingParts`: how many parts a large batch is mapped in at once (one per core).
+    public init(
+        producer: KafkaProducer, topics: Topics, counters: TsiForwarderCounters,
+        mappingParts: Int = ProcessInfo.processInfo.activeProcessorCount, logger: Logger
+    ) {
+        self.mappingParts = max(1, mappingParts)
         self.producer = producer
         self.topics = topics
         self.counters = counters
@@ -31,10 +37,10 @@ public final class TsiForwarderHandler: Sendable {
     }
 
     /// Maps every message of the batch; what cannot be mapped becomes a dead letter. A large batch
-    /// is mapped in a contiguous part per core, the parts' outputs joined in the batch's order (so
-    /// each twin's events keep their order).
+    /// is mapped in `mappingParts` contiguous parts at once, the parts' outputs joined in the batch's
+    /// order (so each twin's events keep their order).
     public func prepare(_ batch: KafkaConsumerBatch) async throws -> PreparedBatch {
-        let count = max(1, min(ProcessInfo.processInfo.activeProcessorCount, batch.count / 1024))
+        let count = max(1, min(mappingParts, batch.count / 1024))
         guard count > 1 else { return Self.map(batch.messages, topics: topics) }
         let messages = batch.messages
         let size = (messages.count + count - 1) / count
