@@ -8,7 +8,7 @@ import TwinflowTestSupport
 /// services read.
 struct ComposeFileTests {
     static let composeFile = Fixtures.packageRoot.appending(path: "docker-compose.yml")
-    static let schema = Fixtures.packageRoot.appending(path: "../shared/conformance/compose-spec/compose-spec.json").standardized
+    static let schema = Fixtures.conformance.appending(path: "compose-spec/compose-spec.json").standardized
 
     /// The compose file as JSON (read by Python's YAML loader, which resolves anchors and merge keys).
     static func compose() throws -> JSONValue {

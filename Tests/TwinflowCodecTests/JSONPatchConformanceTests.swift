@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TwinflowCodec
+import TwinflowTestSupport
 
 /// Runs the RFC 6902 conformance files of `../shared/conformance/json-patch/` as they are.
 @Suite struct JSONPatchConformanceTests {
@@ -13,7 +14,7 @@ import TwinflowCodec
     }
 
     static func records(_ file: String) throws -> [Record] {
-        let url = SharedFiles.conformance.appending(path: "json-patch/\(file)")
+        let url = Fixtures.conformance.appending(path: "json-patch/\(file)")
         let all = try JSONValue.parse(Array(try Data(contentsOf: url)))
         guard case .array(let elements) = all else { throw CodecError(field: file, reason: "not an array") }
         return elements.compactMap { element in
@@ -56,16 +57,5 @@ import TwinflowCodec
 
     @Test func specTestsFile() throws {
         try run("spec_tests.json", expectedCount: 16)
-    }
-}
-
-enum SharedFiles {
-    /// `../shared/conformance` beside the project root, or `TWINFLOW_SHARED_DIR/conformance`.
-    static var conformance: URL {
-        if let shared = ProcessInfo.processInfo.environment["TWINFLOW_SHARED_DIR"] {
-            return URL(filePath: shared).appending(path: "conformance")
-        }
-        let projectRoot = URL(filePath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return projectRoot.deletingLastPathComponent().appending(path: "shared/conformance")
     }
 }

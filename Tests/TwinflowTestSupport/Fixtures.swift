@@ -7,6 +7,15 @@ public enum Fixtures {
     /// The package's root folder.
     public static let packageRoot = URL(filePath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
+    /// The shared conformance suites the tests run as they are: `../shared/conformance` beside the
+    /// package's root, or `$TWINFLOW_SHARED_DIR/conformance`.
+    public static var conformance: URL {
+        if let shared = ProcessInfo.processInfo.environment["TWINFLOW_SHARED_DIR"] {
+            return URL(filePath: shared).appending(path: "conformance")
+        }
+        return packageRoot.deletingLastPathComponent().appending(path: "shared/conformance")
+    }
+
     /// `deploy/models`: one folder per model set.
     public static let modelsRoot = packageRoot.appending(path: "deploy/models")
 
