@@ -208,8 +208,9 @@ final class GroupMembership: Sendable {
                 // Partitions lost had another owner meanwhile: assigned again, they are gained.
                 if !cooperative { state.beforeRevoke = lost ? [] : state.assignment }
                 state.assignment = cooperative ? state.assignment.subtracting(changed) : []
-                // An eager revoke means the group is rebalancing: a member again once assigned.
-                if !cooperative { state.joined = false }
+                // An eager revoke means the group is rebalancing, and partitions lost mean the member
+                // was dropped from the group (its session timed out): a member again once assigned.
+                if !cooperative || lost { state.joined = false }
             }
             logger.info("partitions revoked", metadata: ["partitions": "\(changed.count)"])
         default:

@@ -85,14 +85,18 @@ public struct DatabaseURL: Sendable, Hashable {
     }
 
     /// The configuration of a single connection of its own (one a component holds, outside any pool).
-    public func connectionConfiguration() throws -> PostgresConnection.Configuration {
+    /// `parameters`: run-time settings of the session (`lock_timeout`, …), sent when it starts.
+    public func connectionConfiguration(parameters: [(String, String)] = []) throws -> PostgresConnection.Configuration {
         let tls: PostgresConnection.Configuration.TLS =
             switch sslMode {
             case "disable": .disable
             case "require": .require(try .init(configuration: .makeClientConfiguration()))
             default: .prefer(try .init(configuration: .makeClientConfiguration()))
             }
-        return PostgresConnection.Configuration(host: host, port: port, username: username, password: password, database: database, tls: tls)
+        var configuration = PostgresConnection.Configuration(
+            host: host, port: port, username: username, password: password, database: database, tls: tls)
+        configuration.options.additionalStartupParameters = parameters
+        return configuration
     }
 }
 

@@ -61,6 +61,23 @@ import TwinflowCodec
         }
     }
 
+    /// A command for a twin whose ID holds a NUL character (no twin's can) is refused alone on every
+    /// store: on PostgreSQL its twin was looked up with the batch's unknown twins, and the refused
+    /// lookup failed the whole batch, retried for ever.
+    @Test(arguments: TwinStoreKind.allCases) func aCommandForATwinIDWithANulCharacterIsRefusedAlone(store: TwinStoreKind) async throws {
+        let fixture = try await GraphFixture.seed(store: store)
+        let outcomes = try await fixture.graph.apply([
+            TwinCommand(id: "nul-twin", twinID: "thermo\u{0}0001", patch: try setPatch(22)),
+            TwinCommand(id: "after", twinID: "thermo_0001", patch: try setPatch(23)),
+        ])
+        guard case .rejected(let error) = outcomes[0], case .applied = outcomes[1] else {
+            Issue.record("the command for the impossible twin is refused, the other applies: \(outcomes)")
+            return
+        }
+        #expect(error.status == 400 || error.status == 404, "\(error)")
+        #expect(try await fixture.graph.twin("thermo_0001").document["Temperature"] == 23)
+    }
+
     /// A command id too long for a store's key index (PostgreSQL refuses B-tree entries over about
     /// 2.7 kB once compressed) is refused before it reaches the store: the batch's other commands apply, and the
     /// batch does not throw, so it is not retried forever. The same for a telemetry Message-Id.

@@ -95,6 +95,26 @@ import TwinflowTestSupport
         store.close()
     }
 
+    /// Reads by an ID no twin can have (a NUL character, which PostgreSQL refuses in text) find
+    /// nothing on PostgreSQL as on SQLite: 404, or an empty answer, never 500.
+    @Test(arguments: TwinStoreKind.allCases) func readsByAnIDWithANulCharacterFindNothing(store: TwinStoreKind) async throws {
+        let fixture = try await GraphFixture.make("seed", store: store)
+        let router = Router()
+        TwinServiceRoutes.add(to: router, graph: fixture.graph)
+        try await Application(router: router).test(.router) { client in
+            for uri in ["/digitaltwins/a%00b", "/digitaltwins/a%00b/relationships/r1", "/digitaltwins/a%00b/incomingrelationships"] {
+                let response = try await client.execute(uri: uri, method: .get)
+                #expect(response.status == .notFound, "\(uri): \(response.status)")
+            }
+            let listed = try await client.execute(uri: "/digitaltwins/a%00b/relationships", method: .get)
+            #expect(listed.status == .notFound || listed.status == .ok, "\(listed.status)")
+            let query = try await client.execute(
+                uri: "/query", method: .post, body: body(["query": "SELECT * FROM DIGITALTWINS T WHERE T.$dtId = 'a\u{0}b'"]))
+            let found = try json(query)["value"]?.arrayValue
+            #expect(query.status == .ok && found?.isEmpty == true, "\(query.status)")
+        }
+    }
+
     @Test func percentEncodedIDsAreDecoded() async throws {
         let seed = try Fixtures.upload("seed")
         try await withService { client in

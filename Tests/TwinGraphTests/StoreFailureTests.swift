@@ -6,6 +6,7 @@ import TwinGraph
 import TwinflowPostgres
 import TwinflowRuntime
 import TwinflowTestSupport
+import _ConnectionPoolModule
 
 /// PostgreSQL's errors as twin-service tells them apart and describes them: the store failing or a
 /// statement refused, with the server's code and message (postgres-nio's own description leaves
@@ -31,5 +32,11 @@ import TwinflowTestSupport
         let text = String(describingError: error)
         #expect(text.hasPrefix("PostgreSQL connectionError: ") && text.contains("refused"), "\(text)")
         #expect(StoreFailure.matches(error))
+    }
+
+    /// The pool giving up on making connections (its circuit breaker) is the store failing: 503, not 500.
+    @Test func thePoolGivingUpOnConnectionsIsAStoreFailure() {
+        #expect(StoreFailure.matches(ConnectionPoolError.connectionCreationCircuitBreakerTripped))
+        #expect(!StoreFailure.matches(ConnectionPoolError.requestCancelled), "a cancelled request is the client's doing")
     }
 }

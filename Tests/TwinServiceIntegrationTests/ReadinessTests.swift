@@ -51,6 +51,41 @@ extension TwinServiceKafkaTests {
         try await reader.stop()
     }
 
+    /// An event the broker refuses in the middle of a batch is searched for one event at a time
+    /// until it is found, not only until the first event that goes through: each of the others
+    /// reaches its topic at most twice (the refused batch, then alone or in the batch after the
+    /// refused one), where before every later event went again with every step of the search.
+    @Test func aRefusedEventInABatchIsFoundWithoutResendingTheBatchAtEveryStep() async throws {
+        let setup = try TwinServiceSetup(extraVariables: ["KAFKA_CONFIG_MESSAGE_MAX_BYTES": "4096"], partitions: 1)
+        let graph = try await setup.openGraph()
+        _ = try await graph.addModels(Fixtures.upload("seed"))
+        try await graph.putTwin("thermo_0001", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": 20])
+        let large: JSONValue = ["Note": .string(String(repeating: "x", count: 6000))]
+        // One command batch, one outbox transaction: the relay reads the 40 telemetry events as one batch.
+        _ = try await graph.apply(
+            (1...40).map { index in
+                TwinCommand(id: "t\(index)", twinID: "thermo_0001", telemetry: index == 10 ? large : ["Reading": .integer(Int64(index))])
+            })
+        let reader = try TopicReader(
+            kafka: setup.kafka.configuration, topics: [setup.topics.telemetry, setup.topics.deadLetter], logger: setup.kafka.logger)
+        try await withTwinService(setup, graph: graph) { service in
+            let deadLetters = try await reader.waitFor(1, on: setup.topics.deadLetter, timeout: .seconds(30))
+            #expect(deadLetters.first?.headers.string(for: "ce_id") != nil)
+            let telemetryTopic = setup.topics.telemetry
+            #expect(
+                await eventually(timeout: .seconds(10)) {
+                    Set(((try? reader.messages(on: telemetryTopic)) ?? []).compactMap { $0.headers.string(for: "ce_id") }).count >= 39
+                })
+            try await Task.sleep(for: .seconds(1))
+            let telemetry = try reader.messages(on: setup.topics.telemetry)
+            let ids = telemetry.compactMap { $0.headers.string(for: "ce_id") }
+            #expect(Set(ids).count == 39, "every event but the refused one was delivered")
+            let most = Dictionary(grouping: ids, by: { $0 }).values.map(\.count).max() ?? 0
+            #expect(most <= 2, "no event went more than twice: \(telemetry.count) messages for 39 events")
+        }
+        try await reader.stop()
+    }
+
     /// The consumer-group, store and outbox checks pass once the service runs; each names itself.
     @Test func readinessChecksPassOnceTheServiceRuns() async throws {
         let setup = try TwinServiceSetup(partitions: 2)

@@ -52,7 +52,9 @@ final class PostgresRelayTurn: RelayTurn {
             } catch {
                 logger.debug("relay turn stopped listening", metadata: ["error": .error(error)])
             }
-            // The connection is gone (or the turn released): the relay finds the turn lost.
+            // The connection is gone (or the turn released): what it heard of commits is no longer
+            // kept current, and the relay finds the turn lost.
+            committed(nil)
             committedElsewhere()
         }
     }
@@ -138,7 +140,7 @@ private final class FirstAnswer: Sendable {
 extension PostgresTwinStore {
     public func relayTurn(committedElsewhere: @escaping @Sendable () -> Void) async throws -> any RelayTurn {
         try await PostgresRelayTurn.acquire(
-            configuration: try url.connectionConfiguration(), retry: relayTurnRetry, check: relayTurnCheck,
+            configuration: try url.connectionConfiguration(parameters: Self.keepalives), retry: relayTurnRetry, check: relayTurnCheck,
             committed: { [newestCommitted] position in
                 if let position { newestCommitted.note(position) } else { newestCommitted.forget() }
             },

@@ -13,8 +13,13 @@ extension PostgresTwinStore {
         if let recent = recentEvents.consecutiveEntries(after: position, limit: limit) { return recent }
         if let newest = newestCommitted.position, position >= newest { return [] }
         let after = try await deliveredThrough(atLeast: position)
+        // A row holds a transaction's events, positions follow on without gaps from row to row: the
+        // rows that start past `after + limit` hold none of the `limit` events asked for.
         let rows = try await client.query(
-            "SELECT first_position, events FROM twin_outbox WHERE last_position > \(after) ORDER BY last_position LIMIT \(limit)",
+            """
+            SELECT first_position, events FROM twin_outbox WHERE last_position > \(after) AND first_position <= \(after + Int64(limit))
+            ORDER BY last_position LIMIT \(limit)
+            """,
             logger: logger)
         var packedRows: [(first: Int64, events: ByteBuffer)] = []
         for try await row in rows.decode((Int64, ByteBuffer).self) { packedRows.append(row) }

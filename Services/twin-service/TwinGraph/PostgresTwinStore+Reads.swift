@@ -6,7 +6,12 @@ import TwinflowCodec
 import TwinflowPostgres
 
 extension PostgresTwinStore {
+    /// Whether PostgreSQL can hold `text` in a text column: not with U+0000, which it refuses
+    /// outright. No stored ID has one, so a read by such an ID finds nothing instead of failing.
+    static func isStorable(_ text: String) -> Bool { !text.utf8.contains(0) }
+
     public func twin(_ id: String) async throws -> StoredTwin? {
+        guard Self.isStorable(id) else { return nil }
         let rows = try await client.query(
             "SELECT id, model, version, document FROM twin_twins WHERE id = \(id) AND document IS NOT NULL", logger: logger)
         for try await (id, model, version, document) in rows.decode((String, String?, Int64, String).self) {
@@ -32,7 +37,7 @@ extension PostgresTwinStore {
     /// A write that meets a twin it was not prepared against reads it in the transaction (a round
     /// trip for each); a batch's unknown twins are read here instead, in one statement.
     public func learnTwins(_ ids: [String]) async throws {
-        let unknown = ids.filter { parsedTwins.latest($0) == nil }
+        let unknown = ids.filter { Self.isStorable($0) && parsedTwins.latest($0) == nil }
         guard !unknown.isEmpty else { return }
         let rows = try await client.query(
             """
@@ -49,6 +54,7 @@ extension PostgresTwinStore {
     }
 
     public func relationship(sourceID: String, id: String) async throws -> StoredRelationship? {
+        guard Self.isStorable(sourceID), Self.isStorable(id) else { return nil }
         let rows = try await client.query(
             """
             SELECT source_id, id, name, target_id, version, document FROM twin_relationships
@@ -59,6 +65,7 @@ extension PostgresTwinStore {
     }
 
     public func relationships(sourceID: String, name: String?) async throws -> [StoredRelationship] {
+        guard Self.isStorable(sourceID), name.map(Self.isStorable) ?? true else { return [] }
         var relationships: [StoredRelationship] = []
         for try await row in try await client.query(Self.relationshipsQuery(sourceID: sourceID, name: name), logger: logger) {
             if let relationship = try Self.relationship(from: row) { relationships.append(relationship) }
@@ -80,6 +87,7 @@ extension PostgresTwinStore {
     }
 
     public func incomingLinks(targetID: String) async throws -> [IncomingLink]? {
+        guard Self.isStorable(targetID) else { return nil }
         let rows = try await client.query(
             """
             SELECT t.id IS NOT NULL, r.source_id, r.id, r.name

@@ -51,10 +51,16 @@ public final class PostgresTwinStore: TwinStore {
         let client = PostgresClient(configuration: try url.clientConfiguration(connections: connections), backgroundLogger: logger)
         self.client = client
         clientTask = Task { await client.run() }
-        var writerConfiguration = try url.connectionConfiguration()
         let lockMilliseconds = lockTimeout.components.seconds * 1000 + lockTimeout.components.attoseconds / 1_000_000_000_000_000
-        writerConfiguration.options.additionalStartupParameters = [("lock_timeout", "\(max(1, lockMilliseconds))")]
-        writer = PostgresWriter(configuration: writerConfiguration, logger: logger)
+        writer = PostgresWriter(
+            configuration: try url.connectionConfiguration(
+                parameters: Self.keepalives + [
+                    ("lock_timeout", "\(max(1, lockMilliseconds))"),
+                    // A session whose instance vanished mid-transaction (its host gone, no TCP reset)
+                    // gives up its row locks within this, not when TCP gives up hours later.
+                    ("idle_in_transaction_session_timeout", "30000"),
+                ]),
+            logger: logger)
         do {
             try await Self.within(startupLimit, or: Unreachable(url: url, limit: startupLimit)) {
                 try await Self.prepare(client, initialRoutes: initialRoutes, logger: logger)
@@ -69,6 +75,11 @@ public final class PostgresTwinStore: TwinStore {
             throw error
         }
     }
+
+    /// The server probes an idle connection after 10 s and every 5 s, and ends the session after
+    /// 3 probes unanswered: the session of an instance whose host vanished (and its locks, the
+    /// relay's turn among them) ends within about 25 s.
+    static let keepalives = [("tcp_keepalives_idle", "10"), ("tcp_keepalives_interval", "5"), ("tcp_keepalives_count", "3")]
 
     /// The database did not answer at startup.
     public struct Unreachable: Error, CustomStringConvertible {

@@ -1,5 +1,7 @@
 import GRDB
 import PostgresNIO
+// postgres-nio's pool answers with its own error type when it cannot make a connection at all.
+import _ConnectionPoolModule
 
 /// Tells the store failing (unreachable, locked, out of space, its connection lost) from a request
 /// it refused: a REST client is told to try again later (503), a batch from Kafka is tried again.
@@ -18,6 +20,8 @@ public enum StoreFailure {
             return [.clientClosedConnection, .serverClosedConnection, .connectionError, .uncleanShutdown, .poolClosed].contains(error.code)
         case is PostgresTwinStore.Unreachable, is PostgresWriterStopped:
             return true
+        case let error as ConnectionPoolError:
+            return error == .connectionCreationCircuitBreakerTripped || error == .poolShutdown
         default:
             return false
         }

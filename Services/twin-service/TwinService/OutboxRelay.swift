@@ -200,6 +200,7 @@ public struct OutboxRelay: Service {
                 logger.warning(
                     "the broker refused a message of an outbox batch; sending one event at a time to find it", metadata: ["error": .error(error)])
                 sent.isolating = true
+                sent.isolatingThrough = max(sent.isolatingThrough, oldest.last)
                 await startOver(&sent, backoff: &backoff, pausing: false)
                 return
             }
@@ -220,8 +221,14 @@ public struct OutboxRelay: Service {
                 await startOver(&sent, backoff: &backoff)
                 return
             }
+            // Found: the rest goes in batches again (another refusal isolates again from there).
+            sent.isolatingThrough = 0
         }
-        sent.isolating = false
+        // One event delivered alone before the refused one is found does not end the search.
+        if oldest.last >= sent.isolatingThrough {
+            sent.isolating = false
+            sent.isolatingThrough = 0
+        }
         backoff = .milliseconds(100)
         status.markDelivered(through: oldest.last)
         logger.debug("outbox batch delivered", metadata: ["count": "\(oldest.count)", "took": "\(ContinuousClock.now - oldest.started)"])
@@ -279,7 +286,11 @@ public struct OutboxRelay: Service {
     private struct InFlightBatches {
         var batches: [SentBatch] = []
         var enqueuedThrough: Int64 = 0
+        /// Whether events go one at a time, to find the one the broker refuses in a batch.
         var isolating = false
+        /// The last position of the batch refused: events go one at a time up to it, unless the
+        /// event refused is found (dead-lettered) first.
+        var isolatingThrough: Int64 = 0
     }
 
     /// Runs until cancelled (the relay stopping, which forgets what it delivered once more itself).
