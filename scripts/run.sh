@@ -19,7 +19,8 @@ mkdir -p .twinflow "$TWINFLOW_DATA_DIR"
 pids=()
 names=()
 stop() {
-  trap - EXIT INT TERM
+  trap - EXIT INT TERM HUP
+  set +e
   echo
   echo "stopping Twinflow…"
   # Last started, first stopped, each waited for: the services finish while devbroker still answers.
@@ -35,10 +36,14 @@ stop() {
     echo "stopped: every service finished its batch, committed and left its group; data kept in $TWINFLOW_DATA_DIR (FRESH=1 starts over)."
   else
     echo "stopped, but not cleanly: ${failed[*]}; data kept in $TWINFLOW_DATA_DIR."
-    return 1
+    exit 1
   fi
 }
-trap stop EXIT INT TERM
+# Ctrl-C, a TERM or the terminal closing ends the script, and whatever ends it stops the services.
+trap stop EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 start() { # name, then the command
   local name=$1
@@ -75,7 +80,9 @@ fi
 for n in $(seq 1 "$rooms"); do
   thermostat=$(printf 'thermo_%04d' "$n")
   room=$(printf 'Room_%02d' "$n")
-  "$bin/twinctl" twins get "$room" >/dev/null 2>&1 && continue
+  # A room whose thermostat is related is loaded; anything less (a seed cut short) is loaded again.
+  relationships=$("$bin/twinctl" relationships list "$room" 2>/dev/null || true)
+  [[ "$relationships" == *"has_$thermostat"* ]] && continue
   "$bin/twinctl" twins put "$thermostat" --model 'dtmi:contosocom:DigitalTwins:Thermostat;1' --properties '{"Temperature":20}' >/dev/null
   "$bin/twinctl" twins put "$room" --model 'dtmi:contosocom:DigitalTwins:Room;1' --properties '{"currentTemp":20}' >/dev/null
   "$bin/twinctl" relationships put "$room" "has_$thermostat" --name rel_has_thermostat --target "$thermostat" >/dev/null

@@ -3,7 +3,8 @@ import Logging
 /// An error whose `description` leaves out what an operator needs to act on it (PostgreSQL's
 /// errors keep the server's message out of theirs), with a description that says it.
 public protocol DetailedError: Error {
-    /// What failed: codes and the server's message, never a query's text or bound values.
+    /// What failed: codes and the server's message (which may quote a value it refused), never a
+    /// query's text or its bound values.
     var detailedDescription: String { get }
 }
 

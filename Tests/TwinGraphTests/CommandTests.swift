@@ -74,7 +74,7 @@ import TwinflowCodec
             Issue.record("the command for the impossible twin is refused, the other applies: \(outcomes)")
             return
         }
-        #expect(error.status == 400 || error.status == 404, "\(error)")
+        #expect(error.status == 404, "no such twin, on either store: \(error)")
         #expect(try await fixture.graph.twin("thermo_0001").document["Temperature"] == 23)
     }
 

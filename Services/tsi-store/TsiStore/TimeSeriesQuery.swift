@@ -184,13 +184,13 @@ public enum TimeSeriesQuery: Sendable, Hashable {
         default: break
         }
         throw QueryError(
-            "timeSeriesId must be an array of one non-empty string (the twin ID, without U+0000, at most \(TsiStoreHandler.maximumNameBytes) bytes), such as [\"thermo_0001\"]"
+            "timeSeriesId must be an array of one non-empty string (the twin ID, without U+0000), such as [\"thermo_0001\"]"
         )
     }
 
-    /// Whether `id` could name a stored series: not empty, no U+0000, no longer than tsi-store stores.
+    /// Whether `id` could name a series: not empty, no U+0000 (which PostgreSQL refuses in text).
     private static func isSeriesID(_ id: String) -> Bool {
-        !id.isEmpty && id.utf8.count <= TsiStoreHandler.maximumNameBytes && !id.utf8.contains(0)
+        !id.isEmpty && !id.utf8.contains(0)
     }
 
     static func span(_ value: JSONValue?) throws(QueryError) -> SearchSpan {
@@ -253,7 +253,7 @@ public enum TimeSeriesQuery: Sendable, Hashable {
         guard let token, !token.isEmpty else { return nil }
         guard let data = Data(base64Encoded: token) else { throw QueryError("the continuation token is not one this service gave") }
         let parts = String(decoding: data, as: UTF8.self).split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2, let time = Int64(parts[0]), parts[1].utf8.count <= TsiStoreHandler.maximumNameBytes, !parts[1].utf8.contains(0)
+        guard parts.count == 2, let time = Int64(parts[0]), !parts[1].utf8.contains(0)
         else { throw QueryError("the continuation token is not one this service gave") }
         return EventCursor(time: time, id: String(parts[1]))
     }

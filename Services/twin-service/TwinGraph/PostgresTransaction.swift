@@ -42,6 +42,7 @@ final class PostgresTransaction: TwinStoreTransaction {
     }
 
     func twin(_ id: String) throws -> (live: StoredTwin?, lastVersion: Int64, lastSequence: Int64) {
+        guard PostgresTwinStore.isStorable(id) else { return (nil, 0, 0) }
         try checkDeferredUpdate(of: id)
         let rows = try db.query(
             "SELECT model, version, revision, sequence, document FROM twin_twins WHERE id = \(id) FOR UPDATE"
@@ -56,6 +57,7 @@ final class PostgresTransaction: TwinStoreTransaction {
     }
 
     func twinState(_ id: String) throws -> TwinRowState? {
+        guard PostgresTwinStore.isStorable(id) else { return nil }
         try checkDeferredUpdate(of: id)
         let rows = try db.query(
             "SELECT version, revision, sequence, document IS NOT NULL FROM twin_twins WHERE id = \(id) FOR UPDATE"

@@ -77,9 +77,13 @@ public final class PostgresTwinStore: TwinStore {
     }
 
     /// The server probes an idle connection after 10 s and every 5 s, and ends the session after
-    /// 3 probes unanswered: the session of an instance whose host vanished (and its locks, the
-    /// relay's turn among them) ends within about 25 s.
-    static let keepalives = [("tcp_keepalives_idle", "10"), ("tcp_keepalives_interval", "5"), ("tcp_keepalives_count", "3")]
+    /// 3 probes unanswered, or when what it sent stays unacknowledged for 25 s (the relay's lock
+    /// connection is sent every commit's notification, and probes wait while data does): the
+    /// session of an instance whose host vanished (and its locks, the relay's turn among them)
+    /// ends within about 25 s.
+    static let keepalives = [
+        ("tcp_keepalives_idle", "10"), ("tcp_keepalives_interval", "5"), ("tcp_keepalives_count", "3"), ("tcp_user_timeout", "25000"),
+    ]
 
     /// The database did not answer at startup.
     public struct Unreachable: Error, CustomStringConvertible {

@@ -388,6 +388,7 @@ public final class RelayStatus: Sendable {
         var deliveredThrough: Int64 = 0
         var refusal: (position: Int64, attempts: Int, description: String)?
         var failedBatches = 0
+        var deliveredBatches = 0
         var deadLettered = 0
         var holdsTurn = false
     }
@@ -400,6 +401,8 @@ public final class RelayStatus: Sendable {
     public var deliveredThrough: Int64 { state.withLock { $0.deliveredThrough } }
     /// Batches whose delivery failed (and were sent again), since start.
     public var failedBatches: Int { state.withLock { $0.failedBatches } }
+    /// Batches delivered whole (or ended by a dead letter), since start.
+    public var deliveredBatches: Int { state.withLock { $0.deliveredBatches } }
     /// Events sent to the dead-letter topic after refusals, since start.
     public var deadLettered: Int { state.withLock { $0.deadLettered } }
 
@@ -415,6 +418,7 @@ public final class RelayStatus: Sendable {
 
     func markDelivered(through position: Int64) {
         state.withLock { state in
+            state.deliveredBatches += 1
             state.deliveredThrough = max(state.deliveredThrough, position)
             if let refusal = state.refusal, refusal.position <= position { state.refusal = nil }
         }
