@@ -25,6 +25,13 @@ import TwinflowTestSupport
 
     func body(_ value: JSONValue) -> ByteBuffer { ByteBuffer(bytes: value.serialized()) }
 
+    /// The answer to a request the store cannot take now: 503 `ServiceUnavailable`, with `Retry-After`.
+    func expectStoreUnavailable(_ response: TestResponse, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        #expect(response.status == .serviceUnavailable, sourceLocation: sourceLocation)
+        #expect(try json(response)["error"]?["code"] == "ServiceUnavailable", sourceLocation: sourceLocation)
+        #expect(response.headers[.retryAfter] == "1", sourceLocation: sourceLocation)
+    }
+
     /// A write the store cannot take now (another connection holds SQLite's write lock past the
     /// busy timeout) is answered 503 `ServiceUnavailable` with `Retry-After`, not 500; reads go on,
     /// and the same write succeeds once the lock is gone.
@@ -44,9 +51,7 @@ import TwinflowTestSupport
             #expect(first.status == .ok)
             try await holder.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE") }
             let locked = try await client.execute(uri: "/digitaltwins/thermo_0002", method: .put, body: body(thermostat))
-            #expect(locked.status == .serviceUnavailable)
-            #expect(try json(locked)["error"]?["code"] == "ServiceUnavailable")
-            #expect(locked.headers[.retryAfter] == "1")
+            try expectStoreUnavailable(locked)
             let read = try await client.execute(uri: "/digitaltwins/thermo_0001", method: .get)
             #expect(read.status == .ok, "reads do not wait for the write lock")
             try await holder.writeWithoutTransaction { db in try db.execute(sql: "ROLLBACK") }
@@ -81,9 +86,7 @@ import TwinflowTestSupport
             }
             try #require(held, "the other session holds the row")
             let locked = try await client.execute(uri: "/digitaltwins/thermo_0001", method: .patch, body: body(patch))
-            #expect(locked.status == .serviceUnavailable)
-            #expect(try json(locked)["error"]?["code"] == "ServiceUnavailable")
-            #expect(locked.headers[.retryAfter] == "1")
+            try expectStoreUnavailable(locked)
             let read = try await client.execute(uri: "/digitaltwins/thermo_0001", method: .get)
             #expect(read.status == .ok, "reads do not wait for the row's lock")
             #expect(try json(read)["Temperature"] == 20)
