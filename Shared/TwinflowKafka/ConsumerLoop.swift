@@ -29,13 +29,18 @@ final class ConsumerLoop: Sendable {
     private let topics: [String]
     private let startOffsets: [KafkaTopicPartition: Int64]?
     private let maxBatchSize: Int
+    /// The group's view of the assignment; `nil` when reading partitions assigned from start offsets.
+    private let membership: GroupMembership?
     private let state = Mutex(State())
     private let wakeup = DispatchSemaphore(value: 0)
     // The consumer queue (`rd_kafka_queue_get_consumer`); polled only on this loop's thread.
     nonisolated(unsafe) private let consumerQueue: OpaquePointer
 
-    init(client: RDKafkaClient, topics: [String], startOffsets: [KafkaTopicPartition: Int64]?, maxBatchSize: Int) {
+    init(
+        client: RDKafkaClient, topics: [String], startOffsets: [KafkaTopicPartition: Int64]?, maxBatchSize: Int, membership: GroupMembership?
+    ) {
         self.client = client
+        self.membership = membership
         self.topics = topics
         self.startOffsets = startOffsets
         self.maxBatchSize = maxBatchSize
@@ -224,7 +229,10 @@ final class ConsumerLoop: Sendable {
                 }
             }
             if !builder.messages.isEmpty {
-                return (.success(builder.build()), laterError)
+                var batch = builder.build()
+                // Rebalances are served only inside this thread's polls: none can come between them and this.
+                batch.assignments = membership?.assignments(of: batch.nextOffsets.keys)
+                return (.success(batch), laterError)
             }
             if let laterError { return (.failure(laterError), nil) }
             // Only errors that were logged and passed over: keep waiting.

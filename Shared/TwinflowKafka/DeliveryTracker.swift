@@ -13,6 +13,8 @@ final class DeliveryTracker: Sendable {
         var firstError: KafkaError?
         var lastReport: KafkaDeliveryReport?
         var continuation: CheckedContinuation<Outcome, Never>?
+        /// The task that waits (or is about to) was cancelled.
+        var cancelled = false
 
         var result: Outcome {
             if let firstError { return .failure(firstError) }
@@ -91,23 +93,49 @@ final class DeliveryTracker: Sendable {
         _ = state.withLock { $0.pending.removeValue(forKey: id) }
     }
 
-    /// Waits until every message of send `id` has been reported.
+    /// Waits until every message of send `id` has been reported, or until the waiting task is
+    /// cancelled: then the wait fails at once with ``KafkaError/Code/cancelled`` and reports still to
+    /// come for the send are ignored (its messages may yet be delivered).
     func wait(_ id: UInt64) async -> Outcome {
-        await withCheckedContinuation { continuation in
-            let ready: Outcome? = state.withLock { state in
-                guard var pending = state.pending[id] else {
-                    return .failure(KafkaError(code: .clientClosed, message: "the producer is shut down"))
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let ready: Outcome? = state.withLock { state in
+                    guard var pending = state.pending[id] else {
+                        return .failure(KafkaError(code: .clientClosed, message: "the producer is shut down"))
+                    }
+                    if pending.remaining <= 0 {
+                        state.pending[id] = nil
+                        return pending.result
+                    }
+                    if pending.cancelled {
+                        state.pending[id] = nil
+                        return .failure(Self.cancelled(pending))
+                    }
+                    pending.continuation = continuation
+                    state.pending[id] = pending
+                    return nil
                 }
-                if pending.remaining <= 0 {
-                    state.pending[id] = nil
-                    return pending.result
-                }
-                pending.continuation = continuation
-                state.pending[id] = pending
-                return nil
+                if let ready { continuation.resume(returning: ready) }
             }
-            if let ready { continuation.resume(returning: ready) }
+        } onCancel: {
+            let waiting: (CheckedContinuation<Outcome, Never>, KafkaError)? = state.withLock { state in
+                guard var pending = state.pending[id] else { return nil }
+                guard let continuation = pending.continuation else {
+                    pending.cancelled = true
+                    state.pending[id] = pending
+                    return nil
+                }
+                state.pending[id] = nil
+                return (continuation, Self.cancelled(pending))
+            }
+            if let (continuation, error) = waiting { continuation.resume(returning: .failure(error)) }
         }
+    }
+
+    private static func cancelled(_ pending: Pending) -> KafkaError {
+        KafkaError(
+            code: .cancelled, message: "cancelled while waiting for \(pending.remaining) delivery reports; those messages may still be delivered",
+            isRetriable: true)
     }
 
     /// Fails every send still waiting and refuses new ones.

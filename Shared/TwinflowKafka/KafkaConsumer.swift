@@ -34,7 +34,8 @@ public final class KafkaConsumer: Sendable {
         self.topics = configuration.topics
         rd_kafka_poll_set_consumer(client.handle)
         self.loop = ConsumerLoop(
-            client: client, topics: configuration.topics, startOffsets: configuration.startOffsets, maxBatchSize: max(1, configuration.maxBatchSize))
+            client: client, topics: configuration.topics, startOffsets: configuration.startOffsets,
+            maxBatchSize: max(1, configuration.maxBatchSize), membership: configuration.startOffsets == nil ? membership : nil)
         loop.start()
     }
 
@@ -71,14 +72,31 @@ public final class KafkaConsumer: Sendable {
 
     /// Marks a batch done: stores offset + 1 of its last message per partition, to be committed.
     /// Partitions this member no longer owns are passed over: their new owner consumes them again.
+    /// So are partitions it owns again since the batch was read (revoked and assigned back in a
+    /// rebalance): another member may have consumed them further meanwhile, and the batch's older
+    /// offset would move the group's position back; their messages are delivered again instead.
     public func store(_ batch: KafkaConsumerBatch) throws(KafkaError) {
         guard !batch.nextOffsets.isEmpty else { return }
         let list = rd_kafka_topic_partition_list_new(Int32(batch.nextOffsets.count))!
         defer { rd_kafka_topic_partition_list_destroy(list) }
-        for (topicPartition, offset) in batch.nextOffsets {
-            rd_kafka_topic_partition_list_add(list, topicPartition.topic, topicPartition.partition).pointee.offset = offset
+        var reassigned: [String] = []
+        let err = membership.whileAssigned(batch.assignments) { current in
+            for (topicPartition, offset) in batch.nextOffsets {
+                guard current(topicPartition) else {
+                    reassigned.append("\(topicPartition)")
+                    continue
+                }
+                rd_kafka_topic_partition_list_add(list, topicPartition.topic, topicPartition.partition).pointee.offset = offset
+            }
+            return list.pointee.cnt > 0 ? rd_kafka_offsets_store(client.handle, list) : RD_KAFKA_RESP_ERR_NO_ERROR
         }
-        let err = rd_kafka_offsets_store(client.handle, list)
+        if !reassigned.isEmpty {
+            logger.info("offsets not stored for partitions revoked since the batch was read", metadata: ["partitions": "\(reassigned)"])
+        }
+        try checkStored(list, err)
+    }
+
+    private func checkStored(_ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>, _ err: rd_kafka_resp_err_t) throws(KafkaError) {
         var revoked: [String] = []
         for index in 0..<Int(list.pointee.cnt) {
             let element = list.pointee.elems[index]
@@ -135,6 +153,9 @@ final class GroupMembership: Sendable {
         /// The assignment before an eager revoke emptied it: what the next assignment keeps.
         var beforeRevoke: Set<KafkaTopicPartition> = []
         var gained: Set<KafkaTopicPartition> = []
+        /// Each partition owned now, with the number of the assignment that gave it to this member.
+        var assignedBy: [KafkaTopicPartition: UInt64] = [:]
+        var assignmentsMade: UInt64 = 0
     }
 
     private let state = Mutex(State())
@@ -157,6 +178,28 @@ final class GroupMembership: Sendable {
 
     var assignment: Set<KafkaTopicPartition> { state.withLock { $0.assignment } }
     var hasJoined: Bool { state.withLock { $0.joined } }
+
+    /// For each partition, the assignment under which this member owns it now (0 when it does not):
+    /// what a batch read now is stamped with.
+    func assignments(of partitions: some Sequence<KafkaTopicPartition>) -> [KafkaTopicPartition: UInt64] {
+        state.withLock { state in
+            Dictionary(partitions.map { ($0, state.assignedBy[$0] ?? 0) }, uniquingKeysWith: { first, _ in first })
+        }
+    }
+
+    /// Runs `body` while no rebalance can change this view of the assignment, with a test of whether
+    /// a partition is still owned under the assignment in `stamps` (every partition passes when
+    /// `stamps` is nil). The rebalance callback updates the view after librdkafka's (un)assign, so a
+    /// partition that passes has been owned since its stamp, in librdkafka too.
+    func whileAssigned<Result>(
+        _ stamps: [KafkaTopicPartition: UInt64]?, _ body: ((KafkaTopicPartition) -> Bool) -> Result
+    ) -> Result {
+        guard let stamps else { return body { _ in true } }
+        return state.withLock { state in
+            let owned = state.assignedBy
+            return body { partition in owned[partition].map { $0 == stamps[partition] } ?? false }
+        }
+    }
 
     /// Nothing while the group rebalances: the partitions kept through it are known once it ends.
     func takeGained() -> Set<KafkaTopicPartition> {
@@ -183,6 +226,11 @@ final class GroupMembership: Sendable {
                 state.assignment = cooperative ? state.assignment.union(changed) : changed
                 state.beforeRevoke = []
                 state.joined = true
+                state.assignmentsMade += 1
+                if !cooperative { state.assignedBy = [:] }
+                for partition in changed where state.assignedBy[partition] == nil {
+                    state.assignedBy[partition] = state.assignmentsMade
+                }
             }
             logger.info("partitions assigned", metadata: ["partitions": "\(changed.sorted { "\($0)" < "\($1)" })", "result": "\(result)"])
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
@@ -208,6 +256,7 @@ final class GroupMembership: Sendable {
                 // Partitions lost had another owner meanwhile: assigned again, they are gained.
                 if !cooperative { state.beforeRevoke = lost ? [] : state.assignment }
                 state.assignment = cooperative ? state.assignment.subtracting(changed) : []
+                for partition in cooperative ? changed : Set(state.assignedBy.keys) { state.assignedBy[partition] = nil }
                 // An eager revoke means the group is rebalancing, and partitions lost mean the member
                 // was dropped from the group (its session timed out): a member again once assigned.
                 if !cooperative || lost { state.joined = false }
@@ -222,6 +271,7 @@ final class GroupMembership: Sendable {
             state.withLock { state in
                 state.assignment = []
                 state.beforeRevoke = []
+                state.assignedBy = [:]
                 state.joined = false
             }
         }

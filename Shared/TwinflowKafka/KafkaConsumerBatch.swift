@@ -6,6 +6,9 @@ public struct KafkaConsumerBatch: Sendable {
     public var messages: [KafkaConsumerMessage]
     /// For each partition in the batch, the offset to resume from: its last message's offset + 1.
     public var nextOffsets: [KafkaTopicPartition: Int64]
+    /// For each partition, the assignment of it the batch was read under (see
+    /// ``GroupMembership/owners(of:)``); `nil` outside a group, where nothing is reassigned.
+    var assignments: [KafkaTopicPartition: UInt64]?
 
     public init(messages: [KafkaConsumerMessage]) {
         self.messages = messages

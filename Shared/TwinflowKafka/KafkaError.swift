@@ -21,6 +21,7 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
             case metadata
             case clientClosed
             case client
+            case cancelled
         }
 
         let base: Base
@@ -49,6 +50,8 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         public static let clientClosed = Code(base: .clientClosed)
         /// An error reported by the client outside any single call.
         public static let client = Code(base: .client)
+        /// The task waiting for the call's outcome was cancelled before it came.
+        public static let cancelled = Code(base: .cancelled)
 
         public var description: String { base.rawValue }
     }

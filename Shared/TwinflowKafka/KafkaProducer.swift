@@ -9,6 +9,8 @@ import Synchronization
 /// ``send(_:)-(KafkaProducerMessage)`` returns once the message's delivery report arrived;
 /// ``send(_:)-([KafkaProducerMessage])`` enqueues a whole batch and waits for all its reports together.
 /// Delivery reports are read on a thread of the producer's own, never on the cooperative pool.
+/// A send whose task is cancelled stops waiting and throws ``KafkaError/Code/cancelled``; what it
+/// enqueued may still be delivered.
 ///
 /// As a `Service`, the producer runs until graceful shutdown, then flushes what is in flight; a
 /// fatal error (the client can never deliver again) ends its `run()` with that error, which stops

@@ -93,6 +93,43 @@ import TwinflowTestSupport
         await successor.close()
     }
 
+    /// Graceful shutdown while a batch waits for delivery reports that do not come (its broker
+    /// gone): once the shutdown's time is up the wait is cancelled, the service ends, and the batch
+    /// stays unstored. Before, the wait ignored cancellation and held the shutdown for the producer's
+    /// `message.timeout.ms` (two minutes).
+    @Test func shutdownCancelsAWaitForDeliveryReportsThatDoNotCome() async throws {
+        let (kafka, topic) = try await Self.topicWithOneMessage()
+        let group = "group-\(UUID())"
+        let unreachable = try KafkaProducer(
+            configuration: KafkaProducerConfiguration(kafka: KafkaConfiguration(bootstrapServers: "127.0.0.1:1"), flushTimeout: .milliseconds(200)),
+            logger: kafka.logger)
+        let waiting = Shared(false)
+        let consumer = try kafka.makeConsumer(group: group, topics: [topic])
+        let service = BatchConsumerService(consumer: consumer, logger: kafka.logger) { batch in
+            let ticket = try await unreachable.enqueue([KafkaProducerMessage(topic: "out", key: "k", value: [1])][...])
+            waiting.withLock { $0 = true }
+            try await unreachable.delivered(ticket)
+        }
+        var configuration = ServiceGroupConfiguration(services: [service], logger: kafka.logger)
+        configuration.maximumGracefulShutdownDuration = .seconds(2)
+        let serviceGroup = ServiceGroup(configuration: configuration)
+        await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await serviceGroup.run() }
+            #expect(await eventually { waiting.value })
+            let stopping = ContinuousClock.now
+            await serviceGroup.triggerGracefulShutdown()
+            await #expect(throws: (any Error).self, "cancelled after the graceful shutdown's time") { try await tasks.waitForAll() }
+            #expect(ContinuousClock.now - stopping < .seconds(8), "the wait for delivery reports was cancelled")
+        }
+        #expect(unreachable.outstandingMessages == 1, "the delivery report never came")
+        await unreachable.shutdown()
+
+        let successor = try kafka.makeConsumer(group: group, topics: [topic])
+        let again = try #require(try await successor.nextBatch())
+        #expect(again.messages.map(\.keyString) == ["k"], "the batch was not stored")
+        await successor.close()
+    }
+
     /// A batch that keeps failing turns the `batches` check not ready once it has failed for longer
     /// than the limit, naming the step and the error; the check is ready again once the batch goes through.
     @Test func aBatchThatKeepsFailingMakesTheServiceNotReady() async throws {

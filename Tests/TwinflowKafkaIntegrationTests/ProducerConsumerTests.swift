@@ -103,6 +103,42 @@ import TwinflowTestSupport
         }
     }
 
+    /// A send waits for its delivery report only as long as its task is not cancelled: with no broker
+    /// to deliver to, a cancelled wait ends at once, whether it was waiting already or not yet.
+    @Test func aCancelledSendStopsWaitingForItsDeliveryReport() async throws {
+        let configuration = KafkaProducerConfiguration(kafka: KafkaConfiguration(bootstrapServers: "127.0.0.1:1"), flushTimeout: .milliseconds(200))
+        let producer = try KafkaProducer(configuration: configuration, logger: Logger(label: "test"))
+        let message = KafkaProducerMessage(topic: "nowhere", key: "k", value: [1])
+
+        let waiting = Task { try await producer.send([message]) }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(producer.outstandingMessages == 1, "the message is still in flight when the send is cancelled")
+        let cancelledAt = ContinuousClock.now
+        waiting.cancel()
+        do {
+            try await waiting.value
+            Issue.record("a send to no broker succeeded")
+        } catch let error as KafkaError {
+            #expect(error.code == .cancelled)
+        }
+        #expect(ContinuousClock.now - cancelledAt < .seconds(2))
+
+        let ticket = try await producer.enqueue([message][...])
+        let cancelledFirst = Task {
+            try? await Task.sleep(for: .seconds(60))  // ends when the task is cancelled
+            try await producer.delivered(ticket)
+        }
+        cancelledFirst.cancel()
+        do {
+            try await cancelledFirst.value
+            Issue.record("a send to no broker succeeded")
+        } catch let error as KafkaError {
+            #expect(error.code == .cancelled)
+        }
+        #expect(producer.outstandingMessages == 2)
+        await producer.shutdown()
+    }
+
     @Test func badPropertyIsAConfigurationError() throws {
         var configuration = KafkaProducerConfiguration(kafka: KafkaConfiguration(bootstrapServers: "localhost:1"))
         configuration.kafka.properties["no.such.property"] = "1"
@@ -222,6 +258,73 @@ import TwinflowTestSupport
             #expect(first.takeGainedPartitions() == secondsShare, "the share of the member that left")
             await first.close()
             try await polls.waitForAll()
+        }
+    }
+
+    /// A batch read before its partition went to another member and came back is not stored for
+    /// that partition: the other member consumed further and committed, and the batch's older offset
+    /// would move the group back (its messages delivered a second time). A partition the member kept
+    /// through the rebalance is stored as usual.
+    @Test(arguments: ["range", "cooperative-sticky"]) func aBatchReadBeforeItsPartitionChangedHandsDoesNotMoveTheGroupBack(
+        strategy: String
+    )
+        async throws
+    {
+        let kafka = try MockKafka()
+        let topic = try kafka.makeTopic(partitions: 2)
+        let group = "group-\(UUID())"
+        let all = Set((0..<2).map { KafkaTopicPartition(topic: topic, partition: Int32($0)) })
+        let timings = ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "partition.assignment.strategy": strategy]
+        let producer = try kafka.makeProducer()
+        func send(_ count: Int, to partition: Int32) async throws {
+            try await producer.send(
+                (0..<count).map { KafkaProducerMessage(topic: topic, partition: partition, key: Array("k".utf8), value: [UInt8($0)]) })
+        }
+        try await send(5, to: 0)
+        try await send(5, to: 1)
+
+        let first = try kafka.makeConsumer(group: group, topics: [topic], properties: timings)
+        var held: [KafkaConsumerBatch] = []
+        while Set(held.flatMap(\.nextOffsets.keys)) != all {
+            held.append(try #require(try await first.nextBatch()))
+        }
+        let second = try kafka.makeConsumer(group: group, topics: [topic], properties: timings)
+        let secondRead = Shared([KafkaTopicPartition: Int]())
+        let moved = try await withThrowingTaskGroup(of: Void.self) { polls in
+            polls.addTask { while try await first.nextBatch() != nil {} }
+            polls.addTask {
+                while let batch = try await second.nextBatch() {
+                    secondRead.withLock { read in
+                        for message in batch.messages { read[message.topicPartition, default: 0] += 1 }
+                    }
+                    try second.store(batch)
+                }
+            }
+            try #require(
+                await eventually(timeout: .seconds(60)) {
+                    first.hasJoinedGroup && second.hasJoinedGroup && first.assignment.count == 1 && second.assignment.count == 1
+                })
+            let moved = try #require(second.assignment.first)
+            try await send(10, to: moved.partition)
+            try #require(await eventually { secondRead.value[moved] == 15 }, "the other member reads the moved partition to its end")
+            try await second.commit()
+            await second.close()
+
+            try #require(await eventually(timeout: .seconds(60)) { first.hasJoinedGroup && first.assignment == all })
+            #expect(held.contains { $0.nextOffsets[moved] == 5 }, "the held batch ends before what the other member committed")
+            for batch in held { try first.store(batch) }
+            try await first.commit()
+            await first.close()
+            try await polls.waitForAll()
+            return moved
+        }
+        await producer.shutdown()
+
+        let committed = try await KafkaAdmin(configuration: kafka.configuration, logger: kafka.logger).committedOffsets(
+            group: group, topic: topic, partitions: 2)
+        #expect(committed[Int(moved.partition)] == 15, "the other member's commit stands")
+        if strategy == "cooperative-sticky" {
+            #expect(committed[1 - Int(moved.partition)] == 5, "the partition kept through the rebalance is stored")
         }
     }
 
