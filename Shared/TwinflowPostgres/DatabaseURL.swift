@@ -61,8 +61,9 @@ public struct DatabaseURL: Sendable, Hashable {
         self.sslMode = sslMode
     }
 
-    /// The client's configuration, with at most `connections` connections.
-    public func clientConfiguration(connections: Int) throws -> PostgresClient.Configuration {
+    /// The client's configuration, with at most `connections` connections; `parameters`: run-time
+    /// settings of each session (see ``sessionParameters(lockTimeout:)``), sent when it starts.
+    public func clientConfiguration(connections: Int, parameters: [(String, String)] = []) throws -> PostgresClient.Configuration {
         let tls: PostgresClient.Configuration.TLS =
             switch sslMode {
             case "disable": .disable
@@ -72,6 +73,7 @@ public struct DatabaseURL: Sendable, Hashable {
         var configuration = PostgresClient.Configuration(
             host: host, port: port, username: username, password: password, database: database, tls: tls)
         configuration.options.maximumConnections = connections
+        configuration.options.additionalStartupParameters = parameters
         return configuration
     }
 

@@ -14,3 +14,15 @@ extension PSQLError: DetailedError {
         return "PostgreSQL \(code): \(String(describingError: underlying))"
     }
 }
+
+extension PostgresTransactionError: DetailedError {
+    /// Which step of the transaction failed, with that step's error as ``Swift/String/init(describingError:)``
+    /// describes it (`transaction: PostgreSQL ERROR 55P03: canceling statement due to lock timeout`).
+    public var detailedDescription: String {
+        let steps: [(String, (any Error)?)] = [
+            ("begin", beginError), ("transaction", closureError), ("rollback", rollbackError), ("commit", commitError),
+        ]
+        let failed = steps.compactMap { step, error in error.map { "\(step): \(String(describingError: $0))" } }
+        return failed.isEmpty ? "PostgreSQL transaction failed" : failed.joined(separator: "; ")
+    }
+}

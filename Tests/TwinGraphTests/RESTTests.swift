@@ -98,6 +98,38 @@ import TwinflowTestSupport
         store.close()
     }
 
+    /// The pool's sessions wait no longer for a lock than the writer's: a model upload while another
+    /// session holds the catalog's row answers 503 after the lock timeout, not once that session
+    /// ends; the same upload succeeds afterwards.
+    @Test func aModelUploadWhileTheCatalogIsLockedOnPostgreSQLAnswers503() async throws {
+        let cluster = try PostgresCluster.shared()
+        let url = try cluster.makeDatabase("twins")
+        let store = try await PostgresTwinStore(
+            url: DatabaseURL(url), connections: 2, lockTimeout: .milliseconds(300), logger: Logger(label: "locked-catalog-test"))
+        let graph = try await DigitalTwinGraph(store: store)
+        let router = Router()
+        TwinServiceRoutes.add(to: router, graph: graph)
+        let models = ByteBuffer(bytes: try Fixtures.upload("seed").serialized())
+        try await Application(router: router).test(.router) { client in
+            let holder = try cluster.startSQL("BEGIN; SELECT 1 FROM twin_catalog WHERE id = 1 FOR UPDATE; SELECT pg_sleep(4); COMMIT;", at: url)
+            let held = await eventually(timeout: .seconds(10)) {
+                (try? cluster.query(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(4)%' AND state = 'active' AND pid <> pg_backend_pid()", at: url
+                )) == "1"
+            }
+            try #require(held, "the other session holds the catalog's row")
+            let started = ContinuousClock.now
+            let locked = try await client.execute(uri: "/models", method: .post, body: models)
+            try expectStoreUnavailable(locked)
+            #expect(ContinuousClock.now - started < .seconds(3), "answered before the other session let go")
+            holder.waitUntilExit()
+            #expect(holder.terminationStatus == 0)
+            let again = try await client.execute(uri: "/models", method: .post, body: models)
+            #expect(again.status == .created)
+        }
+        store.close()
+    }
+
     /// Reads by an ID no twin can have (a NUL character, which PostgreSQL refuses in text) find
     /// nothing on PostgreSQL as on SQLite: 404, or an empty answer, never 500.
     @Test(arguments: TwinStoreKind.allCases) func readsByAnIDWithANulCharacterFindNothing(store: TwinStoreKind) async throws {

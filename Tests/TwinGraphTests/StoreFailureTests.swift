@@ -23,6 +23,26 @@ import _ConnectionPoolModule
         #expect(!StoreFailure.matches(error), "a statement refused is not the store failing")
     }
 
+    /// A pool's transaction wraps the failing step's error: it is described by that step and that
+    /// error, and told apart as the error itself is (a lock timeout in a transaction is the store
+    /// failing; a statement refused in one is not).
+    @Test func aFailedTransactionIsDescribedAndToldApartByTheStepThatFailed() async throws {
+        let url = try PostgresCluster.shared().makeDatabase("errors")
+        let running = try RunningPostgresClient(url: url)
+        let refused = try await #require(throws: PostgresTransactionError.self) {
+            try await running.client.withTransaction(logger: logger) { try await $0.query("SELECT 1 / 0", logger: logger) }
+        }
+        #expect(String(describingError: refused) == "transaction: PostgreSQL ERROR 22012: division by zero")
+        #expect(!StoreFailure.matches(refused))
+        let locked = try await #require(throws: PostgresTransactionError.self) {
+            try await running.client.withTransaction(logger: logger) { connection in
+                try await connection.query("DO $$ BEGIN RAISE EXCEPTION 'locked' USING ERRCODE = '55P03'; END $$", logger: logger)
+            }
+        }
+        #expect(String(describingError: locked) == "transaction: PostgreSQL ERROR 55P03: locked")
+        #expect(StoreFailure.matches(locked))
+    }
+
     @Test func anUnreachableServerIsAStoreFailureNamingWhatHappened() async throws {
         var url = try DatabaseURL(PostgresCluster.shared().makeDatabase("errors"))
         url.port = unusedPort()

@@ -35,7 +35,9 @@ public enum TsiStoreService {
                 throw SettingError(variable: "TWINFLOW_DATABASE_URL", value: SettingError.redactingPassword(text), expected: error.description)
             }
             let connections = try environment.integer("TWINFLOW_DATABASE_POOL_SIZE", in: 1...1_000) ?? 8
-            let client = PostgresClient(configuration: try url.clientConfiguration(connections: connections), backgroundLogger: logger)
+            let client = PostgresClient(
+                configuration: try url.clientConfiguration(connections: connections, parameters: DatabaseURL.sessionParameters()),
+                backgroundLogger: logger)
             let writers = try environment.integer("TSI_STORE_POSTGRES_WRITERS", in: 1...64) ?? 2
             store = PostgresTimeSeriesStore(client: client, retention: retention, writers: writers, logger: logger)
             storeServices = [client]

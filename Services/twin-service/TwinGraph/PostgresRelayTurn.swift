@@ -140,7 +140,7 @@ private final class FirstAnswer: Sendable {
 extension PostgresTwinStore {
     public func relayTurn(committedElsewhere: @escaping @Sendable () -> Void) async throws -> any RelayTurn {
         try await PostgresRelayTurn.acquire(
-            configuration: try url.connectionConfiguration(parameters: Self.keepalives), retry: relayTurnRetry, check: relayTurnCheck,
+            configuration: try url.connectionConfiguration(parameters: DatabaseURL.keepaliveParameters), retry: relayTurnRetry, check: relayTurnCheck,
             committed: { [newestCommitted] position in
                 if let position { newestCommitted.note(position) } else { newestCommitted.forget() }
             },

@@ -32,9 +32,10 @@ public final class PostgresTwinStore: TwinStore {
     let relayTurnCheck: Duration
 
     /// Opens the store, creating or migrating its schema; a new database starts with `initialRoutes`.
-    /// `connections`: the read pool's size (the writer has a connection of its own). A write that
-    /// waits longer than `lockTimeout` for a lock another session holds fails as the store failing
-    /// (503 to a REST client, a batch of commands tried again), as SQLite's busy timeout. Throws
+    /// `connections`: the read pool's size (the writer has a connection of its own). A statement of
+    /// either (a write, a model upload, the relay's clean-up) that waits longer than `lockTimeout`
+    /// for a lock another session holds fails as the store failing (503 to a REST client, a batch of
+    /// commands tried again), as SQLite's busy timeout (see ``DatabaseURL/sessionParameters(lockTimeout:)``). Throws
     /// ``Unreachable`` when the database does not answer within `startupLimit`.
     public init(
         url: DatabaseURL, connections: Int = 8, initialRoutes: [EventRoute] = EventRoute.defaults,
@@ -48,19 +49,12 @@ public final class PostgresTwinStore: TwinStore {
         self.relayTurnCheck = relayTurnCheck
         parsedTwins = ParsedTwinCache(capacityBytes: parsedTwinCacheBytes)
         recentEvents = OutboxBuffer(completeAfter: .max)
-        let client = PostgresClient(configuration: try url.clientConfiguration(connections: connections), backgroundLogger: logger)
+        let sessions = DatabaseURL.sessionParameters(lockTimeout: lockTimeout)
+        let client = PostgresClient(
+            configuration: try url.clientConfiguration(connections: connections, parameters: sessions), backgroundLogger: logger)
         self.client = client
         clientTask = Task { await client.run() }
-        let lockMilliseconds = lockTimeout.components.seconds * 1000 + lockTimeout.components.attoseconds / 1_000_000_000_000_000
-        writer = PostgresWriter(
-            configuration: try url.connectionConfiguration(
-                parameters: Self.keepalives + [
-                    ("lock_timeout", "\(max(1, lockMilliseconds))"),
-                    // A session whose instance vanished mid-transaction (its host gone, no TCP reset)
-                    // gives up its row locks within this, not when TCP gives up hours later.
-                    ("idle_in_transaction_session_timeout", "30000"),
-                ]),
-            logger: logger)
+        writer = PostgresWriter(configuration: try url.connectionConfiguration(parameters: sessions), logger: logger)
         do {
             try await Self.within(startupLimit, or: Unreachable(url: url, limit: startupLimit)) {
                 try await Self.prepare(client, initialRoutes: initialRoutes, logger: logger)
@@ -75,15 +69,6 @@ public final class PostgresTwinStore: TwinStore {
             throw error
         }
     }
-
-    /// The server probes an idle connection after 10 s and every 5 s, and ends the session after
-    /// 3 probes unanswered, or when what it sent stays unacknowledged for 25 s (the relay's lock
-    /// connection is sent every commit's notification, and probes wait while data does): the
-    /// session of an instance whose host vanished (and its locks, the relay's turn among them)
-    /// ends within about 25 s.
-    static let keepalives = [
-        ("tcp_keepalives_idle", "10"), ("tcp_keepalives_interval", "5"), ("tcp_keepalives_count", "3"), ("tcp_user_timeout", "25000"),
-    ]
 
     /// The database did not answer at startup.
     public struct Unreachable: Error, CustomStringConvertible {

@@ -18,6 +18,8 @@ public enum StoreFailure {
                 return ["08", "53", "57", "58", "40"].contains(String(state.prefix(2))) || state == "55P03"
             }
             return [.clientClosedConnection, .serverClosedConnection, .connectionError, .uncleanShutdown, .poolClosed].contains(error.code)
+        case let error as PostgresTransactionError:
+            return [error.beginError, error.closureError, error.rollbackError, error.commitError].contains { $0.map(matches) ?? false }
         case is PostgresTwinStore.Unreachable, is PostgresWriterStopped:
             return true
         case let error as ConnectionPoolError:
