@@ -31,6 +31,9 @@ struct DevBrokerOptions {
 
     init(arguments: [String], environment: [String: String]) throws {
         topics = Topics.fromEnvironment(environment)
+        if let problem = topics.problem {
+            throw UsageError(description: "\(problem.variable)=\"\(problem.value)\" is not valid: expected \(problem.expected)")
+        }
         logLevel = environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
         var remaining = arguments[...]
         func value(for flag: String) throws -> String {

@@ -42,6 +42,38 @@ public struct Topics: Sendable, Hashable {
         )
     }
 
+    /// What makes a topic name unusable, with the variable that set it.
+    public struct Problem: Sendable, Hashable {
+        public var variable: String
+        public var value: String
+        public var expected: String
+    }
+
+    /// The first name that cannot serve: one Kafka refuses (1 to 249 of `a-z A-Z 0-9 . _ -`, not
+    /// `.` or `..`), or one that names the same topic as another role (a service would read its own
+    /// output, dead letters among them). `nil` when every name can serve.
+    public var problem: Problem? {
+        let roles = zip(Self.defaults.all, all).map { (variable: Self.variable(for: $0), name: $1) }
+        for (index, role) in roles.enumerated() {
+            guard Self.isLegal(role.name) else {
+                return Problem(variable: role.variable, value: role.name, expected: "a Kafka topic name: 1 to 249 of a-z A-Z 0-9 . _ -")
+            }
+            if let earlier = roles[..<index].first(where: { $0.name == role.name }) {
+                return Problem(variable: role.variable, value: role.name, expected: "a topic of its own, not \(earlier.variable)'s")
+            }
+        }
+        return nil
+    }
+
+    static func isLegal(_ name: String) -> Bool {
+        (1...249).contains(name.utf8.count) && name != "." && name != ".."
+            && name.utf8.allSatisfy { byte in
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_")
+                    || byte == UInt8(ascii: "-")
+            }
+    }
+
     /// `eventgrid.twin-events` → `TWINFLOW_TOPIC_EVENTGRID_TWIN_EVENTS`.
     public static func variable(for defaultName: String) -> String {
         "TWINFLOW_TOPIC_" + String(defaultName.uppercased().map { $0 == "." || $0 == "-" ? "_" : $0 })

@@ -207,10 +207,13 @@ final class ConsumerLoop: Sendable {
     private func pollBatch(id: UInt64) -> (Result<KafkaConsumerBatch?, KafkaError>, KafkaError?) {
         while true {
             var first: UnsafeMutablePointer<rd_kafka_message_t>?
+            var rebalancesBefore: UInt64 = 0
             while first == nil {
                 if shouldStopWaiting(batch: id) { return (.success(nil), nil) }
                 serveQueuedCommits()
                 first = rd_kafka_consumer_poll(client.handle, 100)
+                // A rebalance served by this poll came before `first`; one served by the drain below may come after it.
+                rebalancesBefore = membership?.rebalances ?? 0
             }
             var builder = BatchBuilder(capacity: maxBatchSize)
             var laterError: KafkaError?
@@ -230,8 +233,7 @@ final class ConsumerLoop: Sendable {
             }
             if !builder.messages.isEmpty {
                 var batch = builder.build()
-                // Rebalances are served only inside this thread's polls: none can come between them and this.
-                batch.assignments = membership?.assignments(of: batch.nextOffsets.keys)
+                batch.assignments = membership?.assignments(of: batch.nextOffsets.keys, rebalancesBefore: rebalancesBefore)
                 return (.success(batch), laterError)
             }
             if let laterError { return (.failure(laterError), nil) }

@@ -156,6 +156,8 @@ final class GroupMembership: Sendable {
         /// Each partition owned now, with the number of the assignment that gave it to this member.
         var assignedBy: [KafkaTopicPartition: UInt64] = [:]
         var assignmentsMade: UInt64 = 0
+        /// Rebalance callbacks served so far (assignments, revocations, failures).
+        var rebalances: UInt64 = 0
     }
 
     private let state = Mutex(State())
@@ -179,11 +181,17 @@ final class GroupMembership: Sendable {
     var assignment: Set<KafkaTopicPartition> { state.withLock { $0.assignment } }
     var hasJoined: Bool { state.withLock { $0.joined } }
 
+    /// How many rebalance callbacks have been served: what a batch notes before polling its messages.
+    var rebalances: UInt64 { state.withLock { $0.rebalances } }
+
     /// For each partition, the assignment under which this member owns it now (0 when it does not):
-    /// what a batch read now is stamped with.
-    func assignments(of partitions: some Sequence<KafkaTopicPartition>) -> [KafkaTopicPartition: UInt64] {
+    /// what a batch is stamped with. All 0 when a rebalance was served since `rebalancesBefore`
+    /// (librdkafka serves them while it drains a batch's messages), so that no message read before
+    /// it is stored under an assignment made after it.
+    func assignments(of partitions: some Sequence<KafkaTopicPartition>, rebalancesBefore: UInt64) -> [KafkaTopicPartition: UInt64] {
         state.withLock { state in
-            Dictionary(partitions.map { ($0, state.assignedBy[$0] ?? 0) }, uniquingKeysWith: { first, _ in first })
+            let changed = state.rebalances != rebalancesBefore
+            return Dictionary(partitions.map { ($0, changed ? 0 : state.assignedBy[$0] ?? 0) }, uniquingKeysWith: { first, _ in first })
         }
     }
 
@@ -226,6 +234,7 @@ final class GroupMembership: Sendable {
                 state.assignment = cooperative ? state.assignment.union(changed) : changed
                 state.beforeRevoke = []
                 state.joined = true
+                state.rebalances += 1
                 state.assignmentsMade += 1
                 if !cooperative { state.assignedBy = [:] }
                 for partition in changed where state.assignedBy[partition] == nil {
@@ -257,6 +266,7 @@ final class GroupMembership: Sendable {
                 if !cooperative { state.beforeRevoke = lost ? [] : state.assignment }
                 state.assignment = cooperative ? state.assignment.subtracting(changed) : []
                 for partition in cooperative ? changed : Set(state.assignedBy.keys) { state.assignedBy[partition] = nil }
+                state.rebalances += 1
                 // An eager revoke means the group is rebalancing, and partitions lost mean the member
                 // was dropped from the group (its session timed out): a member again once assigned.
                 if !cooperative || lost { state.joined = false }
@@ -272,6 +282,7 @@ final class GroupMembership: Sendable {
                 state.assignment = []
                 state.beforeRevoke = []
                 state.assignedBy = [:]
+                state.rebalances += 1
                 state.joined = false
             }
         }

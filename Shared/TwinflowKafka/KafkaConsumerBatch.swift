@@ -7,7 +7,7 @@ public struct KafkaConsumerBatch: Sendable {
     /// For each partition in the batch, the offset to resume from: its last message's offset + 1.
     public var nextOffsets: [KafkaTopicPartition: Int64]
     /// For each partition, the assignment of it the batch was read under (see
-    /// ``GroupMembership/owners(of:)``); `nil` outside a group, where nothing is reassigned.
+    /// ``GroupMembership/assignments(of:rebalancesBefore:)``); `nil` outside a group, where nothing is reassigned.
     var assignments: [KafkaTopicPartition: UInt64]?
 
     public init(messages: [KafkaConsumerMessage]) {

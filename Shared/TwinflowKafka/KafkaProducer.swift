@@ -112,7 +112,7 @@ public final class KafkaProducer: Service, Sendable {
                 if Task.isCancelled {
                     deliveries.abandon(id)
                     throw KafkaError(
-                        code: .produce, message: "cancelled while librdkafka's queue was full", rdkafkaCode: err.rawValue, isRetriable: true)
+                        code: .cancelled, message: "cancelled while librdkafka's queue was full", rdkafkaCode: err.rawValue, isRetriable: true)
                 }
                 try? await Task.sleep(for: .milliseconds(1))
             default:

@@ -20,6 +20,9 @@ public struct SchemaMigrations: Sendable {
     @discardableResult
     public func apply(on client: PostgresClient, logger: Logger) async throws -> Int {
         try await client.withTransaction(logger: logger) { connection in
+            // Sessions wait for locks a bounded time (DatabaseURL.sessionParameters); a migration waits
+            // its turn, and for readers of the tables it alters, however long they take.
+            try await connection.query("SET LOCAL lock_timeout = 0", logger: logger)
             try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\(component))::bigint)", logger: logger)
             try await connection.query(
                 "CREATE TABLE IF NOT EXISTS twinflow_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL)", logger: logger)

@@ -30,6 +30,9 @@ public struct ServiceEnvironment: Sendable {
             throw SettingError(variable: "KAFKA_BOOTSTRAP_SERVERS", value: kafka.bootstrapServers, expected: "host:port[,host:port…]")
         }
         self.topics = Topics.fromEnvironment(variables)
+        if let problem = topics.problem {
+            throw SettingError(variable: problem.variable, value: problem.value, expected: problem.expected)
+        }
         self.httpPort = defaultHTTPPort
         self.logLevel = .info
         self.dataDirectory = variables["TWINFLOW_DATA_DIR"] ?? ".twinflow/data"

@@ -130,6 +130,30 @@ import TwinflowTestSupport
         store.close()
     }
 
+    /// Instances starting at once take turns to migrate the schema, however long a turn takes: a
+    /// store opened while another session holds the migration's lock for longer than the lock
+    /// timeout waits for it and opens, rather than failing as a write waiting that long does.
+    @Test func aStoreStartingWhileAnotherMigratesWaitsItsTurn() async throws {
+        let cluster = try PostgresCluster.shared()
+        let url = try cluster.makeDatabase("twins")
+        let holder = try cluster.startSQL(
+            "BEGIN; SELECT pg_advisory_xact_lock(hashtext('twin-service')::bigint); SELECT pg_sleep(2); COMMIT;", at: url)
+        let held = await eventually(timeout: .seconds(10)) {
+            (try? cluster.query(
+                "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()",
+                at: url)) == "1"
+        }
+        try #require(held, "the other session holds the migration's lock")
+        let started = ContinuousClock.now
+        let store = try await PostgresTwinStore(
+            url: DatabaseURL(url), connections: 2, lockTimeout: .milliseconds(300), logger: Logger(label: "migration-turn-test"))
+        #expect(ContinuousClock.now - started > .seconds(1), "it waited for the other session's turn")
+        _ = try await DigitalTwinGraph(store: store).addModels(Fixtures.upload("seed"))
+        store.close()
+        holder.waitUntilExit()
+        #expect(holder.terminationStatus == 0)
+    }
+
     /// Reads by an ID no twin can have (a NUL character, which PostgreSQL refuses in text) find
     /// nothing on PostgreSQL as on SQLite: 404, or an empty answer, never 500.
     @Test(arguments: TwinStoreKind.allCases) func readsByAnIDWithANulCharacterFindNothing(store: TwinStoreKind) async throws {

@@ -258,6 +258,24 @@ import TwinflowTestSupport
         #expect(Topics.variable(for: "iothub.d2c") == "TWINFLOW_TOPIC_IOTHUB_D2C")
         #expect(Topics.defaults.all.count == 6)
     }
+
+    /// A name Kafka refuses, or one two roles share, is named with the variable that set it; the
+    /// defaults, and any legal names of their own, pass.
+    @Test func namesThatCannotServeAreRefused() {
+        #expect(Topics.defaults.problem == nil)
+        #expect(Topics.fromEnvironment(["TWINFLOW_TOPIC_EVENTHUB_TSI": "site-1.tsi_v2"]).problem == nil)
+        for (name, legal) in [
+            ("", false), (".", false), ("..", false), ("a b", false), ("tëst", false), (String(repeating: "t", count: 250), false),
+            (String(repeating: "t", count: 249), true),
+        ] {
+            let problem = Topics.fromEnvironment(["TWINFLOW_TOPIC_TWINS_COMMANDS": name]).problem
+            #expect((problem == nil) == legal, "\(name.prefix(20))")
+            if !legal { #expect(problem?.variable == "TWINFLOW_TOPIC_TWINS_COMMANDS") }
+        }
+        let shared = Topics.fromEnvironment(["TWINFLOW_TOPIC_EVENTHUB_TSI": "eventhub.telemetry"]).problem
+        #expect(shared?.variable == "TWINFLOW_TOPIC_EVENTHUB_TSI")
+        #expect(shared?.expected == "a topic of its own, not TWINFLOW_TOPIC_EVENTHUB_TELEMETRY's")
+    }
 }
 
 @Suite struct JSONPatchTests {

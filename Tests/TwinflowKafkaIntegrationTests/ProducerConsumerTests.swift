@@ -263,8 +263,9 @@ import TwinflowTestSupport
 
     /// A batch read before its partition went to another member and came back is not stored for
     /// that partition: the other member consumed further and committed, and the batch's older offset
-    /// would move the group back (its messages delivered a second time). A partition the member kept
-    /// through the rebalance is stored as usual.
+    /// would move the group back (its messages delivered a second time). With cooperative
+    /// rebalancing, a partition the member kept through the rebalance is stored as usual (an eager
+    /// rebalance revokes and assigns every partition, whose messages are then read again anyway).
     @Test(arguments: ["range", "cooperative-sticky"]) func aBatchReadBeforeItsPartitionChangedHandsDoesNotMoveTheGroupBack(
         strategy: String
     )
@@ -285,7 +286,7 @@ import TwinflowTestSupport
 
         let first = try kafka.makeConsumer(group: group, topics: [topic], properties: timings)
         var held: [KafkaConsumerBatch] = []
-        while Set(held.flatMap(\.nextOffsets.keys)) != all {
+        while !all.allSatisfy({ partition in held.contains { $0.nextOffsets[partition] == 5 } }) {
             held.append(try #require(try await first.nextBatch()))
         }
         let second = try kafka.makeConsumer(group: group, topics: [topic], properties: timings)

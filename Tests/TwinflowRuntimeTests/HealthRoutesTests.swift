@@ -112,6 +112,11 @@ import TwinflowTestSupport
         ("LOG_LEVEL", "loud", "LOG_LEVEL=\"loud\" is not valid: expected trace, debug, info, notice, warning, error, critical"),
         ("TWINS_URL", "twin-service:8080", "TWINS_URL=\"twin-service:8080\" is not valid: expected an http:// or https:// URL"),
         ("KAFKA_BOOTSTRAP_SERVERS", " ", "KAFKA_BOOTSTRAP_SERVERS=\" \" is not valid: expected host:port[,host:port…]"),
+        ("TWINFLOW_TOPIC_DEADLETTER", "", "TWINFLOW_TOPIC_DEADLETTER=\"\" is not valid: expected a Kafka topic name: 1 to 249 of a-z A-Z 0-9 . _ -"),
+        (
+            "TWINFLOW_TOPIC_DEADLETTER", "iothub.d2c",
+            "TWINFLOW_TOPIC_DEADLETTER=\"iothub.d2c\" is not valid: expected a topic of its own, not TWINFLOW_TOPIC_IOTHUB_D2C's"
+        ),
     ])
     func anInvalidSettingIsAnErrorNamingTheVariable(variable: String, value: String, message: String) {
         #expect(throws: SettingError.self) {
