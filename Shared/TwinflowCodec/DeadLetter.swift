@@ -22,9 +22,10 @@ public struct DeadLetter: Sendable, Hashable {
     public var sourcePartition: Int32
     public var sourceOffset: Int64
 
+    /// `reason` is kept to ``maximumReasonBytes`` (see ``bounded(_:)``).
     public init(service: String, reason: String, sourceTopic: String, sourcePartition: Int32, sourceOffset: Int64) {
         self.service = service
-        self.reason = reason
+        self.reason = Self.bounded(reason)
         self.sourceTopic = sourceTopic
         self.sourcePartition = sourcePartition
         self.sourceOffset = sourceOffset
@@ -58,6 +59,20 @@ public struct DeadLetter: Sendable, Hashable {
         }
         self.sourcePartition = partition
         self.sourceOffset = offset
+    }
+
+    /// The longest reason a dead letter carries, in bytes. Reasons quote what they refused (a device
+    /// ID, a header's value), which can be as large as the message: a reason that long would make
+    /// the dead letter too large to send even without the original's value.
+    public static let maximumReasonBytes = 1_024
+
+    /// `reason`, cut at a character's end to at most ``maximumReasonBytes`` with `…` after the cut.
+    public static func bounded(_ reason: String) -> String {
+        guard reason.utf8.count > maximumReasonBytes else { return reason }
+        let utf8 = reason.utf8
+        var end = utf8.index(utf8.startIndex, offsetBy: maximumReasonBytes - "…".utf8.count)
+        while utf8[end] & 0xC0 == 0x80 { end = utf8.index(before: end) }
+        return String(decoding: utf8[..<end], as: UTF8.self) + "…"
     }
 
     /// The largest dead letter sent whole, in bytes of key, value and headers: under the
@@ -104,7 +119,7 @@ public struct DeadLetter: Sendable, Hashable {
     ) -> KafkaProducerMessage {
         var headers = message.headers
         headers.append(KafkaHeader(key: serviceHeader, string: service))
-        headers.append(KafkaHeader(key: reasonHeader, string: reason))
+        headers.append(KafkaHeader(key: reasonHeader, string: bounded(reason)))
         headers.append(KafkaHeader(key: topicHeader, string: message.topic))
         headers.append(KafkaHeader(key: partitionHeader, string: "-1"))
         headers.append(KafkaHeader(key: offsetHeader, string: "-1"))

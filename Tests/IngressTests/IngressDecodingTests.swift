@@ -55,6 +55,35 @@ import TwinflowTestSupport
     /// The scanner reads the common shape as the codec's decoder does, and leaves everything else
     /// (envelopes, errors, odd spellings) to it: for every message, and for thousands of damaged
     /// copies, what it returns equals the decoder's reading.
+    /// A command's ID names its record, and only it: the same for the record read again; another for
+    /// a message ID a device used again (another enqueued time), for a record at an offset a broker's
+    /// topics gave again (another timestamp), and for IDs whose `/`s would read as the ID's own.
+    @Test func commandIDsTellRecordsApart() throws {
+        func record(_ offset: Int64, timestamp: Int64?) -> KafkaConsumerMessage {
+            KafkaConsumerMessage(topic: "iothub.d2c", partition: 2, offset: offset, key: nil, value: nil, timestamp: timestamp)
+        }
+        func device(_ id: String, _ messageID: String?, _ enqueued: String?) -> DeviceMessage {
+            DeviceMessage(deviceID: id, enqueuedTime: enqueued, messageID: messageID, properties: [:], body: [:])
+        }
+        let first = device("d", "1", "2026-12-01T10:00:00Z")
+        #expect(CommandMapper.commandID(first, record(5, timestamp: 100)) == "device/d/message/1/2026-12-01T10:00:00Z")
+        #expect(CommandMapper.commandID(first, record(5, timestamp: 100)) == CommandMapper.commandID(first, record(9, timestamp: 200)))
+        #expect(
+            CommandMapper.commandID(first, record(5, timestamp: 100))
+                != CommandMapper.commandID(device("d", "1", "2026-12-01T11:00:00Z"), record(5, timestamp: 100)))
+        #expect(CommandMapper.commandID(device("d", "1", nil), record(5, timestamp: 100)) == "device/d/message/1@100")
+        #expect(CommandMapper.commandID(device("d", nil, nil), record(5, timestamp: 100)) == "iothub.d2c/2/5@100")
+        #expect(
+            CommandMapper.commandID(device("d", nil, nil), record(5, timestamp: 100))
+                != CommandMapper.commandID(device("d", nil, nil), record(5, timestamp: 300)))
+        #expect(CommandMapper.commandID(device("d", nil, nil), record(5, timestamp: nil)) == "iothub.d2c/2/5")
+        let slashes = [("a/message/b", "c"), ("a", "b/message/c"), ("a%2Fmessage%2Fb", "c")].map {
+            CommandMapper.commandID(device($0, $1, "t"), record(1, timestamp: 1))
+        }
+        #expect(Set(slashes).count == 3, "\(slashes)")
+        #expect(slashes[0] == "device/a%2Fmessage%2Fb/message/c/t")
+    }
+
     @Test func theScannerReadsAsTheDecoderDoes() throws {
         var samples = try [
             "device-telemetry-data.json", "device-telemetry-base64-body.json", "device-telemetry-nan.json", "device-telemetry-string-value.json",
@@ -72,6 +101,13 @@ import TwinflowTestSupport
             DeviceMessageScanner.scan(try Fixtures.file("iothub/device-telemetry-eventgrid.json"), key: nil) == nil, "envelopes go to the decoder")
         for text in [#"{"body":{}}"#, #"{"systemProperties":{},"body":{}}"#, #"{"body":{},"body":{}}"#, #"{"body":{},}"#, "not json", ""] {
             #expect(DeviceMessageScanner.scan(Array(text.utf8), key: nil) == nil, "\(text)")
+        }
+        // Nesting at the codec's limit and one past it, counted from the message's own object.
+        for levels in [510, 511, 512] {
+            let nested = Array((#"{"body":"# + String(repeating: "[", count: levels) + String(repeating: "]", count: levels) + "}").utf8)
+            let decoded = try? DeviceMessage(decoding: nested, key: "key")
+            #expect((DeviceMessageScanner.scan(nested, key: "key") == nil) == (decoded == nil), "\(levels) levels")
+            #expect((decoded == nil) == (levels == 512), "\(levels) levels")
         }
         var generator = SystemRandomNumberGenerator()
         let alphabet = Array(#"{}[]":,\ 0-.eEtrufalsnNI"#.utf8)

@@ -150,7 +150,9 @@ import TwinflowTestSupport
         #expect(try JSONValue.parse(first.body)["Temperature"] == 21.5)
         #expect(try JSONValue.parse(first.body)["$metadata"]?["Temperature"]?["sourceTime"] == "2026-11-26T17:00:00.48Z", "\(first.text)")
         let telemetry = try await reader.waitFor(3, on: Topics.defaults.telemetry)
-        #expect(try telemetry.map { try BinaryCloudEvent(decoding: $0).attributes.id }.contains("device/thermo_0002/message/thermo_0002-msg-1"))
+        #expect(
+            try telemetry.map { try BinaryCloudEvent(decoding: $0).attributes.id }.contains(
+                "device/thermo_0002/message/thermo_0002-msg-1/2026-11-26T17:00:01.112Z"))
         #expect(ingress.terminate() == 0, "ingress stops cleanly on SIGTERM")
         try await reader.stop()
         await producer.shutdown()

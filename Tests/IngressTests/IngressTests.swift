@@ -47,13 +47,19 @@ import TwinflowTestSupport
 
             let second = commands.filter { $0.twinID == "thermo_0002" }
             #expect(second.count == 2)
-            #expect(second.first?.id == "device/thermo_0002/message/thermo_0002-msg-1", "IoT Hub's message ID makes the command ID")
+            #expect(
+                second.first?.id == "device/thermo_0002/message/thermo_0002-msg-1/2026-11-26T17:00:01.112Z",
+                "IoT Hub's message ID and enqueued time make the command ID")
             #expect(second.first?.patch?.json == [["op": "add", "path": "/Temperature", "value": 22.25]], "the first reading lands as add")
             #expect(second.last?.patch?.json == [["op": "replace", "path": "/Temperature", "value": 23]], "the base64 body, then replace")
             #expect(second.last?.telemetry == ["Temperature": 23])
             let withoutMessageID = commands.filter { !$0.id.hasPrefix("device/") }
             #expect(withoutMessageID.count == 3)
-            #expect(withoutMessageID.allSatisfy { $0.id.hasPrefix("\(setup.topics.deviceMessages)/") }, "topic/partition/offset otherwise")
+            #expect(
+                withoutMessageID.allSatisfy {
+                    $0.id.wholeMatch(of: /[^\/]+\/[0-9]+\/[0-9]+@[0-9]+/) != nil && $0.id.hasPrefix("\(setup.topics.deviceMessages)/")
+                },
+                "topic/partition/offset@timestamp otherwise: \(withoutMessageID.map(\.id))")
             #expect(Set(commands.map(\.id)).count == 4)
             #expect(try reader.messages(on: setup.topics.deadLetter).isEmpty)
             #expect(ingress.check("twin-service")?.ready == true)
@@ -132,6 +138,37 @@ import TwinflowTestSupport
             #expect(try DeadLetter(decoding: letter).reason.hasPrefix("not JSON:"))
             #expect(letter.value == nil)
             #expect(letter.headers.string(for: DeadLetter.valueOmittedHeader) == "999900 bytes")
+        }
+        try await reader.stop()
+        await producer.shutdown()
+    }
+
+    /// A reason quotes what it refused, cut to a kilobyte: a message from an unknown device whose ID
+    /// (its key) is half a megabyte is dead-lettered, and ingress goes on. Before, the reason
+    /// repeated the whole ID, and a dead letter of key and reason was too large to send even
+    /// without its value: the batch was tried again for ever.
+    @Test func aMessageFromAnUnknownDeviceWithAHugeIDIsDeadLettered() async throws {
+        let api = try await TwinServiceAPI(logger: MockKafka().logger)
+        let setup = try IngressSetup(twinsURL: api.url, partitions: 1)
+        try await api.loadModels()
+        try await api.putThermostat("thermo_0001", temperature: 20)
+
+        let producer = try setup.largeMessageProducer()
+        let hugeID = String(repeating: "d", count: 500_000)
+        try await producer.send([
+            setup.deviceMessage(Array(#"{"body":{"Temperature":30}}"#.utf8), key: hugeID),
+            setup.deviceMessage(Array(#"{"body":{"Temperature":31}}"#.utf8), key: "thermo_0001"),
+        ])
+        let reader = try setup.reader([setup.topics.twinCommands, setup.topics.deadLetter])
+        try await withIngress(setup, alongside: [api.application]) { _ in
+            let letters = try await reader.waitFor(1, on: setup.topics.deadLetter)
+            let commands = try await reader.waitFor(1, on: setup.topics.twinCommands)
+            #expect(commands.map(\.keyString) == ["thermo_0001"], "ingress went on")
+            let letter = try #require(letters.first)
+            let reason = try DeadLetter(decoding: letter).reason
+            #expect(reason.hasPrefix("unknown device: no twin for device 'ddd"), "\(reason.prefix(80))")
+            #expect(reason.utf8.count <= DeadLetter.maximumReasonBytes)
+            #expect(letter.keyString == hugeID, "the original's key, untouched")
         }
         try await reader.stop()
         await producer.shutdown()
@@ -240,6 +277,8 @@ import TwinflowTestSupport
         let sensor = "dtmi:twinflow:test:Sensor;1"
         _ = try await api.graph.putTwin("sensor_a", body: ["$metadata": ["$model": .string(sensor)], "deviceId": "dev-a"])
         _ = try await api.graph.putTwin("sensor_b", body: ["$metadata": ["$model": .string(sensor)]])
+        let quoting = #"dev-'c'\d"#
+        _ = try await api.graph.putTwin("sensor_c", body: ["$metadata": ["$model": .string(sensor)], "deviceId": .string(quoting)])
         let producer = try setup.kafka.makeProducer()
         func send(_ device: String, _ body: String) async throws {
             try await producer.send([setup.deviceMessage(Array(#"{"body":\#(body)}"#.utf8), key: device)])
@@ -269,6 +308,13 @@ import TwinflowTestSupport
             #expect(found, "a device is looked up again after the re-check interval")
             let forB = try reader.messages(on: setup.topics.twinCommands).map { try $0.command }.filter { $0.twinID == "sensor_b" }
             #expect(forB.first?.patch?.json == [["op": "add", "path": "/Temperature", "value": 19]])
+
+            // A device ID with quotes and a backslash goes into the query escaped.
+            try await send(quoting, #"{"Temperature":20}"#)
+            #expect(
+                try await eventually(timeout: .seconds(10)) {
+                    try reader.messages(on: commandsTopic).contains { try $0.command.twinID == "sensor_c" }
+                }, "found by its device-ID property")
             #expect(ingress.check("twin-service")?.ready == true)
         }
         try await reader.stop()

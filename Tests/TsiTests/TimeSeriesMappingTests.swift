@@ -121,6 +121,12 @@ import TwinflowTestSupport
         #expect(TimeSeriesMapping.twinID(source: "h.local/digitaltwins/", subject: "room-1", key: "k") == "room-1")
         #expect(TimeSeriesMapping.twinID(source: "digitaltwins/a", subject: "", key: "k") == "k")
         #expect(TimeSeriesMapping.twinID(source: "/digitaltwins", subject: nil, key: nil) == nil)
+        // A twin ID with `/` in it: the key, which the source ends with.
+        #expect(TimeSeriesMapping.twinID(source: "h.local/digitaltwins/site/a", subject: nil, key: "site/a") == "site/a")
+        #expect(TimeSeriesMapping.twinID(source: "h.local/digitaltwins/site/b", subject: "c", key: "site/b") == "site/b")
+        #expect(
+            TimeSeriesMapping.twinID(source: "h.local/digitaltwins/x/site/a", subject: nil, key: "site/a") == "x",
+            "the key is only the rest after the marker")
     }
 
     @Test func twinUpdatesKeepAddAndReplaceWithFlattenedPaths() throws {

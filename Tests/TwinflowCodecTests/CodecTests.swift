@@ -236,6 +236,20 @@ import TwinflowTestSupport
         #expect(kafka.headers.string(for: DeadLetter.valueOmittedHeader) == nil)
     }
 
+    /// A reason is kept to a kilobyte, cut at a character's end: it quotes what was refused, which
+    /// can be as large as the message.
+    @Test func aLongReasonIsCutAtACharacter() {
+        let short = "no twin for device 'd'"
+        #expect(DeadLetter.bounded(short) == short)
+        for filler in ["d", "ä", "€", "😀"] {
+            let long = "no twin for device '" + String(repeating: filler, count: 600_000) + "'"
+            let bounded = DeadLetter(service: "ingress", reason: long, sourceTopic: "t", sourcePartition: 0, sourceOffset: 0).reason
+            #expect(bounded.utf8.count <= DeadLetter.maximumReasonBytes && bounded.utf8.count > DeadLetter.maximumReasonBytes - 8, "\(filler)")
+            #expect(bounded.hasSuffix("…"))
+            #expect(long.hasPrefix(bounded.dropLast()), "\(filler)")
+        }
+    }
+
     /// A dead letter that would be too large for a producer's default message size goes without the
     /// original's value, saying how large it was: it is delivered, where the whole one would be refused.
     @Test func leavesOutAValueTooLargeToSend() throws {

@@ -108,9 +108,24 @@ struct CommandMapper {
         return out
     }
 
+    /// The same for a record read again (twin-service applies its command once), and different for
+    /// every other record: IoT Hub's message ID with its enqueued time (a device may use a message
+    /// ID again, a counter starting from zero after a restart), else the record's place and Kafka
+    /// timestamp (a broker's topics may start again from offset 0 while twin-service keeps the IDs
+    /// it applied).
     static func commandID(_ device: DeviceMessage, _ message: KafkaConsumerMessage) -> String {
-        if let messageID = device.messageID { return "device/\(device.deviceID)/message/\(messageID)" }
-        return "\(message.topic)/\(message.partition)/\(message.offset)"
+        let timestamp = message.timestamp.map { "@\($0)" } ?? ""
+        guard let messageID = device.messageID else {
+            return "\(message.topic)/\(message.partition)/\(message.offset)\(timestamp)"
+        }
+        let enqueued = device.enqueuedTime.map { "/" + idPart($0) } ?? timestamp
+        return "device/\(idPart(device.deviceID))/message/\(idPart(messageID))\(enqueued)"
+    }
+
+    /// `text` with `%` and `/` percent-encoded, so that an ID's `/`s only separate its parts.
+    static func idPart(_ text: String) -> String {
+        guard text.utf8.contains(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "%") }) else { return text }
+        return text.replacing("%", with: "%25").replacing("/", with: "%2F")
     }
 
     /// The trace the device message came with: its Kafka header `traceparent`, or the device's

@@ -49,6 +49,8 @@ enum DeviceMessageScanner {
             var seenSystem = false
             skipWhitespace()
             guard take(UInt8(ascii: "{")) else { return nil }
+            // The message's own object is the first level, as the codec counts.
+            depth = 1
             var first = true
             while true {
                 skipWhitespace()

@@ -131,7 +131,8 @@ public final class TwinDirectory: Sendable {
     /// Looks the devices up in queries of up to ``queryChunk`` IDs each (twin-service answers
     /// `$dtId IN […]` from its index), `concurrentLookups` at a time: first among the twins naming
     /// them in the device-ID property, then as the twins the table or their own ID names. A twin ID
-    /// no query can carry (a quote in it, too long for one) is read by itself.
+    /// no query can carry (too long for one) is read by itself; a device ID no query can carry has
+    /// no twin by the device-ID property.
     private func lookUp(_ devices: [String], mapping: IngressMapping) async throws(TwinsClientError) -> [String: TwinTarget] {
         var found: [String: TwinTarget] = [:]
         if let property = mapping.deviceIDProperty {
@@ -238,14 +239,13 @@ public final class TwinDirectory: Sendable {
         }
         for value in values {
             // A character count of joined text is at most the sum of the parts' counts.
-            let quoted = value.count + 2
-            guard isQuotable(value), quoted <= room else {
+            guard let literal = literal(value), literal.count <= room else {
                 left.append(value)
                 continue
             }
-            if chunk.count == queryChunk || length + (chunk.isEmpty ? 0 : 1) + quoted > room { close() }
-            list += chunk.isEmpty ? "'\(value)'" : ",'\(value)'"
-            length += (chunk.isEmpty ? 0 : 1) + quoted
+            if chunk.count == queryChunk || length + (chunk.isEmpty ? 0 : 1) + literal.count > room { close() }
+            list += chunk.isEmpty ? literal : "," + literal
+            length += (chunk.isEmpty ? 0 : 1) + literal.count
             chunk.append(value)
         }
         close()
@@ -263,10 +263,12 @@ public final class TwinDirectory: Sendable {
         }
     }
 
-    /// Whether an ID can be written in a query's string literal as it is: no quote or backslash in
-    /// it, and no mark at its ends that would join a quote into one character with it.
-    private static func isQuotable(_ id: String) -> Bool {
-        !id.contains("'") && !id.contains("\\") && "'\(id)'".count == id.count + 2
+    /// `id` as a query's string literal, its quotes and backslashes escaped with a backslash; `nil`
+    /// when a mark at its end would join the closing quote into one character with it.
+    static func literal(_ id: String) -> String? {
+        let escaped = id.replacing("\\", with: "\\\\").replacing("'", with: "\\'")
+        let literal = "'\(escaped)'"
+        return literal.count == escaped.count + 2 ? literal : nil
     }
 
     private static func twinID(_ twin: JSONValue) -> String { twin["$dtId"]?.stringValue ?? "" }

@@ -133,7 +133,9 @@ public enum TimeSeriesMapping {
     }
 
     /// `thermo_0001` from `twinflow.local/digitaltwins/thermo_0001`; else the subject, else the key.
+    /// The key (the twin ID, by the contract) when the source ends with it: a twin ID may hold `/`.
     public static func twinID(source: String, subject: String?, key: String?) -> String? {
+        if let key, isTwinID(key, endOf: source) { return key }
         if let id = twinID(inSource: source) { return id }
         if let subject, !subject.isEmpty { return subject }
         if let key, !key.isEmpty { return key }
@@ -155,6 +157,14 @@ public enum TimeSeriesMapping {
             }
             return nil
         }
+    }
+
+    /// Whether `source` ends with `/digitaltwins/` and `id`.
+    static func isTwinID(_ id: String, endOf source: String) -> Bool {
+        let id = id.utf8
+        let source = source.utf8
+        guard !id.isEmpty, source.count >= id.count + digitalTwinsMarker.count, source.suffix(id.count).elementsEqual(id) else { return false }
+        return source.dropLast(id.count).suffix(digitalTwinsMarker.count).elementsEqual(digitalTwinsMarker)
     }
 
     private static let digitalTwinsMarker: [UInt8] = Array("/digitaltwins/".utf8)
