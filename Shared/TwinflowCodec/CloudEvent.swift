@@ -206,14 +206,14 @@ public struct CloudEvent: Sendable, Hashable {
         return KafkaProducerMessage(topic: topic, key: key, value: value, headers: [KafkaHeader(key: "content-type", string: contentType)])
     }
 
-    /// The Kafka message: the JSON object as value, `content-type: application/cloudevents+json`.
+    /// The Kafka message: the JSON object as value, its attributes in CloudEvents' order before its
+    /// `data` (as twin-service writes every event), `content-type: application/cloudevents+json`.
     public func kafkaMessage(topic: String, key: String) -> KafkaProducerMessage {
-        KafkaProducerMessage(
-            topic: topic,
-            key: key,
-            value: json.serialized(),
-            headers: [KafkaHeader(key: "content-type", string: Self.contentType)]
-        )
+        guard let data else {
+            return KafkaProducerMessage(
+                topic: topic, key: key, value: attributes.serialized(), headers: [KafkaHeader(key: "content-type", string: Self.contentType)])
+        }
+        return Self.kafkaMessage(serializedAttributes: attributes.serialized(), jsonData: data.serialized(), topic: topic, key: key)
     }
 }
 

@@ -21,6 +21,9 @@ public struct TwinCommand: Sendable, Hashable {
     public var causationID: String?
     /// How many propagation steps led here: 0 for a command from a device.
     public var hop: Int
+    /// The largest hop count a command or notification may carry: far above any hop limit, and far
+    /// enough below `Int.max` that counting one more never overflows.
+    public static let maximumHop = 1_000_000
     /// W3C trace context of whatever caused the command.
     public var traceparent: String?
 
@@ -68,8 +71,8 @@ public struct TwinCommand: Sendable, Hashable {
         switch object["hop"] {
         case nil, .null?: self.hop = 0
         case let value?:
-            guard let hop = value.integerValue, hop >= 0 else {
-                throw .wrongType("hop", expected: "a non-negative integer", found: value)
+            guard let hop = value.integerValue, (0...Int64(Self.maximumHop)).contains(hop) else {
+                throw .wrongType("hop", expected: "an integer from 0 to \(Self.maximumHop)", found: value)
             }
             self.hop = Int(hop)
         }

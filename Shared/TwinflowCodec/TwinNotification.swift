@@ -92,7 +92,9 @@ public struct TwinNotification: Sendable, Hashable {
         }
         self.hop =
             try attributes.extensions[Self.hopExtension].map { (text) throws(CodecError) -> Int in
-                guard let value = Int(text), value >= 0 else { throw CodecError(field: Self.hopExtension, reason: "must be a non-negative integer") }
+                guard let value = Int(text), (0...TwinCommand.maximumHop).contains(value) else {
+                    throw CodecError(field: Self.hopExtension, reason: "must be an integer from 0 to \(TwinCommand.maximumHop)")
+                }
                 return value
             } ?? 0
         guard let subject = attributes.subject, !subject.isEmpty else { throw .missing("subject") }

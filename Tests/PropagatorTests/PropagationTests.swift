@@ -480,9 +480,20 @@ struct NotificationFilterTests {
             attributes: CloudEventAttributes(id: "e", type: "Microsoft.DigitalTwins.Relationship.Create", source: "s", subject: "r1/relationships/x"),
             data: ["$relationshipId": "x", "$relationshipName": "rel_has_thermostat", "$sourceId": "r1", "$targetId": "t1"])
         #expect(filter.mayMatter(relationship.kafkaMessage(topic: "t", key: "r1").value))
-        #expect(NotificationFilter.contains(Array("abcabd".utf8), Array("abd".utf8)))
-        #expect(!NotificationFilter.contains(Array("abcab".utf8), Array("abd".utf8)))
-        #expect(NotificationFilter.contains(Array("abd".utf8), Array("abd".utf8)))
+        // A relationship whose ID or properties read like an update is still a relationship.
+        for (id, note) in [("Microsoft.DigitalTwins.Twin.Update", "n"), ("x", #"{"type":"Microsoft.DigitalTwins.Twin.Update"}"#)] {
+            let disguised = CloudEvent(
+                attributes: CloudEventAttributes(
+                    id: "e", type: "Microsoft.DigitalTwins.Relationship.Create", source: "s", subject: "r1/relationships/\(id)"),
+                data: [
+                    "$relationshipId": .string(id), "$relationshipName": "rel_has_thermostat", "$sourceId": "r1", "$targetId": "t1",
+                    "note": try JSONValue.parse(Array(note.utf8.count > 1 && note.hasPrefix("{") ? note.utf8 : "\"\(note)\"".utf8)),
+                ])
+            #expect(filter.mayMatter(disguised.kafkaMessage(topic: "t", key: "r1").value), "\(id)")
+        }
+        #expect(NotificationFilter.firstIndex(of: Array("abd".utf8), in: Array("abcabd".utf8)) == 3)
+        #expect(NotificationFilter.firstIndex(of: Array("abd".utf8), in: Array("abcab".utf8)) == nil)
+        #expect(NotificationFilter.firstIndex(of: Array("abd".utf8), in: Array("abd".utf8)) == 0)
     }
 }
 

@@ -97,6 +97,9 @@ import TwinflowTestSupport
         (#"{"id":"c","twinId":"t","patch":[{"op":"jump","path":"/a"}]}"#, "patch[0].op"),
         (#"{"id":"c","twinId":"t","patch":[{"op":"add","path":"a","value":1}]}"#, "patch[0].path"),
         (#"{"id":"c","twinId":"t","telemetry":{},"hop":-1}"#, "hop"),
+        // One more hop would overflow: refused, as is anything past the largest hop count.
+        (#"{"id":"c","twinId":"t","telemetry":{},"hop":9223372036854775807}"#, "hop"),
+        (#"{"id":"c","twinId":"t","telemetry":{},"hop":1000001}"#, "hop"),
         (#"{"id":"c","twinId":"t","telemetry":{},"sourceTime":5}"#, "sourceTime"),
     ])
     func namesTheBadField(text: String, field: String) {
@@ -364,6 +367,8 @@ struct TwinNotificationTests {
         #expect(notification.hop == 2)
         #expect(throws: CodecError.self) { try Self.update([], sequence: "seven") }
         #expect(throws: CodecError.self) { try Self.update([], extensions: [TwinNotification.hopExtension: "-1"]) }
+        #expect(throws: CodecError.self) { try Self.update([], extensions: [TwinNotification.hopExtension: "9223372036854775807"]) }
+        #expect(try Self.update([], extensions: [TwinNotification.hopExtension: "\(TwinCommand.maximumHop)"]).hop == TwinCommand.maximumHop)
         #expect(throws: CodecError.self) {
             try TwinNotification(decoding: Array(#"{"specversion":"1.0","id":"x","type":"Other","source":"s","subject":"t"}"#.utf8))
         }

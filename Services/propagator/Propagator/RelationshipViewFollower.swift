@@ -285,7 +285,12 @@ public final class RelationshipViewFollower: Service, Sendable {
 /// updates of the children's own properties, which the view does not keep; parsing them would
 /// double the propagator's work.
 struct NotificationFilter {
-    private let update = Array("Microsoft.DigitalTwins.Twin.Update".utf8)
+    /// The `type` member as twin-service writes it, before the event's data: a `"type":"` inside the
+    /// data (a relationship's property named `type`) comes after a `"data":`, and one inside a string
+    /// has its quotes escaped.
+    private let updateType = Array(#""type":"Microsoft.DigitalTwins.Twin.Update""#.utf8)
+    private let typeMember = Array(#""type":""#.utf8)
+    private let dataMember = Array(#""data":"#.utf8)
     /// The first token of each tracked property: any patch path that touches the property, or an
     /// object holding it, names it.
     private let names: [[UInt8]]
@@ -296,12 +301,21 @@ struct NotificationFilter {
 
     func mayMatter(_ value: [UInt8]?) -> Bool {
         guard let value else { return false }
-        guard Self.contains(value, update) else { return true }
-        return names.contains { Self.contains(value, $0) }
+        guard isUpdate(value) else { return true }
+        return names.contains { Self.firstIndex(of: $0, in: value) != nil }
     }
 
-    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
-        guard !needle.isEmpty, haystack.count >= needle.count else { return needle.isEmpty }
+    /// Whether the event's own `type` is Twin.Update: its first `type` member says so, and no `data`
+    /// member comes before it. Anything else may matter, and is parsed.
+    private func isUpdate(_ value: [UInt8]) -> Bool {
+        guard let type = Self.firstIndex(of: typeMember, in: value),
+            value.count - type >= updateType.count, value[type..<(type + updateType.count)].elementsEqual(updateType)
+        else { return false }
+        return Self.firstIndex(of: dataMember, in: value).map { $0 > type } ?? true
+    }
+
+    static func firstIndex(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        guard !needle.isEmpty, haystack.count >= needle.count else { return nil }
         return haystack.withUnsafeBufferPointer { hay in
             needle.withUnsafeBufferPointer { pin in
                 let first = pin[0]
@@ -309,13 +323,13 @@ struct NotificationFilter {
                 let last = hay.count - pin.count
                 while start <= last {
                     guard let found = UnsafeRawPointer(hay.baseAddress! + start).flatMap({ memchr($0, Int32(first), last - start + 1) }) else {
-                        return false
+                        return nil
                     }
                     start = hay.baseAddress!.distance(to: found.assumingMemoryBound(to: UInt8.self))
-                    if memcmp(hay.baseAddress! + start, pin.baseAddress!, pin.count) == 0 { return true }
+                    if memcmp(hay.baseAddress! + start, pin.baseAddress!, pin.count) == 0 { return start }
                     start += 1
                 }
-                return false
+                return nil
             }
         }
     }
