@@ -24,6 +24,14 @@ public struct TwinCommand: Sendable, Hashable {
     /// The largest hop count a command or notification may carry: far above any hop limit, and far
     /// enough below `Int.max` that counting one more never overflows.
     public static let maximumHop = 1_000_000
+    /// The longest `sourceTime` taken: an RFC 3339 timestamp with a fraction of a second to the nanosecond is 35 bytes.
+    public static let maximumSourceTimeBytes = 64
+
+    /// Whether `text` can be a source time (ADT's `sourceTime`, `Telemetry-Source-Time`): an RFC 3339
+    /// timestamp of at most ``maximumSourceTimeBytes`` bytes.
+    public static func isSourceTime(_ text: String) -> Bool {
+        text.utf8.count <= maximumSourceTimeBytes && TimeSeriesTime.milliseconds(from: text) != nil
+    }
     /// W3C trace context of whatever caused the command.
     public var traceparent: String?
 
@@ -66,6 +74,9 @@ public struct TwinCommand: Sendable, Hashable {
         }
         self.component = try object.optionalString("component", in: "$")
         self.sourceTime = try object.optionalString("sourceTime", in: "$")
+        if let sourceTime, !Self.isSourceTime(sourceTime) {
+            throw CodecError(field: "sourceTime", reason: "must be an RFC 3339 timestamp of at most \(Self.maximumSourceTimeBytes) bytes")
+        }
         self.causationID = try object.optionalString("causationId", in: "$")
         self.traceparent = try object.optionalString("traceparent", in: "$")
         switch object["hop"] {

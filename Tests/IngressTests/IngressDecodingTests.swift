@@ -78,10 +78,13 @@ import TwinflowTestSupport
                 != CommandMapper.commandID(device("d", nil, nil), record(5, timestamp: 300)))
         #expect(CommandMapper.commandID(device("d", nil, nil), record(5, timestamp: nil)) == "iothub.d2c/2/5")
         let slashes = [("a/message/b", "c"), ("a", "b/message/c"), ("a%2Fmessage%2Fb", "c")].map {
-            CommandMapper.commandID(device($0, $1, "t"), record(1, timestamp: 1))
+            CommandMapper.commandID(device($0, $1, "2026-12-01T10:00:00Z"), record(1, timestamp: 1))
         }
         #expect(Set(slashes).count == 3, "\(slashes)")
-        #expect(slashes[0] == "device/a%2Fmessage%2Fb/message/c/t")
+        #expect(slashes[0] == "device/a%2Fmessage%2Fb/message/c/2026-12-01T10:00:00Z")
+        #expect(
+            CommandMapper.commandID(device("d", "1", "not a time"), record(5, timestamp: 100)) == "device/d/message/1@100",
+            "an enqueued time that is not one is not taken")
     }
 
     @Test func theScannerReadsAsTheDecoderDoes() throws {

@@ -105,6 +105,10 @@ import TwinflowCodec
                 body: bytes(#"{"t":""#) + [0xFF] + bytes(#""}"#), headers: ["Message-Id": "m1"], status: .badRequest, code: "InvalidArgument",
                 message: "not valid UTF-8"),
             Case(
+                name: "telemetry with a source time that is not a timestamp", method: .post, uri: "/digitaltwins/thermo_0001/telemetry",
+                body: bytes(#"{"t":1}"#), headers: ["Message-Id": "m2", "Telemetry-Source-Time": String(repeating: "9", count: 900_000)],
+                status: .badRequest, code: "InvalidArgument", message: "RFC 3339"),
+            Case(
                 name: "query with invalid UTF-8", method: .post, uri: "/query",
                 body: bytes(#"{"query":"SELECT * FROM DIGITALTWINS WHERE $dtId = '"#) + [0xFF] + bytes(#"'"}"#),
                 status: .badRequest, code: "InvalidArgument", message: "not valid UTF-8"),

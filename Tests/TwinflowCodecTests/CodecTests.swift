@@ -101,6 +101,8 @@ import TwinflowTestSupport
         (#"{"id":"c","twinId":"t","telemetry":{},"hop":9223372036854775807}"#, "hop"),
         (#"{"id":"c","twinId":"t","telemetry":{},"hop":1000001}"#, "hop"),
         (#"{"id":"c","twinId":"t","telemetry":{},"sourceTime":5}"#, "sourceTime"),
+        (#"{"id":"c","twinId":"t","telemetry":{},"sourceTime":"yesterday"}"#, "sourceTime"),
+        (#"{"id":"c","twinId":"t","telemetry":{},"sourceTime":"2026-12-01T10:00:00.0000000000000000000000000000000000000000000000000000000Z"}"#, "sourceTime"),
     ])
     func namesTheBadField(text: String, field: String) {
         do {

@@ -3,13 +3,12 @@ import TwinflowKafka
 
 /// One device message → one `TwinCommand` on `twins.commands`, by the mapping.
 ///
-/// - The command's `id` is stable across redeliveries, so twin-service applies it once: with
-///   IoT Hub's message ID, `device/<device ID>/message/<message ID>` (message IDs are the device's
-///   own, so they are scoped by it); otherwise `<topic>/<partition>/<offset>` of the device message.
+/// - The command's `id` is stable across redeliveries, so twin-service applies it once (see
+///   ``commandID(_:_:)``).
 /// - The patch sets each mapped field the body has: `add` for a path the twin did not hold when it
 ///   was read (so the first reading lands), `replace` after; twin-service treats a `replace` of a
 ///   path that is not set as `add`, so a stale view never loses a reading.
-/// - `sourceTime` is IoT Hub's `iothub-enqueuedtime`; `traceparent` is the Kafka header of that
+/// - `sourceTime` is IoT Hub's `iothub-enqueuedtime` when it is an RFC 3339 timestamp; `traceparent` is the Kafka header of that
 ///   name, or the device's application property of that name, or a new trace.
 struct CommandMapper {
     enum Outcome {
@@ -54,7 +53,8 @@ struct CommandMapper {
         if !setNow.isEmpty { newlySet[device.deviceID, default: []].formUnion(setNow) }
         let value = Self.serializedCommand(
             id: Self.commandID(device, message), twinID: target.twinID, operations: operations, telemetry: telemetry,
-            component: telemetry == nil ? nil : mapping.telemetryComponent, sourceTime: device.enqueuedTime,
+            component: telemetry == nil ? nil : mapping.telemetryComponent,
+            sourceTime: device.enqueuedTime.flatMap { TwinCommand.isSourceTime($0) ? $0 : nil },
             traceparent: Self.incomingTraceparent(device, message))
         return .command(KafkaProducerMessage(topic: commandsTopic, key: target.twinID, value: value))
     }
@@ -118,7 +118,7 @@ struct CommandMapper {
         guard let messageID = device.messageID else {
             return "\(message.topic)/\(message.partition)/\(message.offset)\(timestamp)"
         }
-        let enqueued = device.enqueuedTime.map { "/" + idPart($0) } ?? timestamp
+        let enqueued = device.enqueuedTime.flatMap { TwinCommand.isSourceTime($0) ? "/" + idPart($0) : nil } ?? timestamp
         return "device/\(idPart(device.deviceID))/message/\(idPart(messageID))\(enqueued)"
     }
 

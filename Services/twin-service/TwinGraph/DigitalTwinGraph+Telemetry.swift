@@ -10,6 +10,9 @@ extension DigitalTwinGraph {
     ) async throws {
         guard let messageID, !messageID.isEmpty else { throw ServiceError.invalidArgument("The Message-Id header is required.") }
         try Self.checkIdempotencyID(messageID, named: "Message-Id")
+        if let sourceTime, !TwinCommand.isSourceTime(sourceTime) {
+            throw ServiceError.invalidArgument("The Telemetry-Source-Time header must be an RFC 3339 timestamp.")
+        }
         guard payload.count <= Self.maximumTelemetryBytes else {
             throw ServiceError.payloadTooLarge("The telemetry is \(payload.count) bytes; at most \(Self.maximumTelemetryBytes) are allowed.")
         }
