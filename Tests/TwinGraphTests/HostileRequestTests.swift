@@ -120,6 +120,13 @@ import TwinflowCodec
                 body: bytes(#"[{"op":"add","path":"/note","value":""#) + Array(repeating: UInt8(ascii: "x"), count: 10_000_000) + bytes(#""}]"#),
                 status: .contentTooLarge, code: "PayloadTooLarge", message: "larger than"),
             Case(
+                name: "a patch of 300 KB, whose notification would near Kafka's message limit", method: .patch, uri: "/digitaltwins/thermo_0001",
+                body: bytes("[")
+                    + Array(
+                        Array(repeating: bytes(#"{"op":"replace","path":"/Temperature","value":21.5}"#), count: 6_000).joined(separator: bytes(",")))
+                    + bytes("]"),
+                status: .contentTooLarge, code: "PayloadTooLarge", message: "larger than 262144 bytes"),
+            Case(
                 name: "a 10 MB query", method: .post, uri: "/query",
                 body: bytes(#"{"query":"SELECT * FROM DIGITALTWINS WHERE $dtId = '"#) + Array(repeating: UInt8(ascii: "x"), count: 10_000_000)
                     + bytes(#"'"}"#),

@@ -47,6 +47,9 @@ public enum TwinServiceRoutes {
     struct BodyLimits: Sendable {
         var json: Int
         var modelUpload: Int
+        /// A twin's or relationship's JSON Patch: its notification carries it whole, and must stay
+        /// deliverable (see ``DigitalTwinGraph/maximumPatchBytes``).
+        var patch: Int { min(json, DigitalTwinGraph.maximumPatchBytes) }
     }
 
     static func page(_ values: [JSONValue]) -> Response {
@@ -112,7 +115,7 @@ public enum TwinServiceRoutes {
         }
         router.patch("digitaltwins/{id}") { request, context in
             let change = try await graph.patchTwin(
-                try parameter(context, "id"), patch: try await request.jsonBody(limit: limits.json), ifMatch: request.header(.ifMatch),
+                try parameter(context, "id"), patch: try await request.jsonBody(limit: limits.patch), ifMatch: request.header(.ifMatch),
                 origin: request.origin
             )
             return noContent(etag: change.twin.document["$etag"]?.stringValue)
@@ -128,7 +131,7 @@ public enum TwinServiceRoutes {
         }
         router.patch("digitaltwins/{id}/components/{path}") { request, context in
             let change = try await graph.patchTwin(
-                try parameter(context, "id"), patch: try await request.jsonBody(limit: limits.json), ifMatch: request.header(.ifMatch),
+                try parameter(context, "id"), patch: try await request.jsonBody(limit: limits.patch), ifMatch: request.header(.ifMatch),
                 componentPath: try parameter(context, "path"), origin: request.origin
             )
             return noContent(etag: change.twin.document["$etag"]?.stringValue)
@@ -156,7 +159,7 @@ public enum TwinServiceRoutes {
         }
         router.patch("digitaltwins/{id}/relationships/{relationshipId}") { request, context in
             let change = try await graph.patchRelationship(
-                try parameter(context, "id"), try parameter(context, "relationshipId"), patch: try await request.jsonBody(limit: limits.json),
+                try parameter(context, "id"), try parameter(context, "relationshipId"), patch: try await request.jsonBody(limit: limits.patch),
                 ifMatch: request.header(.ifMatch), origin: request.origin
             )
             return noContent(etag: change.relationship.document["$etag"]?.stringValue)
