@@ -122,17 +122,32 @@ import TwinflowTestSupport
                 uri: "/eventroutes/r2", method: .put, body: ByteBuffer(bytes: literal(["endpointName": "nowhere", "filter": "true"]).serialized())
             )
             #expect(noEndpoint.status == .badRequest)
-            #expect(try json(noEndpoint)["error"]?["code"] == "EndpointNotFound")
+            #expect(try json(noEndpoint)["error"]?["code"] == "EventRouteEndpointInvalid")
             let badFilter = try await client.execute(
                 uri: "/eventroutes/r2", method: .put,
                 body: ByteBuffer(bytes: literal(["endpointName": "twin-events", "filter": "type ="]).serialized())
             )
             #expect(badFilter.status == .badRequest)
-            #expect(try json(badFilter)["error"]?["code"] == "InvalidArgument")
+            #expect(try json(badFilter)["error"]?["code"] == "EventRouteFilterInvalid")
             let noFilter = try await client.execute(
                 uri: "/eventroutes/r2", method: .put, body: ByteBuffer(bytes: literal(["endpointName": "twin-events"]).serialized())
             )
             #expect(noFilter.status == .badRequest)
+
+            // Up to the limit, then LimitExceeded for a new route; one that exists may still be replaced.
+            let held = try json(try await client.execute(uri: "/eventroutes", method: .get))["value"]?.arrayValue?.count ?? 0
+            for index in held..<DigitalTwinGraph.maximumEventRoutes {
+                let filler = try await client.execute(uri: "/eventroutes/filler-\(index)", method: .put, body: ByteBuffer(bytes: route.serialized()))
+                #expect(filler.status == .noContent)
+            }
+            let over = try await client.execute(uri: "/eventroutes/one-too-many", method: .put, body: ByteBuffer(bytes: route.serialized()))
+            #expect(over.status == .badRequest)
+            #expect(try json(over)["error"]?["code"] == "LimitExceeded")
+            let replaced = try await client.execute(uri: "/eventroutes/eventroute-001", method: .put, body: ByteBuffer(bytes: route.serialized()))
+            #expect(replaced.status == .noContent)
+            for index in held..<DigitalTwinGraph.maximumEventRoutes {
+                #expect(try await client.execute(uri: "/eventroutes/filler-\(index)", method: .delete).status == .noContent)
+            }
 
             #expect(try await client.execute(uri: "/eventroutes/eventroute-001", method: .delete).status == .noContent)
             let gone = try await client.execute(uri: "/eventroutes/eventroute-001", method: .get)

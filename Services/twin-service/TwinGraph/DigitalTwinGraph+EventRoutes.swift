@@ -13,7 +13,11 @@ extension DigitalTwinGraph {
         ["id": .string(route.id), "endpointName": .string(route.endpointName), "filter": .string(route.filter)]
     }
 
-    /// Creates or replaces a route; the endpoint must be configured and the filter must parse.
+    /// The most routes an instance holds (ADT's limit is 6): every event is checked against every route.
+    public static let maximumEventRoutes = 100
+
+    /// Creates or replaces a route; the endpoint must be configured and the filter must parse, with
+    /// ADT's error codes (`EventRouteEndpointInvalid`, `EventRouteFilterInvalid`, `LimitExceeded`).
     public func putEventRoute(_ id: String, body: JSONValue) async throws {
         try Self.checkID(id, of: "event route", code: "EventRouteIdInvalid")
         guard let endpointName = body["endpointName"]?.stringValue, !endpointName.isEmpty else {
@@ -22,14 +26,18 @@ extension DigitalTwinGraph {
         guard let filterText = body["filter"]?.stringValue else { throw ServiceError.invalidArgument("filter is required.") }
         guard endpoints[endpointName] != nil else {
             throw ServiceError(
-                code: "EndpointNotFound", status: 400,
+                code: "EventRouteEndpointInvalid", status: 400,
                 "There is no endpoint named \(endpointName); configured: \(endpoints.keys.sorted().joined(separator: ", "))."
             )
         }
         do {
             _ = try EventFilter(parsing: filterText)
         } catch {
-            throw ServiceError(code: "InvalidArgument", status: 400, "The filter is not valid: \(error.message)")
+            throw ServiceError(code: "EventRouteFilterInvalid", status: 400, "The filter is not valid: \(error.message)")
+        }
+        let held = routes.withLock { $0.active.count }
+        guard routes.withLock({ $0.active[id] != nil }) || held < Self.maximumEventRoutes else {
+            throw ServiceError(code: "LimitExceeded", status: 400, "There are \(held) event routes, the most allowed; delete one first.")
         }
         try await store.putEventRoute(EventRoute(id: id, endpointName: endpointName, filter: filterText))
         try await reloadRoutes()
