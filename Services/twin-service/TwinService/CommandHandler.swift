@@ -13,12 +13,17 @@ public struct CommandHandler: Sendable {
     private let graph: DigitalTwinGraph
     private let producer: KafkaProducer
     private let deadLetterTopic: String
+    private let backpressure: OutboxBackpressure?
     private let logger: Logger
 
-    public init(graph: DigitalTwinGraph, producer: KafkaProducer, deadLetterTopic: String, logger: Logger) {
+    /// `backpressure`: what holds commands back while the outbox is stuck (none: never held back).
+    public init(
+        graph: DigitalTwinGraph, producer: KafkaProducer, deadLetterTopic: String, backpressure: OutboxBackpressure? = nil, logger: Logger
+    ) {
         self.graph = graph
         self.producer = producer
         self.deadLetterTopic = deadLetterTopic
+        self.backpressure = backpressure
         self.logger = logger
     }
 
@@ -48,9 +53,11 @@ public struct CommandHandler: Sendable {
         return DecodedBatch(commands: graph.prepare(commands), sources: sources, deadLetters: deadLetters)
     }
 
-    /// Applies the batch in one transaction and delivers its dead letters.
+    /// Applies the batch in one transaction and delivers its dead letters; throws
+    /// ``OutboxBackpressure/OutboxStuck``, applying nothing, while the outbox is stuck.
     public func handle(_ batch: KafkaConsumerBatch, _ decoded: DecodedBatch) async throws {
         let started = ContinuousClock.now
+        try await backpressure?.check()
         try await graph.refreshCatalog()
         let outcomes = try await graph.apply(decoded.commands)
         logger.debug("commands applied", metadata: ["count": "\(outcomes.count)", "took": "\(ContinuousClock.now - started)"])

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import ServiceLifecycle
 import TwinGraph
@@ -12,6 +13,7 @@ public enum TwinServiceKafka {
     /// Registers the readiness checks of these parts: the consumer group, the store accepting a
     /// write, the outbox not stuck (its oldest undelivered event younger than
     /// `TWINFLOW_OUTBOX_MAX_AGE_SECONDS`, 60 by default) and the relay not retrying a refused event.
+    /// While the outbox is stuck past that age, commands are held back in Kafka (``OutboxBackpressure``).
     /// Command ids and telemetry Message-Ids are remembered `TWINFLOW_IDEMPOTENCY_RETENTION_SECONDS`
     /// (a day) and purged every `TWINFLOW_IDEMPOTENCY_PURGE_INTERVAL_SECONDS` (600).
     public static func services(
@@ -22,21 +24,24 @@ public enum TwinServiceKafka {
         let consumer = try KafkaConsumer(
             configuration: environment.consumerConfiguration(topics: [environment.topics.twinCommands], maxBatchSize: 10_000), logger: logger
         )
-        let handler = CommandHandler(graph: graph, producer: producer, deadLetterTopic: environment.topics.deadLetter, logger: logger)
         let keyRetention = try environment.integer("TWINFLOW_IDEMPOTENCY_RETENTION_SECONDS", in: 1...(366 * 86_400)) ?? 86_400
         let keyPurgeInterval = try environment.integer("TWINFLOW_IDEMPOTENCY_PURGE_INTERVAL_SECONDS", in: 1...86_400) ?? 600
         let relay = OutboxRelay(
             graph: graph, producer: producer, deadLetterTopic: environment.topics.deadLetter, logger: logger,
             keyRetention: .seconds(keyRetention), keyPurgeInterval: .seconds(keyPurgeInterval))
+        // An instance that does not relay now learns from the store what the relaying one delivered.
+        let oldestUndelivered: @Sendable () async throws -> Date? = { [status = relay.status] in
+            try await graph.oldestUndeliveredEventTime(after: max(status.deliveredThrough, try await graph.outboxDeliveredThrough()))
+        }
+        let handler = CommandHandler(
+            graph: graph, producer: producer, deadLetterTopic: environment.topics.deadLetter,
+            backpressure: OutboxBackpressure(maximumAge: .seconds(outboxMaximumAge), oldestUndelivered: oldestUndelivered), logger: logger)
         let batches = BatchConsumerService(consumer: consumer, logger: logger, prepare: handler.decode, handle: handler.handle)
         readiness.registerConsumerGroup(consumer, group: environment.serviceName)
         readiness.noteTopicsWritten(try endpoints(environment).map(\.topic) + [environment.topics.deadLetter])
         readiness.registerBatches(batches)
         readiness.registerStore { try await graph.checkStoreAcceptsWrite() }
-        readiness.registerOutbox(maximumAge: .seconds(outboxMaximumAge)) { [status = relay.status] in
-            // An instance that does not relay now learns from the store what the relaying one delivered.
-            try await graph.oldestUndeliveredEventTime(after: max(status.deliveredThrough, try await graph.outboxDeliveredThrough()))
-        }
+        readiness.registerOutbox(maximumAge: .seconds(outboxMaximumAge), oldestUndelivered: oldestUndelivered)
         readiness.register("relay") { [status = relay.status] in status.readiness }
         return [
             producer,
