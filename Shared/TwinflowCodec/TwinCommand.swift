@@ -15,7 +15,8 @@ public struct TwinCommand: Sendable, Hashable {
     public var telemetry: JSONValue?
     /// The component the telemetry belongs to, if not the twin itself.
     public var component: String?
-    /// When the data was observed at its source (ADT's `sourceTime`).
+    /// When the data was observed at its source (ADT's `sourceTime`); decoding leaves out one that
+    /// is not an RFC 3339 timestamp (``isSourceTime(_:)``).
     public var sourceTime: String?
     /// The id of the event that caused this command (for propagated updates).
     public var causationID: String?
@@ -74,9 +75,9 @@ public struct TwinCommand: Sendable, Hashable {
         }
         self.component = try object.optionalString("component", in: "$")
         self.sourceTime = try object.optionalString("sourceTime", in: "$")
-        if let sourceTime, !Self.isSourceTime(sourceTime) {
-            throw CodecError(field: "sourceTime", reason: "must be an RFC 3339 timestamp of at most \(Self.maximumSourceTimeBytes) bytes")
-        }
+        // Metadata of the reading, not the reading: one that is not a timestamp is left out, and the
+        // command applies without it.
+        if let sourceTime, !Self.isSourceTime(sourceTime) { self.sourceTime = nil }
         self.causationID = try object.optionalString("causationId", in: "$")
         self.traceparent = try object.optionalString("traceparent", in: "$")
         switch object["hop"] {

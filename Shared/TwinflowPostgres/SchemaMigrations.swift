@@ -20,10 +20,12 @@ public struct SchemaMigrations: Sendable {
     @discardableResult
     public func apply(on client: PostgresClient, logger: Logger) async throws -> Int {
         try await client.withTransaction(logger: logger) { connection in
-            // Sessions wait for locks a bounded time (DatabaseURL.sessionParameters); a migration waits
-            // its turn, and for readers of the tables it alters, however long they take.
+            // Sessions wait for locks a bounded time (DatabaseURL.sessionParameters): an instance waits
+            // its turn however long another's migration takes, and a migration waits up to a minute for
+            // the locks of the tables it alters (the instance does not start when it cannot have them).
             try await connection.query("SET LOCAL lock_timeout = 0", logger: logger)
             try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\(component))::bigint)", logger: logger)
+            try await connection.query("SET LOCAL lock_timeout = '60s'", logger: logger)
             try await connection.query(
                 "CREATE TABLE IF NOT EXISTS twinflow_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL)", logger: logger)
             var version = 0

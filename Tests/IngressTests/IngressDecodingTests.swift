@@ -83,8 +83,23 @@ import TwinflowTestSupport
         #expect(Set(slashes).count == 3, "\(slashes)")
         #expect(slashes[0] == "device/a%2Fmessage%2Fb/message/c/2026-12-01T10:00:00Z")
         #expect(
+            CommandMapper.commandID(device("d", "x@5", nil), record(1, timestamp: nil))
+                != CommandMapper.commandID(device("d", "x", nil), record(1, timestamp: 5)), "an @ in a part is encoded")
+        #expect(
             CommandMapper.commandID(device("d", "1", "not a time"), record(5, timestamp: 100)) == "device/d/message/1@100",
             "an enqueued time that is not one is not taken")
+    }
+
+    /// A device ID goes into a query's string literal escaped, and not at all when a mark would join
+    /// a quote or backslash into one character (twin-service reads queries by characters): such a
+    /// literal would close early, and the rest of the ID would read as query text.
+    @Test func deviceIDsAreQuotedSoTheyCannotEndTheirLiteral() {
+        #expect(TwinDirectory.literal("dev-1") == "'dev-1'")
+        #expect(TwinDirectory.literal(#"o'brien\x"#) == #"'o\'brien\\x'"#)
+        #expect(TwinDirectory.literal("r\u{e4}ume\u{301}") != nil, "marks elsewhere are harmless")
+        for joining in ["a\u{600}'", "a\u{600}\\", "'\u{301}", "\\\u{301}"] {
+            #expect(TwinDirectory.literal(joining) == nil, "\(joining.unicodeScalars.map { String($0.value, radix: 16) })")
+        }
     }
 
     @Test func theScannerReadsAsTheDecoderDoes() throws {

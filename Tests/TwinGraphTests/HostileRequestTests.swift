@@ -170,7 +170,7 @@ import TwinflowCodec
             Case(
                 name: "a route filter nested 40 deep", method: .put, uri: "/eventroutes/deep",
                 body: bytes(#"{"endpointName":"twin-events","filter":""# + String(repeating: "NOT ", count: 40) + #"true"}"#),
-                status: .badRequest, code: "InvalidArgument", message: "more than 32 deep", absent: "/eventroutes/deep"),
+                status: .badRequest, code: "EventRouteFilterInvalid", message: "more than 32 deep", absent: "/eventroutes/deep"),
             Case(
                 name: "a twin that is a JSON string", method: .put, uri: "/digitaltwins/t_bad", body: bytes(#""twin""#), status: .badRequest,
                 code: "InvalidArgument", message: "JSON object", absent: "/digitaltwins/t_bad"),

@@ -122,10 +122,10 @@ struct CommandMapper {
         return "device/\(idPart(device.deviceID))/message/\(idPart(messageID))\(enqueued)"
     }
 
-    /// `text` with `%` and `/` percent-encoded, so that an ID's `/`s only separate its parts.
+    /// `text` with `%`, `/` and `@` percent-encoded, so that an ID's `/`s and `@` only separate its parts.
     static func idPart(_ text: String) -> String {
-        guard text.utf8.contains(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "%") }) else { return text }
-        return text.replacing("%", with: "%25").replacing("/", with: "%2F")
+        guard text.utf8.contains(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "@") }) else { return text }
+        return text.replacing("%", with: "%25").replacing("/", with: "%2F").replacing("@", with: "%40")
     }
 
     /// The trace the device message came with: its Kafka header `traceparent`, or the device's

@@ -264,11 +264,16 @@ public final class TwinDirectory: Sendable {
     }
 
     /// `id` as a query's string literal, its quotes and backslashes escaped with a backslash; `nil`
-    /// when a mark at its end would join the closing quote into one character with it.
+    /// when a mark would join a quote or backslash into one character with it.
     static func literal(_ id: String) -> String? {
         let escaped = id.replacing("\\", with: "\\\\").replacing("'", with: "\\'")
         let literal = "'\(escaped)'"
-        return literal.count == escaped.count + 2 ? literal : nil
+        // twin-service reads a query by characters: a backslash or quote joined with a mark into one
+        // character would no longer escape or close anything.
+        let joined = literal.contains { character in
+            character.unicodeScalars.count > 1 && character.unicodeScalars.contains { $0 == "\\" || $0 == "'" }
+        }
+        return joined ? nil : literal
     }
 
     private static func twinID(_ twin: JSONValue) -> String { twin["$dtId"]?.stringValue ?? "" }

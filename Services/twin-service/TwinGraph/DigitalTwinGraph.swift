@@ -13,9 +13,9 @@ public final class DigitalTwinGraph: Sendable {
     /// The largest telemetry payload: well under Kafka's default `message.max.bytes` (1 MB), so every
     /// event in the outbox can be delivered.
     public static let maximumTelemetryBytes = 256 * 1024
-    /// The largest JSON Patch a REST request may send for a twin or relationship: the Twin.Update
-    /// or Relationship.Update notification carries the patch whole, so it too must stay well under
-    /// Kafka's default `message.max.bytes`.
+    /// The largest JSON Patch a REST request or a command may carry for a twin or relationship: the
+    /// Twin.Update or Relationship.Update notification carries the patch whole, so it too must stay
+    /// well under Kafka's default `message.max.bytes`.
     public static let maximumPatchBytes = 256 * 1024
     /// The longest command id or telemetry `Message-Id`, in UTF-8 bytes: room for a propagated
     /// command's id (its cause's id, its rule and its parent's id), and short enough for a key in

@@ -44,7 +44,16 @@ public struct CommandHandler: Sendable {
             // A large batch lets other tasks have the cooperative pool's few threads now and then.
             if index % 1024 == 1023 { await Task.yield() }
             do {
-                commands.append(try TwinCommand(decoding: message))
+                let command = try TwinCommand(decoding: message)
+                // The Twin.Update carries the patch whole: one too large for Kafka could not be delivered.
+                if (message.value?.count ?? 0) > DigitalTwinGraph.maximumPatchBytes, let patch = command.patch,
+                    patch.json.serialized().count > DigitalTwinGraph.maximumPatchBytes
+                {
+                    deadLetters.append(
+                        deadLetter(message, reason: "the command's patch is larger than \(DigitalTwinGraph.maximumPatchBytes) bytes"))
+                    continue
+                }
+                commands.append(command)
                 sources.append(message)
             } catch {
                 deadLetters.append(deadLetter(message, reason: "not a twin command: \(error)"))
