@@ -181,7 +181,7 @@ final class GroupMembership: Sendable {
     var assignment: Set<KafkaTopicPartition> { state.withLock { $0.assignment } }
     var hasJoined: Bool { state.withLock { $0.joined } }
 
-    /// How many rebalance callbacks have been served: what a batch notes before polling its messages.
+    /// How many rebalance callbacks have been served: what a batch notes once its first message is polled.
     var rebalances: UInt64 { state.withLock { $0.rebalances } }
 
     /// For each partition, the assignment under which this member owns it now (0 when it does not):
