@@ -12,23 +12,17 @@ import TwinflowTestSupport
     /// Kafka's message limit) is dead-lettered, untouched, and changes nothing.
     @Test func aCommandWithAPatchTooLargeToNotifyIsDeadLettered() async throws {
         let setup = try TwinServiceSetup(partitions: 1)
-        let graph = try await setup.openGraph()
-        _ = try await graph.addModels(Fixtures.upload("seed"))
-        try await graph.putTwin("thermo_0001", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": 20])
+        let graph = try await setup.graphWithThermostat()
         let producer = try setup.kafka.makeProducer()
         let handler = CommandHandler(graph: graph, producer: producer, deadLetterTopic: setup.topics.deadLetter, logger: setup.kafka.logger)
         let temperature = JSONPointer(tokens: ["Temperature"])
         let large = TwinCommand(
             id: "large", twinID: "thermo_0001", patch: JSONPatch(Array(repeating: .replace(path: temperature, value: 21.5), count: 6_000)))
         let small = TwinCommand(id: "small", twinID: "thermo_0001", patch: JSONPatch([.replace(path: temperature, value: 22)]))
-        let messages = [large, small].enumerated().map { offset, command in
-            let message = command.kafkaMessage(topic: setup.topics.twinCommands)
-            return KafkaConsumerMessage(
-                topic: message.topic, partition: 0, offset: Int64(offset), key: message.key, value: message.value, headers: message.headers)
-        }
+        let batch = setup.consumedBatch([large, small])
+        let messages = batch.messages
         #expect((messages[0].value?.count ?? 0) > DigitalTwinGraph.maximumPatchBytes)
         let reader = try TopicReader(kafka: setup.kafka.configuration, topics: [setup.topics.deadLetter], logger: setup.kafka.logger)
-        let batch = KafkaConsumerBatch(messages: messages)
         try await handler.handle(batch, await handler.decode(batch))
         let letters = try await reader.waitFor(1, on: setup.topics.deadLetter)
         let letter = try #require(letters.first)

@@ -12,9 +12,7 @@ import TwinflowTestSupport
 @Suite struct OutboxBackpressureTests {
     @Test func commandsAreHeldBackWhileTheOutboxIsStuckAndAppliedOnceItMoves() async throws {
         let setup = try TwinServiceSetup(partitions: 1)
-        let graph = try await setup.openGraph()
-        _ = try await graph.addModels(Fixtures.upload("seed"))
-        try await graph.putTwin("thermo_0001", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": 20])
+        let graph = try await setup.graphWithThermostat()
         let oldest = Shared<Date?>(Date(timeIntervalSinceNow: -90))
         let asked = Shared(0)
         let backpressure = OutboxBackpressure(maximumAge: .seconds(60), interval: .milliseconds(200)) {
@@ -26,10 +24,7 @@ import TwinflowTestSupport
             graph: graph, producer: producer, deadLetterTopic: setup.topics.deadLetter, backpressure: backpressure, logger: setup.kafka.logger)
         let command = TwinCommand(
             id: "c1", twinID: "thermo_0001", patch: JSONPatch([.replace(path: JSONPointer(tokens: ["Temperature"]), value: 25)]))
-        let message = command.kafkaMessage(topic: setup.topics.twinCommands)
-        let batch = KafkaConsumerBatch(messages: [
-            KafkaConsumerMessage(topic: message.topic, partition: 0, offset: 0, key: message.key, value: message.value, headers: message.headers)
-        ])
+        let batch = setup.consumedBatch([command])
 
         await #expect(throws: OutboxBackpressure.OutboxStuck.self) { try await handler.handle(batch, await handler.decode(batch)) }
         await #expect(throws: OutboxBackpressure.OutboxStuck.self, "the answer is kept for the interval") {

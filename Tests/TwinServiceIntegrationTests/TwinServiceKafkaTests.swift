@@ -39,6 +39,24 @@ struct TwinServiceSetup {
     }
 
     func command(_ command: TwinCommand) -> KafkaProducerMessage { command.kafkaMessage(topic: topics.twinCommands) }
+
+    /// The graph with the seed's models and `thermo_0001` at a Temperature of 20.
+    func graphWithThermostat() async throws -> DigitalTwinGraph {
+        let graph = try await openGraph()
+        _ = try await graph.addModels(Fixtures.upload("seed"))
+        try await graph.putTwin("thermo_0001", body: ["$metadata": ["$model": "dtmi:contosocom:DigitalTwins:Thermostat;1"], "Temperature": 20])
+        return graph
+    }
+
+    /// `commands` as the command consumer hands them out: one batch from partition 0, from offset 0.
+    func consumedBatch(_ commands: [TwinCommand]) -> KafkaConsumerBatch {
+        KafkaConsumerBatch(
+            messages: commands.enumerated().map { offset, command in
+                let message = self.command(command)
+                return KafkaConsumerMessage(
+                    topic: message.topic, partition: 0, offset: Int64(offset), key: message.key, value: message.value, headers: message.headers)
+            })
+    }
 }
 
 /// The twin service's Kafka side against librdkafka's mock cluster: commands in, ADT's events out.
