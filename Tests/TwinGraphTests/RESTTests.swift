@@ -32,6 +32,24 @@ import TwinflowTestSupport
         #expect(response.headers[.retryAfter] == "1", sourceLocation: sourceLocation)
     }
 
+    /// A psql session that takes a lock with `locking`, keeps it for `seconds` and commits; returned
+    /// once the session is sleeping with the lock held.
+    func holdLock(_ locking: String, for seconds: Int, in cluster: PostgresCluster, at url: String) async throws -> Process {
+        let holder = try cluster.startSQL("BEGIN; \(locking); SELECT pg_sleep(\(seconds)); COMMIT;", at: url)
+        let held = await eventually(timeout: .seconds(10)) {
+            (try? cluster.query(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(\(seconds))%' AND state = 'active' AND pid <> pg_backend_pid()",
+                at: url)) == "1"
+        }
+        try #require(held, "the other session holds its lock")
+        return holder
+    }
+
+    /// A PostgreSQL store whose writes give up on a lock after 300 ms.
+    func storeWithShortLockTimeout(_ url: String, _ label: String) async throws -> PostgresTwinStore {
+        try await PostgresTwinStore(url: DatabaseURL(url), connections: 2, lockTimeout: .milliseconds(300), logger: Logger(label: label))
+    }
+
     /// A write the store cannot take now (another connection holds SQLite's write lock past the
     /// busy timeout) is answered 503 `ServiceUnavailable` with `Retry-After`, not 500; reads go on,
     /// and the same write succeeds once the lock is gone.
@@ -66,8 +84,7 @@ import TwinflowTestSupport
     @Test func aLockedRowOnPostgreSQLAnswers503WithRetryAfter() async throws {
         let cluster = try PostgresCluster.shared()
         let url = try cluster.makeDatabase("twins")
-        let store = try await PostgresTwinStore(
-            url: DatabaseURL(url), connections: 2, lockTimeout: .milliseconds(300), logger: Logger(label: "locked-row-test"))
+        let store = try await storeWithShortLockTimeout(url, "locked-row-test")
         let graph = try await DigitalTwinGraph(store: store)
         _ = try await graph.addModels(Fixtures.upload("seed"))
         let router = Router()
@@ -77,14 +94,7 @@ import TwinflowTestSupport
         try await Application(router: router).test(.router) { client in
             let put = try await client.execute(uri: "/digitaltwins/thermo_0001", method: .put, body: body(thermostat))
             #expect(put.status == .ok)
-            let holder = try cluster.startSQL(
-                "BEGIN; SELECT 1 FROM twin_twins WHERE id = 'thermo_0001' FOR UPDATE; SELECT pg_sleep(3); COMMIT;", at: url)
-            let held = await eventually(timeout: .seconds(10)) {
-                (try? cluster.query(
-                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3)%' AND state = 'active' AND pid <> pg_backend_pid()", at: url
-                )) == "1"
-            }
-            try #require(held, "the other session holds the row")
+            let holder = try await holdLock("SELECT 1 FROM twin_twins WHERE id = 'thermo_0001' FOR UPDATE", for: 3, in: cluster, at: url)
             let locked = try await client.execute(uri: "/digitaltwins/thermo_0001", method: .patch, body: body(patch))
             try expectStoreUnavailable(locked)
             let read = try await client.execute(uri: "/digitaltwins/thermo_0001", method: .get)
@@ -104,20 +114,13 @@ import TwinflowTestSupport
     @Test func aModelUploadWhileTheCatalogIsLockedOnPostgreSQLAnswers503() async throws {
         let cluster = try PostgresCluster.shared()
         let url = try cluster.makeDatabase("twins")
-        let store = try await PostgresTwinStore(
-            url: DatabaseURL(url), connections: 2, lockTimeout: .milliseconds(300), logger: Logger(label: "locked-catalog-test"))
+        let store = try await storeWithShortLockTimeout(url, "locked-catalog-test")
         let graph = try await DigitalTwinGraph(store: store)
         let router = Router()
         TwinServiceRoutes.add(to: router, graph: graph)
         let models = ByteBuffer(bytes: try Fixtures.upload("seed").serialized())
         try await Application(router: router).test(.router) { client in
-            let holder = try cluster.startSQL("BEGIN; SELECT 1 FROM twin_catalog WHERE id = 1 FOR UPDATE; SELECT pg_sleep(4); COMMIT;", at: url)
-            let held = await eventually(timeout: .seconds(10)) {
-                (try? cluster.query(
-                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(4)%' AND state = 'active' AND pid <> pg_backend_pid()", at: url
-                )) == "1"
-            }
-            try #require(held, "the other session holds the catalog's row")
+            let holder = try await holdLock("SELECT 1 FROM twin_catalog WHERE id = 1 FOR UPDATE", for: 4, in: cluster, at: url)
             let started = ContinuousClock.now
             let locked = try await client.execute(uri: "/models", method: .post, body: models)
             try expectStoreUnavailable(locked)
@@ -145,8 +148,7 @@ import TwinflowTestSupport
         }
         try #require(held, "the other session holds the migration's lock")
         let started = ContinuousClock.now
-        let store = try await PostgresTwinStore(
-            url: DatabaseURL(url), connections: 2, lockTimeout: .milliseconds(300), logger: Logger(label: "migration-turn-test"))
+        let store = try await storeWithShortLockTimeout(url, "migration-turn-test")
         #expect(ContinuousClock.now - started > .seconds(1), "it waited for the other session's turn")
         _ = try await DigitalTwinGraph(store: store).addModels(Fixtures.upload("seed"))
         store.close()
