@@ -136,11 +136,14 @@ import TwinflowTestSupport
         let watcher = try await PostgresTwinStore(url: url, connections: 1, logger: Logger(label: "model-race"))
         let model = Self.interface("dtmi:example:Late;1")
         let start = try #require(try await watcher.catalogVersion())
-        // Another instance's model changes, as fast as PostgreSQL commits them, for three seconds.
+        // Another instance's model changes, as fast as PostgreSQL commits them, until the upload has
+        // given up (at most a minute: a loaded machine may take its time getting there).
+        _ = try cluster.query("CREATE TABLE mover_stop (done int)", at: database)
         let mover = try cluster.startSQL(
             """
-            DO $$ DECLARE stop timestamptz := clock_timestamp() + interval '3 seconds';
-            BEGIN WHILE clock_timestamp() < stop LOOP UPDATE twin_catalog SET version = version + 1 WHERE id = 1; COMMIT; END LOOP; END $$
+            DO $$ DECLARE stop timestamptz := clock_timestamp() + interval '60 seconds';
+            BEGIN WHILE clock_timestamp() < stop AND NOT EXISTS (SELECT 1 FROM mover_stop) LOOP
+            UPDATE twin_catalog SET version = version + 1 WHERE id = 1; COMMIT; END LOOP; END $$
             """, at: database)
         #expect(await eventually(timeout: .seconds(10)) { (try? await watcher.catalogVersion()).map { $0 > start } ?? false })
         let before = try #require(try await watcher.catalogVersion())
@@ -151,6 +154,7 @@ import TwinflowTestSupport
         }
         let after = try #require(try await watcher.catalogVersion())
         #expect(after - before >= Int64(DigitalTwinGraph.catalogAttempts), "the catalog moved on during each attempt")
+        _ = try cluster.query("INSERT INTO mover_stop VALUES (1)", at: database)
         mover.waitUntilExit()
         #expect(mover.terminationStatus == 0)
         #expect(try !Self.ids(graph).contains("dtmi:example:Late;1"))
