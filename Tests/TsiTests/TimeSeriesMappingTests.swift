@@ -129,6 +129,7 @@ import TwinflowTestSupport
             "the key is only the rest after the marker")
     }
 
+    /// A change of the twin's model (`/$metadata/$model`) is not a value.
     @Test func twinUpdatesKeepAddAndReplaceWithFlattenedPaths() throws {
         let (events, keys, deadLetters) = try Self.published([
             Self.update(patch: [
@@ -138,6 +139,7 @@ import TwinflowTestSupport
                 ["op": "add", "path": "/Back", "value": ["Temperature": 18, "Fan": ["Speed": 2]]],
             ]),
             Self.update(id: "u-2", patch: [["op": "remove", "path": "/Humidity"]]),
+            Self.update(id: "u-3", patch: [["op": "replace", "path": "/$metadata/$model", "value": "dtmi:example:building:Room;1"]]),
         ])
         #expect(deadLetters.isEmpty)
         #expect(keys == ["thermo_0001"])

@@ -37,6 +37,32 @@ import TwinflowCodec
         #expect(try await graph.pendingEvents(after: 0, limit: 100).count == before + 2, "duplicates emit nothing")
     }
 
+    /// A command may change its twin's model, as a PATCH may; the next command in the batch is judged
+    /// by the new model. Operations other than ADT's are refused, command by command.
+    @Test(arguments: TwinStoreKind.allCases) func aCommandMayChangeTheModel(store: TwinStoreKind) async throws {
+        let fixture = try await GraphFixture.make("building", store: store)
+        let graph = fixture.graph
+        try await graph.putTwin("hall", body: ["$metadata": ["$model": "dtmi:example:building:Space;1"], "name": "Hall"])
+        let outcomes = try await graph.apply([
+            TwinCommand(
+                id: "remodel", twinID: "hall",
+                patch: try JSONPatch(json: [["op": "replace", "path": "/$metadata/$model", "value": "dtmi:example:building:Room;1"]])),
+            TwinCommand(id: "humidity", twinID: "hall", patch: try JSONPatch(json: [["op": "add", "path": "/Humidity", "value": 40]])),
+            TwinCommand(
+                id: "copy", twinID: "hall", patch: try JSONPatch(json: [["op": "copy", "from": "/Humidity", "path": "/Temperature"]])),
+        ])
+        guard case .applied = outcomes[0], case .applied = outcomes[1], case .rejected(let error) = outcomes[2] else {
+            Issue.record("the model changes, then Humidity applies, and the copy is refused: \(outcomes)")
+            return
+        }
+        #expect(error.code == "JsonPatchInvalid", "\(error)")
+        let twin = try await graph.twin("hall")
+        #expect(twin.model == "dtmi:example:building:Room;1")
+        #expect(twin.document["Humidity"] == 40 && twin.document["Temperature"] == nil)
+        let rooms = try await graph.query("SELECT T.$dtId FROM DIGITALTWINS T WHERE IS_OF_MODEL(T, 'dtmi:example:building:Room;1', exact)")
+        #expect(rooms.value == [["$dtId": "hall"]])
+    }
+
     /// A command whose id PostgreSQL cannot hold as text (a NUL character; SQLite holds it) fails
     /// alone: its batch's other commands apply, and the batch does not throw, so it is not retried forever.
     @Test(arguments: TwinStoreKind.allCases) func aCommandTheStoreCannotHoldDoesNotStopItsBatch(store: TwinStoreKind) async throws {

@@ -70,7 +70,7 @@ public enum TimeSeriesMapping {
     }
 
     /// The time-series event of a `Twin.Update` notification: its `add` and `replace` operations'
-    /// values by flattened path, at the event's `time`; `nil` for other notifications, and for an
+    /// values of properties by flattened path, at the event's `time`; `nil` for other notifications, and for an
     /// update with no such operation; without a `time`, at `fallbackTime` (the Kafka timestamp),
     /// and refused without either. The ID is `update/<the event's id>`.
     public static func event(fromNotification notification: TwinNotification, fallbackTime: Int64?) throws(Refusal) -> TimeSeriesEvent? {
@@ -79,7 +79,8 @@ public enum TimeSeriesMapping {
         for operation in patch.operations {
             switch operation {
             case .add(let path, let value), .replace(let path, let value):
-                guard !path.tokens.isEmpty else { continue }
+                // `/$metadata/$model` (a change of the twin's model) is not a value; properties never start with `$`.
+                guard let first = path.tokens.first, !first.hasPrefix("$") else { continue }
                 let name = path.tokens.joined(separator: ".")
                 guard !isReserved(name) else { continue }
                 flatten(value, name: name, into: &values)

@@ -130,6 +130,7 @@ extension DigitalTwinGraph {
         } catch {
             throw ServiceError.jsonPatchInvalid(error.description)
         }
+        try Self.checkOperationKinds(of: patch)
         for operation in patch.operations where operation.path.tokens.first?.hasPrefix("$") ?? true {
             throw ServiceError.jsonPatchInvalid("'\(operation.path)' is not a property the patch may change.")
         }

@@ -108,7 +108,7 @@ extension DigitalTwinGraph {
         } catch {
             throw ServiceError.jsonPatchInvalid(error.description)
         }
-        try Self.checkPaths(of: requested)
+        try Self.checkPaths(of: requested, inComponent: componentPath != nil)
         let prepared = store.knownTwin(id).map { known in
             prepare(requested, for: known, ifMatch: ifMatch, componentPath: componentPath, sourceTime: sourceTime, origin: origin)
         }
@@ -120,14 +120,39 @@ extension DigitalTwinGraph {
         }
     }
 
-    /// Refuses patches of `$` members (`$dtId`, `$etag`, `$metadata`) and of the whole twin.
-    static func checkPaths(of patch: JSONPatch) throws(ServiceError) {
+    /// Refuses what ADT refuses in a twin's patch: operations other than `add`, `replace` and
+    /// `remove`, and changes of `$` members (`$dtId`, `$etag`, `$metadata`) or of the whole twin,
+    /// but for `add`/`replace` of `/$metadata/$model` with a model ID, which changes the twin's
+    /// model (not a component's).
+    static func checkPaths(of patch: JSONPatch, inComponent: Bool = false) throws(ServiceError) {
+        try checkOperationKinds(of: patch)
         for operation in patch.operations {
-            for pointer in [operation.path] + operation.fromPointers where pointer.tokens.contains(where: { $0.hasPrefix("$") }) || pointer.isRoot {
-                throw ServiceError.jsonPatchInvalid("'\(pointer)' is not a property the patch may change.")
+            switch operation {
+            case .add(let path, let value) where path == modelPointer, .replace(let path, let value) where path == modelPointer:
+                guard !inComponent else { throw ServiceError.jsonPatchInvalid("A component's model cannot be changed.") }
+                guard value.stringValue != nil else { throw ServiceError.jsonPatchInvalid("'\(path)' must be a model ID.") }
+            default:
+                let path = operation.path
+                if path.tokens.contains(where: { $0.hasPrefix("$") }) || path.isRoot {
+                    throw ServiceError.jsonPatchInvalid("'\(path)' is not a property the patch may change.")
+                }
             }
         }
     }
+
+    /// ADT's JSON Patch operations are limited to `add`, `replace` and `remove`.
+    static func checkOperationKinds(of patch: JSONPatch) throws(ServiceError) {
+        for operation in patch.operations {
+            switch operation {
+            case .add, .replace, .remove: continue
+            case .move, .copy, .test:
+                throw ServiceError.jsonPatchInvalid("'\(operation.name)' is not supported: operations are limited to add, replace and remove.")
+            }
+        }
+    }
+
+    /// `/$metadata/$model`: setting it changes a twin's model.
+    static let modelPointer = JSONPointer(tokens: ["$metadata", "$model"])
 
     /// The patch of a twin inside a write: read, apply, validate, store, and emit its notification.
     /// A patch `prepared` outside the writer is stored as it is when the twin is still the one it
@@ -184,11 +209,10 @@ extension DigitalTwinGraph {
         let etag = existing.document["$etag"]?.stringValue ?? ""
         try Self.check(ifMatch: ifMatch, etag: etag)
         let models = self.models
-        let model = DTMI(checked: existing.model)
-        guard let resolved = models.resolvedInterface(model) else {
+        guard let current = models.resolvedInterface(DTMI(checked: existing.model)) else {
             throw ServiceError.modelNotFound(existing.model)
         }
-        if let componentPath, resolved.components[componentPath] == nil {
+        if let componentPath, current.components[componentPath] == nil {
             throw ServiceError.componentNotFound(id, componentPath)
         }
         // Paths are relative to the component when patching one.
@@ -209,20 +233,44 @@ extension DigitalTwinGraph {
             applied.append(operation)
         }
         guard case .object(var members) = consume document else { throw ServiceError.jsonPatchInvalid("the patch replaced the twin") }
+        let now = clock()
+        var model = DTMI(checked: existing.model)
+        var resolved = current
+        if let requestedModel = members["$metadata"]?["$model"]?.stringValue, requestedModel != existing.model {
+            (model, resolved) = try remodel(&members, as: requestedModel, models: models, at: now)
+        }
         do throws(ValidationError) {
             try models.validate(properties: members, of: model)
         } catch {
             throw ServiceError(error)
         }
-        let now = clock()
         let version = existing.version + 1
         Self.touchMetadata(&members, for: applied, at: now, sourceTime: sourceTime, components: Set(resolved.components.keys))
         members["$etag"] = .string(Self.etag(version))
-        let twin = StoredTwin(id: id, model: existing.model, version: version, document: .object(members))
+        let twin = StoredTwin(id: id, model: model.rawValue, version: version, document: .object(members))
         let serialized = try Self.serializedWithinLimit(twin.document)
         let patch = JSONPatch(applied)
         let notification = event(for: TwinChange(kind: .update, twin: twin, patch: patch), origin: origin, time: now)
         return PatchedTwin(twin: twin, revision: RandomID.int64(), serialized: serialized, applied: patch, notification: notification)
+    }
+
+    /// The twin's new model, which a patch set in `$metadata.$model`: one twin-service holds and has
+    /// not decommissioned (as for a new twin), else `ValidationFailed`, ADT's answer to a patch that
+    /// leaves an invalid twin. The new model's components that the twin lacks start
+    /// empty, as they do when a twin is created; the properties are validated by the caller.
+    private func remodel(
+        _ members: inout [String: JSONValue], as text: String, models: ModelSet, at now: String
+    ) throws(ServiceError) -> (DTMI, ModelSet.ResolvedInterface) {
+        guard let model = DTMI(text), let stored = state.withLock({ $0.stored[text] }), let resolved = models.resolvedInterface(model) else {
+            throw ServiceError.validationFailed("The twin cannot take on the model \(text): there is no such model.")
+        }
+        guard !stored.decommissioned else {
+            throw ServiceError.validationFailed("The twin cannot take on the model \(text): it is decommissioned.")
+        }
+        for name in resolved.components.keys where members[name] == nil {
+            members[name] = .object(["$metadata": .object(["$lastUpdateTime": .string(now)])])
+        }
+        return (model, resolved)
     }
 
     /// Deletes a twin; refused while it has relationships (in or out), unless `cascade` deletes them
@@ -316,19 +364,17 @@ extension DigitalTwinGraph {
         // Taken out of the twin while it changes, so it is changed in place rather than copied.
         var twinMetadata = members.removeValue(forKey: "$metadata")?.objectValue ?? [:]
         for operation in operations {
-            var touched: [JSONPointer] = [operation.path]
-            if case .move(let from, _) = operation { touched.append(from) }
-            for pointer in touched {
-                guard let first = pointer.tokens.first else { continue }
-                let removed = pointer.tokens.count == 1 && members[first] == nil
-                if components.contains(first), pointer.tokens.count >= 2, case .object(var component)? = members[first] {
-                    var metadata = component["$metadata"]?.objectValue ?? [:]
-                    touch(&metadata, pointer.tokens[1], removed: pointer.tokens.count == 2 && component[pointer.tokens[1]] == nil)
-                    component["$metadata"] = .object(metadata)
-                    members[first] = .object(component)
-                } else {
-                    touch(&twinMetadata, first, removed: removed)
-                }
+            let pointer = operation.path
+            // `$metadata.$model` changed the model; the other `$` members are the service's own.
+            guard let first = pointer.tokens.first, !first.hasPrefix("$") else { continue }
+            let removed = pointer.tokens.count == 1 && members[first] == nil
+            if components.contains(first), pointer.tokens.count >= 2, case .object(var component)? = members[first] {
+                var metadata = component["$metadata"]?.objectValue ?? [:]
+                touch(&metadata, pointer.tokens[1], removed: pointer.tokens.count == 2 && component[pointer.tokens[1]] == nil)
+                component["$metadata"] = .object(metadata)
+                members[first] = .object(component)
+            } else {
+                touch(&twinMetadata, first, removed: removed)
             }
         }
         twinMetadata["$lastUpdateTime"] = .string(now)
@@ -337,13 +383,6 @@ extension DigitalTwinGraph {
 }
 
 extension JSONPatch.Operation {
-    var fromPointers: [JSONPointer] {
-        switch self {
-        case .move(let from, _), .copy(let from, _): [from]
-        default: []
-        }
-    }
-
     /// The same operation with every pointer placed under `prefix`.
     func prefixed(by prefix: [String]) -> JSONPatch.Operation {
         guard !prefix.isEmpty else { return self }
