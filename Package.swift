@@ -446,9 +446,13 @@ let package = Package(
             dependencies: [
                 "Propagator",
                 "TwinGraph",
+                "TwinService",
                 "TwinflowCodec",
                 "TwinflowKafka",
+                "TwinflowRuntime",
                 "TwinflowTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/PropagatorTests",

@@ -9,6 +9,9 @@ import TwinflowRuntime
 public final class ModelCatalog: Sendable {
     private let models = Mutex(ModelSet())
     private let client: TwinsClient?
+    /// Models twin-service did not hold when asked, with when: not asked again for ``missingRecheck``.
+    private let missing = Mutex([String: ContinuousClock.Instant]())
+    static let missingRecheck: Duration = .seconds(10)
 
     public init(client: TwinsClient?) {
         self.client = client
@@ -24,12 +27,21 @@ public final class ModelCatalog: Sendable {
     public var current: ModelSet { models.withLock { $0 } }
 
     /// Fetches the models among `ids` not known yet (with what they depend on). A model
-    /// twin-service does not know is left out; it matches only rules naming it exactly.
+    /// twin-service does not know is left out, and not asked for again for ``missingRecheck``;
+    /// it matches only rules naming it exactly.
     public func learn(_ ids: Set<String>) async throws {
         guard let client else { return }
+        let now = ContinuousClock.now
         let unknown = models.withLock { set in ids.filter { id in DTMI(id).map { set.resolvedInterface($0) == nil } ?? false } }
+            .filter { id in missing.withLock { $0[id].map { now - $0 > Self.missingRecheck } ?? true } }
         for id in unknown.sorted() {
-            guard let definitions = try await client.modelDefinitions(dependenciesFor: id) else { continue }
+            guard let definitions = try await client.modelDefinitions(dependenciesFor: id) else {
+                missing.withLock { missing in
+                    if missing.count >= 10_000 { missing = missing.filter { now - $0.value <= Self.missingRecheck } }
+                    missing[id] = now
+                }
+                continue
+            }
             let interfaces = try DTDLParser.parseUpload(.array(definitions))
             try models.withLock { set in
                 let new = interfaces.filter { set.resolvedInterface($0.id) == nil }
