@@ -63,7 +63,7 @@ public struct CloudEventAttributes: Sendable, Hashable {
 
     /// The attributes as one JSON object of strings (a structured event without `data`).
     public var json: JSONValue {
-        .object(Dictionary(uniqueKeysWithValues: named.map { ($0.0, JSONValue.string($0.1)) }))
+        .object(Dictionary(named.map { ($0.0, JSONValue.string($0.1)) }, uniquingKeysWith: { first, _ in first }))
     }
 
     /// ``json`` serialized, written straight from the attributes (CloudEvents' order, not sorted).

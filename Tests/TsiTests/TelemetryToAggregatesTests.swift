@@ -137,13 +137,16 @@ import TwinflowTestSupport
     }
 
     /// A name a store cannot keep (U+0000, which PostgreSQL refuses in text; longer than an index
-    /// entry holds) would fail its whole batch for ever: its event is dead-lettered, the rest stored.
+    /// entry holds) would fail its whole batch for ever, and an empty one would count as an event:
+    /// its event is dead-lettered, the rest stored.
     @Test(arguments: StoreKind.allCases) func eventsWithNamesAStoreCannotKeepAreDeadLettered(kind: StoreKind) async throws {
         let pipeline = try Pipeline(kind)
         let long = String(repeating: "x", count: 3_000)
         let messages = [
             TimeSeriesMappingTests.telemetry(id: "nul", sourceTime: "2026-11-26T10:00:10Z", payload: #"{"T\u0000":1}"#),
             TimeSeriesMappingTests.telemetry(id: "long", sourceTime: "2026-11-26T10:00:20Z", payload: #"{"\#(long)":2}"#),
+            // The empty name counts a minute's events: a value under it would be counted as an event.
+            TimeSeriesMappingTests.telemetry(id: "empty", sourceTime: "2026-11-26T10:00:25Z", payload: #"{"":5}"#),
             TimeSeriesMappingTests.telemetry(id: "ok", sourceTime: "2026-11-26T10:00:30Z", payload: #"{"Temperature":21}"#),
         ]
         let forwarded = TsiForwarderHandler.map(messages, topics: .defaults)
@@ -154,9 +157,10 @@ import TwinflowTestSupport
         }
         let decoded = TsiStoreHandler.decode(received, deadLetterTopic: Topics.defaults.deadLetter)
         let reasons = decoded.deadLetters.map { $0.headers.string(for: DeadLetter.reasonHeader) ?? "" }
-        #expect(reasons.count == 2)
+        #expect(reasons.count == 3)
         #expect(reasons.first?.contains("U+0000") == true, "\(reasons)")
-        #expect(reasons.last?.contains("3000 bytes long") == true, "\(reasons)")
+        #expect(reasons.dropFirst().first?.contains("3000 bytes long") == true, "\(reasons)")
+        #expect(reasons.last?.contains("is empty") == true, "\(reasons)")
         #expect(try await pipeline.store.ingest(decoded.events, now: pipeline.now) == IngestReport(stored: 1))
     }
 
@@ -322,10 +326,14 @@ import TwinflowTestSupport
         try await Self.load(pipeline)
         try await pipeline.batch(
             [("x1", "2026-11-26T10:00:00Z", #"{"Level":1}"#), ("x2", "2026-11-26T10:00:01Z", #"{"Level":1.5}"#)], twin: "tank-1")
+        // One name in two Unicode forms: two names to the store, one to Swift; listed once, not a crash.
+        try await pipeline.batch([("y1", "2026-11-26T10:00:02Z", #"{"caf\u00e9":1}"#)], twin: "cafe-1")
+        try await pipeline.batch([("y2", "2026-11-26T10:00:03Z", #"{"cafe\u0301":2.5}"#)], twin: "cafe-1")
         let response = try await pipeline.engine.instances(continuationToken: nil, maximumCount: 10)
         #expect(
             response["instances"]
                 == [
+                    ["timeSeriesId": ["cafe-1"], "variables": ["caf\u{e9}": ["type": "Double"]]],
                     ["timeSeriesId": ["tank-1"], "variables": ["Level": ["type": "Double"]]],
                     [
                         "timeSeriesId": ["thermo_0001"],

@@ -232,7 +232,9 @@ public final class SQLiteTimeSeriesStore: TimeSeriesStore {
                 db, sql: "SELECT id, name FROM series WHERE name > ? ORDER BY name LIMIT ?", arguments: [after ?? "", limit])
             return try series.map { row in
                 let variables = try Row.fetchAll(db, sql: "SELECT name, type FROM variables WHERE series = ?", arguments: [row[0] as Int64])
-                return SeriesInstance(id: row[1], variables: Dictionary(uniqueKeysWithValues: variables.map { ($0[0], $0[1]) }))
+                // Names SQLite tells apart by their bytes may be one name to Swift (the same text in
+                // two Unicode forms): they are listed once.
+                return SeriesInstance(id: row[1], variables: Dictionary(variables.map { ($0[0], $0[1]) }, uniquingKeysWith: { first, _ in first }))
             }
         }
     }

@@ -33,8 +33,9 @@ public final class TsiStoreHandler: Sendable {
         Self.decode(batch.messages, deadLetterTopic: topics.deadLetter)
     }
 
-    /// The events of `messages`; an event without an ID header gets `<topic>/<partition>/<offset>`,
-    /// so a redelivery of the same message is still a repeat.
+    /// The events of `messages`; an event without an ID header (or with an empty one) gets
+    /// `<topic>/<partition>/<offset>`, so a redelivery of the same message is still a repeat. An
+    /// event with a value of an empty name is dead-lettered: the empty name counts the events.
     public static func decode(_ messages: [KafkaConsumerMessage], deadLetterTopic: String) -> PreparedBatch {
         var prepared = PreparedBatch()
         prepared.events.reserveCapacity(messages.count)
@@ -42,10 +43,13 @@ public final class TsiStoreHandler: Sendable {
             do {
                 let event = try TimeSeriesEvent(decoding: message)
                 guard let time = event.milliseconds else { throw CodecError(field: "timestamp", reason: "must be an RFC 3339 time") }
-                let id = event.id ?? "\(message.topic)/\(message.partition)/\(message.offset)"
+                let id = event.id.flatMap { $0.isEmpty ? nil : $0 } ?? "\(message.topic)/\(message.partition)/\(message.offset)"
                 try checkStorable(event.twinID, field: "$dtId")
                 try checkStorable(id, field: "id")
-                for name in event.values.keys { try checkStorable(name, field: "a value's name") }
+                for name in event.values.keys {
+                    if name.isEmpty { throw CodecError(field: "a value's name", reason: "is empty; values need a name") }
+                    try checkStorable(name, field: "a value's name")
+                }
                 prepared.events.append(StoredEvent(series: event.twinID, time: time, id: id, values: event.values))
             } catch {
                 prepared.deadLetters.append(
