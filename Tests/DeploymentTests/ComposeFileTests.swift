@@ -61,6 +61,22 @@ struct ComposeFileTests {
         }
     }
 
+    /// The image builds and holds every executable of the package but the benchmarks, each by a
+    /// `swift build` of its own: `swift build` keeps only the last of several `--product` options.
+    @Test func theImageBuildsEveryServiceExecutable() throws {
+        let dockerfile = try String(contentsOf: Fixtures.packageRoot.appending(path: "deploy/Dockerfile"), encoding: .utf8)
+        for line in dockerfile.split(separator: "\n") {
+            #expect(line.matches(of: /--product\b/).count <= 1, "one product per swift build: \(line)")
+        }
+        let loop = try #require(dockerfile.firstMatch(of: /for name in ([a-z -]+); do/), "the build loops over the executables")
+        let built = Set(loop.output.1.split(separator: " ").map(String.init))
+        let manifest = try String(contentsOf: Fixtures.packageRoot.appending(path: "Package.swift"), encoding: .utf8)
+        let executables = Set(manifest.matches(of: /\.executable\(name: "([a-z-]+)"/).map { String($0.output.1) }).filter { !$0.hasSuffix("-bench") }
+        #expect(executables.count >= 7, "the scan finds the executables")
+        #expect(built == executables)
+        #expect(dockerfile.contains(#"swift build -c release --static-swift-stdlib --product "$name""#))
+    }
+
     /// Each variable a Twinflow service is given is one the sources read (or a `KAFKA_CONFIG_*`
     /// pass-through), and no scaled service has a fixed host port or container name.
     @Test func servicesGetOnlyVariablesTheyReadAndScaledOnesNoFixedNames() throws {
