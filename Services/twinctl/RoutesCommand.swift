@@ -19,7 +19,9 @@ struct RoutesCommand: AsyncParsableCommand {
 
     struct Put: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Create or replace a route to an endpoint (twin-events, telemetry, or one in TWINFLOW_ENDPOINTS), with a filter.")
+            commandName: "put",
+            abstract: "Create or replace a route to an endpoint (twin-events, telemetry, or one in TWINFLOW_ENDPOINTS), with a filter.",
+            aliases: ["create"])
         @OptionGroup var service: ServiceOptions
         @Argument(help: "The route's ID.") var id: String
         @Option(help: "The endpoint's name.") var endpoint: String

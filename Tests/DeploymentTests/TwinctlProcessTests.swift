@@ -56,7 +56,7 @@ import TwinflowTestSupport
         #expect(await TwinServiceEndpoint(port: port).waitUntilUp())
         let url = "http://127.0.0.1:\(port)"
         _ = try Self.twinctl([
-            "routes", "put", "updates", "--url", url, "--endpoint", "twin-events", "--filter", "type = 'Microsoft.DigitalTwins.Twin.Update'",
+            "routes", "create", "updates", "--url", url, "--endpoint", "twin-events", "--filter", "type = 'Microsoft.DigitalTwins.Twin.Update'",
         ])
         let listed = try Self.twinctl(["routes", "list", "--url", url]).split(separator: "\n").map { try JSONValue.parse(String($0)) }
         let route = try #require(listed.first { $0["id"] == "updates" }, "\(listed)")
