@@ -112,6 +112,11 @@ func expectServiceError(_ code: String, status: Int, _ body: () async throws -> 
         await expectServiceError("PreconditionFailed", status: 412) {
             try await graph.patchTwin("Room_01", patch: [["op": "replace", "path": "/currentTemp", "value": 1]], ifMatch: "W/\"1\"")
         }
+        await expectServiceError("PreconditionFailed", status: 412) {
+            try await graph.patchTwin("Room_01", patch: [["op": "replace", "path": "/currentTemp", "value": 1]], ifMatch: #"W/"1", W/"3""#)
+        }
+        // If-Match lists ETags: one of them must be the current one.
+        try await graph.patchTwin("Room_01", patch: [["op": "replace", "path": "/currentTemp", "value": 21.5]], ifMatch: #"W/"1", W/"2""#)
         await expectServiceError("ValidationFailed", status: 400) {
             try await graph.patchTwin("Room_01", patch: [["op": "replace", "path": "/currentTemp", "value": "hot"]])
         }

@@ -150,7 +150,13 @@ import TwinflowCodec
             }),
         Case(method: .post, uri: "/query", body: #"{"query":"SELECT * FROM"}"#, status: .badRequest, code: "SqlQueryError"),
         Case(method: .post, uri: "/query", body: #"{}"#, status: .badRequest, code: "InvalidArgument"),
-        Case(method: .post, uri: "/query", body: #"{"continuationToken":"bm9wZQ=="}"#, status: .badRequest, code: "InvalidArgument"),
+        Case(method: .post, uri: "/query", body: #"{"continuationToken":"bm9wZQ=="}"#, status: .badRequest, code: "BadRequest"),
+        Case(
+            method: .post, uri: "/query", body: #"{"query":"SELECT * FROM DIGITALTWINS"}"#, headers: ["max-items-per-page": "1"], status: .ok,
+            answer: { body in body["value"]?.arrayValue?.count == 1 && body["continuationToken"]?.stringValue != nil }),
+        Case(
+            method: .post, uri: "/query", body: #"{"query":"SELECT * FROM DIGITALTWINS"}"#, headers: ["max-items-per-page": "0"],
+            status: .badRequest, code: "InvalidArgument"),
     ]
 
     @Test(arguments: cases)

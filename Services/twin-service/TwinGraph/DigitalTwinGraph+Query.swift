@@ -28,7 +28,7 @@ extension DigitalTwinGraph {
                 let returned = state["returned"]?.integerValue,
                 // A client can write a token too: counts that no query reaches could overflow below.
                 (0...Int64(Int32.max)).contains(rowsOfSource), (0...Int64(Int32.max)).contains(returned)
-            else { throw ServiceError.invalidArgument("The continuation token is not valid.") }
+            else { throw ServiceError(code: "BadRequest", status: 400, "The continuation token is not valid.") }
             queryText = saved
             resumeAfter = QueryCursor(sourceID: after, rowsOfSource: Int(rowsOfSource))
             returnedBefore = Int(returned)
@@ -262,9 +262,17 @@ extension DigitalTwinGraph {
                     return path == pointer || path.hasPrefix(pointer + "/")
                 }
             }
-        case "STARTS_WITH", "ENDS_WITH", "CONTAINS":
+        case "STARTSWITH", "STARTS_WITH", "ENDSWITH", "ENDS_WITH", "CONTAINS":
             guard let text = try argument(0)?.stringValue, let part = try argument(1)?.stringValue else { return false }
-            return name == "STARTS_WITH" ? text.hasPrefix(part) : name == "ENDS_WITH" ? text.hasSuffix(part) : text.contains(part)
+            switch name {
+            case "STARTSWITH", "STARTS_WITH": return text.hasPrefix(part)
+            case "ENDSWITH", "ENDS_WITH": return text.hasSuffix(part)
+            default: return text.contains(part)
+            }
+        case "ARRAY_CONTAINS":
+            // Top-level elements only, as ADT's.
+            guard let array = try argument(0)?.arrayValue, let wanted = try argument(1) else { return false }
+            return array.contains { compare($0, .equal, wanted) }
         default:
             throw ServiceError(code: "SqlQueryError", status: 400, "\(name) is not a function this service knows.")
         }

@@ -89,10 +89,13 @@ public final class DigitalTwinGraph: Sendable {
 
     static func etag(_ version: Int64) -> String { "W/\"\(version)\"" }
 
-    /// Answers `If-Match`: nil or `*` match anything.
+    /// Answers `If-Match`: nil or `*` match anything, else one of its comma-separated ETags must be
+    /// the current one.
     static func check(ifMatch: String?, etag: String) throws(ServiceError) {
         guard let ifMatch, ifMatch != "*" else { return }
-        guard ifMatch == etag else {
+        // ETags here are `W/"<number>"`: no comma or space inside one.
+        let given = ifMatch.split(separator: ",").map { String($0.filter { !$0.isWhitespace }) }
+        guard given.contains(etag) || given.contains("*") else {
             throw ServiceError.preconditionFailed("The If-Match header \(ifMatch) does not match the current ETag \(etag).")
         }
     }

@@ -110,6 +110,7 @@ enum QueryLexer {
                 while index < characters.count,
                     characters[index].isNumber || characters[index] == "." || characters[index] == "e"
                         || characters[index] == "E"
+                        || ((characters[index] == "+" || characters[index] == "-") && (text.last == "e" || text.last == "E"))
                 {
                     text.append(characters[index])
                     index += 1
@@ -287,10 +288,48 @@ struct QueryParser {
             let reference = try resolve(raw.0!, known: known, alias: alias)
             return .reference(reference, name: raw.1 ?? reference.path.last ?? reference.alias)
         }
-        return Query(
-            top: top, projections: projections, alias: alias, join: join,
-            filter: try filter.map { (expression) throws(QueryError) in try resolve(expression, known: known, alias: alias) }
-        )
+        var names: Set<String> = []
+        for case .reference(_, let name) in projections where !names.insert(name).inserted {
+            throw QueryError(message: "Two projections are named '\(name)'; name one with AS.")
+        }
+        let resolved = try filter.map { (expression) throws(QueryError) in try resolve(expression, known: known, alias: alias) }
+        if let resolved { try Self.checkFunctions(in: resolved, known: known, joined: join != nil) }
+        return Query(top: top, projections: projections, alias: alias, join: join, filter: resolved)
+    }
+
+    /// The functions of ADT's query language, with how many arguments each takes. `STARTS_WITH` and
+    /// `ENDS_WITH` are also taken, as event route filters spell them.
+    static let functions: [String: ClosedRange<Int>] = [
+        "IS_OF_MODEL": 1...3, "IS_DEFINED": 1...1, "IS_NULL": 1...1, "IS_BOOL": 1...1, "IS_NUMBER": 1...1, "IS_STRING": 1...1,
+        "IS_OBJECT": 1...1, "IS_PRIMITIVE": 1...1, "STARTSWITH": 2...2, "ENDSWITH": 2...2, "STARTS_WITH": 2...2, "ENDS_WITH": 2...2,
+        "CONTAINS": 2...2, "ARRAY_CONTAINS": 2...2,
+    ]
+
+    /// Refuses, before any twin is read, a function the language does not have, a wrong number of
+    /// arguments, and `IS_OF_MODEL` without the twin's alias when a JOIN binds more than one twin.
+    static func checkFunctions(in expression: Query.Expression, known: Set<String>, joined: Bool) throws(QueryError) {
+        switch expression {
+        case .literal, .reference: return
+        case .and(let left, let right), .or(let left, let right), .compare(let left, _, let right):
+            try checkFunctions(in: left, known: known, joined: joined)
+            try checkFunctions(in: right, known: known, joined: joined)
+        case .not(let inner): try checkFunctions(in: inner, known: known, joined: joined)
+        case .membership(let item, let list, _):
+            try checkFunctions(in: item, known: known, joined: joined)
+            for element in list { try checkFunctions(in: element, known: known, joined: joined) }
+        case .function(let name, let arguments):
+            guard let arity = functions[name] else { throw QueryError(message: "\(name) is not a function of the query language.") }
+            guard arity.contains(arguments.count) else {
+                let expected = arity.count == 1 ? "\(arity.lowerBound)" : "\(arity.lowerBound) to \(arity.upperBound)"
+                throw QueryError(message: "\(name) takes \(expected) arguments, not \(arguments.count).")
+            }
+            if name == "IS_OF_MODEL", joined {
+                guard case .reference(let first)? = arguments.first, first.path.isEmpty, known.contains(first.alias) else {
+                    throw QueryError(message: "IS_OF_MODEL needs the alias of the twin it asks about when the query JOINs twins.")
+                }
+            }
+            for argument in arguments { try checkFunctions(in: argument, known: known, joined: joined) }
+        }
     }
 
     /// `a.b.c` as written; whether `a` is an alias is decided once all aliases are known.

@@ -59,6 +59,16 @@ extension Request {
 
     func flag(_ name: String) -> Bool { query(name)?.lowercased() == "true" }
 
+    /// ADT's `max-items-per-page`: at most that many items in a page, and never more than `limit`
+    /// (the service may answer with fewer); `limit` when the header is absent.
+    func maxItemsPerPage(limit: Int) throws(ServiceError) -> Int {
+        guard let text = headers[HTTPField.Name("max-items-per-page")!] else { return limit }
+        guard let wanted = Int(text), wanted > 0 else {
+            throw ServiceError.invalidArgument("max-items-per-page must be a positive whole number, not '\(text.prefix(40))'.")
+        }
+        return min(wanted, limit)
+    }
+
     /// The W3C trace context the request carries (a new trace when it carries none), for its notifications.
     var origin: ChangeOrigin { ChangeOrigin(traceparent: headers[HTTPField.Name("traceparent")!]) }
 }

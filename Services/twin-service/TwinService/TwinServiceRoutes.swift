@@ -36,7 +36,9 @@ public enum TwinServiceRoutes {
         addEventRouteRoutes(to: api, graph: graph, limits: limits)
         api.post("query") { request, _ in
             let body = try await request.jsonBody(limit: limits.json)
-            let page = try await graph.query(body["query"]?.stringValue, continuationToken: body["continuationToken"]?.stringValue)
+            let page = try await graph.query(
+                body["query"]?.stringValue, continuationToken: body["continuationToken"]?.stringValue,
+                pageSize: try request.maxItemsPerPage(limit: 100))
             return Response.json(
                 ["value": .array(page.value), "continuationToken": page.continuationToken.map(JSONValue.string) ?? .null],
                 status: .ok
