@@ -16,11 +16,28 @@ export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}"
 if [ "${FRESH:-0}" = "1" ]; then rm -rf "$TWINFLOW_DATA_DIR"; fi
 mkdir -p .twinflow "$TWINFLOW_DATA_DIR"
 
+# Whether something answers on a local TCP port.
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for port in 9092 8080 8081 8082 8083 8084; do
+  if listening "$port"; then
+    echo "port $port is in use (another make run, or docker compose up?); stop that first." >&2
+    exit 1
+  fi
+done
+
 pids=()
 names=()
+watcher=""
+kill_all() {
+  echo "stopping at once (SIGKILL)…"
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+}
 stop() {
-  trap - EXIT INT TERM HUP
+  trap - EXIT
+  # A second Ctrl-C (or TERM) while the services stop kills them at once rather than leaving them running.
+  trap kill_all INT TERM HUP
   set +e
+  [ -n "$watcher" ] && kill -TERM "$watcher" 2>/dev/null
   echo
   echo "stopping Twinflow…"
   # Last started, first stopped, each waited for: the services finish while devbroker still answers.
@@ -29,6 +46,11 @@ stop() {
     kill -TERM "${pids[$i]}" 2>/dev/null || true
     local status=0
     wait "${pids[$i]}" 2>/dev/null || status=$?
+    # A signal's trap ends a wait early: wait again until the process is gone.
+    while kill -0 "${pids[$i]}" 2>/dev/null; do
+      status=0
+      wait "${pids[$i]}" 2>/dev/null || status=$?
+    done
     # 143: ended by the SIGTERM itself, before it could install its handler.
     if [ "$status" -ne 0 ] && [ "$status" -ne 143 ]; then failed+=("${names[$i]} (exit $status, see .twinflow/${names[$i]}.log)"); fi
   done
@@ -54,24 +76,33 @@ start() { # name, then the command
   pids+=($!)
   names+=("$name")
 }
-ready() { # port
+ready() { # name, port: the process this script started answers /readyz (devbroker: takes connections)
+  local pid=""
+  for ((i = 0; i < ${#names[@]}; i++)); do [ "${names[$i]}" = "$1" ] && pid=${pids[$i]}; done
   for _ in $(seq 1 300); do
-    curl -fs "http://localhost:$1/readyz" >/dev/null 2>&1 && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "$1 exited; see .twinflow/$1.log" >&2
+      return 1
+    fi
+    if [ "$1" = devbroker ]; then listening "$2" && return 0; else curl -fs "http://localhost:$2/readyz" >/dev/null 2>&1 && return 0; fi
     sleep 0.1
   done
-  echo "the service on port $1 is not ready; see .twinflow/*.log" >&2
+  echo "$1 (port $2) is not ready after 30 s; see .twinflow/$1.log" >&2
   return 1
 }
 
 start devbroker "$bin/devbroker"
-sleep 1
+ready devbroker 9092
 start twin-service "$bin/twin-service"
-ready 8080
+ready twin-service 8080
 start ingress "$bin/ingress"
 start propagator "$bin/propagator"
 start tsi-forwarder "$bin/tsi-forwarder"
 start tsi-store "$bin/tsi-store"
-for port in 8081 8082 8083 8084; do ready "$port"; done
+ready ingress 8081
+ready propagator 8082
+ready tsi-forwarder 8083
+ready tsi-store 8084
 
 # The seed scenario: Rooms with Thermostats by rel_has_thermostat (kept when already loaded).
 if ! "$bin/twinctl" models get 'dtmi:contosocom:DigitalTwins:Room;1' >/dev/null 2>&1; then
@@ -99,4 +130,8 @@ propagator :8082, tsi-forwarder :8083, tsi-store :8084; $rooms rooms, thermostat
 Logs in .twinflow/. The live view starts in a moment; Ctrl-C stops everything.
 TXT
 sleep 3
-"$bin/twinctl" watch --rooms 12 || true
+# In the background and waited for, so that a TERM or HUP reaches this script's trap at once (bash
+# runs a trap only once the foreground command has ended, and the view never ends by itself).
+"$bin/twinctl" watch --rooms 12 &
+watcher=$!
+wait "$watcher" || true
