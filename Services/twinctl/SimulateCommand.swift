@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Synchronization
 import TwinflowCodec
 import TwinflowKafka
 
@@ -43,8 +44,12 @@ struct SimulateCommand: AsyncParsableCommand {
         var values = [Double](repeating: base, count: devices)
         var sent = 0
         var lastReport = start
-        // Every 10 ms, the messages due by then go out as one batch, so the rate holds at any size.
-        while duration == 0 || clock.now - start < .seconds(duration) {
+        let total = duration == 0 ? Int.max : Int(duration * rate)
+        // Ctrl-C or a TERM ends the run after the batch on its way, which is delivered before the summary.
+        let interrupted = Interruption()
+        // Every 10 ms, the messages due by then go out as one batch, so the rate holds at any size; once
+        // the duration is over, the rest of its messages go out.
+        while sent < total, !interrupted.happened {
             try await Task.sleep(for: .milliseconds(10))
             let elapsed = min((clock.now - start).seconds, duration == 0 ? .infinity : duration)
             let due = Int(elapsed * rate) - sent
@@ -89,6 +94,28 @@ struct KafkaOptions: ParsableArguments {
         if let brokers { configuration.bootstrapServers = brokers }
         return configuration
     }
+}
+
+/// Whether SIGINT or SIGTERM arrived since it was made (both are caught from then on).
+final class Interruption {
+    private final class Flag: Sendable {
+        let value = Atomic(false)
+    }
+    private let flag = Flag()
+    private let sources: [any DispatchSourceSignal]
+
+    init() {
+        sources = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            return DispatchSource.makeSignalSource(signal: number)
+        }
+        for source in sources {
+            source.setEventHandler { [flag] in flag.value.store(true, ordering: .relaxed) }
+            source.resume()
+        }
+    }
+
+    var happened: Bool { flag.value.load(ordering: .relaxed) }
 }
 
 extension Duration {

@@ -20,14 +20,33 @@ import TwinflowTestSupport
             "simulate", "--brokers", devbroker.bootstrap, "--devices", "3", "--rate", "40", "--duration", "1", "--pattern", "constant", "--base",
             "19.5",
         ])
-        let messages = try await reader.waitFor(38, on: Topics.defaults.deviceMessages)
+        let messages = try await reader.waitFor(40, on: Topics.defaults.deviceMessages)
         try await Task.sleep(for: .milliseconds(300))
         let all = try reader.messages()
-        #expect((38...42).contains(all.count), "about 40 messages in a second at 40/s: \(all.count)")
+        #expect(all.count == 40, "40 messages in a second at 40/s: \(all.count)")
         let devices = try all.map { try DeviceMessage(decoding: $0) }
         #expect(Set(devices.map(\.deviceID)) == ["thermo_0001", "thermo_0002", "thermo_0003"])
         #expect(devices.allSatisfy { $0.body["Temperature"] == 19.5 && $0.messageID != nil && $0.enqueuedTime != nil })
         #expect(messages.allSatisfy { $0.keyString.map { $0.hasPrefix("thermo_") } ?? false }, "keyed by device ID")
+        try await reader.stop()
+    }
+
+    /// A run without a duration ends on SIGTERM (or Ctrl-C) with its messages delivered and its summary.
+    @Test func simulateStopsOnATermWithEveryMessageSentAndASummary() async throws {
+        let devbroker = try DevBrokerProcess(partitions: 2)
+        defer { devbroker.terminate() }
+        let reader = try TopicReader(
+            kafka: KafkaConfiguration(bootstrapServers: devbroker.bootstrap), topics: [Topics.defaults.deviceMessages], logger: Logger(label: "test"))
+        let simulator = try ChildProcess(
+            "twinctl", arguments: ["simulate", "--brokers", devbroker.bootstrap, "--rate", "100"], capturingStandardError: true)
+        _ = try await reader.waitFor(20, on: Topics.defaults.deviceMessages)
+        #expect(simulator.terminate() == 0, "\(simulator.standardErrorText)")
+        let text = simulator.standardErrorText
+        let summary = try #require(text.firstMatch(of: /sent (\d+) messages to iothub.d2c/), "\(text)")
+        let sent = try #require(Int(summary.output.1))
+        let received = try await reader.waitFor(sent, on: Topics.defaults.deviceMessages)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try reader.messages().count == sent && received.count == sent)
         try await reader.stop()
     }
 
