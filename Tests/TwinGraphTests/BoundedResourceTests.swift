@@ -89,7 +89,7 @@ import TwinflowTestSupport
         #expect(top.value.first?["id"] == "t100")
         #expect(top.continuationToken == nil, "TOP ends the query")
 
-        await expectServiceError("InvalidArgument", status: 400) {
+        await expectServiceError("BadRequest", status: 400) {
             _ = try await graph.query(nil, continuationToken: "bm90IGEgdG9rZW4=")
         }
     }

@@ -112,6 +112,44 @@ import TwinflowCodec
         #expect(seen.sorted() == ["floor-1", "room-1", "room-2", "room-3", "thermostat-1", "thermostat-2", "thermostat-3"])
     }
 
+    /// A page examines at most so many twins and JOIN rows: a query matching little of the graph
+    /// answers in short pages with continuation tokens, and the pages together hold every row once.
+    @Test func pagesStopAtTheirWorkBudgetAndTogetherHoldEveryRow() async throws {
+        let graph = try await Self.building()
+        var pages = 0
+        var seen: [String] = []
+        var page = try await graph.query("SELECT * FROM DIGITALTWINS T WHERE T.Temperature > 20", workPerPage: 2)
+        while true {
+            pages += 1
+            seen += ids(page)
+            guard let token = page.continuationToken else { break }
+            page = try await graph.query(nil, continuationToken: token, workPerPage: 2)
+        }
+        #expect(seen.sorted() == ["room-3", "thermostat-3"])
+        #expect(pages == 4, "7 twins, 2 examined a page: \(pages) pages")
+        var rows: [String] = []
+        page = try await graph.query("SELECT R FROM DIGITALTWINS T JOIN R RELATED T.contains", workPerPage: 3)
+        while true {
+            rows += page.value.compactMap { $0["R"]?["$dtId"]?.stringValue }
+            guard let token = page.continuationToken else { break }
+            page = try await graph.query(nil, continuationToken: token, workPerPage: 3)
+        }
+        #expect(rows.sorted() == ["room-1", "room-2", "room-3", "thermostat-1", "thermostat-2", "thermostat-3"])
+    }
+
+    /// A JOIN page resumes after its last relationship: one deleted between pages does not make the
+    /// next page skip a row.
+    @Test func joinPagesResumeAfterTheirLastRelationship() async throws {
+        let graph = try await Self.building()
+        let text = "SELECT R FROM DIGITALTWINS T JOIN R RELATED T.contains WHERE T.$dtId = 'floor-1'"
+        let first = try await graph.query(text, pageSize: 1)
+        #expect(first.value.compactMap { $0["R"]?["$dtId"]?.stringValue } == ["room-1"])
+        try await graph.deleteRelationship("floor-1", "f-r1")
+        let token = try #require(first.continuationToken)
+        let second = try await graph.query(nil, continuationToken: token, pageSize: 1)
+        #expect(second.value.compactMap { $0["R"]?["$dtId"]?.stringValue } == ["room-2"])
+    }
+
     @Test(arguments: [
         "SELECT FROM DIGITALTWINS", "SELECT * FROM TWINS", "SELECT * FROM DIGITALTWINS T WHERE", "SELECT * FROM DIGITALTWINS T WHERE X.a = 1",
         "SELECT * FROM DIGITALTWINS T WHERE T.a = 'open", "SELECT * FROM DIGITALTWINS T WHERE NO_SUCH(T.a)",
@@ -152,9 +190,10 @@ import TwinflowCodec
     /// computed with (a returned count of Int64.min trapped the service before).
     @Test func aContinuationTokenWithCountsOutOfRangeIsRefused() async throws {
         let graph = try await Self.building()
-        for (rows, returned) in [(0, Int64.min), (0, Int64.max), (-1, 0)] as [(Int64, Int64)] {
+        for (relationship, returned) in [("r", Int64.min), ("r", Int64.max), (nil, -1)] as [(String?, Int64)] {
             let state: JSONValue = [
-                "query": "SELECT TOP(1) * FROM DIGITALTWINS", "after": "", "rowsOfSource": .integer(rows), "returned": .integer(returned),
+                "query": "SELECT TOP(1) * FROM DIGITALTWINS", "after": "", "relationship": relationship.map(JSONValue.string) ?? 5,
+                "returned": .integer(returned),
             ]
             let token = Data(state.serialized()).base64EncodedString()
             await expectServiceError("BadRequest", status: 400) { _ = try await graph.query(nil, continuationToken: token) }

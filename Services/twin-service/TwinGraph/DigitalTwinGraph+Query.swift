@@ -7,30 +7,38 @@ public struct QueryPage: Sendable, Hashable {
     public var continuationToken: String?
 }
 
-/// Where a page of query results ended: the FROM twin of its last row, and how many rows of that
-/// twin (a JOIN gives several) were handed out. A continuation resumes right after it, so no page
-/// scans again what the pages before it covered.
+/// Where a page of query results ended: the FROM twin of its last row and, for a JOIN, the
+/// relationship of that row (`nil`: every row of that twin was handed out). A continuation resumes
+/// right after it, so no page scans again what the pages before it covered, and rows of a twin
+/// that come or go between pages do not make its other rows repeat or go missing.
 struct QueryCursor: Sendable, Hashable {
     var sourceID: String
-    var rowsOfSource: Int
+    var afterRelationship: String?
 }
 
 extension DigitalTwinGraph {
+    /// How much a page may examine (FROM twins and JOIN rows) before it is answered, full or not,
+    /// with a continuation token: a query that matches little of a large graph is answered in
+    /// steps, not by one request that reads it all. (COUNT() reads what it counts in one request.)
+    public static let queryWorkPerPage = 10_000
+
     /// Runs a query, or continues one from `continuationToken`. Reads see every write whose call returned.
-    public func query(_ text: String?, continuationToken: String? = nil, pageSize: Int = 100) async throws -> QueryPage {
+    public func query(
+        _ text: String?, continuationToken: String? = nil, pageSize: Int = 100, workPerPage: Int = queryWorkPerPage
+    ) async throws -> QueryPage {
         var queryText = text
         var resumeAfter: QueryCursor?
         var returnedBefore = 0
         if let continuationToken {
             guard let data = Data(base64Encoded: continuationToken),
                 let state = try? JSONValue.parse(Array(data)), let saved = state["query"]?.stringValue,
-                let after = state["after"]?.stringValue, let rowsOfSource = state["rowsOfSource"]?.integerValue,
-                let returned = state["returned"]?.integerValue,
-                // A client can write a token too: counts that no query reaches could overflow below.
-                (0...Int64(Int32.max)).contains(rowsOfSource), (0...Int64(Int32.max)).contains(returned)
+                let after = state["after"]?.stringValue, let returned = state["returned"]?.integerValue,
+                state["relationship"].map({ $0.stringValue != nil }) ?? true,
+                // A client can write a token too: a count that no query reaches could overflow below.
+                (0...Int64(Int32.max)).contains(returned)
             else { throw ServiceError(code: "BadRequest", status: 400, "The continuation token is not valid.") }
             queryText = saved
-            resumeAfter = QueryCursor(sourceID: after, rowsOfSource: Int(rowsOfSource))
+            resumeAfter = QueryCursor(sourceID: after, afterRelationship: state["relationship"]?.stringValue)
             returnedBefore = Int(returned)
         }
         guard let queryText, !queryText.isEmpty else { throw ServiceError.invalidArgument("query is required.") }
@@ -42,7 +50,7 @@ extension DigitalTwinGraph {
         }
         if query.projections.contains(.count) {
             var count: Int64 = 0
-            try await evaluate(query) { _, _ in
+            _ = try await evaluate(query, workBudget: nil) { _, _ in
                 count += 1
                 return true
             }
@@ -53,7 +61,7 @@ extension DigitalTwinGraph {
         var last: QueryCursor?
         var more = false
         if wanted > 0 {
-            try await evaluate(query, resumingAfter: resumeAfter) { binding, cursor in
+            let stoppedAt = try await evaluate(query, resumingAfter: resumeAfter, workBudget: workPerPage) { binding, cursor in
                 guard page.count < wanted else {
                     more = true
                     return false
@@ -62,14 +70,18 @@ extension DigitalTwinGraph {
                 last = cursor
                 return true
             }
+            if let stoppedAt {
+                more = true
+                last = stoppedAt
+            }
         }
         var token: String?
         if more, let last, query.top.map({ returnedBefore + page.count < $0 }) ?? true {
-            let state: JSONValue = [
-                "query": .string(queryText), "after": .string(last.sourceID), "rowsOfSource": .integer(Int64(last.rowsOfSource)),
-                "returned": .integer(Int64(returnedBefore + page.count)),
+            var state: [String: JSONValue] = [
+                "query": .string(queryText), "after": .string(last.sourceID), "returned": .integer(Int64(returnedBefore + page.count)),
             ]
-            token = Data(state.serialized()).base64EncodedString()
+            if let relationship = last.afterRelationship { state["relationship"] = .string(relationship) }
+            token = Data(JSONValue.object(state).serialized()).base64EncodedString()
         }
         return QueryPage(value: page, continuationToken: token)
     }
@@ -78,50 +90,62 @@ extension DigitalTwinGraph {
 
     /// Hands each binding that passes the filter to `visit`, in order (FROM twins by id, a twin's
     /// JOIN rows by relationship id), with the cursor just after it, until `visit` returns false.
-    /// With `resumingAfter`, starts right after that cursor. Holds no more than one FROM twin's
-    /// bindings at a time.
-    func evaluate(_ query: Query, resumingAfter cursor: QueryCursor? = nil, visit: (Binding, QueryCursor) throws -> Bool) async throws {
+    /// With `resumingAfter`, starts right after that cursor. Holds no more than one binding at a
+    /// time. Once it has examined `workBudget` FROM twins and JOIN rows, it stops after the twin at
+    /// hand and returns where (nil when it read to the end or `visit` stopped it).
+    func evaluate(
+        _ query: Query, resumingAfter cursor: QueryCursor? = nil, workBudget: Int?, visit: (Binding, QueryCursor) throws -> Bool
+    ) async throws -> QueryCursor? {
         let models = self.models
+        var examined = 0
+        func passes(_ binding: Binding) throws -> Bool {
+            try query.filter.map({ (filter) throws(ServiceError) in try Self.truth(filter, binding, models) }) ?? true
+        }
         /// False once `visit` wants no more.
-        func consider(_ source: StoredTwin) async throws -> Bool {
-            var bindings: [Binding] = []
-            if let join = query.join {
-                for relationship in try await store.relationships(sourceID: source.id, name: join.relationship) {
-                    guard let target = try await store.twin(relationship.targetID) else { continue }
-                    var binding: Binding = [query.alias: source.document, join.alias: target.document]
-                    if let relationshipAlias = join.relationshipAlias { binding[relationshipAlias] = relationship.document }
-                    bindings.append(binding)
-                }
-            } else {
-                bindings = [[query.alias: source.document]]
+        func consider(_ source: StoredTwin, afterRelationship: String?) async throws -> Bool {
+            examined += 1
+            guard let join = query.join else {
+                let binding: Binding = [query.alias: source.document]
+                return try !passes(binding) || visit(binding, QueryCursor(sourceID: source.id, afterRelationship: nil))
             }
-            let skip = cursor?.sourceID == source.id ? cursor?.rowsOfSource ?? 0 : 0
-            var matched = 0
-            for binding in bindings {
-                guard try query.filter.map({ (filter) throws(ServiceError) in try Self.truth(filter, binding, models) }) ?? true else { continue }
-                matched += 1
-                if matched <= skip { continue }
-                if try !visit(binding, QueryCursor(sourceID: source.id, rowsOfSource: matched)) { return false }
+            let relationships = try await store.relationships(sourceID: source.id, name: join.relationship).sorted { $0.id < $1.id }
+            for relationship in relationships where afterRelationship.map({ relationship.id > $0 }) ?? true {
+                examined += 1
+                guard let target = try await store.twin(relationship.targetID) else { continue }
+                var binding: Binding = [query.alias: source.document, join.alias: target.document]
+                if let relationshipAlias = join.relationshipAlias { binding[relationshipAlias] = relationship.document }
+                guard try passes(binding) else { continue }
+                if try !visit(binding, QueryCursor(sourceID: source.id, afterRelationship: relationship.id)) { return false }
             }
             return true
         }
+        func spent() -> Bool { workBudget.map { examined >= $0 } ?? false }
         if let ids = query.filter.flatMap({ Self.twinIDs(constrainedBy: $0, alias: query.alias) }) {
             for id in ids.sorted() where cursor.map({ id >= $0.sourceID }) ?? true {
+                var after: String?
+                if let cursor, id == cursor.sourceID {
+                    // The twin's rows were all handed out, or the page ended at one of its relationships.
+                    guard query.join != nil, let relationship = cursor.afterRelationship else { continue }
+                    after = relationship
+                }
                 guard let twin = try await store.twin(id) else { continue }
-                if try await !consider(twin) { return }
+                if try await !consider(twin, afterRelationship: after) { return nil }
+                if spent() { return QueryCursor(sourceID: id, afterRelationship: nil) }
             }
-            return
+            return nil
         }
-        if let cursor, cursor.rowsOfSource > 0, let resumed = try await store.twin(cursor.sourceID) {
-            if try await !consider(resumed) { return }
+        if let cursor, query.join != nil, let relationship = cursor.afterRelationship, let resumed = try await store.twin(cursor.sourceID) {
+            if try await !consider(resumed, afterRelationship: relationship) { return nil }
+            if spent() { return QueryCursor(sourceID: resumed.id, afterRelationship: nil) }
         }
         var after = cursor?.sourceID
         while true {
             let page = try await store.twins(after: after, limit: 1000)
             for twin in page {
-                if try await !consider(twin) { return }
+                if try await !consider(twin, afterRelationship: nil) { return nil }
+                if spent() { return QueryCursor(sourceID: twin.id, afterRelationship: nil) }
             }
-            guard let last = page.last, page.count == 1000 else { return }
+            guard let last = page.last, page.count == 1000 else { return nil }
             after = last.id
         }
     }
