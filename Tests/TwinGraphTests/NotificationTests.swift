@@ -168,6 +168,13 @@ import TwinflowTestSupport
         let entries = try await events(graph).filter { $0.event.attributes.type == "microsoft.iot.telemetry" }
         try #require(entries.count == 2, "a repeated Message-Id publishes nothing again")
 
+        // Twin IDs may hold '/': twin "t1/a" with "b" is not twin "t1" with "a/b".
+        try await graph.putTwin("t1/a", body: ["$metadata": ["$model": "dtmi:example:building:Thermostat;1"]])
+        try await graph.publishTelemetry("t1", messageID: "a/b", payload: payload)
+        try await graph.publishTelemetry("t1/a", messageID: "b", payload: payload)
+        let more = try await events(graph).filter { $0.event.attributes.type == "microsoft.iot.telemetry" }
+        #expect(more.count == 4, "each twin's message is its own")
+
         let messages = OutboxRelay.messages(for: entries[0], graph: graph)
         try #require(messages.count == 1)
         let message = messages[0]

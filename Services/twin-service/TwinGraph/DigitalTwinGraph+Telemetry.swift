@@ -25,7 +25,8 @@ extension DigitalTwinGraph {
         try await write { transaction in
             guard let twin = try transaction.twin(id).live else { throw ServiceError.twinNotFound(id) }
             try Self.checkComponent(component, of: twin, models)
-            guard try transaction.recordOnce("telemetry/\(id)/\(messageID)") else { return }
+            // The ID's length keeps the key one twin's: a twin ID may hold '/' as a message ID may.
+            guard try transaction.recordOnce("telemetry/\(id.utf8.count)/\(id)/\(messageID)") else { return }
             try transaction.emit(
                 self.telemetryEvent(
                     twin: twin, messageID: messageID, payload: payload, component: component, sourceTime: sourceTime, origin: origin,
