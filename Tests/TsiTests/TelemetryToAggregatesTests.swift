@@ -216,6 +216,37 @@ import TwinflowTestSupport
         #expect(Self.values(all)["Status"] == [nil, nil, nil, nil, "ok", nil])
     }
 
+    /// A page reads at most so many events, and holds at most so many bytes of them: a filter that
+    /// matches little of the span, or wide events, are answered in pages with continuation tokens,
+    /// which together hold every match once.
+    @Test(arguments: StoreKind.allCases) func pagesStopAtTheirScanAndByteBudgets(kind: StoreKind) async throws {
+        let pipeline = try Pipeline(kind)
+        try await Self.load(pipeline)
+        func pages(_ engine: TimeSeriesQueryEngine, filter: String?) async throws -> (pages: Int, temperatures: [JSONValue]) {
+            var token: JSONValue = .null
+            var count = 0
+            var temperatures: [JSONValue] = []
+            repeat {
+                var request: [String: JSONValue] = [
+                    "timeSeriesId": [.string(Self.twin)], "searchSpan": ["from": "2026-11-26T10:00:00Z", "to": "2026-11-26T10:04:00Z"],
+                    "take": 10, "continuationToken": token,
+                ]
+                if let filter { request["filter"] = ["tsx": .string(filter)] }
+                let page = try await engine.answer(try TimeSeriesQuery(json: ["getEvents": .object(request)]))
+                count += 1
+                temperatures += Self.values(page)["Temperature"] ?? []
+                token = page["continuationToken"] ?? .null
+            } while token != .null && count < 20
+            return (count, temperatures)
+        }
+        let scanning = try await pages(TimeSeriesQueryEngine(store: pipeline.store, maximumScanned: 2), filter: "$event.Temperature.Double > 35")
+        #expect(scanning.temperatures == [40])
+        #expect(scanning.pages == 4, "6 events read 2 a page, then the end: \(scanning.pages) pages")
+        let small = try await pages(TimeSeriesQueryEngine(store: pipeline.store, maximumBodyBytes: 1), filter: nil)
+        #expect(small.temperatures == [18, 20, 22, 30, 31, 40])
+        #expect(small.pages >= 6, "one event a page: \(small.pages) pages")
+    }
+
     /// A page holds at most the engine's limit of values (properties × events): with a limit of
     /// 6, events of properties A, B, C, D come two to a page (three would be 3 × 3), and a getSeries
     /// of four variables one event to a page; the continuation goes on where the page ended.

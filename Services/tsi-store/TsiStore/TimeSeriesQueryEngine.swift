@@ -7,12 +7,24 @@ public struct TimeSeriesQueryEngine: Sendable {
     public let store: any TimeSeriesStore
     /// The most values a page of events holds (its properties times its events).
     public let maximumValues: Int
-    /// Events read from the store per step while a page is filled.
+    /// The most events a page reads from the store (matching its filter or not) before it is
+    /// answered, full or not, with a continuation token: a filter that matches little of a long span
+    /// is answered in steps, not by one request that reads the span.
+    public let maximumScanned: Int
+    /// The most bytes of event bodies a page holds (arrays are kept whole, so a few wide events can
+    /// be large), and about the most it reads from the store at once.
+    public let maximumBodyBytes: Int
+    /// Events read from the store per step while a page is filled (fewer when bodies are large).
     static let readChunk = 5_000
 
-    public init(store: any TimeSeriesStore, maximumValues: Int = TimeSeriesQuery.maximumValues) {
+    public init(
+        store: any TimeSeriesStore, maximumValues: Int = TimeSeriesQuery.maximumValues, maximumScanned: Int = 100_000,
+        maximumBodyBytes: Int = 32 * 1024 * 1024
+    ) {
         self.store = store
         self.maximumValues = maximumValues
+        self.maximumScanned = maximumScanned
+        self.maximumBodyBytes = maximumBodyBytes
     }
 
     public func answer(_ query: TimeSeriesQuery) async throws -> JSONValue {
@@ -28,7 +40,8 @@ public struct TimeSeriesQueryEngine: Sendable {
     /// `keeping`, when given. The page also ends before what it holds passes the answer's limit:
     /// its events' values, and with `columnsOfEvery`, each name any of its events has times its
     /// events (every event's properties are a column of the page); so a span of wide events costs
-    /// memory in proportion to the answer, not to `take`.
+    /// memory in proportion to the answer, not to `take`. It ends too once it has read
+    /// ``maximumScanned`` events or holds ``maximumBodyBytes`` of bodies, with a cursor to go on from.
     private func page(
         series: String, span: TimeSeriesQuery.SearchSpan, filter: Tsx.Filter?, take: Int, after: EventCursor?, keeping: Set<String>? = nil,
         columnsOfEvery: Bool = false
@@ -37,14 +50,25 @@ public struct TimeSeriesQueryEngine: Sendable {
         var cursor = after
         var names = Set<String>()
         var valuesHeld = 0
+        var scanned = 0
+        var bytesHeld = 0
+        var chunk = Self.readChunk
         while events.count < take {
-            let limit = filter == nil ? min(take - events.count, Self.readChunk) : Self.readChunk
+            try Task.checkCancellation()
+            if scanned >= maximumScanned { return (events, cursor) }
+            let limit = min(filter == nil ? min(take - events.count, chunk) : chunk, maximumScanned - scanned)
             let rows = try await store.events(series: series, from: span.from, to: span.to, after: cursor, limit: limit)
+            scanned += rows.count
+            // The next read takes about as many bytes as a page may hold, by the bodies of this one.
+            let bytesRead = rows.reduce(0) { $0 + $1.body.count }
+            if !rows.isEmpty { chunk = max(1, min(Self.readChunk, maximumBodyBytes / max(1, bytesRead / rows.count))) }
             for row in rows {
                 guard var values = (try? JSONValue.parse(row.body))?.objectValue, filter?.matches(values) ?? true else {
                     cursor = row.cursor
                     continue
                 }
+                if !events.isEmpty, bytesHeld + row.body.count > maximumBodyBytes { return (events, cursor) }
+                bytesHeld += row.body.count
                 if let keeping { values = values.filter { keeping.contains($0.key) } }
                 if columnsOfEvery {
                     let widened = names.union(values.keys)
