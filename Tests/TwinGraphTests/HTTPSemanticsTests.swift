@@ -50,6 +50,19 @@ import TwinflowCodec
         }
     }
 
+    /// A component's answer carries its twin's ETag, as ADT's does.
+    @Test func aComponentCarriesItsTwinsETag() async throws {
+        let fixture = try await GraphFixture.make("building")
+        try await fixture.graph.putTwin("thermostat-1", body: ["$metadata": ["$model": "dtmi:example:building:Thermostat;1"]])
+        let router = Router()
+        TwinServiceRoutes.add(to: router, graph: fixture.graph)
+        try await Application(router: router).test(.router) { client in
+            let component = try await client.execute(uri: "/digitaltwins/thermostat-1/components/settings", method: .get)
+            #expect(component.status == .ok)
+            #expect(component.headers[.eTag] == "W/\"1\"")
+        }
+    }
+
     struct StoreFailure: Error, CustomStringConvertible {
         var description: String { "disk /var/lib/twinflow/sqlite-internal-4711 is on fire" }
     }

@@ -330,11 +330,16 @@ extension DigitalTwinGraph {
 
     /// A component of a twin, with its `$metadata`.
     public func component(_ id: String, path: String) async throws -> JSONValue {
+        try await componentAndETag(id, path: path).component
+    }
+
+    /// A component of a twin, with its `$metadata`, and the twin's `$etag` (ADT's `ETag` of the answer).
+    public func componentAndETag(_ id: String, path: String) async throws -> (component: JSONValue, etag: String?) {
         let twin = try await twin(id)
         guard let model = DTMI(twin.model), models.resolvedInterface(model)?.components[path] != nil, let value = twin.document[path] else {
             throw ServiceError.componentNotFound(id, path)
         }
-        return value
+        return (value, twin.document["$etag"]?.stringValue)
     }
 
     /// The twin's document serialized, refused with 413 over ADT's 32 KB.

@@ -129,7 +129,10 @@ public enum TwinServiceRoutes {
             return noContent()
         }
         router.readable("digitaltwins/{id}/components/{path}") { _, context in
-            Response.json(try await graph.component(try parameter(context, "id"), path: try parameter(context, "path")), status: .ok)
+            let (component, etag) = try await graph.componentAndETag(try parameter(context, "id"), path: try parameter(context, "path"))
+            var response = Response.json(component, status: .ok)
+            if let etag { response.headers[.eTag] = etag }
+            return response
         }
         router.patch("digitaltwins/{id}/components/{path}") { request, context in
             let change = try await graph.patchTwin(
