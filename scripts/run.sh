@@ -13,17 +13,17 @@ rate="${TWINFLOW_SIMULATE_RATE:-20}"
 export TWINFLOW_DATA_DIR="${TWINFLOW_DATA_DIR:-.twinflow/data}"
 export TWINS_URL="${TWINS_URL:-http://localhost:8080}"
 export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-localhost:9092}"
-if [ "${FRESH:-0}" = "1" ]; then rm -rf "$TWINFLOW_DATA_DIR"; fi
-mkdir -p .twinflow "$TWINFLOW_DATA_DIR"
-
 # Whether something answers on a local TCP port.
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for port in 9092 8080 8081 8082 8083 8084; do
   if listening "$port"; then
-    echo "port $port is in use (another make run, or docker compose up?); stop that first." >&2
+    echo "port $port is in use (another make run, or docker compose up?); stop that first (nothing was changed)." >&2
     exit 1
   fi
 done
+
+if [ "${FRESH:-0}" = "1" ]; then rm -rf "$TWINFLOW_DATA_DIR"; fi
+mkdir -p .twinflow "$TWINFLOW_DATA_DIR"
 
 pids=()
 names=()
