@@ -96,7 +96,8 @@ struct KafkaOptions: ParsableArguments {
     }
 }
 
-/// Whether SIGINT or SIGTERM arrived since it was made (both are caught from then on).
+/// Whether SIGINT or SIGTERM arrived since it was made. The first is caught; a second one ends the
+/// process at once (a send stuck on an unreachable broker would otherwise keep it for minutes).
 final class Interruption {
     private final class Flag: Sendable {
         let value = Atomic(false)
@@ -110,7 +111,11 @@ final class Interruption {
             return DispatchSource.makeSignalSource(signal: number)
         }
         for source in sources {
-            source.setEventHandler { [flag] in flag.value.store(true, ordering: .relaxed) }
+            source.setEventHandler { [flag] in
+                flag.value.store(true, ordering: .relaxed)
+                signal(SIGINT, SIG_DFL)
+                signal(SIGTERM, SIG_DFL)
+            }
             source.resume()
         }
     }
