@@ -185,6 +185,21 @@ func expectServiceError(_ code: String, status: Int, _ body: () async throws -> 
         }
         #expect(try await graph.twin("lobby").version == stored.version, "refused changes of the model changed nothing")
 
+        // A twin whose model was deleted can be given another one (and cannot be patched otherwise).
+        _ = try await graph.addModels([
+            [
+                "@id": "dtmi:example:Legacy;1", "@type": "Interface", "@context": "dtmi:dtdl:context;3",
+                "contents": [["@type": "Property", "name": "name", "schema": "string"]],
+            ]
+        ])
+        try await graph.putTwin("legacy", body: ["$metadata": ["$model": "dtmi:example:Legacy;1"], "name": "Old"])
+        try await graph.deleteModel("dtmi:example:Legacy;1")
+        await expectServiceError("ModelNotFound", status: 404) {
+            try await graph.patchTwin("legacy", patch: [["op": "replace", "path": "/name", "value": "New"]])
+        }
+        let adopted = try await graph.patchTwin("legacy", patch: [["op": "replace", "path": "/$metadata/$model", "value": .string(room)]])
+        #expect(adopted.twin.model == room && adopted.twin.document["name"] == "Old")
+
         // A model with components gives the twin its components, empty.
         let thermostat = try await graph.patchTwin(
             "spare", patch: [["op": "add", "path": "/$metadata/$model", "value": "dtmi:example:building:Thermostat;1"]])

@@ -209,10 +209,11 @@ extension DigitalTwinGraph {
         let etag = existing.document["$etag"]?.stringValue ?? ""
         try Self.check(ifMatch: ifMatch, etag: etag)
         let models = self.models
-        guard let current = models.resolvedInterface(DTMI(checked: existing.model)) else {
-            throw ServiceError.modelNotFound(existing.model)
-        }
-        if let componentPath, current.components[componentPath] == nil {
+        // A twin whose model was deleted may still be given another one; anything else needs its model.
+        let current = models.resolvedInterface(DTMI(checked: existing.model))
+        let changesModel = componentPath == nil && requested.operations.contains { $0.path == Self.modelPointer }
+        guard current != nil || changesModel else { throw ServiceError.modelNotFound(existing.model) }
+        if let componentPath, current?.components[componentPath] == nil {
             throw ServiceError.componentNotFound(id, componentPath)
         }
         // Paths are relative to the component when patching one.
@@ -235,10 +236,12 @@ extension DigitalTwinGraph {
         guard case .object(var members) = consume document else { throw ServiceError.jsonPatchInvalid("the patch replaced the twin") }
         let now = clock()
         var model = DTMI(checked: existing.model)
-        var resolved = current
+        var interface = current
         if let requestedModel = members["$metadata"]?["$model"]?.stringValue, requestedModel != existing.model {
-            (model, resolved) = try remodel(&members, as: requestedModel, models: models, at: now)
+            let (newModel, newInterface) = try remodel(&members, as: requestedModel, models: models, at: now)
+            (model, interface) = (newModel, newInterface)
         }
+        guard let resolved = interface else { throw ServiceError.modelNotFound(existing.model) }
         do throws(ValidationError) {
             try models.validate(properties: members, of: model)
         } catch {
