@@ -108,8 +108,11 @@ extension DigitalTwinGraph {
                 let binding: Binding = [query.alias: source.document]
                 return try !passes(binding) || visit(binding, QueryCursor(sourceID: source.id, afterRelationship: nil))
             }
-            let relationships = try await store.relationships(sourceID: source.id, name: join.relationship).sorted { $0.id < $1.id }
-            for relationship in relationships where afterRelationship.map({ relationship.id > $0 }) ?? true {
+            // By their bytes, as the stores order them: Swift's `<` takes two forms of one text as equal.
+            let relationships = try await store.relationships(sourceID: source.id, name: join.relationship).sorted {
+                $0.id.utf8.lexicographicallyPrecedes($1.id.utf8)
+            }
+            for relationship in relationships where afterRelationship.map({ $0.utf8.lexicographicallyPrecedes(relationship.id.utf8) }) ?? true {
                 examined += 1
                 guard let target = try await store.twin(relationship.targetID) else { continue }
                 var binding: Binding = [query.alias: source.document, join.alias: target.document]
@@ -121,9 +124,10 @@ extension DigitalTwinGraph {
         }
         func spent() -> Bool { workBudget.map { examined >= $0 } ?? false }
         if let ids = query.filter.flatMap({ Self.twinIDs(constrainedBy: $0, alias: query.alias) }) {
-            for id in ids.sorted() where cursor.map({ id >= $0.sourceID }) ?? true {
+            let ordered = ids.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            for id in ordered where cursor.map({ !id.utf8.lexicographicallyPrecedes($0.sourceID.utf8) }) ?? true {
                 var after: String?
-                if let cursor, id == cursor.sourceID {
+                if let cursor, id.utf8.elementsEqual(cursor.sourceID.utf8) {
                     // The twin's rows were all handed out, or the page ended at one of its relationships.
                     guard query.join != nil, let relationship = cursor.afterRelationship else { continue }
                     after = relationship
