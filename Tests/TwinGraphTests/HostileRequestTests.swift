@@ -162,6 +162,10 @@ import TwinflowCodec
                         .joined(separator: ",") + "]"),
                 status: .badRequest, code: "JsonPatchInvalid", message: "limited to add, replace and remove"),
             Case(
+                name: "a patch adding an array of 100,001 values", method: .patch, uri: "/digitaltwins/thermo_0001",
+                body: bytes(#"[{"op":"add","path":"/p","value":["# + String(repeating: "0,", count: 100_000) + "0]}]"),
+                status: .badRequest, code: "JsonPatchInvalid", message: "more than 100000 values"),
+            Case(
                 name: "a query nested 100,000 deep", method: .post, uri: "/query",
                 body: bytes(
                     #"{"query":"SELECT * FROM DIGITALTWINS WHERE "# + String(repeating: "(", count: 100_000) + "true"

@@ -190,7 +190,7 @@ import TwinflowCodec
     /// computed with (a returned count of Int64.min trapped the service before).
     @Test func aContinuationTokenWithCountsOutOfRangeIsRefused() async throws {
         let graph = try await Self.building()
-        for (relationship, returned) in [("r", Int64.min), ("r", Int64.max), (nil, -1)] as [(String?, Int64)] {
+        for (relationship, returned) in [("r", Int64.min), ("r", Int64.max), (nil, -1), (nil, 0)] as [(String?, Int64)] {
             let state: JSONValue = [
                 "query": "SELECT TOP(1) * FROM DIGITALTWINS", "after": "", "relationship": relationship.map(JSONValue.string) ?? 5,
                 "returned": .integer(returned),
