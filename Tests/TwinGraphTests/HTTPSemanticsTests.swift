@@ -18,13 +18,18 @@ import TwinflowCodec
         "/digitaltwins/thermo_0001/components/none", "/eventroutes", "/eventroutes/route-1", "/eventroutes/none",
     ]
 
+    /// twin-service's routes over `graph`, driven in this process.
+    static func withRoutes(_ graph: DigitalTwinGraph, _ test: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        let router = Router()
+        TwinServiceRoutes.add(to: router, graph: graph)
+        try await Application(router: router).test(.router, test)
+    }
+
     @Test(arguments: readable)
     func headAnswersAsGetWithoutTheBody(_ uri: String) async throws {
         let fixture = try await GraphFixture.seed()
         try await fixture.graph.putEventRoute("route-1", body: ["endpointName": "twin-events", "filter": "true"])
-        let router = Router()
-        TwinServiceRoutes.add(to: router, graph: fixture.graph)
-        try await Application(router: router).test(.router) { client in
+        try await Self.withRoutes(fixture.graph) { client in
             let get = try await client.execute(uri: uri, method: .get)
             let head = try await client.execute(uri: uri, method: .head)
             #expect(head.status == get.status)
@@ -39,9 +44,7 @@ import TwinflowCodec
 
     @Test func headCarriesTheETag() async throws {
         let fixture = try await GraphFixture.seed()
-        let router = Router()
-        TwinServiceRoutes.add(to: router, graph: fixture.graph)
-        try await Application(router: router).test(.router) { client in
+        try await Self.withRoutes(fixture.graph) { client in
             let twin = try await client.execute(uri: "/digitaltwins/thermo_0001", method: .head)
             #expect(twin.status == .ok)
             #expect(twin.headers[.eTag] == "W/\"1\"")
@@ -54,9 +57,7 @@ import TwinflowCodec
     @Test func aComponentCarriesItsTwinsETag() async throws {
         let fixture = try await GraphFixture.make("building")
         try await fixture.graph.putTwin("thermostat-1", body: ["$metadata": ["$model": "dtmi:example:building:Thermostat;1"]])
-        let router = Router()
-        TwinServiceRoutes.add(to: router, graph: fixture.graph)
-        try await Application(router: router).test(.router) { client in
+        try await Self.withRoutes(fixture.graph) { client in
             let component = try await client.execute(uri: "/digitaltwins/thermostat-1/components/settings", method: .get)
             #expect(component.status == .ok)
             #expect(component.headers[.eTag] == "W/\"1\"")
